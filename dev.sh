@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: creates .venv, installs, builds, runs.
+#   ./dev.sh demo    the venue demo on the embedded defaults
+#   ./dev.sh test    install the test dependencies and run the whole suite
+#   ./dev.sh bench   the benchmark suite (python -m bench core)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # Build requirements first, then the project without build isolation so the
+    # Cython extensions build in place against the venv's numpy.
+    "$VENV/bin/python" -m pip install -q "setuptools>=69" wheel "cython>=3.0.10,<4" "numpy>=2.0"
+    "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".$1"
+}
+
+case "${1:-}" in
+    demo)
+        setup ""
+        shift
+        exec "$VENV/bin/python" -m engine demo "$@"
+        ;;
+    test)
+        setup "[test]"
+        shift
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    bench)
+        setup "[test]"
+        shift
+        exec "$VENV/bin/python" -m bench "${@:-core}"
+        ;;
+    *)
+        echo "usage: ./dev.sh demo | test [pytest args] | bench [suite args]" >&2
+        exit 2
+        ;;
+esac

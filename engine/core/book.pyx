@@ -1,0 +1,370 @@
+"""Storage of resting orders: pools, sorted price levels, account lists.
+
+Matching rules live in matcher.pyx; this module only keeps the structures
+consistent. Memory comes from PyMem_Raw* so tracemalloc can account for it.
+Pointers into the pools are invalidated when a pool grows, which only happens
+in rest() / alloc_order(): callers never hold a pointer across those calls.
+"""
+
+cimport cython
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.string cimport memmove
+
+from engine.core.order_index cimport OrderIndex
+from engine.core.types cimport BUY, SELL, Level, Order, price_t, qty_t
+
+DEF _INITIAL_ORDERS = 1024
+DEF _INITIAL_LEVELS = 256
+DEF _INITIAL_SIDE = 64
+
+
+cdef void* _grow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:
+    cdef void* out = PyMem_RawRealloc(ptr, count * item)
+    if out == NULL:
+        raise MemoryError()
+    return out
+
+
+cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
+    return price if side == BUY else -price
+
+
+cdef class Books:
+    """Resting-order storage (see book.pxd)."""
+
+    def __cinit__(self, int32_t max_orders=(1 << 30)):
+        self.max_orders = max_orders
+        self.index = OrderIndex()
+        self.order_free = -1
+        self.level_free = -1
+        self.acct_cap = 0
+
+    def __dealloc__(self):
+        cdef int32_t i
+        if self.sides != NULL:
+            for i in range(2 * self.n_books):
+                PyMem_RawFree(self.sides[i].keys)
+                PyMem_RawFree(self.sides[i].levels)
+        PyMem_RawFree(self.sides)
+        PyMem_RawFree(self.orders)
+        PyMem_RawFree(self.levels)
+        PyMem_RawFree(self.acct_head)
+        PyMem_RawFree(self.acct_tail)
+
+    # -- queries --
+
+    cdef int32_t find_level(self, int32_t instrument, uint8_t side, price_t price) noexcept nogil:
+        """Level index at this price, or -1."""
+        cdef BookSide* bs = self.side_of(instrument, side)
+        cdef int64_t key = _key(side, price)
+        cdef int32_t lo = 0, hi = bs.n, mid
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if bs.keys[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < bs.n and bs.keys[lo] == key:
+            return bs.levels[lo]
+        return -1
+
+    cdef Py_ssize_t memory_bytes(self) noexcept:
+        cdef Py_ssize_t total = (<Py_ssize_t>self.order_cap * sizeof(Order)
+                                 + <Py_ssize_t>self.level_cap * sizeof(Level)
+                                 + <Py_ssize_t>self.acct_cap * 2 * sizeof(int32_t)
+                                 + self.index.memory_bytes())
+        cdef int32_t i
+        for i in range(2 * self.n_books):
+            total += <Py_ssize_t>self.sides[i].cap * (sizeof(int64_t) + sizeof(int32_t))
+        return total
+
+    # -- commands --
+
+    cdef int add_book(self) except -1:
+        """Append the two empty sides of a new instrument."""
+        cdef int32_t i
+        self.sides = <BookSide*>_grow(self.sides, 2 * (self.n_books + 1), sizeof(BookSide))
+        for i in range(2 * self.n_books, 2 * self.n_books + 2):
+            self.sides[i].n = 0
+            self.sides[i].cap = _INITIAL_SIDE
+            self.sides[i].keys = <int64_t*>PyMem_RawMalloc(_INITIAL_SIDE * sizeof(int64_t))
+            self.sides[i].levels = <int32_t*>PyMem_RawMalloc(_INITIAL_SIDE * sizeof(int32_t))
+            if self.sides[i].keys == NULL or self.sides[i].levels == NULL:
+                raise MemoryError()
+        self.n_books += 1
+        return 0
+
+    cdef int32_t alloc_order(self) except -2:
+        """A free pool slot, or -1 when max_orders are resting."""
+        cdef int32_t slot, i, new_cap
+        if self.order_free == -1:
+            if self.order_cap >= self.max_orders:
+                return -1
+            new_cap = _INITIAL_ORDERS if self.order_cap == 0 else min(self.order_cap * 2, self.max_orders)
+            self.orders = <Order*>_grow(self.orders, new_cap, sizeof(Order))
+            # Thread the new slots onto the free list, lowest slot first.
+            for i in range(new_cap - 1, self.order_cap - 1, -1):
+                self.orders[i].live = 0
+                self.orders[i].next = self.order_free
+                self.order_free = i
+            self.order_cap = new_cap
+        slot = self.order_free
+        self.order_free = self.orders[slot].next
+        self.order_live += 1
+        return slot
+
+    cdef void free_order(self, int32_t slot) noexcept nogil:
+        self.orders[slot].live = 0
+        self.orders[slot].next = self.order_free
+        self.order_free = slot
+        self.order_live -= 1
+
+    cdef int rest(self, int32_t slot, bint at_front) except -1:
+        """Link a filled-in pool order into its level, account list and index."""
+        cdef Order* o = &self.orders[slot]
+        cdef int32_t lvl = self._level_for(o.instrument, o.side, o.price)
+        cdef int32_t account = o.account
+        cdef Level* L
+        self._ensure_account(account)
+        self.index.insert(o.order_id, slot)
+        o = &self.orders[slot]
+        L = &self.levels[lvl]
+        o.level = lvl
+        o.live = 1
+        if at_front:
+            o.prev = -1
+            o.next = L.head
+            if L.head != -1:
+                self.orders[L.head].prev = slot
+            else:
+                L.tail = slot
+            L.head = slot
+        else:
+            o.next = -1
+            o.prev = L.tail
+            if L.tail != -1:
+                self.orders[L.tail].next = slot
+            else:
+                L.head = slot
+            L.tail = slot
+        L.qty += o.leaves
+        L.count += 1
+        # account list: append (order ids only grow, so the list stays in id order)
+        o.acct_next = -1
+        o.acct_prev = self.acct_tail[account]
+        if self.acct_tail[account] != -1:
+            self.orders[self.acct_tail[account]].acct_next = slot
+        else:
+            self.acct_head[account] = slot
+        self.acct_tail[account] = slot
+        return 0
+
+    cdef void unlink_level(self, int32_t slot) noexcept nogil:
+        """Take an order out of its level's FIFO; drop the level if it empties."""
+        cdef Order* o = &self.orders[slot]
+        cdef Level* L = &self.levels[o.level]
+        if o.prev != -1:
+            self.orders[o.prev].next = o.next
+        else:
+            L.head = o.next
+        if o.next != -1:
+            self.orders[o.next].prev = o.prev
+        else:
+            L.tail = o.prev
+        L.qty -= o.leaves
+        L.count -= 1
+        if L.count == 0:
+            self._drop_level(o.instrument, o.side, o.level)
+        o.level = -1
+
+    cdef int relink_back(self, int32_t slot) except -1:
+        """Move an order to the back of the queue at its (possibly new) price."""
+        cdef Order* o
+        cdef Level* L
+        cdef int32_t lvl
+        if self.orders[slot].level != -1:
+            self.unlink_level(slot)
+        o = &self.orders[slot]
+        lvl = self._level_for(o.instrument, o.side, o.price)
+        o = &self.orders[slot]
+        L = &self.levels[lvl]
+        o.level = lvl
+        o.next = -1
+        o.prev = L.tail
+        if L.tail != -1:
+            self.orders[L.tail].next = slot
+        else:
+            L.head = slot
+        L.tail = slot
+        L.qty += o.leaves
+        L.count += 1
+        return 0
+
+    cdef void remove(self, int32_t slot) noexcept nogil:
+        """Remove a resting order completely and free its slot."""
+        cdef Order* o = &self.orders[slot]
+        if o.level != -1:
+            self.unlink_level(slot)
+        if o.acct_prev != -1:
+            self.orders[o.acct_prev].acct_next = o.acct_next
+        else:
+            self.acct_head[o.account] = o.acct_next
+        if o.acct_next != -1:
+            self.orders[o.acct_next].acct_prev = o.acct_prev
+        else:
+            self.acct_tail[o.account] = o.acct_prev
+        self.index.remove(o.order_id)
+        self.free_order(slot)
+
+    cdef void take(self, int32_t slot, qty_t qty) noexcept nogil:
+        """Reduce a resting order (and its level) by qty < its leaves."""
+        self.orders[slot].leaves -= qty
+        self.levels[self.orders[slot].level].qty -= qty
+
+    # -- internals --
+
+    cdef int32_t _level_for(self, int32_t instrument, uint8_t side, price_t price) except -2:
+        """The level at this price, created (and inserted in order) if missing."""
+        cdef BookSide* bs = self.side_of(instrument, side)
+        cdef int64_t key = _key(side, price)
+        cdef int32_t lo = 0, hi = bs.n, mid, lvl, i, new_cap
+        # Fast path: new orders mostly join or extend the top of the book.
+        if bs.n > 0 and bs.keys[bs.n - 1] <= key:
+            lo = bs.n - 1 if bs.keys[bs.n - 1] == key else bs.n
+        else:
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if bs.keys[mid] < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+        if lo < bs.n and bs.keys[lo] == key:
+            return bs.levels[lo]
+        # New level from the pool.
+        if self.level_free == -1:
+            new_cap = _INITIAL_LEVELS if self.level_cap == 0 else self.level_cap * 2
+            self.levels = <Level*>_grow(self.levels, new_cap, sizeof(Level))
+            for i in range(new_cap - 1, self.level_cap - 1, -1):
+                self.levels[i].next_free = self.level_free
+                self.level_free = i
+            self.level_cap = new_cap
+        lvl = self.level_free
+        self.level_free = self.levels[lvl].next_free
+        self.level_live += 1
+        self.levels[lvl].price = price
+        self.levels[lvl].qty = 0
+        self.levels[lvl].head = -1
+        self.levels[lvl].tail = -1
+        self.levels[lvl].count = 0
+        self.levels[lvl].next_free = -1
+        if bs.n == bs.cap:
+            new_cap = bs.cap * 2
+            bs.keys = <int64_t*>_grow(bs.keys, new_cap, sizeof(int64_t))
+            bs.levels = <int32_t*>_grow(bs.levels, new_cap, sizeof(int32_t))
+            bs.cap = new_cap
+        if lo < bs.n:
+            memmove(&bs.keys[lo + 1], &bs.keys[lo], (bs.n - lo) * sizeof(int64_t))
+            memmove(&bs.levels[lo + 1], &bs.levels[lo], (bs.n - lo) * sizeof(int32_t))
+        bs.keys[lo] = key
+        bs.levels[lo] = lvl
+        bs.n += 1
+        return lvl
+
+    cdef void _drop_level(self, int32_t instrument, uint8_t side, int32_t lvl) noexcept nogil:
+        cdef BookSide* bs = self.side_of(instrument, side)
+        cdef int64_t key = _key(side, self.levels[lvl].price)
+        cdef int32_t lo = 0, hi = bs.n - 1, mid
+        if bs.keys[bs.n - 1] == key:
+            lo = bs.n - 1
+        else:
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if bs.keys[mid] < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+        if lo < bs.n - 1:
+            memmove(&bs.keys[lo], &bs.keys[lo + 1], (bs.n - 1 - lo) * sizeof(int64_t))
+            memmove(&bs.levels[lo], &bs.levels[lo + 1], (bs.n - 1 - lo) * sizeof(int32_t))
+        bs.n -= 1
+        self.levels[lvl].next_free = self.level_free
+        self.level_free = lvl
+        self.level_live -= 1
+
+    cdef int _ensure_account(self, int64_t account) except -1:
+        cdef int64_t new_cap, i
+        if account < self.acct_cap:
+            return 0
+        new_cap = max(account + 1, self.acct_cap * 2, 1024)
+        self.acct_head = <int32_t*>_grow(self.acct_head, new_cap, sizeof(int32_t))
+        self.acct_tail = <int32_t*>_grow(self.acct_tail, new_cap, sizeof(int32_t))
+        for i in range(self.acct_cap, new_cap):
+            self.acct_head[i] = -1
+            self.acct_tail[i] = -1
+        self.acct_cap = new_cap
+        return 0
+
+    # -- integrity (tests) --
+
+    def check_integrity(self):
+        """Raise AssertionError naming the first broken storage invariant."""
+        cdef int32_t b, s, i, slot, prev, lvl, count, seen_orders = 0, seen_levels = 0
+        cdef int64_t qty
+        cdef BookSide* bs
+        cdef Level* L
+        cdef Order* o
+        for b in range(self.n_books):
+            for s in range(2):
+                bs = &self.sides[2 * b + s]
+                for i in range(bs.n):
+                    if i > 0:
+                        assert bs.keys[i - 1] < bs.keys[i], f"book {b} side {s + 1}: levels not strictly sorted"
+                    lvl = bs.levels[i]
+                    L = &self.levels[lvl]
+                    seen_levels += 1
+                    assert bs.keys[i] == _key(s + 1, L.price), f"book {b}: level key does not match its price"
+                    assert L.count > 0, f"book {b}: empty level {L.price} kept"
+                    slot = L.head
+                    prev = -1
+                    count = 0
+                    qty = 0
+                    while slot != -1:
+                        o = &self.orders[slot]
+                        assert o.live == 1, f"order slot {slot} in a level but not live"
+                        assert o.prev == prev, f"order {o.order_id}: broken prev link"
+                        assert o.level == lvl and o.price == L.price, f"order {o.order_id}: wrong level"
+                        assert o.instrument == b and o.side == s + 1, f"order {o.order_id}: wrong book"
+                        assert o.leaves > 0, f"order {o.order_id}: resting with no quantity"
+                        assert self.index.find(o.order_id) == slot, f"order {o.order_id}: index does not point to it"
+                        count += 1
+                        qty += o.leaves
+                        prev = slot
+                        slot = o.next
+                        assert count <= self.order_live, f"book {b}: cycle in level {L.price}"
+                    assert L.tail == prev, f"book {b}: level {L.price} tail is not its last order"
+                    assert L.count == count, f"book {b}: level {L.price} count {L.count} != {count}"
+                    assert L.qty == qty, f"book {b}: level {L.price} qty {L.qty} != {qty}"
+                    seen_orders += count
+            if self.sides[2 * b].n and self.sides[2 * b + 1].n:
+                assert (self.levels[self.best_level(b, BUY)].price
+                        < self.levels[self.best_level(b, SELL)].price), f"book {b} is crossed"
+        assert seen_orders == self.order_live, f"{self.order_live} live orders but {seen_orders} in levels"
+        assert seen_levels == self.level_live, f"{self.level_live} live levels but {seen_levels} in books"
+        assert len(self.index) == self.order_live, "index size differs from live orders"
+        cdef int64_t a
+        count = 0
+        for a in range(self.acct_cap):
+            slot = self.acct_head[a]
+            prev = -1
+            while slot != -1:
+                o = &self.orders[slot]
+                assert o.account == a, f"order {o.order_id} in the list of account {a}"
+                assert o.acct_prev == prev, f"order {o.order_id}: broken account link"
+                if prev != -1:
+                    assert self.orders[prev].order_id < o.order_id, f"account {a}: list not in id order"
+                prev = slot
+                slot = o.acct_next
+                count += 1
+            assert self.acct_tail[a] == prev, f"account {a}: tail is not its last order"
+        assert count == self.order_live, f"{count} orders in account lists, {self.order_live} live"

@@ -1,0 +1,73 @@
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from engine.core.book cimport Books
+from engine.core.types cimport CommandRec, EventRec, Order, oid_t, price_t, qty_t
+
+
+# Parameters and trading state of one instrument. Band edges are cached when
+# their centre changes; has_static / has_dynamic say whether the band exists.
+ctypedef struct Instrument:
+    int64_t tick
+    int64_t lot
+    int64_t min_qty
+    int64_t max_qty
+    int64_t max_price
+    int64_t static_bps
+    int64_t dynamic_bps
+    int64_t reference
+    int64_t last_trade
+    int64_t s_lo
+    int64_t s_hi
+    int64_t d_lo
+    int64_t d_hi
+    uint8_t has_static
+    uint8_t has_dynamic
+    uint8_t state
+
+
+cdef class MatchingEngine:
+    cdef Books books
+    cdef Instrument* insts
+    cdef int32_t n_inst
+    cdef list specs
+    cdef readonly int64_t max_accounts
+    cdef oid_t next_order_id
+    cdef readonly int64_t last_seq
+    # events of the command (per-command API) or batch (batch API) in progress
+    cdef EventRec* ev
+    cdef Py_ssize_t ev_n
+    cdef Py_ssize_t ev_cap
+    cdef int64_t cur_seq
+    cdef int64_t cur_ts
+
+    # -- commands --
+    cdef int execute(self, const CommandRec* c) except -1
+    cdef int _new_order(self, const CommandRec* c) except -1
+    cdef int _cancel(self, const CommandRec* c) except -1
+    cdef int _amend(self, const CommandRec* c) except -1
+    cdef int _mass_cancel(self, const CommandRec* c) except -1
+    cdef int _set_state(self, const CommandRec* c) except -1
+    cdef int _set_reference(self, const CommandRec* c) except -1
+
+    # -- matching --
+    cdef int _match(self, Order* taker, price_t lo, price_t hi, bint collared) except -1
+    cdef bint _fok_fillable(self, const Order* taker, price_t lo, price_t hi) noexcept
+    cdef int _finish(self, Order* taker, int32_t slot, int stop) except -1
+    cdef bint _crosses(self, int32_t instrument, uint8_t side, price_t price) noexcept
+    cdef void _execution_band(self, const Instrument* inst, price_t* lo, price_t* hi) noexcept
+
+    # -- events --
+    cdef list _run_one(self, const CommandRec* c)
+    cdef EventRec* _emit(self, uint8_t kind) except NULL
+    cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1
+    cdef int _reject(self, const CommandRec* c, uint8_t reason) except -1
+    cdef int _emit_cancel(self, const Order* o, uint8_t reason, qty_t qty) except -1
+    cdef int _cancel_slot(self, int32_t slot, uint8_t reason) except -1
+
+    # -- queries --
+    cdef list _side_depth(self, int32_t instrument, uint8_t side, int levels)
+    cdef object _info(self, int32_t slot)
+
+    # -- validation --
+    cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept
+    cdef uint8_t _check_price(self, const Instrument* inst, price_t price) noexcept

@@ -1,0 +1,897 @@
+"""The matching engine: validation, price-time matching, bands, events.
+
+The rules are specified in docs/matching.md; engine/reference.py is the same
+rules in plain Python. Business outcomes (rejects, cancels) are events, never
+exceptions. Nothing here reads a clock or a random source.
+"""
+
+cimport cython
+from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
+from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t
+from libc.string cimport memcpy, memset
+
+from engine.core.book cimport BookSide, Books
+from engine.core.events cimport events_from_recs
+from engine.core.types cimport *
+
+import hashlib
+
+import numpy as np
+
+from engine.core.order_info import OrderInfo
+from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
+
+if COMMAND_DTYPE.itemsize != sizeof(CommandRec) or EVENT_DTYPE.itemsize != sizeof(EventRec):
+    raise ImportError("engine.core.records dtypes do not match the C records")
+
+DEF _STOP_NONE = 0
+DEF _STOP_BAND = 1
+DEF _STOP_STP = 2
+DEF _INITIAL_EVENTS = 256
+DEF _BPS = 10000
+
+
+cdef inline void _band_around(int64_t centre, int64_t bps, int64_t tick,
+                              int64_t* lo, int64_t* hi) noexcept nogil:
+    # Edges rounded inwards to the tick grid (docs/matching.md, "Numbers").
+    cdef int64_t unit = _BPS * tick
+    lo[0] = (centre * (_BPS - bps) + unit - 1) // unit * tick
+    hi[0] = centre * (_BPS + bps) // unit * tick
+
+
+cdef inline uint8_t _clip_u8(int64_t value) noexcept:
+    # Out-of-range enum arguments from Python become 255, invalid for every enum.
+    return <uint8_t>value if 0 <= value <= 254 else 255
+
+
+cdef class MatchingEngine:
+    """Deterministic price-time matching engine over integer prices and quantities.
+
+    Per-command methods return ``list[Event]``; ``process`` runs a numpy array of
+    COMMAND_DTYPE records and returns a numpy array of EVENT_DTYPE records.
+    """
+
+    def __cinit__(self, int64_t max_accounts=(1 << 20), int32_t max_orders=(1 << 26)):
+        if max_accounts <= 0 or max_accounts > (1 << 31):
+            raise ValueError("max_accounts must be in [1, 2**31]")
+        if max_orders <= 0:
+            raise ValueError("max_orders must be positive")
+        self.books = Books(max_orders)
+        self.specs = []
+        self.max_accounts = max_accounts
+        self.next_order_id = 1
+        self.last_seq = 0
+        self.ev_cap = _INITIAL_EVENTS
+        self.ev = <EventRec*>PyMem_RawRealloc(NULL, self.ev_cap * sizeof(EventRec))
+        if self.ev == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.insts)
+        PyMem_RawFree(self.ev)
+
+    # ------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------
+
+    def add_instrument(self, spec):
+        """Register an InstrumentSpec; returns its instrument id (0, 1, ...)."""
+        cdef Instrument* grown = <Instrument*>PyMem_RawRealloc(
+            self.insts, (self.n_inst + 1) * sizeof(Instrument))
+        if grown == NULL:
+            raise MemoryError()
+        self.insts = grown
+        cdef Instrument* inst = &self.insts[self.n_inst]
+        memset(inst, 0, sizeof(Instrument))
+        inst.tick = spec.tick_size
+        inst.lot = spec.lot_size
+        inst.min_qty = spec.min_qty
+        inst.max_qty = spec.max_qty
+        inst.max_price = spec.max_price
+        inst.static_bps = spec.static_band_bps
+        inst.dynamic_bps = spec.dynamic_band_bps
+        inst.state = OPEN
+        self.books.add_book()
+        self.specs.append(spec)
+        self.n_inst += 1
+        return self.n_inst - 1
+
+    @property
+    def instruments(self):
+        """The registered InstrumentSpecs, indexed by instrument id."""
+        return tuple(self.specs)
+
+    # ------------------------------------------------------------------
+    # per-command API
+    # ------------------------------------------------------------------
+
+    def new_order(self, int32_t instrument, int64_t account, int64_t side, int64_t qty,
+                  int64_t price=0, int64_t order_type=LIMIT, int64_t tif=GTC,
+                  int64_t stp=CANCEL_NEWEST, int64_t client_order_id=0,
+                  int64_t seq=0, int64_t ts=0):
+        """Place an order; returns its events (ACCEPTED, FILLs, CANCELLED, or REJECTED)."""
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = NEW_ORDER
+        c.seq = seq
+        c.ts = ts
+        c.instrument = instrument
+        c.account = account
+        c.side = _clip_u8(side)
+        c.order_type = _clip_u8(order_type)
+        c.tif = _clip_u8(tif)
+        c.stp = _clip_u8(stp)
+        c.client_order_id = client_order_id
+        c.price = price
+        c.qty = qty
+        return self._run_one(&c)
+
+    def cancel(self, int64_t account, int64_t order_id, int64_t client_order_id=0,
+               int64_t seq=0, int64_t ts=0):
+        """Cancel a resting order of this account."""
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = CANCEL
+        c.seq = seq
+        c.ts = ts
+        c.account = account
+        c.order_id = order_id
+        c.client_order_id = client_order_id
+        return self._run_one(&c)
+
+    def amend(self, int64_t account, int64_t order_id, int64_t qty=0, int64_t price=0,
+              int64_t client_order_id=0, int64_t seq=0, int64_t ts=0):
+        """Change a resting order's open quantity and/or price (0 keeps the value)."""
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = AMEND
+        c.seq = seq
+        c.ts = ts
+        c.account = account
+        c.order_id = order_id
+        c.qty = qty
+        c.price = price
+        c.client_order_id = client_order_id
+        return self._run_one(&c)
+
+    def mass_cancel(self, int64_t account, int32_t instrument=-1, int64_t seq=0, int64_t ts=0):
+        """Cancel every resting order of the account (in one instrument, or all for -1)."""
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = MASS_CANCEL
+        c.seq = seq
+        c.ts = ts
+        c.account = account
+        c.instrument = instrument
+        return self._run_one(&c)
+
+    def set_state(self, int32_t instrument, int64_t state, int64_t seq=0, int64_t ts=0):
+        """Set an instrument's trading state (OPEN, HALTED, CLOSED)."""
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = SET_STATE
+        c.seq = seq
+        c.ts = ts
+        c.instrument = instrument
+        c.state = _clip_u8(state)
+        return self._run_one(&c)
+
+    def set_reference_price(self, int32_t instrument, int64_t price, int64_t seq=0, int64_t ts=0):
+        """Set the reference price the static band is centred on."""
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = SET_REFERENCE
+        c.seq = seq
+        c.ts = ts
+        c.instrument = instrument
+        c.price = price
+        return self._run_one(&c)
+
+    def submit(self, record):
+        """Run one COMMAND_DTYPE record (a numpy void scalar or 0-d array)."""
+        arr = np.asarray(record)
+        if arr.dtype != COMMAND_DTYPE or arr.size != 1:
+            raise TypeError("submit() takes one record of engine.core.records.COMMAND_DTYPE")
+        cdef const CommandRec[::1] view = arr.reshape(1)
+        return self._run_one(&view[0])
+
+    cdef list _run_one(self, const CommandRec* c):
+        self.ev_n = 0
+        self.execute(c)
+        return events_from_recs(self.ev, self.ev_n)
+
+    # ------------------------------------------------------------------
+    # batch API
+    # ------------------------------------------------------------------
+
+    def process(self, commands):
+        """Run an array of COMMAND_DTYPE records; return an array of EVENT_DTYPE records."""
+        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE or commands.ndim != 1:
+            raise TypeError("process() takes a 1-d numpy array of engine.core.records.COMMAND_DTYPE")
+        cdef const CommandRec[::1] cmds = np.ascontiguousarray(commands)
+        cdef Py_ssize_t i, n = cmds.shape[0]
+        self.ev_n = 0
+        for i in range(n):
+            self.execute(&cmds[i])
+        out = np.empty(self.ev_n, dtype=EVENT_DTYPE)
+        cdef EventRec[::1] view = out
+        if self.ev_n:
+            memcpy(&view[0], self.ev, self.ev_n * sizeof(EventRec))
+        return out
+
+    # ------------------------------------------------------------------
+    # dispatch
+    # ------------------------------------------------------------------
+
+    cdef int execute(self, const CommandRec* c) except -1:
+        self.cur_seq = c.seq if c.seq != 0 else self.last_seq + 1
+        self.cur_ts = c.ts
+        self.last_seq = self.cur_seq
+        if c.kind == NEW_ORDER:
+            return self._new_order(c)
+        if c.kind == CANCEL:
+            return self._cancel(c)
+        if c.kind == AMEND:
+            return self._amend(c)
+        if c.kind == MASS_CANCEL:
+            return self._mass_cancel(c)
+        if c.kind == SET_STATE:
+            return self._set_state(c)
+        if c.kind == SET_REFERENCE:
+            return self._set_reference(c)
+        return self._reject(c, UNKNOWN_COMMAND)
+
+    # ------------------------------------------------------------------
+    # commands
+    # ------------------------------------------------------------------
+
+    cdef int _new_order(self, const CommandRec* c) except -1:
+        cdef Instrument* inst
+        cdef uint8_t why
+        cdef price_t lo, hi, price
+        cdef Order taker
+        cdef EventRec* e
+        cdef int stop
+        cdef int64_t last_before
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        if c.account < 0 or c.account >= self.max_accounts:
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        if c.side != BUY and c.side != SELL:
+            return self._reject(c, INVALID_SIDE)
+        if c.order_type == LIMIT:
+            if c.tif < GTC or c.tif > POST_ONLY:
+                return self._reject(c, INVALID_TIF)
+        elif c.order_type == MARKET:
+            if c.tif != IOC and c.tif != FOK:
+                return self._reject(c, INVALID_TIF)
+        else:
+            return self._reject(c, INVALID_ORDER_TYPE)
+        if c.stp > CANCEL_BOTH:
+            return self._reject(c, INVALID_STP)
+        inst = &self.insts[c.instrument]
+        why = self._check_qty(inst, c.qty)
+        if why:
+            return self._reject(c, why)
+        if c.order_type == LIMIT:
+            why = self._check_price(inst, c.price)
+            if why:
+                return self._reject(c, why)
+        if inst.state == HALTED:
+            return self._reject(c, INSTRUMENT_HALTED)
+        if inst.state == CLOSED:
+            return self._reject(c, INSTRUMENT_CLOSED)
+        self._execution_band(inst, &lo, &hi)
+        if c.order_type == LIMIT:
+            price = c.price
+            if inst.has_static and (price < inst.s_lo or price > inst.s_hi):
+                return self._reject(c, PRICE_OUTSIDE_BAND)
+        else:
+            if not inst.has_static and not inst.has_dynamic:
+                return self._reject(c, NO_REFERENCE_PRICE)
+            price = hi if c.side == BUY else lo
+        if c.tif == POST_ONLY and self._crosses(c.instrument, c.side, price):
+            return self._reject(c, POST_ONLY_WOULD_TAKE)
+        if ((c.tif == GTC or c.tif == POST_ONLY) and self.books.order_free == -1
+                and self.books.order_cap >= self.books.max_orders):
+            return self._reject(c, BOOK_FULL)
+
+        taker.order_id = self.next_order_id
+        self.next_order_id += 1
+        taker.client_order_id = c.client_order_id
+        taker.price = price
+        taker.leaves = c.qty
+        taker.account = <int32_t>c.account
+        taker.instrument = c.instrument
+        taker.side = c.side
+        taker.tif = c.tif
+        taker.stp = c.stp
+        taker.level = -1
+        taker.live = 0
+
+        e = self._emit(ACCEPTED)
+        e.instrument = c.instrument
+        e.order_id = taker.order_id
+        e.client_order_id = taker.client_order_id
+        e.account = c.account
+        e.side = c.side
+        e.aux = c.tif
+        e.price = price
+        e.qty = c.qty
+        e.leaves = c.qty
+
+        if c.tif == FOK and not self._fok_fillable(&taker, lo, hi):
+            return self._emit_cancel(&taker, FOK_KILLED, taker.leaves)
+        last_before = inst.last_trade
+        stop = self._match(&taker, lo, hi, c.order_type == MARKET)
+        self._finish(&taker, -1, stop)
+        if inst.last_trade != last_before and inst.dynamic_bps:
+            inst.has_dynamic = 1
+            _band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
+        return 0
+
+    cdef int _cancel(self, const CommandRec* c) except -1:
+        cdef int32_t slot
+        if c.account < 0 or c.account >= self.max_accounts:
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        slot = self.books.index.find(c.order_id) if c.order_id > 0 else -1
+        if slot == -1:
+            return self._reject(c, UNKNOWN_ORDER)
+        if self.books.orders[slot].account != c.account:
+            return self._reject(c, NOT_ORDER_OWNER)
+        return self._cancel_slot(slot, USER)
+
+    cdef int _amend(self, const CommandRec* c) except -1:
+        cdef int32_t slot
+        cdef Order* o
+        cdef Instrument* inst
+        cdef uint8_t why
+        cdef price_t new_price, lo, hi
+        cdef qty_t new_qty
+        cdef EventRec* e
+        cdef int stop
+        cdef int64_t last_before
+        if c.account < 0 or c.account >= self.max_accounts:
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        slot = self.books.index.find(c.order_id) if c.order_id > 0 else -1
+        if slot == -1:
+            return self._reject(c, UNKNOWN_ORDER)
+        o = &self.books.orders[slot]
+        if o.account != c.account:
+            return self._reject(c, NOT_ORDER_OWNER)
+        inst = &self.insts[o.instrument]
+        if inst.state == HALTED:
+            return self._reject(c, INSTRUMENT_HALTED)
+        if inst.state == CLOSED:
+            return self._reject(c, INSTRUMENT_CLOSED)
+        if c.qty != 0:
+            why = self._check_qty(inst, c.qty)
+            if why:
+                return self._reject(c, why)
+        if c.price != 0:
+            why = self._check_price(inst, c.price)
+            if why:
+                return self._reject(c, why)
+            if inst.has_static and (c.price < inst.s_lo or c.price > inst.s_hi):
+                return self._reject(c, PRICE_OUTSIDE_BAND)
+        new_price = c.price if c.price != 0 else o.price
+        new_qty = c.qty if c.qty != 0 else o.leaves
+        if (new_price != o.price and o.tif == POST_ONLY
+                and self._crosses(o.instrument, o.side, new_price)):
+            return self._reject(c, POST_ONLY_WOULD_TAKE)
+        if c.client_order_id != 0:
+            o.client_order_id = c.client_order_id
+
+        if new_price == o.price and new_qty <= o.leaves:
+            if new_qty < o.leaves:
+                self.books.take(slot, o.leaves - new_qty)
+            return self._emit_amended(slot, 0)
+        if new_price == o.price:
+            self.books.unlink_level(slot)
+            self.books.orders[slot].leaves = new_qty
+            self.books.relink_back(slot)
+            return self._emit_amended(slot, 1)
+        # Price change: cancel/replace under the same order id; it may trade.
+        self.books.unlink_level(slot)
+        o = &self.books.orders[slot]
+        o.price = new_price
+        o.leaves = new_qty
+        self._emit_amended(slot, 1)
+        self._execution_band(inst, &lo, &hi)
+        last_before = inst.last_trade
+        stop = self._match(&self.books.orders[slot], lo, hi, False)
+        self._finish(&self.books.orders[slot], slot, stop)
+        if inst.last_trade != last_before and inst.dynamic_bps:
+            inst.has_dynamic = 1
+            _band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
+        return 0
+
+    cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1:
+        cdef EventRec* e = self._emit(AMENDED)
+        cdef Order* o = &self.books.orders[slot]
+        e.instrument = o.instrument
+        e.order_id = o.order_id
+        e.client_order_id = o.client_order_id
+        e.account = o.account
+        e.side = o.side
+        e.aux = priority_lost
+        e.price = o.price
+        e.qty = o.leaves
+        e.leaves = o.leaves
+        return 0
+
+    cdef int _mass_cancel(self, const CommandRec* c) except -1:
+        cdef int32_t slot, nxt
+        cdef int64_t count = 0
+        cdef EventRec* e
+        if c.account < 0 or c.account >= self.max_accounts:
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        if c.instrument != -1 and (c.instrument < 0 or c.instrument >= self.n_inst):
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        slot = self.books.acct_head[c.account] if c.account < self.books.acct_cap else -1
+        while slot != -1:
+            nxt = self.books.orders[slot].acct_next
+            if c.instrument == -1 or self.books.orders[slot].instrument == c.instrument:
+                self._cancel_slot(slot, MASS)
+                count += 1
+            slot = nxt
+        e = self._emit(MASS_CANCELLED)
+        e.account = c.account
+        e.instrument = c.instrument
+        e.qty = count
+        return 0
+
+    cdef int _set_state(self, const CommandRec* c) except -1:
+        cdef EventRec* e
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        if c.state < OPEN or c.state > CLOSED:
+            return self._reject(c, INVALID_STATE)
+        self.insts[c.instrument].state = c.state
+        e = self._emit(STATE_CHANGED)
+        e.instrument = c.instrument
+        e.aux = c.state
+        return 0
+
+    cdef int _set_reference(self, const CommandRec* c) except -1:
+        cdef Instrument* inst
+        cdef uint8_t why
+        cdef EventRec* e
+        cdef BookSide* bs
+        cdef int32_t i, lvl, slot, nxt
+        cdef price_t p
+        cdef uint8_t side
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        inst = &self.insts[c.instrument]
+        why = self._check_price(inst, c.price)
+        if why:
+            return self._reject(c, why)
+        inst.reference = c.price
+        if inst.static_bps:
+            inst.has_static = 1
+            _band_around(c.price, inst.static_bps, inst.tick, &inst.s_lo, &inst.s_hi)
+            # Cancel what the new band leaves outside: bids lowest first, then
+            # asks highest first; each side's arrays run from worst to best.
+            for side in (BUY, SELL):
+                i = 0
+                while True:
+                    bs = self.books.side_of(c.instrument, side)
+                    if i >= bs.n:
+                        break
+                    lvl = bs.levels[i]
+                    p = self.books.levels[lvl].price
+                    if inst.s_lo <= p <= inst.s_hi:
+                        i += 1
+                        continue
+                    # Cancelling the level's last order removes index i itself.
+                    slot = self.books.levels[lvl].head
+                    while slot != -1:
+                        nxt = self.books.orders[slot].next
+                        self._cancel_slot(slot, BAND)
+                        slot = nxt
+        e = self._emit(REFERENCE_SET)
+        e.instrument = c.instrument
+        e.price = c.price
+        return 0
+
+    # ------------------------------------------------------------------
+    # matching
+    # ------------------------------------------------------------------
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _match(self, Order* taker, price_t lo, price_t hi, bint collared) except -1:
+        """Match taker against the opposite side; return why the walk stopped.
+
+        collared: the taker's price is a market order's band-edge collar, so
+        reaching it is a band stop.
+        """
+        cdef Books books = self.books
+        cdef uint8_t opp = SELL if taker.side == BUY else BUY
+        cdef bint buy = taker.side == BUY
+        cdef Instrument* inst = &self.insts[taker.instrument]
+        cdef BookSide* bs = books.side_of(taker.instrument, opp)
+        cdef int32_t lvl, slot, nxt
+        cdef price_t p
+        cdef qty_t q
+        cdef Order* maker
+        cdef EventRec* e
+        while taker.leaves > 0 and bs.n > 0:
+            lvl = bs.levels[bs.n - 1]
+            p = books.levels[lvl].price
+            if (p > taker.price) if buy else (p < taker.price):
+                return _STOP_BAND if collared else _STOP_NONE
+            if p < lo or p > hi:
+                return _STOP_BAND
+            slot = books.levels[lvl].head
+            while slot != -1 and taker.leaves > 0:
+                maker = &books.orders[slot]
+                nxt = maker.next
+                if maker.account == taker.account and taker.stp != STP_NONE:
+                    if taker.stp == CANCEL_NEWEST:
+                        return _STOP_STP
+                    self._cancel_slot(slot, SELF_TRADE)
+                    if taker.stp == CANCEL_BOTH:
+                        return _STOP_STP
+                    slot = nxt
+                    continue
+                q = maker.leaves if maker.leaves < taker.leaves else taker.leaves
+                taker.leaves -= q
+                e = self._emit(FILL)
+                e.instrument = taker.instrument
+                e.order_id = taker.order_id
+                e.client_order_id = taker.client_order_id
+                e.account = taker.account
+                e.side = taker.side
+                e.price = p
+                e.qty = q
+                e.leaves = taker.leaves
+                e.maker_order_id = maker.order_id
+                e.maker_client_order_id = maker.client_order_id
+                e.maker_account = maker.account
+                e.maker_leaves = maker.leaves - q
+                inst.last_trade = p
+                if maker.leaves == q:
+                    books.remove(slot)
+                else:
+                    books.take(slot, q)
+                slot = nxt
+        return _STOP_NONE
+
+    cdef bint _fok_fillable(self, const Order* taker, price_t lo, price_t hi) noexcept:
+        """Whether matching would fill the taker completely (walks, changes nothing)."""
+        cdef Books books = self.books
+        cdef uint8_t opp = SELL if taker.side == BUY else BUY
+        cdef bint buy = taker.side == BUY
+        cdef BookSide* bs = books.side_of(taker.instrument, opp)
+        cdef int32_t i, slot
+        cdef price_t p
+        cdef qty_t need = taker.leaves
+        cdef Order* maker
+        i = bs.n - 1
+        while i >= 0:
+            p = books.levels[bs.levels[i]].price
+            if (p > taker.price) if buy else (p < taker.price):
+                return False
+            if p < lo or p > hi:
+                return False
+            slot = books.levels[bs.levels[i]].head
+            while slot != -1:
+                maker = &books.orders[slot]
+                if maker.account == taker.account and taker.stp != STP_NONE:
+                    if taker.stp != CANCEL_OLDEST:
+                        return False
+                else:
+                    need -= maker.leaves
+                    if need <= 0:
+                        return True
+                slot = maker.next
+            i -= 1
+        return False
+
+    cdef int _finish(self, Order* taker, int32_t slot, int stop) except -1:
+        """Remainder of a taker after matching: done, cancelled or resting.
+
+        slot is the taker's pool slot for an amended order, -1 for a new one.
+        """
+        cdef uint8_t reason
+        cdef int32_t new_slot
+        if taker.leaves == 0:
+            if slot != -1:
+                self.books.remove(slot)
+            return 0
+        if stop == _STOP_STP:
+            reason = SELF_TRADE
+        elif stop == _STOP_BAND:
+            reason = BAND
+        elif taker.tif == IOC or taker.tif == FOK:
+            reason = IOC_REMAINDER
+        else:
+            if slot != -1:
+                return self.books.relink_back(slot)
+            new_slot = self.books.alloc_order()
+            if new_slot == -1:
+                raise RuntimeError("order pool exhausted after the capacity check")
+            self.books.orders[new_slot] = taker[0]
+            return self.books.rest(new_slot, False)
+        if slot != -1:
+            return self._cancel_slot(slot, reason)
+        return self._emit_cancel(taker, reason, taker.leaves)
+
+    cdef bint _crosses(self, int32_t instrument, uint8_t side, price_t price) noexcept:
+        """Whether a price reaches the best opposite price."""
+        cdef int32_t lvl = self.books.best_level(instrument, SELL if side == BUY else BUY)
+        if lvl == -1:
+            return False
+        if side == BUY:
+            return price >= self.books.levels[lvl].price
+        return price <= self.books.levels[lvl].price
+
+    cdef void _execution_band(self, const Instrument* inst, price_t* lo, price_t* hi) noexcept:
+        lo[0] = 0
+        hi[0] = INT64_MAX
+        if inst.has_static:
+            lo[0] = inst.s_lo
+            hi[0] = inst.s_hi
+        if inst.has_dynamic:
+            if inst.d_lo > lo[0]:
+                lo[0] = inst.d_lo
+            if inst.d_hi < hi[0]:
+                hi[0] = inst.d_hi
+
+    # ------------------------------------------------------------------
+    # events
+    # ------------------------------------------------------------------
+
+    cdef EventRec* _emit(self, uint8_t kind) except NULL:
+        """A zeroed event stamped with the current command's seq and ts."""
+        cdef EventRec* grown
+        cdef EventRec* e
+        if self.ev_n == self.ev_cap:
+            grown = <EventRec*>PyMem_RawRealloc(self.ev, 2 * self.ev_cap * sizeof(EventRec))
+            if grown == NULL:
+                raise MemoryError()
+            self.ev = grown
+            self.ev_cap *= 2
+        e = &self.ev[self.ev_n]
+        self.ev_n += 1
+        memset(e, 0, sizeof(EventRec))
+        e.seq = self.cur_seq
+        e.ts = self.cur_ts
+        e.kind = kind
+        return e
+
+    cdef int _reject(self, const CommandRec* c, uint8_t reason) except -1:
+        cdef EventRec* e = self._emit(REJECTED)
+        e.reason = reason
+        e.instrument = c.instrument
+        e.order_id = c.order_id
+        e.client_order_id = c.client_order_id
+        e.account = c.account
+        e.side = c.side
+        e.price = c.price
+        e.qty = c.qty
+        return 0
+
+    cdef int _emit_cancel(self, const Order* o, uint8_t reason, qty_t qty) except -1:
+        cdef EventRec* e = self._emit(CANCELLED)
+        e.reason = reason
+        e.instrument = o.instrument
+        e.order_id = o.order_id
+        e.client_order_id = o.client_order_id
+        e.account = o.account
+        e.side = o.side
+        e.price = o.price
+        e.qty = qty
+        return 0
+
+    cdef int _cancel_slot(self, int32_t slot, uint8_t reason) except -1:
+        """Cancel a resting (or amended, unlinked) order and free its slot."""
+        self._emit_cancel(&self.books.orders[slot], reason, self.books.orders[slot].leaves)
+        self.books.remove(slot)
+        return 0
+
+    # ------------------------------------------------------------------
+    # validation
+    # ------------------------------------------------------------------
+
+    cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept:
+        if qty <= 0:
+            return INVALID_QUANTITY
+        if qty % inst.lot != 0:
+            return QUANTITY_OFF_LOT
+        if qty < inst.min_qty:
+            return QUANTITY_BELOW_MIN
+        if qty > inst.max_qty:
+            return QUANTITY_ABOVE_MAX
+        return 0
+
+    cdef uint8_t _check_price(self, const Instrument* inst, price_t price) noexcept:
+        if price <= 0:
+            return INVALID_PRICE
+        if price % inst.tick != 0:
+            return PRICE_OFF_TICK
+        if price > inst.max_price:
+            return PRICE_ABOVE_MAX
+        return 0
+
+    # ------------------------------------------------------------------
+    # replay / recovery
+    # ------------------------------------------------------------------
+
+    def seed_order(self, int32_t instrument, int64_t account, int64_t side, int64_t price,
+                   int64_t qty, bint at_front=False, int64_t client_order_id=0):
+        """Place a resting GTC order without matching (book reconstruction).
+
+        Raises ValueError on invalid input or if the order would cross the book.
+        at_front queues it before the orders already at that price.
+        """
+        cdef Instrument* inst
+        cdef int32_t slot
+        cdef Order* o
+        if instrument < 0 or instrument >= self.n_inst:
+            raise ValueError(f"unknown instrument {instrument}")
+        if account < 0 or account >= self.max_accounts:
+            raise ValueError(f"unknown account {account}")
+        if side != BUY and side != SELL:
+            raise ValueError(f"invalid side {side}")
+        inst = &self.insts[instrument]
+        if self._check_qty(inst, qty) or self._check_price(inst, price):
+            raise ValueError(f"invalid seed order: qty {qty}, price {price}")
+        if self._crosses(instrument, <uint8_t>side, price):
+            raise ValueError(f"seed order at {price} would cross the book")
+        slot = self.books.alloc_order()
+        if slot == -1:
+            raise ValueError("order capacity exhausted")
+        o = &self.books.orders[slot]
+        memset(o, 0, sizeof(Order))
+        o.order_id = self.next_order_id
+        self.next_order_id += 1
+        o.client_order_id = client_order_id
+        o.price = price
+        o.leaves = qty
+        o.account = <int32_t>account
+        o.instrument = instrument
+        o.side = <uint8_t>side
+        o.tif = GTC
+        o.stp = CANCEL_NEWEST
+        o.level = -1
+        self.books.rest(slot, at_front)
+        return self.books.orders[slot].order_id
+
+    # ------------------------------------------------------------------
+    # queries
+    # ------------------------------------------------------------------
+
+    def _checked_instrument(self, int32_t instrument):
+        if instrument < 0 or instrument >= self.n_inst:
+            raise ValueError(f"unknown instrument {instrument}")
+
+    def best_bid(self, int32_t instrument):
+        """(price, qty) of the best bid, or None."""
+        return self._best(instrument, BUY)
+
+    def best_ask(self, int32_t instrument):
+        """(price, qty) of the best ask, or None."""
+        return self._best(instrument, SELL)
+
+    def _best(self, int32_t instrument, uint8_t side):
+        self._checked_instrument(instrument)
+        cdef int32_t lvl = self.books.best_level(instrument, side)
+        if lvl == -1:
+            return None
+        return (self.books.levels[lvl].price, self.books.levels[lvl].qty)
+
+    def depth(self, int32_t instrument, int levels):
+        """(bids, asks), each a list of (price, qty, order count), best first."""
+        self._checked_instrument(instrument)
+        return self._side_depth(instrument, BUY, levels), self._side_depth(instrument, SELL, levels)
+
+    cdef list _side_depth(self, int32_t instrument, uint8_t side, int levels):
+        cdef BookSide* bs = self.books.side_of(instrument, side)
+        cdef list out = []
+        cdef int32_t i = bs.n - 1
+        cdef int32_t lvl
+        while i >= 0 and len(out) < levels:
+            lvl = bs.levels[i]
+            out.append((self.books.levels[lvl].price, self.books.levels[lvl].qty,
+                        self.books.levels[lvl].count))
+            i -= 1
+        return out
+
+    def orders_at(self, int32_t instrument, int64_t side, int64_t price):
+        """The resting orders at one price, in queue (FIFO) order."""
+        self._checked_instrument(instrument)
+        if side != BUY and side != SELL:
+            raise ValueError(f"invalid side {side}")
+        cdef int32_t lvl = self.books.find_level(instrument, <uint8_t>side, price)
+        cdef list out = []
+        cdef int32_t slot = self.books.levels[lvl].head if lvl != -1 else -1
+        while slot != -1:
+            out.append(self._info(slot))
+            slot = self.books.orders[slot].next
+        return out
+
+    def open_orders(self, int64_t account):
+        """The account's resting orders, by order id."""
+        if account < 0 or account >= self.max_accounts:
+            raise ValueError(f"unknown account {account}")
+        cdef list out = []
+        cdef int32_t slot = self.books.acct_head[account] if account < self.books.acct_cap else -1
+        while slot != -1:
+            out.append(self._info(slot))
+            slot = self.books.orders[slot].acct_next
+        return out
+
+    def order(self, int64_t order_id):
+        """OrderInfo of a resting order, or None."""
+        cdef int32_t slot = self.books.index.find(order_id) if order_id > 0 else -1
+        return self._info(slot) if slot != -1 else None
+
+    cdef object _info(self, int32_t slot):
+        cdef Order* o = &self.books.orders[slot]
+        return OrderInfo(o.order_id, o.client_order_id, o.account, o.instrument, o.side,
+                         o.price, o.leaves, o.tif, o.stp)
+
+    def instrument_state(self, int32_t instrument):
+        """(trading state, reference price, last trade price); 0 means unset."""
+        self._checked_instrument(instrument)
+        cdef Instrument* inst = &self.insts[instrument]
+        return (inst.state, inst.reference, inst.last_trade)
+
+    @property
+    def resting_orders(self):
+        """Number of resting orders across all books."""
+        return self.books.order_live
+
+    def memory_bytes(self):
+        """Bytes held by the engine's C structures (books, index, event buffer)."""
+        return (self.books.memory_bytes() + self.n_inst * sizeof(Instrument)
+                + self.ev_cap * sizeof(EventRec))
+
+    def state_hash(self):
+        """SHA-256 (hex) over the full state; equal states give equal hashes."""
+        h = hashlib.sha256()
+        cdef list words = [self.n_inst, self.next_order_id, self.last_seq]
+        cdef int32_t i, k, slot
+        cdef Instrument* inst
+        cdef BookSide* bs
+        cdef Order* o
+        for i in range(self.n_inst):
+            inst = &self.insts[i]
+            words += [i, inst.state, inst.reference, inst.last_trade]
+            for side in (BUY, SELL):
+                bs = self.books.side_of(i, side)
+                words += [side, bs.n]
+                for k in range(bs.n - 1, -1, -1):
+                    slot = self.books.levels[bs.levels[k]].head
+                    while slot != -1:
+                        o = &self.books.orders[slot]
+                        words += [o.order_id, o.client_order_id, o.account, o.price, o.leaves,
+                                  o.tif, o.stp]
+                        slot = o.next
+        h.update(np.asarray(words, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    def check_integrity(self):
+        """Raise AssertionError naming the first broken invariant."""
+        self.books.check_integrity()
+        cdef int32_t i, k, slot
+        cdef BookSide* bs
+        cdef Instrument* inst
+        cdef Order* o
+        for i in range(self.n_inst):
+            inst = &self.insts[i]
+            for side in (BUY, SELL):
+                bs = self.books.side_of(i, side)
+                for k in range(bs.n):
+                    slot = self.books.levels[bs.levels[k]].head
+                    while slot != -1:
+                        o = &self.books.orders[slot]
+                        assert 0 < o.order_id < self.next_order_id, f"order id {o.order_id} never issued"
+                        assert o.price % inst.tick == 0, f"order {o.order_id} off tick"
+                        if inst.has_static:
+                            assert inst.s_lo <= o.price <= inst.s_hi, (
+                                f"order {o.order_id} at {o.price} outside the static band")
+                        slot = o.next

@@ -1,0 +1,155 @@
+# Shared typedefs, enums and C records of the matching core.
+# Prices are int64 price units, quantities int64 quantity units (docs/matching.md).
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+
+ctypedef int64_t price_t
+ctypedef int64_t qty_t
+ctypedef int64_t oid_t
+
+# -- enums --
+
+cpdef enum Side:
+    BUY = 1
+    SELL = 2
+
+cpdef enum OrderType:
+    LIMIT = 1
+    MARKET = 2
+
+cpdef enum TimeInForce:
+    GTC = 1
+    IOC = 2
+    FOK = 3
+    POST_ONLY = 4
+
+cpdef enum SelfTrade:
+    STP_NONE = 0
+    CANCEL_NEWEST = 1
+    CANCEL_OLDEST = 2
+    CANCEL_BOTH = 3
+
+cpdef enum TradingState:
+    OPEN = 1
+    HALTED = 2
+    CLOSED = 3
+
+cpdef enum CommandKind:
+    NEW_ORDER = 1
+    CANCEL = 2
+    AMEND = 3
+    MASS_CANCEL = 4
+    SET_STATE = 5
+    SET_REFERENCE = 6
+
+cpdef enum EventKind:
+    ACCEPTED = 1
+    REJECTED = 2
+    FILL = 3
+    CANCELLED = 4
+    AMENDED = 5
+    MASS_CANCELLED = 6
+    STATE_CHANGED = 7
+    REFERENCE_SET = 8
+
+cpdef enum CancelReason:
+    USER = 1
+    IOC_REMAINDER = 2
+    FOK_KILLED = 3
+    SELF_TRADE = 4
+    BAND = 5
+    MASS = 6
+
+cpdef enum Reject:
+    UNKNOWN_INSTRUMENT = 1
+    UNKNOWN_ACCOUNT = 2
+    INVALID_SIDE = 3
+    INVALID_ORDER_TYPE = 4
+    INVALID_TIF = 5
+    INVALID_STP = 6
+    INVALID_QUANTITY = 7
+    QUANTITY_OFF_LOT = 8
+    QUANTITY_BELOW_MIN = 9
+    QUANTITY_ABOVE_MAX = 10
+    INVALID_PRICE = 11
+    PRICE_OFF_TICK = 12
+    PRICE_ABOVE_MAX = 13
+    PRICE_OUTSIDE_BAND = 14
+    POST_ONLY_WOULD_TAKE = 15
+    NO_REFERENCE_PRICE = 16
+    INSTRUMENT_HALTED = 17
+    INSTRUMENT_CLOSED = 18
+    UNKNOWN_ORDER = 19
+    NOT_ORDER_OWNER = 20
+    UNKNOWN_COMMAND = 21
+    INVALID_STATE = 22
+    BOOK_FULL = 23
+
+# -- records shared with numpy (engine/core/records.py mirrors them) --
+
+ctypedef struct CommandRec:
+    int64_t seq
+    int64_t ts
+    uint8_t kind
+    uint8_t side
+    uint8_t order_type
+    uint8_t tif
+    uint8_t stp
+    uint8_t state
+    uint8_t pad0
+    uint8_t pad1
+    int32_t instrument
+    int32_t pad2
+    int64_t account
+    int64_t order_id
+    int64_t client_order_id
+    int64_t price
+    int64_t qty
+
+ctypedef struct EventRec:
+    int64_t seq
+    int64_t ts
+    uint8_t kind
+    uint8_t reason
+    uint8_t side
+    uint8_t aux
+    int32_t instrument
+    int64_t order_id
+    int64_t client_order_id
+    int64_t account
+    int64_t price
+    int64_t qty
+    int64_t leaves
+    int64_t maker_order_id
+    int64_t maker_client_order_id
+    int64_t maker_account
+    int64_t maker_leaves
+
+# -- internal records --
+
+# One order in the pool. Resting orders are linked twice: into their price
+# level's FIFO (prev/next) and into their account's list (acct_prev/acct_next).
+ctypedef struct Order:
+    oid_t order_id
+    int64_t client_order_id
+    price_t price
+    qty_t leaves
+    int32_t account
+    int32_t instrument
+    int32_t prev
+    int32_t next
+    int32_t acct_prev
+    int32_t acct_next
+    int32_t level
+    uint8_t side
+    uint8_t tif
+    uint8_t stp
+    uint8_t live
+
+# One price level: an intrusive FIFO of orders (head is oldest).
+ctypedef struct Level:
+    price_t price
+    qty_t qty
+    int32_t head
+    int32_t tail
+    int32_t count
+    int32_t next_free

@@ -1,0 +1,36 @@
+"""Enums of the matching core, importable from Python, and readable reject texts."""
+
+REJECT_TEXT = {
+    Reject.UNKNOWN_INSTRUMENT: "unknown instrument",
+    Reject.UNKNOWN_ACCOUNT: "unknown account",
+    Reject.INVALID_SIDE: "side must be BUY or SELL",
+    Reject.INVALID_ORDER_TYPE: "order type must be LIMIT or MARKET",
+    Reject.INVALID_TIF: "time in force not valid for this order type",
+    Reject.INVALID_STP: "unknown self-trade prevention mode",
+    Reject.INVALID_QUANTITY: "quantity must be positive",
+    Reject.QUANTITY_OFF_LOT: "quantity is not a multiple of the lot size",
+    Reject.QUANTITY_BELOW_MIN: "quantity below the instrument's minimum",
+    Reject.QUANTITY_ABOVE_MAX: "quantity above the instrument's maximum",
+    Reject.INVALID_PRICE: "price must be positive",
+    Reject.PRICE_OFF_TICK: "price is not a multiple of the tick size",
+    Reject.PRICE_ABOVE_MAX: "price above the instrument's maximum",
+    Reject.PRICE_OUTSIDE_BAND: "price outside the static band around the reference price",
+    Reject.POST_ONLY_WOULD_TAKE: "post-only order would take liquidity",
+    Reject.NO_REFERENCE_PRICE: "market order needs a price band (no reference or last price)",
+    Reject.INSTRUMENT_HALTED: "instrument is halted",
+    Reject.INSTRUMENT_CLOSED: "instrument is closed",
+    Reject.UNKNOWN_ORDER: "no resting order with this id",
+    Reject.NOT_ORDER_OWNER: "order belongs to another account",
+    Reject.UNKNOWN_COMMAND: "unknown command kind",
+    Reject.INVALID_STATE: "unknown trading state",
+    Reject.BOOK_FULL: "order capacity of the engine is exhausted",
+}
+
+CANCEL_TEXT = {
+    CancelReason.USER: "cancelled by user",
+    CancelReason.IOC_REMAINDER: "immediate-or-cancel remainder",
+    CancelReason.FOK_KILLED: "fill-or-kill could not fill completely",
+    CancelReason.SELF_TRADE: "self-trade prevention",
+    CancelReason.BAND: "price band: could not trade inside the band",
+    CancelReason.MASS: "mass cancel",
+}

@@ -1,0 +1,69 @@
+"""Instrument specifications: what the core needs to trade one book.
+
+Prices in the core are integers in *price units* (``price_scale`` units per
+one unit of the quote asset), quantities integers in *quantity units*
+(``qty_scale`` units per one unit of the base asset). Tick and lot sizes are
+multiples of those units, so the core itself can reject an off-tick price or
+an off-lot quantity. See docs/matching.md.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+
+
+class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Static description of one tradable instrument (a spot pair for now)."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: int = 1
+    lot_size: int = 1
+    min_qty: int = 1
+    max_qty: int = 10**12
+    max_price: int = 10**13
+    static_band_bps: int = 0
+    dynamic_band_bps: int = 0
+    price_scale: int = 1
+    qty_scale: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.symbol:
+            raise ValueError("instrument symbol must not be empty")
+        for name in ("tick_size", "lot_size", "min_qty", "max_qty", "max_price", "price_scale", "qty_scale"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{self.symbol}: {name} must be positive")
+        if self.max_price > 10**14:
+            raise ValueError(f"{self.symbol}: max_price above 1e14 price units could overflow band arithmetic")
+        if self.max_qty > 10**15:
+            raise ValueError(f"{self.symbol}: max_qty above 1e15 quantity units")
+        if self.min_qty > self.max_qty:
+            raise ValueError(f"{self.symbol}: min_qty above max_qty")
+        for name in ("static_band_bps", "dynamic_band_bps"):
+            if not 0 <= getattr(self, name) < 10_000:
+                raise ValueError(f"{self.symbol}: {name} must be in [0, 10000)")
+
+    def price_to_units(self, price: Decimal | str | int) -> int:
+        """Convert a decimal price to integer price units; raise if not exact."""
+        units = Decimal(price) * self.price_scale
+        if units != units.to_integral_value():
+            raise ValueError(f"{self.symbol}: price {price} is finer than one price unit")
+        return int(units)
+
+    def qty_to_units(self, qty: Decimal | str | int) -> int:
+        """Convert a decimal quantity to integer quantity units; raise if not exact."""
+        units = Decimal(qty) * self.qty_scale
+        if units != units.to_integral_value():
+            raise ValueError(f"{self.symbol}: quantity {qty} is finer than one quantity unit")
+        return int(units)
+
+    def price_from_units(self, units: int) -> Decimal:
+        """Integer price units back to a decimal price."""
+        return Decimal(units) / self.price_scale
+
+    def qty_from_units(self, units: int) -> Decimal:
+        """Integer quantity units back to a decimal quantity."""
+        return Decimal(units) / self.qty_scale
