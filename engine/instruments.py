@@ -29,6 +29,8 @@ class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
     dynamic_band_bps: int = 0
     price_scale: int = 1
     qty_scale: int = 1
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
 
     def __post_init__(self) -> None:
         if not self.symbol:
@@ -42,6 +44,11 @@ class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"{self.symbol}: max_qty above 1e15 quantity units")
         if self.min_qty > self.max_qty:
             raise ValueError(f"{self.symbol}: min_qty above max_qty")
+        if not 0 <= self.taker_fee_bps <= 1_000:
+            raise ValueError(f"{self.symbol}: taker_fee_bps must be in [0, 1000]")
+        if not -self.taker_fee_bps <= self.maker_fee_bps <= 1_000:
+            # A maker rebate is paid out of the taker fee of the same fill.
+            raise ValueError(f"{self.symbol}: maker_fee_bps must be in [-taker_fee_bps, 1000]")
         for name in ("static_band_bps", "dynamic_band_bps"):
             if not 0 <= getattr(self, name) < 10_000:
                 raise ValueError(f"{self.symbol}: {name} must be in [0, 10000)")

@@ -59,6 +59,7 @@ cdef class Books:
     cdef void remove(self, int32_t slot) noexcept nogil
     cdef void free_order(self, int32_t slot) noexcept nogil
     cdef void take(self, int32_t slot, qty_t qty) noexcept nogil
+    cdef int rebuild_account_lists(self) except -1
 
     # -- internals --
     cdef int32_t _level_for(self, int32_t instrument, uint8_t side, price_t price) except -2

@@ -222,6 +222,27 @@ cdef class Books:
         self.orders[slot].leaves -= qty
         self.levels[self.orders[slot].level].qty -= qty
 
+    cdef int rebuild_account_lists(self) except -1:
+        """Relink every account list in order-id order (after a restore)."""
+        cdef int32_t slot, prev
+        cdef int64_t a
+        live = sorted((self.orders[slot].order_id, slot) for slot in range(self.order_cap)
+                      if self.orders[slot].live)
+        for a in range(self.acct_cap):
+            self.acct_head[a] = -1
+            self.acct_tail[a] = -1
+        for _, slot in live:
+            a = self.orders[slot].account
+            prev = self.acct_tail[a]
+            self.orders[slot].acct_prev = prev
+            self.orders[slot].acct_next = -1
+            if prev != -1:
+                self.orders[prev].acct_next = slot
+            else:
+                self.acct_head[a] = slot
+            self.acct_tail[a] = slot
+        return 0
+
     # -- internals --
 
     cdef int32_t _level_for(self, int32_t instrument, uint8_t side, price_t price) except -2:

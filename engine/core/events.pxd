@@ -22,6 +22,9 @@ cdef class Event:
     cdef readonly int64_t maker_client_order_id
     cdef readonly int64_t maker_account
     cdef readonly int64_t maker_leaves
+    cdef readonly int64_t fee
+    cdef readonly int64_t maker_fee
+    cdef readonly int32_t asset
 
 
 # -- conversion --

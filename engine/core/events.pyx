@@ -19,7 +19,8 @@ cdef class Event:
                  uint8_t side=0, uint8_t aux=0, int32_t instrument=0, int64_t order_id=0,
                  int64_t client_order_id=0, int64_t account=0, int64_t price=0, int64_t qty=0,
                  int64_t leaves=0, int64_t maker_order_id=0, int64_t maker_client_order_id=0,
-                 int64_t maker_account=0, int64_t maker_leaves=0):
+                 int64_t maker_account=0, int64_t maker_leaves=0, int64_t fee=0,
+                 int64_t maker_fee=0, int32_t asset=0):
         self.seq = seq
         self.ts = ts
         self.kind = kind
@@ -37,6 +38,9 @@ cdef class Event:
         self.maker_client_order_id = maker_client_order_id
         self.maker_account = maker_account
         self.maker_leaves = maker_leaves
+        self.fee = fee
+        self.maker_fee = maker_fee
+        self.asset = asset
 
     @staticmethod
     def from_record(record):
@@ -48,7 +52,7 @@ cdef class Event:
         return (self.seq, self.ts, self.kind, self.reason, self.side, self.aux, self.instrument,
                 self.order_id, self.client_order_id, self.account, self.price, self.qty,
                 self.leaves, self.maker_order_id, self.maker_client_order_id,
-                self.maker_account, self.maker_leaves)
+                self.maker_account, self.maker_leaves, self.fee, self.maker_fee, self.asset)
 
     def to_dict(self):
         """The fields as a dict, in EVENT_DTYPE order."""
@@ -72,7 +76,8 @@ cdef class Event:
         if self.side in (1, 2):
             parts.append(f"side={Side(self.side).name}")
         for name in ("aux", "order_id", "client_order_id", "account", "price", "qty", "leaves",
-                     "maker_order_id", "maker_client_order_id", "maker_account", "maker_leaves"):
+                     "maker_order_id", "maker_client_order_id", "maker_account", "maker_leaves",
+                     "fee", "maker_fee", "asset"):
             value = getattr(self, name)
             if value:
                 parts.append(f"{name}={value}")
@@ -98,6 +103,9 @@ cdef Event event_from_rec(const EventRec* rec):
     ev.maker_client_order_id = rec.maker_client_order_id
     ev.maker_account = rec.maker_account
     ev.maker_leaves = rec.maker_leaves
+    ev.fee = rec.fee
+    ev.maker_fee = rec.maker_fee
+    ev.asset = rec.asset
     return ev
 
 

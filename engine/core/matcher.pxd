@@ -1,6 +1,7 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.book cimport Books
+from engine.core.ledger cimport Ledger
 from engine.core.types cimport CommandRec, EventRec, Order, oid_t, price_t, qty_t
 
 
@@ -20,6 +21,14 @@ ctypedef struct Instrument:
     int64_t s_hi
     int64_t d_lo
     int64_t d_hi
+    # risk: assets, exact unit mapping, fees (engine/core/ledger.pyx)
+    int32_t base_asset
+    int32_t quote_asset
+    int64_t base_per_qty          # base ledger units per quantity unit
+    int64_t quote_per_tick_qty    # quote ledger units per (tick x quantity unit)
+    int64_t maker_bps
+    int64_t taker_bps
+    int64_t reserve_bps           # fee rate a buy reserves: max(maker, taker, 0)
     uint8_t has_static
     uint8_t has_dynamic
     uint8_t state
@@ -31,6 +40,10 @@ cdef class MatchingEngine:
     cdef int32_t n_inst
     cdef list specs
     cdef readonly int64_t max_accounts
+    cdef Ledger ledger
+    cdef readonly bint risk
+    cdef readonly int64_t fee_account
+    cdef list asset_specs
     cdef oid_t next_order_id
     cdef readonly int64_t last_seq
     # events of the command (per-command API) or batch (batch API) in progress
@@ -48,6 +61,8 @@ cdef class MatchingEngine:
     cdef int _mass_cancel(self, const CommandRec* c) except -1
     cdef int _set_state(self, const CommandRec* c) except -1
     cdef int _set_reference(self, const CommandRec* c) except -1
+    cdef int _credit_debit(self, const CommandRec* c) except -1
+    cdef int _set_asset_price(self, const CommandRec* c) except -1
 
     # -- matching --
     cdef int _match(self, Order* taker, price_t lo, price_t hi, bint collared) except -1
@@ -61,12 +76,19 @@ cdef class MatchingEngine:
     cdef EventRec* _emit(self, uint8_t kind) except NULL
     cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1
     cdef int _reject(self, const CommandRec* c, uint8_t reason) except -1
-    cdef int _emit_cancel(self, const Order* o, uint8_t reason, qty_t qty) except -1
+    cdef int _kill(self, const Order* o, uint8_t reason) except -1
     cdef int _cancel_slot(self, int32_t slot, uint8_t reason) except -1
 
     # -- queries --
     cdef list _side_depth(self, int32_t instrument, uint8_t side, int levels)
     cdef object _info(self, int32_t slot)
+
+    # -- risk --
+    cdef uint8_t _reserve_new(self, const Instrument* inst, const CommandRec* c, price_t price) noexcept
+    cdef void _release(self, const Order* o) noexcept
+    cdef void _settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
+                           price_t p, qty_t q, EventRec* e) noexcept
+    cdef bint _account_ok(self, int64_t account) noexcept
 
     # -- validation --
     cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept

@@ -12,13 +12,16 @@ from libc.string cimport memcpy, memset
 
 from engine.core.book cimport BookSide, Books
 from engine.core.events cimport events_from_recs
+from engine.core.ledger cimport Ledger
 from engine.core.types cimport *
 
 import hashlib
 
 import numpy as np
 
+from engine.assets import USD_PRICE_SCALE
 from engine.core.order_info import OrderInfo
+from engine.core import snapshot as _snap
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 
 if COMMAND_DTYPE.itemsize != sizeof(CommandRec) or EVENT_DTYPE.itemsize != sizeof(EventRec):
@@ -29,6 +32,10 @@ DEF _STOP_BAND = 1
 DEF _STOP_STP = 2
 DEF _INITIAL_EVENTS = 256
 DEF _BPS = 10000
+DEF _BALANCE_LIMIT = 4611686018427387904
+# One order's amounts stay below 2**60 (checked when an instrument is added),
+# balances below 2**62 (checked on credit and order entry): no int64 overflow.
+_ORDER_AMOUNT_LIMIT = 1 << 60
 
 
 cdef inline void _band_around(int64_t centre, int64_t bps, int64_t tick,
@@ -37,6 +44,34 @@ cdef inline void _band_around(int64_t centre, int64_t bps, int64_t tick,
     cdef int64_t unit = _BPS * tick
     lo[0] = (centre * (_BPS - bps) + unit - 1) // unit * tick
     hi[0] = centre * (_BPS + bps) // unit * tick
+
+
+cdef inline int64_t _bps_of(int64_t amount, int64_t bps) noexcept nogil:
+    # floor(amount * bps / 10000) for amount, bps >= 0, without 128-bit products.
+    return (amount // _BPS) * bps + (amount % _BPS) * bps // _BPS
+
+
+cdef inline int64_t _fee(int64_t notional, int64_t bps) noexcept nogil:
+    # Fees and rebates both round towards zero: the fee account receives exactly
+    # what takers pay minus what makers are rebated, and a maker rebate never
+    # exceeds the taker fee of the same fill (|maker_bps| <= taker_bps).
+    return _bps_of(notional, bps) if bps >= 0 else -_bps_of(notional, -bps)
+
+
+cdef inline int64_t _notional(const Instrument* inst, price_t price, qty_t qty) noexcept nogil:
+    return (price // inst.tick) * qty * inst.quote_per_tick_qty
+
+
+cdef inline int64_t _reservation(const Instrument* inst, uint8_t side, price_t price,
+                                 qty_t leaves) noexcept nogil:
+    # What an order may still spend: a buy its notional at its limit plus the
+    # largest fee it could pay, a sell its base quantity. Floor-rounded fees make
+    # R(leaves) - R(leaves - q) cover every fill of q at or inside the limit.
+    cdef int64_t n
+    if side == BUY:
+        n = _notional(inst, price, leaves)
+        return n + _bps_of(n, inst.reserve_bps)
+    return leaves * inst.base_per_qty
 
 
 cdef inline uint8_t _clip_u8(int64_t value) noexcept:
@@ -51,12 +86,22 @@ cdef class MatchingEngine:
     COMMAND_DTYPE records and returns a numpy array of EVENT_DTYPE records.
     """
 
-    def __cinit__(self, int64_t max_accounts=(1 << 20), int32_t max_orders=(1 << 26)):
+    def __cinit__(self, int64_t max_accounts=(1 << 20), int32_t max_orders=(1 << 26),
+                  bint risk=False, int64_t fee_account=0):
+        """risk=False runs a pure matcher (any account id below max_accounts
+        trades, nothing is reserved); risk=True needs assets, opened accounts
+        and balances, and checks every order before it reaches the book."""
         if max_accounts <= 0 or max_accounts > (1 << 31):
             raise ValueError("max_accounts must be in [1, 2**31]")
         if max_orders <= 0:
             raise ValueError("max_orders must be positive")
+        if not 0 <= fee_account < max_accounts:
+            raise ValueError("fee_account must be a valid account id")
         self.books = Books(max_orders)
+        self.ledger = Ledger()
+        self.risk = risk
+        self.fee_account = fee_account
+        self.asset_specs = []
         self.specs = []
         self.max_accounts = max_accounts
         self.next_order_id = 1
@@ -65,6 +110,8 @@ cdef class MatchingEngine:
         self.ev = <EventRec*>PyMem_RawRealloc(NULL, self.ev_cap * sizeof(EventRec))
         if self.ev == NULL:
             raise MemoryError()
+        if risk:
+            self.ledger.open_account(fee_account)
 
     def __dealloc__(self):
         PyMem_RawFree(self.insts)
@@ -74,8 +121,37 @@ cdef class MatchingEngine:
     # set-up
     # ------------------------------------------------------------------
 
+    def add_asset(self, spec):
+        """Register an AssetSpec; returns its asset id (0, 1, ...)."""
+        if any(a.symbol == spec.symbol for a in self.asset_specs):
+            raise ValueError(f"asset {spec.symbol} already registered")
+        self.ledger.add_asset(spec.haircut_bps)
+        self.asset_specs.append(spec)
+        return len(self.asset_specs) - 1
+
+    def asset_id(self, str symbol):
+        """Asset id of a registered symbol."""
+        for i, a in enumerate(self.asset_specs):
+            if a.symbol == symbol:
+                return i
+        raise ValueError(f"unknown asset {symbol}")
+
+    @property
+    def assets(self):
+        """The registered AssetSpecs, indexed by asset id."""
+        return tuple(self.asset_specs)
+
+    def open_account(self, int64_t account):
+        """Open an account (risk mode): it may then hold balances and trade."""
+        if not self.risk:
+            raise ValueError("accounts are only kept with risk=True")
+        if not 0 <= account < self.max_accounts:
+            raise ValueError(f"account {account} outside [0, {self.max_accounts})")
+        self.ledger.open_account(account)
+
     def add_instrument(self, spec):
         """Register an InstrumentSpec; returns its instrument id (0, 1, ...)."""
+        unit = self._risk_units(spec) if self.risk else None
         cdef Instrument* grown = <Instrument*>PyMem_RawRealloc(
             self.insts, (self.n_inst + 1) * sizeof(Instrument))
         if grown == NULL:
@@ -91,10 +167,34 @@ cdef class MatchingEngine:
         inst.static_bps = spec.static_band_bps
         inst.dynamic_bps = spec.dynamic_band_bps
         inst.state = OPEN
+        if unit is not None:
+            (inst.base_asset, inst.quote_asset, inst.base_per_qty, inst.quote_per_tick_qty) = unit
+            inst.maker_bps = spec.maker_fee_bps
+            inst.taker_bps = spec.taker_fee_bps
+            inst.reserve_bps = max(spec.maker_fee_bps, spec.taker_fee_bps, 0)
         self.books.add_book()
         self.specs.append(spec)
         self.n_inst += 1
         return self.n_inst - 1
+
+    def _risk_units(self, spec):
+        """(base id, quote id, base per qty unit, quote per tick x qty unit), exact."""
+        base_id, quote_id = self.asset_id(spec.base), self.asset_id(spec.quote)
+        base, quote = self.asset_specs[base_id], self.asset_specs[quote_id]
+        # One quantity unit is 1/qty_scale base tokens; one tick is
+        # tick_size/price_scale quote tokens per base token.
+        bpq_num, bpq_den = 10 ** base.ledger_decimals, spec.qty_scale
+        qpt_num = spec.tick_size * 10 ** quote.ledger_decimals
+        qpt_den = spec.price_scale * spec.qty_scale
+        if bpq_num % bpq_den or qpt_num % qpt_den:
+            raise ValueError(f"{spec.symbol}: a lot or a tick is finer than one ledger unit "
+                             f"of {base.symbol}/{quote.symbol}; raise ledger_decimals")
+        bpq, qpt = bpq_num // bpq_den, qpt_num // qpt_den
+        worst = (spec.max_price // spec.tick_size) * spec.max_qty * qpt
+        worst += worst * max(spec.maker_fee_bps, spec.taker_fee_bps, 0) // 10000
+        if worst >= _ORDER_AMOUNT_LIMIT or spec.max_qty * bpq >= _ORDER_AMOUNT_LIMIT:
+            raise ValueError(f"{spec.symbol}: max_price x max_qty could overflow; lower them")
+        return base_id, quote_id, bpq, qpt
 
     @property
     def instruments(self):
@@ -187,6 +287,33 @@ cdef class MatchingEngine:
         c.price = price
         return self._run_one(&c)
 
+    def credit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
+        """Credit a confirmed deposit (ledger units)."""
+        return self._run_balance(CREDIT, account, asset, amount, seq, ts)
+
+    def debit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
+        """Debit a withdrawal from the free balance (ledger units)."""
+        return self._run_balance(DEBIT, account, asset, amount, seq, ts)
+
+    def set_asset_price(self, int32_t asset, int64_t usd_e8, int64_t seq=0, int64_t ts=0):
+        """Set an asset's reference price in USD x 1e8 per whole token."""
+        return self._run_balance(SET_ASSET_PRICE, 0, asset, usd_e8, seq, ts)
+
+    def _run_balance(self, uint8_t kind, int64_t account, int32_t asset, int64_t amount,
+                     int64_t seq, int64_t ts):
+        cdef CommandRec c
+        memset(&c, 0, sizeof(CommandRec))
+        c.kind = kind
+        c.seq = seq
+        c.ts = ts
+        c.account = account
+        c.asset = asset
+        if kind == SET_ASSET_PRICE:
+            c.price = amount
+        else:
+            c.qty = amount
+        return self._run_one(&c)
+
     def submit(self, record):
         """Run one COMMAND_DTYPE record (a numpy void scalar or 0-d array)."""
         arr = np.asarray(record)
@@ -239,6 +366,10 @@ cdef class MatchingEngine:
             return self._set_state(c)
         if c.kind == SET_REFERENCE:
             return self._set_reference(c)
+        if c.kind == CREDIT or c.kind == DEBIT:
+            return self._credit_debit(c)
+        if c.kind == SET_ASSET_PRICE:
+            return self._set_asset_price(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -255,7 +386,7 @@ cdef class MatchingEngine:
         cdef int64_t last_before
         if c.instrument < 0 or c.instrument >= self.n_inst:
             return self._reject(c, UNKNOWN_INSTRUMENT)
-        if c.account < 0 or c.account >= self.max_accounts:
+        if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         if c.side != BUY and c.side != SELL:
             return self._reject(c, INVALID_SIDE)
@@ -295,6 +426,10 @@ cdef class MatchingEngine:
         if ((c.tif == GTC or c.tif == POST_ONLY) and self.books.order_free == -1
                 and self.books.order_cap >= self.books.max_orders):
             return self._reject(c, BOOK_FULL)
+        if self.risk:
+            why = self._reserve_new(inst, c, price)
+            if why:
+                return self._reject(c, why)
 
         taker.order_id = self.next_order_id
         self.next_order_id += 1
@@ -321,7 +456,7 @@ cdef class MatchingEngine:
         e.leaves = c.qty
 
         if c.tif == FOK and not self._fok_fillable(&taker, lo, hi):
-            return self._emit_cancel(&taker, FOK_KILLED, taker.leaves)
+            return self._kill(&taker, FOK_KILLED)
         last_before = inst.last_trade
         stop = self._match(&taker, lo, hi, c.order_type == MARKET)
         self._finish(&taker, -1, stop)
@@ -332,7 +467,7 @@ cdef class MatchingEngine:
 
     cdef int _cancel(self, const CommandRec* c) except -1:
         cdef int32_t slot
-        if c.account < 0 or c.account >= self.max_accounts:
+        if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         slot = self.books.index.find(c.order_id) if c.order_id > 0 else -1
         if slot == -1:
@@ -350,8 +485,9 @@ cdef class MatchingEngine:
         cdef qty_t new_qty
         cdef EventRec* e
         cdef int stop
-        cdef int64_t last_before
-        if c.account < 0 or c.account >= self.max_accounts:
+        cdef int64_t last_before, old_r, new_r
+        cdef int32_t asset
+        if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         slot = self.books.index.find(c.order_id) if c.order_id > 0 else -1
         if slot == -1:
@@ -379,6 +515,16 @@ cdef class MatchingEngine:
         if (new_price != o.price and o.tif == POST_ONLY
                 and self._crosses(o.instrument, o.side, new_price)):
             return self._reject(c, POST_ONLY_WOULD_TAKE)
+        if self.risk:
+            old_r = _reservation(inst, o.side, o.price, o.leaves)
+            new_r = _reservation(inst, o.side, new_price, new_qty)
+            asset = inst.quote_asset if o.side == BUY else inst.base_asset
+            if new_r > old_r:
+                why = self.ledger.reserve(o.account, asset, new_r - old_r)
+                if why:
+                    return self._reject(c, why)
+            else:
+                self.ledger.release(o.account, asset, old_r - new_r)
         if c.client_order_id != 0:
             o.client_order_id = c.client_order_id
 
@@ -424,7 +570,7 @@ cdef class MatchingEngine:
         cdef int32_t slot, nxt
         cdef int64_t count = 0
         cdef EventRec* e
-        if c.account < 0 or c.account >= self.max_accounts:
+        if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         if c.instrument != -1 and (c.instrument < 0 or c.instrument >= self.n_inst):
             return self._reject(c, UNKNOWN_INSTRUMENT)
@@ -551,6 +697,8 @@ cdef class MatchingEngine:
                 e.maker_client_order_id = maker.client_order_id
                 e.maker_account = maker.account
                 e.maker_leaves = maker.leaves - q
+                if self.risk:
+                    self._settle_fill(inst, taker, maker, p, q, e)
                 inst.last_trade = p
                 if maker.leaves == q:
                     books.remove(slot)
@@ -617,7 +765,7 @@ cdef class MatchingEngine:
             return self.books.rest(new_slot, False)
         if slot != -1:
             return self._cancel_slot(slot, reason)
-        return self._emit_cancel(taker, reason, taker.leaves)
+        return self._kill(taker, reason)
 
     cdef bint _crosses(self, int32_t instrument, uint8_t side, price_t price) noexcept:
         """Whether a price reaches the best opposite price."""
@@ -672,9 +820,13 @@ cdef class MatchingEngine:
         e.side = c.side
         e.price = c.price
         e.qty = c.qty
+        e.asset = c.asset
         return 0
 
-    cdef int _emit_cancel(self, const Order* o, uint8_t reason, qty_t qty) except -1:
+    cdef int _kill(self, const Order* o, uint8_t reason) except -1:
+        """Emit CANCELLED for an order's whole remainder and release its reservation."""
+        if self.risk:
+            self._release(o)
         cdef EventRec* e = self._emit(CANCELLED)
         e.reason = reason
         e.instrument = o.instrument
@@ -683,13 +835,110 @@ cdef class MatchingEngine:
         e.account = o.account
         e.side = o.side
         e.price = o.price
-        e.qty = qty
+        e.qty = o.leaves
         return 0
 
     cdef int _cancel_slot(self, int32_t slot, uint8_t reason) except -1:
         """Cancel a resting (or amended, unlinked) order and free its slot."""
-        self._emit_cancel(&self.books.orders[slot], reason, self.books.orders[slot].leaves)
+        self._kill(&self.books.orders[slot], reason)
         self.books.remove(slot)
+        return 0
+
+    # ------------------------------------------------------------------
+    # risk
+    # ------------------------------------------------------------------
+
+    cdef bint _account_ok(self, int64_t account) noexcept:
+        if self.risk:
+            return self.ledger.known(account)
+        return 0 <= account < self.max_accounts
+
+    cdef uint8_t _reserve_new(self, const Instrument* inst, const CommandRec* c,
+                              price_t price) noexcept:
+        """Reserve what a new order could spend; a reject code if it cannot."""
+        cdef int64_t need, incoming
+        cdef int32_t pay_asset, get_asset
+        if c.side == BUY:
+            pay_asset, get_asset = inst.quote_asset, inst.base_asset
+            incoming = c.qty * inst.base_per_qty
+        else:
+            pay_asset, get_asset = inst.base_asset, inst.quote_asset
+            # A sell may fill above its limit: bound proceeds by the max price.
+            incoming = _notional(inst, inst.max_price - inst.max_price % inst.tick, c.qty)
+        if incoming > _BALANCE_LIMIT - self.ledger.total[c.account * self.ledger.stride + get_asset]:
+            return AMOUNT_OVERFLOW
+        need = _reservation(inst, c.side, price, c.qty)
+        return self.ledger.reserve(c.account, pay_asset, need)
+
+    cdef void _release(self, const Order* o) noexcept:
+        cdef Instrument* inst = &self.insts[o.instrument]
+        self.ledger.release(o.account, inst.quote_asset if o.side == BUY else inst.base_asset,
+                            _reservation(inst, o.side, o.price, o.leaves))
+
+    cdef void _settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
+                           price_t p, qty_t q, EventRec* e) noexcept:
+        """Move the exact amounts of one fill; called before leaves are reduced
+        (taker.leaves is already reduced by q, maker.leaves not yet)."""
+        cdef int64_t n = _notional(inst, p, q)
+        cdef int64_t base = q * inst.base_per_qty
+        cdef int64_t taker_fee = _fee(n, inst.taker_bps)
+        cdef int64_t maker_fee = _fee(n, inst.maker_bps)
+        cdef int64_t buyer_fee, seller_fee, drop
+        cdef const Order* buyer
+        cdef const Order* seller
+        cdef qty_t buyer_leaves_before
+        if taker.side == BUY:
+            buyer, seller = taker, maker
+            buyer_fee, seller_fee = taker_fee, maker_fee
+            buyer_leaves_before = taker.leaves + q
+        else:
+            buyer, seller = maker, taker
+            buyer_fee, seller_fee = maker_fee, taker_fee
+            buyer_leaves_before = maker.leaves
+        drop = (_reservation(inst, BUY, buyer.price, buyer_leaves_before)
+                - _reservation(inst, BUY, buyer.price, buyer_leaves_before - q))
+        self.ledger.move(buyer.account, inst.quote_asset, -(n + buyer_fee), -drop)
+        self.ledger.move(buyer.account, inst.base_asset, base, 0)
+        self.ledger.move(seller.account, inst.base_asset, -base, -base)
+        self.ledger.move(seller.account, inst.quote_asset, n - seller_fee, 0)
+        self.ledger.move(self.fee_account, inst.quote_asset, taker_fee + maker_fee, 0)
+        e.fee = taker_fee
+        e.maker_fee = maker_fee
+
+    cdef int _credit_debit(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if not self.ledger.known(c.account):
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        if c.asset < 0 or c.asset >= self.ledger.n_assets:
+            return self._reject(c, UNKNOWN_ASSET)
+        if c.kind == CREDIT:
+            why = self.ledger.credit(c.account, c.asset, c.qty)
+        else:
+            why = self.ledger.debit(c.account, c.asset, c.qty)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(CREDITED if c.kind == CREDIT else DEBITED)
+        e.account = c.account
+        e.asset = c.asset
+        e.qty = c.qty
+        e.leaves = self.ledger.total[c.account * self.ledger.stride + c.asset]
+        return 0
+
+    cdef int _set_asset_price(self, const CommandRec* c) except -1:
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if c.asset < 0 or c.asset >= self.ledger.n_assets:
+            return self._reject(c, UNKNOWN_ASSET)
+        if c.price <= 0:
+            return self._reject(c, INVALID_PRICE)
+        self.ledger.usd_price[c.asset] = c.price
+        e = self._emit(ASSET_PRICE_SET)
+        e.asset = c.asset
+        e.price = c.price
         return 0
 
     # ------------------------------------------------------------------
@@ -759,6 +1008,126 @@ cdef class MatchingEngine:
         o.level = -1
         self.books.rest(slot, at_front)
         return self.books.orders[slot].order_id
+
+    # ------------------------------------------------------------------
+    # snapshots
+    # ------------------------------------------------------------------
+
+    def snapshot(self):
+        """The full state as bytes (see engine/core/snapshot.py)."""
+        cdef int32_t i, k, slot
+        cdef BookSide* bs
+        cdef Order* o
+        cdef Instrument* inst
+        orders = np.zeros(self.books.order_live, dtype=_snap.ORDER_DTYPE)
+        states = np.zeros(self.n_inst, dtype=_snap.INSTRUMENT_STATE_DTYPE)
+        cdef Py_ssize_t n = 0
+        for i in range(self.n_inst):
+            inst = &self.insts[i]
+            states[i] = (inst.state, inst.reference, inst.last_trade)
+            for side in (BUY, SELL):
+                bs = self.books.side_of(i, side)
+                for k in range(bs.n - 1, -1, -1):
+                    slot = self.books.levels[bs.levels[k]].head
+                    while slot != -1:
+                        o = &self.books.orders[slot]
+                        orders[n] = (o.order_id, o.client_order_id, o.price, o.leaves, o.account,
+                                     o.instrument, o.side, o.tif, o.stp, 0)
+                        n += 1
+                        slot = o.next
+        cdef int64_t acct
+        cdef int32_t a
+        accounts = [acct for acct in range(self.ledger.acct_cap) if self.ledger.is_open[acct]]
+        n_assets = self.ledger.n_assets
+        totals = np.zeros((len(accounts), n_assets), dtype=np.int64)
+        reserved = np.zeros((len(accounts), n_assets), dtype=np.int64)
+        for row, acct in enumerate(accounts):
+            for a in range(n_assets):
+                totals[row, a] = self.ledger.total[acct * self.ledger.stride + a]
+                reserved[row, a] = self.ledger.reserved[acct * self.ledger.stride + a]
+        snap = _snap.EngineSnapshot(
+            version=_snap.SNAPSHOT_VERSION,
+            max_accounts=self.max_accounts,
+            max_orders=self.books.max_orders,
+            risk=bool(self.risk),
+            fee_account=self.fee_account,
+            next_order_id=self.next_order_id,
+            last_seq=self.last_seq,
+            assets=list(self.asset_specs),
+            instruments=list(self.specs),
+            instrument_state=states.tobytes(),
+            orders=orders.tobytes(),
+            open_accounts=np.asarray(accounts, dtype=np.int64).tobytes(),
+            totals=totals.tobytes(),
+            reserved=reserved.tobytes(),
+            net_credits=np.asarray([self.ledger.net_credits[a] for a in range(n_assets)],
+                                   dtype=np.int64).tobytes(),
+            usd_prices=np.asarray([self.ledger.usd_price[a] for a in range(n_assets)],
+                                  dtype=np.int64).tobytes(),
+        )
+        return _snap.ENCODER.encode(snap)
+
+    @staticmethod
+    def from_snapshot(data):
+        """Rebuild an engine from snapshot() bytes; raises ValueError if invalid."""
+        try:
+            snap = _snap.DECODER.decode(data)
+        except Exception as err:
+            raise ValueError(f"not an engine snapshot: {err}") from err
+        if snap.version != _snap.SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {snap.version}, expected {_snap.SNAPSHOT_VERSION}")
+        cdef MatchingEngine eng = MatchingEngine(snap.max_accounts, snap.max_orders, snap.risk,
+                                                 snap.fee_account)
+        for spec in snap.assets:
+            eng.add_asset(spec)
+        for spec in snap.instruments:
+            eng.add_instrument(spec)
+        cdef int64_t acct
+        cdef int32_t a
+        n_assets = len(snap.assets)
+        accounts = np.frombuffer(snap.open_accounts, dtype=np.int64)
+        totals = np.frombuffer(snap.totals, dtype=np.int64).reshape(len(accounts), n_assets)
+        reserved = np.frombuffer(snap.reserved, dtype=np.int64).reshape(len(accounts), n_assets)
+        for row, acct in enumerate(accounts.tolist()):
+            eng.ledger.open_account(acct)
+            for a in range(n_assets):
+                eng.ledger.total[acct * eng.ledger.stride + a] = totals[row, a]
+                eng.ledger.reserved[acct * eng.ledger.stride + a] = reserved[row, a]
+        for a, (credits, price) in enumerate(zip(np.frombuffer(snap.net_credits, dtype=np.int64).tolist(),
+                                                 np.frombuffer(snap.usd_prices, dtype=np.int64).tolist())):
+            eng.ledger.net_credits[a] = credits
+            eng.ledger.usd_price[a] = price
+        cdef Instrument* inst
+        cdef int32_t i
+        for i, (state, reference, last_trade) in enumerate(
+                np.frombuffer(snap.instrument_state, dtype=_snap.INSTRUMENT_STATE_DTYPE).tolist()):
+            inst = &eng.insts[i]
+            inst.state = state
+            inst.reference = reference
+            inst.last_trade = last_trade
+            if reference and inst.static_bps:
+                inst.has_static = 1
+                _band_around(reference, inst.static_bps, inst.tick, &inst.s_lo, &inst.s_hi)
+            if last_trade and inst.dynamic_bps:
+                inst.has_dynamic = 1
+                _band_around(last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
+        cdef int32_t slot
+        cdef Order* o
+        for rec in np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE).tolist():
+            slot = eng.books.alloc_order()
+            if slot == -1:
+                raise ValueError("snapshot holds more orders than max_orders")
+            o = &eng.books.orders[slot]
+            memset(o, 0, sizeof(Order))
+            (o.order_id, o.client_order_id, o.price, o.leaves, o.account, o.instrument,
+             o.side, o.tif, o.stp, _) = rec
+            o.level = -1
+            eng.books.rest(slot, False)
+        eng.books.rebuild_account_lists()
+        eng.next_order_id = snap.next_order_id
+        eng.last_seq = snap.last_seq
+        eng.check_integrity()
+        return eng
 
     # ------------------------------------------------------------------
     # queries
@@ -834,6 +1203,36 @@ cdef class MatchingEngine:
         return OrderInfo(o.order_id, o.client_order_id, o.account, o.instrument, o.side,
                          o.price, o.leaves, o.tif, o.stp)
 
+    def balances(self, int64_t account):
+        """[(total, reserved)] per asset id, in ledger units (risk mode)."""
+        if not self.risk or not self.ledger.known(account):
+            raise ValueError(f"unknown account {account}")
+        cdef int32_t a
+        cdef int64_t k
+        out = []
+        for a in range(self.ledger.n_assets):
+            k = account * self.ledger.stride + a
+            out.append((self.ledger.total[k], self.ledger.reserved[k]))
+        return out
+
+    def asset_price(self, int32_t asset):
+        """An asset's reference price, USD x 1e8 per whole token (0 = unset)."""
+        if asset < 0 or asset >= self.ledger.n_assets:
+            raise ValueError(f"unknown asset {asset}")
+        return self.ledger.usd_price[asset]
+
+    def collateral_value(self, int64_t account):
+        """Collateral value of an account in USD x 1e8: sum over assets of
+        total x reference price x (1 - haircut), each term floored. Assets
+        without a reference price count as zero."""
+        total = 0
+        for asset, (amount, _reserved) in enumerate(self.balances(account)):
+            spec = self.asset_specs[asset]
+            price = self.ledger.usd_price[asset]
+            total += (amount * price * (10_000 - spec.haircut_bps)
+                      // (10_000 * 10 ** spec.ledger_decimals))
+        return total
+
     def instrument_state(self, int32_t instrument):
         """(trading state, reference price, last trade price); 0 means unset."""
         self._checked_instrument(instrument)
@@ -871,12 +1270,26 @@ cdef class MatchingEngine:
                         words += [o.order_id, o.client_order_id, o.account, o.price, o.leaves,
                                   o.tif, o.stp]
                         slot = o.next
+        cdef int64_t acct
+        cdef int32_t a
+        words += [self.risk, self.fee_account, self.ledger.n_assets]
+        for a in range(self.ledger.n_assets):
+            words += [self.ledger.net_credits[a], self.ledger.usd_price[a]]
+        for acct in range(self.ledger.acct_cap):
+            if self.ledger.is_open[acct]:
+                words.append(acct)
+                for a in range(self.ledger.n_assets):
+                    words += [self.ledger.total[acct * self.ledger.stride + a],
+                              self.ledger.reserved[acct * self.ledger.stride + a]]
         h.update(np.asarray(words, dtype=np.int64).tobytes())
         return h.hexdigest()
 
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""
         self.books.check_integrity()
+        if self.risk:
+            self.ledger.check_integrity()
+            self._check_reservations()
         cdef int32_t i, k, slot
         cdef BookSide* bs
         cdef Instrument* inst
@@ -895,3 +1308,30 @@ cdef class MatchingEngine:
                             assert inst.s_lo <= o.price <= inst.s_hi, (
                                 f"order {o.order_id} at {o.price} outside the static band")
                         slot = o.next
+
+    def _check_reservations(self):
+        """Every account's reserved amount equals what its open orders need."""
+        cdef int32_t i, k, slot
+        cdef BookSide* bs
+        cdef Instrument* inst
+        cdef Order* o
+        need = {}
+        for i in range(self.n_inst):
+            inst = &self.insts[i]
+            for side in (BUY, SELL):
+                bs = self.books.side_of(i, side)
+                asset = inst.quote_asset if side == BUY else inst.base_asset
+                for k in range(bs.n):
+                    slot = self.books.levels[bs.levels[k]].head
+                    while slot != -1:
+                        o = &self.books.orders[slot]
+                        key = (o.account, asset)
+                        need[key] = need.get(key, 0) + _reservation(inst, o.side, o.price, o.leaves)
+                        slot = o.next
+        cdef int64_t acct
+        for acct in range(self.ledger.acct_cap):
+            for asset in range(self.ledger.n_assets):
+                have = self.ledger.reserved[acct * self.ledger.stride + asset]
+                assert have == need.get((acct, asset), 0), (
+                    f"account {acct} asset {asset}: reserved {have}, open orders need "
+                    f"{need.get((acct, asset), 0)}")

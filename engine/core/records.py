@@ -20,7 +20,7 @@ COMMAND_DTYPE = np.dtype(
         ("pad0", "u1"),
         ("pad1", "u1"),
         ("instrument", "<i4"),
-        ("pad2", "<i4"),
+        ("asset", "<i4"),
         ("account", "<i8"),
         ("order_id", "<i8"),
         ("client_order_id", "<i8"),
@@ -49,11 +49,16 @@ EVENT_DTYPE = np.dtype(
         ("maker_client_order_id", "<i8"),
         ("maker_account", "<i8"),
         ("maker_leaves", "<i8"),
+        ("fee", "<i8"),
+        ("maker_fee", "<i8"),
+        ("asset", "<i4"),
+        ("pad0", "<i4"),
     ],
     align=True,
 )
 
-EVENT_FIELDS = tuple(name for name in EVENT_DTYPE.names)
+# Event fields without padding: the attributes of engine.core.events.Event.
+EVENT_FIELDS = tuple(name for name in EVENT_DTYPE.names if not name.startswith("pad"))
 
 
 def empty_commands(n: int) -> np.ndarray:

@@ -40,6 +40,9 @@ cpdef enum CommandKind:
     MASS_CANCEL = 4
     SET_STATE = 5
     SET_REFERENCE = 6
+    CREDIT = 7
+    DEBIT = 8
+    SET_ASSET_PRICE = 9
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -50,6 +53,9 @@ cpdef enum EventKind:
     MASS_CANCELLED = 6
     STATE_CHANGED = 7
     REFERENCE_SET = 8
+    CREDITED = 9
+    DEBITED = 10
+    ASSET_PRICE_SET = 11
 
 cpdef enum CancelReason:
     USER = 1
@@ -83,6 +89,11 @@ cpdef enum Reject:
     UNKNOWN_COMMAND = 21
     INVALID_STATE = 22
     BOOK_FULL = 23
+    UNKNOWN_ASSET = 24
+    INSUFFICIENT_BALANCE = 25
+    AMOUNT_OVERFLOW = 26
+    INVALID_AMOUNT = 27
+    ACCOUNTS_DISABLED = 28
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 
@@ -98,7 +109,7 @@ ctypedef struct CommandRec:
     uint8_t pad0
     uint8_t pad1
     int32_t instrument
-    int32_t pad2
+    int32_t asset
     int64_t account
     int64_t order_id
     int64_t client_order_id
@@ -123,6 +134,10 @@ ctypedef struct EventRec:
     int64_t maker_client_order_id
     int64_t maker_account
     int64_t maker_leaves
+    int64_t fee
+    int64_t maker_fee
+    int32_t asset
+    int32_t pad0
 
 # -- internal records --
 

@@ -24,6 +24,11 @@ REJECT_TEXT = {
     Reject.UNKNOWN_COMMAND: "unknown command kind",
     Reject.INVALID_STATE: "unknown trading state",
     Reject.BOOK_FULL: "order capacity of the engine is exhausted",
+    Reject.UNKNOWN_ASSET: "unknown asset",
+    Reject.INSUFFICIENT_BALANCE: "insufficient free balance",
+    Reject.AMOUNT_OVERFLOW: "amount exceeds the 64-bit balance limit",
+    Reject.INVALID_AMOUNT: "amount must be positive",
+    Reject.ACCOUNTS_DISABLED: "this engine runs without accounts (risk off)",
 }
 
 CANCEL_TEXT = {

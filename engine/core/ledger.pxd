@@ -1,0 +1,41 @@
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+
+cdef class Ledger:
+    """Per (account, asset) total and reserved balances in ledger units, the
+    open-account flags, and per-asset reference prices (USD x 1e8)."""
+
+    cdef int64_t* total         # [account * stride + asset]
+    cdef int64_t* reserved
+    cdef uint8_t* is_open       # [account]
+    cdef int64_t acct_cap
+    cdef int32_t stride         # asset capacity of a row
+    cdef int32_t n_assets
+    cdef int64_t* net_credits   # [asset]: credits minus debits, for the conservation check
+    cdef int64_t* usd_price     # [asset]: 0 = unset
+    cdef int32_t* haircut_bps   # [asset]
+    cdef int64_t n_open
+
+    # -- queries --
+    cdef inline bint known(self, int64_t account) noexcept nogil:
+        return 0 <= account < self.acct_cap and self.is_open[account]
+
+    cdef inline int64_t free(self, int64_t account, int32_t asset) noexcept nogil:
+        cdef int64_t k = account * self.stride + asset
+        return self.total[k] - self.reserved[k]
+
+    # -- commands --
+    cdef uint8_t credit(self, int64_t account, int32_t asset, int64_t amount) noexcept
+    cdef uint8_t debit(self, int64_t account, int32_t asset, int64_t amount) noexcept
+    cdef uint8_t reserve(self, int64_t account, int32_t asset, int64_t amount) noexcept
+    cdef inline void release(self, int64_t account, int32_t asset, int64_t amount) noexcept nogil:
+        self.reserved[account * self.stride + asset] -= amount
+
+    cdef inline void move(self, int64_t account, int32_t asset, int64_t total_delta,
+                          int64_t reserved_delta) noexcept nogil:
+        cdef int64_t k = account * self.stride + asset
+        self.total[k] += total_delta
+        self.reserved[k] += reserved_delta
+
+    cdef int add_asset(self, int32_t haircut_bps) except -1
+    cdef int open_account(self, int64_t account) except -1

@@ -1,0 +1,59 @@
+"""The serialised form of a full engine state (MatchingEngine.snapshot()).
+
+Logical, not a memory dump: resting orders in book order (per instrument,
+bids then asks, best price first, FIFO within a level), instrument trading
+state, balances. Restoring rebuilds the C structures, so the pool layout may
+differ but every observable behaviour (ids, queues, balances) is the same.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from engine.assets import AssetSpec
+from engine.instruments import InstrumentSpec
+
+SNAPSHOT_VERSION = 1
+
+ORDER_DTYPE = np.dtype(
+    [
+        ("order_id", "<i8"),
+        ("client_order_id", "<i8"),
+        ("price", "<i8"),
+        ("leaves", "<i8"),
+        ("account", "<i8"),
+        ("instrument", "<i4"),
+        ("side", "u1"),
+        ("tif", "u1"),
+        ("stp", "u1"),
+        ("pad", "u1"),
+    ]
+)
+
+INSTRUMENT_STATE_DTYPE = np.dtype([("state", "<i8"), ("reference", "<i8"), ("last_trade", "<i8")])
+
+
+class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything needed to rebuild a MatchingEngine exactly."""
+
+    version: int
+    max_accounts: int
+    max_orders: int
+    risk: bool
+    fee_account: int
+    next_order_id: int
+    last_seq: int
+    assets: list[AssetSpec]
+    instruments: list[InstrumentSpec]
+    instrument_state: bytes   # INSTRUMENT_STATE_DTYPE per instrument
+    orders: bytes             # ORDER_DTYPE in book order
+    open_accounts: bytes      # int64 account ids
+    totals: bytes             # int64 [len(open_accounts), len(assets)]
+    reserved: bytes           # int64 [len(open_accounts), len(assets)]
+    net_credits: bytes        # int64 per asset
+    usd_prices: bytes         # int64 per asset
+
+
+ENCODER = msgspec.msgpack.Encoder()
+DECODER = msgspec.msgpack.Decoder(EngineSnapshot)
