@@ -9,7 +9,7 @@ cdef class OrderIndex:
     cdef oid_t* keys        # 0 = empty (order ids start at 1)
     cdef int32_t* values
     cdef uint64_t mask
-    cdef int shift
+    cdef int shift          # 64 - log2(number of 16-slot blocks)
     cdef Py_ssize_t count
 
     # -- queries --
