@@ -96,12 +96,12 @@ cdef class Books:
         return 0
 
     cdef int32_t alloc_order(self) except -2:
-        """A free pool slot, or -1 when max_orders are resting."""
+        """A free pool slot, or -1 when max_orders orders are resting."""
         cdef int32_t slot, i, new_cap
+        if self.order_live >= self.max_orders:
+            return -1
         if self.order_free == -1:
-            if self.order_cap >= self.max_orders:
-                return -1
-            new_cap = _INITIAL_ORDERS if self.order_cap == 0 else min(self.order_cap * 2, self.max_orders)
+            new_cap = min(_INITIAL_ORDERS if self.order_cap == 0 else self.order_cap * 2, self.max_orders)
             self.orders = <Order*>_grow(self.orders, new_cap, sizeof(Order))
             # Thread the new slots onto the free list, lowest slot first.
             for i in range(new_cap - 1, self.order_cap - 1, -1):

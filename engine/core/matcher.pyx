@@ -423,8 +423,8 @@ cdef class MatchingEngine:
             price = hi if c.side == BUY else lo
         if c.tif == POST_ONLY and self._crosses(c.instrument, c.side, price):
             return self._reject(c, POST_ONLY_WOULD_TAKE)
-        if ((c.tif == GTC or c.tif == POST_ONLY) and self.books.order_free == -1
-                and self.books.order_cap >= self.books.max_orders):
+        if ((c.tif == GTC or c.tif == POST_ONLY)
+                and self.books.order_live >= self.books.max_orders):
             return self._reject(c, BOOK_FULL)
         if self.risk:
             why = self._reserve_new(inst, c, price)
@@ -814,7 +814,8 @@ cdef class MatchingEngine:
         cdef EventRec* e = self._emit(REJECTED)
         e.reason = reason
         e.instrument = c.instrument
-        e.order_id = c.order_id
+        # Only cancels and amends name an existing order.
+        e.order_id = c.order_id if c.kind == CANCEL or c.kind == AMEND else 0
         e.client_order_id = c.client_order_id
         e.account = c.account
         e.side = c.side
@@ -981,18 +982,27 @@ cdef class MatchingEngine:
         cdef Order* o
         if instrument < 0 or instrument >= self.n_inst:
             raise ValueError(f"unknown instrument {instrument}")
-        if account < 0 or account >= self.max_accounts:
+        if not self._account_ok(account):
             raise ValueError(f"unknown account {account}")
         if side != BUY and side != SELL:
             raise ValueError(f"invalid side {side}")
         inst = &self.insts[instrument]
-        if self._check_qty(inst, qty) or self._check_price(inst, price):
-            raise ValueError(f"invalid seed order: qty {qty}, price {price}")
+        # A recovered order may hold less than min_qty after partial fills.
+        if qty <= 0 or qty % inst.lot != 0 or qty > inst.max_qty:
+            raise ValueError(f"invalid seed quantity {qty}")
+        if self._check_price(inst, price):
+            raise ValueError(f"invalid seed price {price}")
+        if inst.has_static and not inst.s_lo <= price <= inst.s_hi:
+            raise ValueError(f"seed price {price} outside the static band")
         if self._crosses(instrument, <uint8_t>side, price):
             raise ValueError(f"seed order at {price} would cross the book")
-        slot = self.books.alloc_order()
-        if slot == -1:
+        if self.books.order_live >= self.books.max_orders:
             raise ValueError("order capacity exhausted")
+        if self.risk and self.ledger.reserve(
+                account, inst.quote_asset if side == BUY else inst.base_asset,
+                _reservation(inst, <uint8_t>side, price, qty)):
+            raise ValueError(f"account {account} cannot cover the seed order")
+        slot = self.books.alloc_order()
         o = &self.books.orders[slot]
         memset(o, 0, sizeof(Order))
         o.order_id = self.next_order_id
