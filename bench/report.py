@@ -43,6 +43,7 @@ TARGETS = (
     Target("percommand_cmds_per_s", "per-command API throughput", 1_000_000, True, "cmd/s"),
     Target("latency_p99_ns", "batch latency p99", 1_000, False, "ns/cmd"),
     Target("ratio", "batch vs reference", 100, True, "x"),
+    Target("batch_risk_ratio", "risk-on vs matching-only", 0.75, True, "x"),
     Target("bytes_per_resting_order", "memory per resting order", 128, False, "B"),
 )
 
@@ -50,6 +51,8 @@ TARGETS = (
 def _number(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and abs(value) < 10:
+        return f"{value:,.2f}"
     if isinstance(value, float) and abs(value) < 1000:
         return f"{value:,.1f}"
     return f"{round(value):,}"
@@ -86,6 +89,7 @@ def table(results: dict) -> str:
     if "batch_risk_cmds_per_s" in r:
         row("  the same with pre-trade risk and fees", "batch_risk_cmds_per_s", "cmd/s",
             runs("batch_risk_cmds_per_s_runs"))
+        row("  risk-on / matching-only (paired runs)", "batch_risk_ratio", "x")
     row("per-command API (new_order/cancel/amend)", "percommand_cmds_per_s", "cmd/s",
         runs("percommand_cmds_per_s_runs"))
     row("submit(record) per command", "submit_cmds_per_s", "cmd/s")

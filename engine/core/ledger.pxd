@@ -1,12 +1,17 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 
+# One (account, asset) balance: both halves share a cache line.
+ctypedef struct Balance:
+    int64_t total
+    int64_t reserved
+
+
 cdef class Ledger:
     """Per (account, asset) total and reserved balances in ledger units, the
     open-account flags, and per-asset reference prices (USD x 1e8)."""
 
-    cdef int64_t* total         # [account * stride + asset]
-    cdef int64_t* reserved
+    cdef Balance* rows          # [account * stride + asset]
     cdef uint8_t* is_open       # [account]
     cdef int64_t acct_cap
     cdef int32_t stride         # asset capacity of a row
@@ -20,22 +25,27 @@ cdef class Ledger:
     cdef inline bint known(self, int64_t account) noexcept nogil:
         return 0 <= account < self.acct_cap and self.is_open[account]
 
-    cdef inline int64_t free(self, int64_t account, int32_t asset) noexcept nogil:
-        cdef int64_t k = account * self.stride + asset
-        return self.total[k] - self.reserved[k]
+    cdef inline Balance* at(self, int64_t account, int32_t asset) noexcept nogil:
+        return &self.rows[account * self.stride + asset]
 
     # -- commands --
     cdef uint8_t credit(self, int64_t account, int32_t asset, int64_t amount) noexcept
     cdef uint8_t debit(self, int64_t account, int32_t asset, int64_t amount) noexcept
-    cdef uint8_t reserve(self, int64_t account, int32_t asset, int64_t amount) noexcept
+    cdef inline uint8_t reserve(self, int64_t account, int32_t asset, int64_t amount) noexcept nogil:
+        # 25 = Reject.INSUFFICIENT_BALANCE (types.pxd)
+        cdef Balance* b = &self.rows[account * self.stride + asset]
+        if amount > b.total - b.reserved:
+            return 25
+        b.reserved += amount
+        return 0
     cdef inline void release(self, int64_t account, int32_t asset, int64_t amount) noexcept nogil:
-        self.reserved[account * self.stride + asset] -= amount
+        self.rows[account * self.stride + asset].reserved -= amount
 
     cdef inline void move(self, int64_t account, int32_t asset, int64_t total_delta,
                           int64_t reserved_delta) noexcept nogil:
-        cdef int64_t k = account * self.stride + asset
-        self.total[k] += total_delta
-        self.reserved[k] += reserved_delta
+        cdef Balance* b = &self.rows[account * self.stride + asset]
+        b.total += total_delta
+        b.reserved += reserved_delta
 
     cdef int add_asset(self, int32_t haircut_bps) except -1
     cdef int open_account(self, int64_t account) except -1

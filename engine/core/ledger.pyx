@@ -11,6 +11,11 @@ from libc.string cimport memcpy, memset
 
 from engine.core.types cimport AMOUNT_OVERFLOW, INSUFFICIENT_BALANCE, INVALID_AMOUNT
 
+from engine.core.types import Reject
+
+# ledger.pxd's inline reserve() returns the code as a literal.
+assert Reject.INSUFFICIENT_BALANCE == 25
+
 BALANCE_LIMIT = 1 << 62
 DEF _LIMIT = 4611686018427387904
 DEF _INITIAL_ACCOUNTS = 64
@@ -28,63 +33,49 @@ cdef class Ledger:
             raise MemoryError()
 
     def __dealloc__(self):
-        PyMem_RawFree(self.total)
-        PyMem_RawFree(self.reserved)
+        PyMem_RawFree(self.rows)
         PyMem_RawFree(self.is_open)
         PyMem_RawFree(self.net_credits)
         PyMem_RawFree(self.usd_price)
         PyMem_RawFree(self.haircut_bps)
 
     cdef uint8_t credit(self, int64_t account, int32_t asset, int64_t amount) noexcept:
-        cdef int64_t k = account * self.stride + asset
+        cdef Balance* b = self.at(account, asset)
         if amount <= 0:
             return INVALID_AMOUNT
-        if amount > _LIMIT - self.total[k] or amount > _LIMIT - self.net_credits[asset]:
+        if amount > _LIMIT - b.total or amount > _LIMIT - self.net_credits[asset]:
             return AMOUNT_OVERFLOW
-        self.total[k] += amount
+        b.total += amount
         self.net_credits[asset] += amount
         return 0
 
     cdef uint8_t debit(self, int64_t account, int32_t asset, int64_t amount) noexcept:
-        cdef int64_t k = account * self.stride + asset
+        cdef Balance* b = self.at(account, asset)
         if amount <= 0:
             return INVALID_AMOUNT
-        if amount > self.total[k] - self.reserved[k]:
+        if amount > b.total - b.reserved:
             return INSUFFICIENT_BALANCE
-        self.total[k] -= amount
+        b.total -= amount
         self.net_credits[asset] -= amount
-        return 0
-
-    cdef uint8_t reserve(self, int64_t account, int32_t asset, int64_t amount) noexcept:
-        cdef int64_t k = account * self.stride + asset
-        if amount > self.total[k] - self.reserved[k]:
-            return INSUFFICIENT_BALANCE
-        self.reserved[k] += amount
         return 0
 
     cdef int add_asset(self, int32_t haircut_bps) except -1:
         cdef int32_t new_stride, a
-        cdef int64_t acct
-        cdef int64_t* t
-        cdef int64_t* r
+        cdef int64_t acct, rows_n
+        cdef Balance* grown
         if self.n_assets == self.stride:
             # Re-layout the rows with room for more assets (set-up time only).
             new_stride = self.stride * 2
-            t = <int64_t*>PyMem_RawMalloc(max(self.acct_cap, 1) * new_stride * sizeof(int64_t))
-            r = <int64_t*>PyMem_RawMalloc(max(self.acct_cap, 1) * new_stride * sizeof(int64_t))
-            if t == NULL or r == NULL:
-                PyMem_RawFree(t)
-                PyMem_RawFree(r)
+            rows_n = max(self.acct_cap, 1) * new_stride
+            grown = <Balance*>PyMem_RawMalloc(rows_n * sizeof(Balance))
+            if grown == NULL:
                 raise MemoryError()
-            memset(t, 0, max(self.acct_cap, 1) * new_stride * sizeof(int64_t))
-            memset(r, 0, max(self.acct_cap, 1) * new_stride * sizeof(int64_t))
+            memset(grown, 0, rows_n * sizeof(Balance))
             for acct in range(self.acct_cap):
-                memcpy(&t[acct * new_stride], &self.total[acct * self.stride], self.stride * sizeof(int64_t))
-                memcpy(&r[acct * new_stride], &self.reserved[acct * self.stride], self.stride * sizeof(int64_t))
-            PyMem_RawFree(self.total)
-            PyMem_RawFree(self.reserved)
-            self.total = t
-            self.reserved = r
+                memcpy(&grown[acct * new_stride], &self.rows[acct * self.stride],
+                       self.stride * sizeof(Balance))
+            PyMem_RawFree(self.rows)
+            self.rows = grown
             self.net_credits = <int64_t*>_regrow(self.net_credits, new_stride, sizeof(int64_t))
             self.usd_price = <int64_t*>_regrow(self.usd_price, new_stride, sizeof(int64_t))
             self.haircut_bps = <int32_t*>_regrow(self.haircut_bps, new_stride, sizeof(int32_t))
@@ -100,13 +91,10 @@ cdef class Ledger:
         cdef int64_t new_cap
         if account >= self.acct_cap:
             new_cap = max(account + 1, 2 * self.acct_cap, _INITIAL_ACCOUNTS)
-            self.total = <int64_t*>_regrow(self.total, new_cap * self.stride, sizeof(int64_t))
-            self.reserved = <int64_t*>_regrow(self.reserved, new_cap * self.stride, sizeof(int64_t))
+            self.rows = <Balance*>_regrow(self.rows, new_cap * self.stride, sizeof(Balance))
             self.is_open = <uint8_t*>_regrow(self.is_open, new_cap, sizeof(uint8_t))
-            memset(&self.total[self.acct_cap * self.stride], 0,
-                   (new_cap - self.acct_cap) * self.stride * sizeof(int64_t))
-            memset(&self.reserved[self.acct_cap * self.stride], 0,
-                   (new_cap - self.acct_cap) * self.stride * sizeof(int64_t))
+            memset(&self.rows[self.acct_cap * self.stride], 0,
+                   (new_cap - self.acct_cap) * self.stride * sizeof(Balance))
             memset(&self.is_open[self.acct_cap], 0, (new_cap - self.acct_cap) * sizeof(uint8_t))
             self.acct_cap = new_cap
         if not self.is_open[account]:
@@ -116,22 +104,23 @@ cdef class Ledger:
 
     def memory_bytes(self):
         """Bytes of the balance tables."""
-        return self.acct_cap * (2 * self.stride * sizeof(int64_t) + 1) + self.stride * 20
+        return self.acct_cap * (self.stride * sizeof(Balance) + 1) + self.stride * 20
 
     def check_integrity(self):
         """Raise AssertionError if a balance is negative, over-reserved, or value leaked."""
-        cdef int64_t acct, k
+        cdef int64_t acct
         cdef int32_t a
+        cdef Balance* b
         cdef object sums = [0] * self.n_assets
         for acct in range(self.acct_cap):
             for a in range(self.n_assets):
-                k = acct * self.stride + a
-                assert self.total[k] >= 0, f"account {acct} asset {a}: negative total {self.total[k]}"
-                assert self.reserved[k] >= 0, f"account {acct} asset {a}: negative reserved {self.reserved[k]}"
-                assert self.reserved[k] <= self.total[k], (
-                    f"account {acct} asset {a}: reserved {self.reserved[k]} above total {self.total[k]}")
-                assert self.is_open[acct] or self.total[k] == 0, f"closed account {acct} holds asset {a}"
-                sums[a] += self.total[k]
+                b = self.at(acct, a)
+                assert b.total >= 0, f"account {acct} asset {a}: negative total {b.total}"
+                assert b.reserved >= 0, f"account {acct} asset {a}: negative reserved {b.reserved}"
+                assert b.reserved <= b.total, (
+                    f"account {acct} asset {a}: reserved {b.reserved} above total {b.total}")
+                assert self.is_open[acct] or b.total == 0, f"closed account {acct} holds asset {a}"
+                sums[a] += b.total
         for a in range(self.n_assets):
             assert sums[a] == self.net_credits[a], (
                 f"asset {a}: balances sum to {sums[a]} but credits minus debits are {self.net_credits[a]}")

@@ -906,20 +906,16 @@ cdef class MatchingEngine:
 
     cdef uint8_t _reserve_new(self, const Instrument* inst, const CommandRec* c,
                               price_t price) noexcept:
-        """Reserve what a new order could spend; a reject code if it cannot."""
-        cdef int64_t need, incoming
-        cdef int32_t pay_asset, get_asset
+        """Reserve what a new order could spend; a reject code if it cannot.
+
+        No receiving balance can overflow: credits keep each asset's supply
+        (credits minus debits) at most 2**62, balances are never negative and
+        fills only move value, so no single balance exceeds 2**62.
+        """
         if c.side == BUY:
-            pay_asset, get_asset = inst.quote_asset, inst.base_asset
-            incoming = c.qty * inst.base_per_qty
-        else:
-            pay_asset, get_asset = inst.base_asset, inst.quote_asset
-            # A sell may fill above its limit: bound proceeds by the max price.
-            incoming = _notional(inst, inst.max_price - inst.max_price % inst.tick, c.qty)
-        if incoming > _BALANCE_LIMIT - self.ledger.total[c.account * self.ledger.stride + get_asset]:
-            return AMOUNT_OVERFLOW
-        need = _reservation(inst, c.side, price, c.qty)
-        return self.ledger.reserve(c.account, pay_asset, need)
+            return self.ledger.reserve(c.account, inst.quote_asset,
+                                       _reservation(inst, BUY, price, c.qty))
+        return self.ledger.reserve(c.account, inst.base_asset, c.qty * inst.base_per_qty)
 
     cdef void _release(self, const Order* o) noexcept:
         cdef Instrument* inst = &self.insts[o.instrument]
@@ -938,13 +934,19 @@ cdef class MatchingEngine:
         cdef const Order* buyer
         cdef const Order* seller
         cdef qty_t buyer_leaves_before
+        # (Separate assignments: a tuple assignment of C values goes through
+        # Python objects.)
         if taker.side == BUY:
-            buyer, seller = taker, maker
-            buyer_fee, seller_fee = taker_fee, maker_fee
+            buyer = taker
+            seller = maker
+            buyer_fee = taker_fee
+            seller_fee = maker_fee
             buyer_leaves_before = taker.leaves + q
         else:
-            buyer, seller = maker, taker
-            buyer_fee, seller_fee = maker_fee, taker_fee
+            buyer = maker
+            seller = taker
+            buyer_fee = maker_fee
+            seller_fee = taker_fee
             buyer_leaves_before = maker.leaves
         drop = (_reservation(inst, BUY, buyer.price, buyer_leaves_before)
                 - _reservation(inst, BUY, buyer.price, buyer_leaves_before - q))
@@ -975,7 +977,7 @@ cdef class MatchingEngine:
         e.account = c.account
         e.asset = c.asset
         e.qty = c.qty
-        e.leaves = self.ledger.total[c.account * self.ledger.stride + c.asset]
+        e.leaves = self.ledger.at(c.account, c.asset).total
         return 0
 
     cdef int _set_asset_price(self, const CommandRec* c) except -1:
@@ -1103,8 +1105,8 @@ cdef class MatchingEngine:
         reserved = np.zeros((len(accounts), n_assets), dtype=np.int64)
         for row, acct in enumerate(accounts):
             for a in range(n_assets):
-                totals[row, a] = self.ledger.total[acct * self.ledger.stride + a]
-                reserved[row, a] = self.ledger.reserved[acct * self.ledger.stride + a]
+                totals[row, a] = self.ledger.at(acct, a).total
+                reserved[row, a] = self.ledger.at(acct, a).reserved
         snap = _snap.EngineSnapshot(
             version=_snap.SNAPSHOT_VERSION,
             max_accounts=self.max_accounts,
@@ -1151,8 +1153,8 @@ cdef class MatchingEngine:
         for row, acct in enumerate(accounts.tolist()):
             eng.ledger.open_account(acct)
             for a in range(n_assets):
-                eng.ledger.total[acct * eng.ledger.stride + a] = totals[row, a]
-                eng.ledger.reserved[acct * eng.ledger.stride + a] = reserved[row, a]
+                eng.ledger.at(acct, a).total = totals[row, a]
+                eng.ledger.at(acct, a).reserved = reserved[row, a]
         for a, (credits, price) in enumerate(zip(np.frombuffer(snap.net_credits, dtype=np.int64).tolist(),
                                                  np.frombuffer(snap.usd_prices, dtype=np.int64).tolist())):
             eng.ledger.net_credits[a] = credits
@@ -1268,11 +1270,9 @@ cdef class MatchingEngine:
         if not self.risk or not self.ledger.known(account):
             raise ValueError(f"unknown account {account}")
         cdef int32_t a
-        cdef int64_t k
         out = []
         for a in range(self.ledger.n_assets):
-            k = account * self.ledger.stride + a
-            out.append((self.ledger.total[k], self.ledger.reserved[k]))
+            out.append((self.ledger.at(account, a).total, self.ledger.at(account, a).reserved))
         return out
 
     def asset_price(self, int32_t asset):
@@ -1339,8 +1339,7 @@ cdef class MatchingEngine:
             if self.ledger.is_open[acct]:
                 words.append(acct)
                 for a in range(self.ledger.n_assets):
-                    words += [self.ledger.total[acct * self.ledger.stride + a],
-                              self.ledger.reserved[acct * self.ledger.stride + a]]
+                    words += [self.ledger.at(acct, a).total, self.ledger.at(acct, a).reserved]
         h.update(np.asarray(words, dtype=np.int64).tobytes())
         return h.hexdigest()
 
@@ -1391,7 +1390,7 @@ cdef class MatchingEngine:
         cdef int64_t acct
         for acct in range(self.ledger.acct_cap):
             for asset in range(self.ledger.n_assets):
-                have = self.ledger.reserved[acct * self.ledger.stride + asset]
+                have = self.ledger.at(acct, asset).reserved
                 assert have == need.get((acct, asset), 0), (
                     f"account {acct} asset {asset}: reserved {have}, open orders need "
                     f"{need.get((acct, asset), 0)}")

@@ -1,0 +1,190 @@
+"""``python -m bench settlement [--json PATH] [--quick]`` (also ``python -m bench.settlement``).
+
+Measures the settlement side: netting throughput (1,000,000 fills over 10,000 accounts), the
+StandardMerkleTree build for 1,000,000 fills, and on anvil the gas per batch and per settled
+fill for batches of 100, 1,000 and 10,000 fills over 10, 100 and 1,000 accounts. The JSON
+holds flat keys: netting_fills_per_s, merkle_build_s_1m, gas_per_fill_F_A, gas_per_batch_F_A,
+deltas_F_A.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from eth_hash.backends.pysha3 import keccak256 as keccak
+
+from settlement.accounts import AddressBook, dev_private_key
+from settlement.anvil import Anvil
+from settlement.batch import build_batch, encode_fill_leaves, entry_words
+from settlement.chain import ChainClient, connect, fund_dev_account
+from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hashes_of_encoded
+from settlement.netting import net_fills
+from settlement.records import SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
+from settlement.vault import TEST_ASSETS, Vault, deploy, revert_decoder
+
+QUOTE = 5  # USDC
+BASES = (1, 2, 3, 4, 6, 7)  # AAPLX, AMZNX, TSLA.M, NVDA.M, WBTC, WETH
+FUNDING = 10**15  # ledger units of every asset per account before measuring
+TREASURY_KEY, OPERATOR_KEY = -10, -11
+FUNDING_DELTAS_PER_BATCH = 600
+ANVIL_GAS_LIMIT = 1_000_000_000  # room for the largest batches; the report flags those over 30M
+
+
+def synthetic_fills(n: int, accounts: int, seed: int = 1) -> np.ndarray:
+    """`n` fills between accounts 1..`accounts` on the BASES/USDC pairs, with fees."""
+    rng = np.random.default_rng(seed)
+    fills = np.zeros(n, dtype=SETTLEMENT_FILL_DTYPE)
+    fills["fill_id"] = (np.arange(n, dtype=np.uint64) + np.uint64(1)) << np.uint64(16)
+    buyers = rng.integers(1, accounts + 1, n)
+    fills["buyer"] = buyers
+    fills["seller"] = (buyers + rng.integers(0, accounts - 1, n)) % accounts + 1
+    fills["base_asset"] = rng.choice(BASES, n)
+    fills["quote_asset"] = QUOTE
+    fills["base_amount"] = rng.integers(1, 10**6, n)
+    fills["quote_amount"] = rng.integers(1, 10**9, n)
+    fills["buyer_fee"] = fills["quote_amount"] // 1000
+    fills["seller_fee"] = fills["quote_amount"] // 2000
+    return fills
+
+
+def synthetic_book(accounts: int) -> AddressBook:
+    """Accounts 0..`accounts` with deterministic addresses (no keys: they never sign here)."""
+    return AddressBook({a: "0x" + keccak(b"bench" + a.to_bytes(8, "big"))[12:].hex() for a in range(accounts + 1)})
+
+
+def measure_netting(n: int, accounts: int, repeats: int = 3) -> float:
+    """Best fills/s of net_fills over `repeats` runs."""
+    fills = synthetic_fills(n, accounts)
+    best = min(_timed(lambda: net_fills(fills)) for _ in range(repeats))
+    return n / best
+
+
+def measure_merkle(n: int, accounts: int) -> float:
+    """Seconds to encode, hash and build the StandardMerkleTree of `n` fills."""
+    fills = synthetic_fills(n, accounts)
+    book = synthetic_book(accounts)
+    return _timed(lambda: StandardMerkleTree(leaf_hashes_of_encoded(encode_fill_leaves(fills, book))))
+
+
+def measure_gas(sizes: list[int], account_counts: list[int], log) -> dict[str, float]:
+    """Gas of settling one batch of F fills over A accounts on anvil, for every (F, A)."""
+    results: dict[str, float] = {}
+    with Anvil(["--gas-limit", str(ANVIL_GAS_LIMIT)]) as node:
+        w3 = connect(node.url)
+        for accounts in account_counts:
+            vault, operator, book = _funded_venue(w3, accounts)
+            for n in sizes:
+                batch_id, last_hash = vault.last_batch()
+                batch = build_batch(batch_id + 1, last_hash, synthetic_fills(n, accounts, seed=n + accounts),
+                                    np.zeros(0, dtype=WITHDRAWAL_DTYPE), book)
+                receipt = operator.transact(vault.contract.functions.settle(*batch.settle_args()))
+                gas = receipt["gasUsed"]
+                results[f"gas_per_batch_{n}_{accounts}"] = gas
+                results[f"gas_per_fill_{n}_{accounts}"] = round(gas / n, 1)
+                results[f"deltas_{n}_{accounts}"] = len(batch.deltas)
+                log(f"gas: {n} fills over {accounts} accounts: {len(batch.deltas)} deltas, {gas:,} gas, "
+                    f"{gas / n:,.1f} per fill")
+    return results
+
+
+def _funded_venue(w3, accounts: int) -> tuple[Vault, ChainClient, AddressBook]:
+    """A fresh vault where accounts 0..`accounts` hold FUNDING of every asset (moved from a
+    treasury wallet's deposits by funding batches)."""
+    treasury = ChainClient(w3, dev_private_key(TREASURY_KEY), decoder=revert_decoder())
+    operator = ChainClient(w3, dev_private_key(OPERATOR_KEY), decoder=revert_decoder())
+    for client in (treasury, operator):
+        fund_dev_account(w3, client.address, 10**22)
+    deployment = deploy(treasury, operator=operator.address, guardian=treasury.address, escape_delay=10**9,
+                        exit_delay=10**9)
+    vault = Vault(w3, deployment.vault)
+    total = FUNDING * (accounts + 1)
+    for asset_id, spec in TEST_ASSETS.items():
+        amount = spec.to_chain(total)
+        token = vault.token(deployment.assets[asset_id]["token"])
+        treasury.transact(token.functions.mint(treasury.address, amount))
+        treasury.transact(token.functions.approve(vault.address, amount))
+        treasury.transact(vault.contract.functions.deposit(asset_id, amount))
+    book = synthetic_book(accounts)
+    treasury_account = accounts + 1
+    funding_book = AddressBook({**dict(book.items()), treasury_account: treasury.address})
+    grants = [(a, asset) for a in range(accounts + 1) for asset in TEST_ASSETS]
+    for start in range(0, len(grants), FUNDING_DELTAS_PER_BATCH):
+        deltas = _funding_deltas(grants[start:start + FUNDING_DELTAS_PER_BATCH], treasury_account, funding_book)
+        batch_id, last_hash = vault.last_batch()
+        operator.transact(vault.contract.functions.settle(batch_id + 1, last_hash, EMPTY_ROOT, deltas, []))
+    return vault, operator, book
+
+
+def _funding_deltas(grants: list[tuple[int, int]], treasury_account: int, book: AddressBook) -> list[int]:
+    """Words moving FUNDING from the treasury to each (account, asset) of `grants`."""
+    assets = [asset for _, asset in grants]
+    accounts = [account for account, _ in grants]
+    counts = {asset: assets.count(asset) for asset in set(assets)}
+    assets += list(counts)
+    accounts += [treasury_account] * len(counts)
+    amounts = [FUNDING] * len(grants) + [-FUNDING * counts[asset] for asset in counts]
+    return list(entry_words(np.array(assets), book.wallet_ints(np.array(accounts)), np.array(amounts)))
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def run(quick: bool, log) -> dict[str, float]:
+    """Every settlement measurement; `quick` uses smaller sizes (a smoke run)."""
+    n = 100_000 if quick else 1_000_000
+    results: dict[str, float] = {"netting_fills": n, "netting_accounts": 10_000}
+    results["netting_fills_per_s"] = round(measure_netting(n, 10_000))
+    log(f"netting: {results['netting_fills_per_s']:,.0f} fills/s ({n:,} fills, 10,000 accounts)")
+    key = "merkle_build_s_1m" if not quick else "merkle_build_s_100k"
+    results[key] = round(measure_merkle(n, 10_000), 3)
+    log(f"merkle: {results[key]:.2f} s for {n:,} fills")
+    sizes = [100, 1_000] if quick else [100, 1_000, 10_000]
+    account_counts = [10, 100] if quick else [10, 100, 1_000]
+    results.update(measure_gas(sizes, account_counts, log))
+    return results
+
+
+def table(results: dict[str, float]) -> str:
+    """The gas-per-fill grid (rows: fills per batch, columns: accounts)."""
+    sizes = sorted({int(k.split("_")[3]) for k in results if k.startswith("gas_per_fill_")})
+    accounts = sorted({int(k.split("_")[4]) for k in results if k.startswith("gas_per_fill_")})
+    lines = ["gas per settled fill (gas per batch)", "fills \\ accounts " + "".join(f"{a:>24}" for a in accounts)]
+    for n in sizes:
+        cells = "".join(f"{results[f'gas_per_fill_{n}_{a}']:>10,.0f} ({results[f'gas_per_batch_{n}_{a}']:>11,})"
+                        for a in accounts)
+        lines.append(f"{n:>17}{cells}")
+    over = [k for k, v in results.items() if k.startswith("gas_per_batch_") and v > 30_000_000]
+    if over:
+        lines.append("over a 30M-gas block (split such batches): " + ", ".join(k[len("gas_per_batch_"):] for k in over))
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Run the settlement benchmark and print (and optionally write) the results."""
+    parser = argparse.ArgumentParser(prog="python -m bench settlement", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the flat results object to this file")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
+    args = parser.parse_args(argv)
+    results = run(args.quick, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"netting: {results['netting_fills_per_s']:,.0f} fills/s")
+    for key in ("merkle_build_s_1m", "merkle_build_s_100k"):
+        if key in results:
+            print(f"{key}: {results[key]} s")
+    print(table(results))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
