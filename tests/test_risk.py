@@ -173,7 +173,7 @@ def test_fees_round_towards_zero_on_tiny_fills():
     iid = eng.add_instrument(spec)
     for acct in (1, 2):
         eng.open_account(acct)
-        eng.credit(acct, USDC, 10_000_000)
+        eng.credit(acct, USDC, 100_000_000)
         eng.credit(acct, AMZNX, 10_000_000)
     eng.new_order(iid, 1, Side.BUY, 1, 100)    # 0.001 share at $0.01: notional 10 units
     ev = eng.new_order(iid, 2, Side.SELL, 1, 100)
