@@ -65,6 +65,8 @@ cdef class MatchingEngine:
     cdef int _set_asset_price(self, const CommandRec* c) except -1
 
     # -- matching --
+    cdef int _take(self, Instrument* inst, Order* taker, int32_t slot, price_t lo, price_t hi,
+                   bint collared) except -1
     cdef int _match(self, Order* taker, price_t lo, price_t hi, bint collared) except -1
     cdef bint _fok_fillable(self, const Order* taker, price_t lo, price_t hi) noexcept
     cdef int _finish(self, Order* taker, int32_t slot, int stop) except -1

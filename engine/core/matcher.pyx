@@ -72,7 +72,6 @@ cdef const CommandRec* _command_data(object commands, Py_ssize_t* n) except NULL
         return <const CommandRec*>&_EMPTY_COMMAND
     return <const CommandRec*>cnp.PyArray_DATA(arr)
 
-
 cdef CommandRec _EMPTY_COMMAND
 cdef EventRec _ZERO_EVENT
 
@@ -121,6 +120,14 @@ cdef inline int64_t _reservation(const Instrument* inst, uint8_t side, price_t p
         n = _notional(inst, price, leaves)
         return n + _bps_of(n, inst.reserve_bps)
     return leaves * inst.base_per_qty
+
+
+cdef inline CommandRec _command(uint8_t kind, int64_t seq, int64_t ts) noexcept:
+    cdef CommandRec c = _EMPTY_COMMAND
+    c.kind = kind
+    c.seq = seq
+    c.ts = ts
+    return c
 
 
 cdef inline uint8_t _clip_u8(int64_t value) noexcept:
@@ -259,11 +266,7 @@ cdef class MatchingEngine:
                   int64_t stp=CANCEL_NEWEST, int64_t client_order_id=0,
                   int64_t seq=0, int64_t ts=0):
         """Place an order; returns its events (ACCEPTED, FILLs, CANCELLED, or REJECTED)."""
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = NEW_ORDER
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(NEW_ORDER, seq, ts)
         c.instrument = instrument
         c.account = account
         c.side = _clip_u8(side)
@@ -278,11 +281,7 @@ cdef class MatchingEngine:
     def cancel(self, int64_t account, int64_t order_id, int64_t client_order_id=0,
                int64_t seq=0, int64_t ts=0):
         """Cancel a resting order of this account."""
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = CANCEL
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(CANCEL, seq, ts)
         c.account = account
         c.order_id = order_id
         c.client_order_id = client_order_id
@@ -291,11 +290,7 @@ cdef class MatchingEngine:
     def amend(self, int64_t account, int64_t order_id, int64_t qty=0, int64_t price=0,
               int64_t client_order_id=0, int64_t seq=0, int64_t ts=0):
         """Change a resting order's open quantity and/or price (0 keeps the value)."""
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = AMEND
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(AMEND, seq, ts)
         c.account = account
         c.order_id = order_id
         c.qty = qty
@@ -305,33 +300,21 @@ cdef class MatchingEngine:
 
     def mass_cancel(self, int64_t account, int32_t instrument=-1, int64_t seq=0, int64_t ts=0):
         """Cancel every resting order of the account (in one instrument, or all for -1)."""
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = MASS_CANCEL
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(MASS_CANCEL, seq, ts)
         c.account = account
         c.instrument = instrument
         return self._run_one(&c)
 
     def set_state(self, int32_t instrument, int64_t state, int64_t seq=0, int64_t ts=0):
         """Set an instrument's trading state (OPEN, HALTED, CLOSED)."""
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = SET_STATE
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(SET_STATE, seq, ts)
         c.instrument = instrument
         c.state = _clip_u8(state)
         return self._run_one(&c)
 
     def set_reference_price(self, int32_t instrument, int64_t price, int64_t seq=0, int64_t ts=0):
         """Set the reference price the static band is centred on."""
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = SET_REFERENCE
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(SET_REFERENCE, seq, ts)
         c.instrument = instrument
         c.price = price
         return self._run_one(&c)
@@ -350,11 +333,7 @@ cdef class MatchingEngine:
 
     def _run_balance(self, uint8_t kind, int64_t account, int32_t asset, int64_t amount,
                      int64_t seq, int64_t ts):
-        cdef CommandRec c
-        memset(&c, 0, sizeof(CommandRec))
-        c.kind = kind
-        c.seq = seq
-        c.ts = ts
+        cdef CommandRec c = _command(kind, seq, ts)
         c.account = account
         c.asset = asset
         if kind == SET_ASSET_PRICE:
@@ -432,8 +411,6 @@ cdef class MatchingEngine:
         cdef price_t lo, hi, price
         cdef Order taker
         cdef EventRec* e
-        cdef int stop
-        cdef int64_t last_before
         if c.instrument < 0 or c.instrument >= self.n_inst:
             return self._reject(c, UNKNOWN_INSTRUMENT)
         if not self._account_ok(c.account):
@@ -507,13 +484,7 @@ cdef class MatchingEngine:
 
         if c.tif == FOK and not self._fok_fillable(&taker, lo, hi):
             return self._kill(&taker, FOK_KILLED)
-        last_before = inst.last_trade
-        stop = self._match(&taker, lo, hi, c.order_type == MARKET)
-        self._finish(&taker, -1, stop)
-        if inst.last_trade != last_before and inst.dynamic_bps:
-            inst.has_dynamic = 1
-            _band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
-        return 0
+        return self._take(inst, &taker, -1, lo, hi, c.order_type == MARKET)
 
     cdef int _cancel(self, const CommandRec* c) except -1:
         cdef int32_t slot
@@ -534,8 +505,7 @@ cdef class MatchingEngine:
         cdef price_t new_price, lo, hi
         cdef qty_t new_qty
         cdef EventRec* e
-        cdef int stop
-        cdef int64_t last_before, old_r, new_r
+        cdef int64_t old_r, new_r
         cdef int32_t asset
         if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
@@ -594,13 +564,7 @@ cdef class MatchingEngine:
         o.leaves = new_qty
         self._emit_amended(slot, 1)
         self._execution_band(inst, &lo, &hi)
-        last_before = inst.last_trade
-        stop = self._match(&self.books.orders[slot], lo, hi, False)
-        self._finish(&self.books.orders[slot], slot, stop)
-        if inst.last_trade != last_before and inst.dynamic_bps:
-            inst.has_dynamic = 1
-            _band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
-        return 0
+        return self._take(inst, &self.books.orders[slot], slot, lo, hi, False)
 
     cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1:
         cdef EventRec* e = self._emit(AMENDED)
@@ -694,6 +658,18 @@ cdef class MatchingEngine:
     # ------------------------------------------------------------------
     # matching
     # ------------------------------------------------------------------
+
+    cdef int _take(self, Instrument* inst, Order* taker, int32_t slot, price_t lo, price_t hi,
+                   bint collared) except -1:
+        """Match a taker inside the execution band [lo, hi] fixed at command
+        start, settle its remainder, then re-centre the dynamic band."""
+        cdef int64_t last_before = inst.last_trade
+        cdef int stop = self._match(taker, lo, hi, collared)
+        self._finish(taker, slot, stop)
+        if inst.last_trade != last_before and inst.dynamic_bps:
+            inst.has_dynamic = 1
+            _band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
+        return 0
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
