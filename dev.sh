@@ -18,6 +18,19 @@ setup() {
     # Cython extensions build in place against the venv's numpy.
     "$VENV/bin/python" -m pip install -q "setuptools>=69" wheel "cython>=3.0.10,<4" "numpy>=2.0"
     "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".$1"
+    # Settlement tests and benchmarks: solc-js, OpenZeppelin and anvil from
+    # package-lock.json, reinstalled only when the lock file changes.
+    if [ "$1" = "[test]" ]; then
+        if command -v npm >/dev/null; then
+            lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+            if [ "$(cat node_modules/.lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+                npm ci --no-audit --no-fund --loglevel=error
+                echo "$lock_sum" > node_modules/.lock-sha256
+            fi
+        else
+            echo "dev.sh: npm not found; settlement compile/anvil tests will be skipped" >&2
+        fi
+    fi
 }
 
 case "${1:-}" in

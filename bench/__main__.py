@@ -1,4 +1,5 @@
-"""``python -m bench core [--json PATH] [--svg PATH] [--quick] [--data-dir DIR]``.
+"""``python -m bench core [--json PATH] [--svg PATH] [--quick] [--data-dir DIR]``,
+``python -m bench settlement ...``, ``python -m bench gateway ...``.
 
 Runs every matching-core measurement (see bench/README.md) and prints a table.
 ``memory-probe`` is the helper that ``core`` starts in a fresh interpreter for
@@ -20,8 +21,14 @@ from bench.report import table, write_json, write_svg
 DEFAULT_SVG = Path(__file__).resolve().parent / "results" / "core.svg"
 
 
+# Suites with their own command line: `python -m bench NAME ...` runs NAME's main(argv).
+SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway"}
+
+
 def main(argv: list[str]) -> int:
     """Parse the command line and run the chosen benchmark."""
+    if argv and argv[0] in SUITES:
+        return __import__(SUITES[argv[0]], fromlist=["main"]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks of the venue.")
     commands = parser.add_subparsers(dest="command", required=True)
 

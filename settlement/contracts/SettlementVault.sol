@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+/// @title SettlementVault
+/// @notice Holds the venue's deposits and applies the netted result of off-chain matching,
+/// one batch at a time.
+///
+/// Amounts inside the vault are in ledger units, exactly as the engine keeps them:
+/// token amount = ledger amount * scale, scale = 10 ** (token decimals - ledger decimals).
+///
+/// A batch carries two arrays of packed words, one word per entry:
+///
+///     bits 255..240  asset id (uint16)
+///     bits 239..80   wallet (address)
+///     bits  79..64   zero
+///     bits  63..0    amount: int64 delta (deltas) or uint64 amount (withdrawals)
+///
+/// `deltas` are the netted fills: strictly increasing in (asset, wallet), so every
+/// (wallet, asset) appears once and each asset's run must sum to zero. `withdrawals` move
+/// an amount from a wallet's settled balance to its claimable balance; the wallet pulls it
+/// with `claim`, so one bad token or address never blocks a batch.
+///
+/// Batches chain: batchHash = keccak256(abi.encode(prevBatchHash, batchId, fillsRoot,
+/// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)))).
+///
+/// Fills are committed by `fillsRoot`, the root of an OpenZeppelin StandardMerkleTree over
+/// the leaf type (uint64,address,address,uint16,uint16,uint64,uint64,int64,int64).
+contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+
+    bytes32 public constant OPERATOR_ROLE = keccak256("OPERATOR_ROLE");
+    bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
+
+    /// @dev The engine keeps balances as int64 ledger units; the vault never holds more.
+    uint256 private constant MAX_LEDGER_BALANCE = uint256(uint64(type(int64).max));
+
+    struct Asset {
+        IERC20 token;
+        uint64 scale;
+    }
+
+    struct Balance {
+        uint128 settled;
+        uint128 claimable;
+    }
+
+    struct WalletState {
+        uint64 exitRequestedAt;
+        bool exited;
+    }
+
+    /// @notice One fill as committed in a batch's Merkle tree (amounts in ledger units).
+    struct Fill {
+        uint64 fillId;
+        address buyer;
+        address seller;
+        uint16 baseAsset;
+        uint16 quoteAsset;
+        uint64 baseAmount;
+        uint64 quoteAmount;
+        int64 buyerFee;
+        int64 sellerFee;
+    }
+
+    /// @notice Seconds without a settled batch after which every wallet may escape.
+    uint256 public immutable escapeDelay;
+    /// @notice Seconds between a wallet's exit request and its escape.
+    uint256 public immutable exitDelay;
+
+    uint64 public lastBatchId;
+    uint64 public lastSettledAt;
+    uint64 public depositCount;
+    bytes32 public lastBatchHash;
+
+    mapping(uint64 batchId => bytes32) public fillsRootOf;
+
+    mapping(uint16 assetId => Asset) private _assets;
+    mapping(address token => bool) private _tokenListed;
+    mapping(address wallet => mapping(uint16 assetId => Balance)) private _balances;
+    mapping(address wallet => WalletState) private _wallets;
+
+    event AssetListed(uint16 indexed assetId, address indexed token, uint64 scale);
+    event Deposit(address indexed wallet, address indexed token, uint256 amount, uint64 depositId);
+    event BatchSettled(
+        uint64 indexed batchId, bytes32 batchHash, bytes32 fillsRoot, uint256 deltaCount, uint256 withdrawalCount
+    );
+    event WithdrawalQueued(address indexed wallet, uint16 indexed assetId, uint256 ledgerAmount);
+    event Claimed(address indexed wallet, address indexed token, uint256 amount);
+    event ExitRequested(address indexed wallet, uint256 requestedAt);
+    event Escaped(address indexed wallet, address indexed token, uint256 amount);
+
+    error UnexpectedBatchId(uint64 expected, uint64 given);
+    error WrongPrevBatchHash(bytes32 expected, bytes32 given);
+    error UnsortedDeltas(uint256 index);
+    error MalformedEntry(uint256 index);
+    error NonZeroSum(uint16 assetId, int256 sum);
+    error NegativeBalance(address wallet, uint16 assetId);
+    error BalanceTooLarge(address wallet, uint16 assetId);
+    error WalletExited(address wallet);
+    error UnknownAsset(uint16 assetId);
+    error AssetAlreadyListed(uint16 assetId, address token);
+    error BadLedgerDecimals(uint8 decimals, uint8 ledgerDecimals);
+    error InvalidAmount(uint256 amount);
+    error FeeOnTransferToken(address token);
+    error NothingToClaim(address wallet, uint16 assetId);
+    error EscapeNotOpen(address wallet);
+
+    constructor(address admin, address operator, address guardian, uint256 escapeDelay_, uint256 exitDelay_) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(OPERATOR_ROLE, operator);
+        _grantRole(GUARDIAN_ROLE, guardian);
+        escapeDelay = escapeDelay_;
+        exitDelay = exitDelay_;
+        lastSettledAt = uint64(block.timestamp);
+    }
+
+    // -- admin --
+
+    /// @notice Allow-list `token` under the engine's asset id, with the engine's ledger decimals.
+    function listAsset(uint16 assetId, address token, uint8 ledgerDecimals) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (address(_assets[assetId].token) != address(0) || _tokenListed[token]) {
+            revert AssetAlreadyListed(assetId, token);
+        }
+        uint8 decimals = IERC20Metadata(token).decimals();
+        if (ledgerDecimals > decimals || decimals - ledgerDecimals > 19) {
+            revert BadLedgerDecimals(decimals, ledgerDecimals);
+        }
+        uint64 scale = uint64(10 ** uint256(decimals - ledgerDecimals));
+        _assets[assetId] = Asset(IERC20(token), scale);
+        _tokenListed[token] = true;
+        emit AssetListed(assetId, token, scale);
+    }
+
+    /// @notice Stop deposits, batches and claims (escapes stay open: they are the users' way out).
+    function pause() external onlyRole(GUARDIAN_ROLE) {
+        _pause();
+    }
+
+    /// @notice Resume after `pause`.
+    function unpause() external onlyRole(GUARDIAN_ROLE) {
+        _unpause();
+    }
+
+    // -- users --
+
+    /// @notice Deposit `amount` token units (a multiple of the asset's scale) to the caller's
+    /// settled balance. The engine credits the account from the Deposit event.
+    function deposit(uint16 assetId, uint256 amount) external nonReentrant whenNotPaused returns (uint64 depositId) {
+        Asset memory asset = _listed(assetId);
+        if (amount == 0 || amount % asset.scale != 0) revert InvalidAmount(amount);
+        if (_wallets[msg.sender].exited) revert WalletExited(msg.sender);
+        Balance storage balance = _balances[msg.sender][assetId];
+        uint256 settled = balance.settled + amount / asset.scale;
+        if (settled > MAX_LEDGER_BALANCE) revert BalanceTooLarge(msg.sender, assetId);
+        balance.settled = uint128(settled);
+        depositId = ++depositCount;
+
+        uint256 before = asset.token.balanceOf(address(this));
+        asset.token.safeTransferFrom(msg.sender, address(this), amount);
+        if (asset.token.balanceOf(address(this)) - before != amount) revert FeeOnTransferToken(address(asset.token));
+        emit Deposit(msg.sender, address(asset.token), amount, depositId);
+    }
+
+    /// @notice Transfer the caller's claimable balance of `assetId` (withdrawals settled in batches).
+    function claim(uint16 assetId) external nonReentrant whenNotPaused returns (uint256 amount) {
+        Asset memory asset = _listed(assetId);
+        Balance storage balance = _balances[msg.sender][assetId];
+        uint256 ledgerAmount = balance.claimable;
+        if (ledgerAmount == 0) revert NothingToClaim(msg.sender, assetId);
+        balance.claimable = 0;
+        amount = ledgerAmount * asset.scale;
+        asset.token.safeTransfer(msg.sender, amount);
+        emit Claimed(msg.sender, address(asset.token), amount);
+    }
+
+    /// @notice Start the caller's exit: after `exitDelay` it may `escape`. Batches may still
+    /// settle its pending fills until then.
+    function requestExit() external {
+        WalletState storage state = _wallets[msg.sender];
+        if (state.exited) revert WalletExited(msg.sender);
+        if (state.exitRequestedAt == 0) {
+            state.exitRequestedAt = uint64(block.timestamp);
+            emit ExitRequested(msg.sender, block.timestamp);
+        }
+    }
+
+    /// @notice Whether `wallet` may escape now: no batch for `escapeDelay`, its exit request
+    /// is `exitDelay` old, or it has already exited.
+    function escapeOpen(address wallet) public view returns (bool) {
+        WalletState memory state = _wallets[wallet];
+        if (state.exited || block.timestamp >= uint256(lastSettledAt) + escapeDelay) return true;
+        return state.exitRequestedAt != 0 && block.timestamp >= uint256(state.exitRequestedAt) + exitDelay;
+    }
+
+    /// @notice Escape hatch: withdraw the caller's last settled (and claimable) balance of each
+    /// asset directly. The wallet is then exited: batches touching it revert.
+    function escape(uint16[] calldata assetIds) external nonReentrant {
+        if (!escapeOpen(msg.sender)) revert EscapeNotOpen(msg.sender);
+        _wallets[msg.sender].exited = true;
+        for (uint256 i; i < assetIds.length; ++i) {
+            Asset memory asset = _listed(assetIds[i]);
+            Balance storage balance = _balances[msg.sender][assetIds[i]];
+            uint256 amount = (uint256(balance.settled) + balance.claimable) * asset.scale;
+            balance.settled = 0;
+            balance.claimable = 0;
+            if (amount != 0) {
+                asset.token.safeTransfer(msg.sender, amount);
+            }
+            emit Escaped(msg.sender, address(asset.token), amount);
+        }
+    }
+
+    // -- operator --
+
+    /// @notice Apply one batch: netted fill deltas and withdrawals (encoding in the contract doc).
+    function settle(
+        uint64 batchId,
+        bytes32 prevBatchHash,
+        bytes32 fillsRoot,
+        uint256[] calldata deltas,
+        uint256[] calldata withdrawals
+    ) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (bytes32 batchHash) {
+        uint64 expected = lastBatchId + 1;
+        if (batchId != expected) revert UnexpectedBatchId(expected, batchId);
+        if (prevBatchHash != lastBatchHash) revert WrongPrevBatchHash(lastBatchHash, prevBatchHash);
+        _applyDeltas(deltas);
+        _applyWithdrawals(withdrawals);
+        batchHash = keccak256(
+            abi.encode(
+                prevBatchHash,
+                batchId,
+                fillsRoot,
+                keccak256(abi.encodePacked(deltas)),
+                keccak256(abi.encodePacked(withdrawals))
+            )
+        );
+        lastBatchId = batchId;
+        lastSettledAt = uint64(block.timestamp);
+        lastBatchHash = batchHash;
+        fillsRootOf[batchId] = fillsRoot;
+        emit BatchSettled(batchId, batchHash, fillsRoot, deltas.length, withdrawals.length);
+    }
+
+    // -- views --
+
+    /// @notice Settled and claimable balance of `wallet` in `assetId`, in ledger units.
+    function balanceOf(address wallet, uint16 assetId) external view returns (uint256 settled, uint256 claimable) {
+        Balance memory balance = _balances[wallet][assetId];
+        return (balance.settled, balance.claimable);
+    }
+
+    /// @notice Token and scale of a listed asset (zero address if not listed).
+    function assetInfo(uint16 assetId) external view returns (address token, uint64 scale) {
+        Asset memory asset = _assets[assetId];
+        return (address(asset.token), asset.scale);
+    }
+
+    /// @notice Exit request time (0 if none) and whether `wallet` has exited.
+    function walletState(address wallet) external view returns (uint64 exitRequestedAt, bool exited) {
+        WalletState memory state = _wallets[wallet];
+        return (state.exitRequestedAt, state.exited);
+    }
+
+    /// @notice Whether `fill` is in batch `batchId`, by its StandardMerkleTree proof.
+    function verifyFill(uint64 batchId, bytes32[] calldata proof, Fill calldata fill) external view returns (bool) {
+        bytes32 root = fillsRootOf[batchId];
+        if (root == bytes32(0)) return false;
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(fill))));
+        return MerkleProof.verifyCalldata(proof, root, leaf);
+    }
+
+    // -- internal --
+
+    function _listed(uint16 assetId) private view returns (Asset memory asset) {
+        asset = _assets[assetId];
+        if (address(asset.token) == address(0)) revert UnknownAsset(assetId);
+    }
+
+    function _applyDeltas(uint256[] calldata deltas) private {
+        uint256 previousKey;
+        uint256 currentAsset = type(uint256).max;
+        int256 sum;
+        for (uint256 i; i < deltas.length; ++i) {
+            uint256 word = deltas[i];
+            uint256 key = word >> 64;
+            if (uint16(key) != 0) revert MalformedEntry(i);
+            if (i != 0 && key <= previousKey) revert UnsortedDeltas(i);
+            previousKey = key;
+            uint16 assetId = uint16(word >> 240);
+            if (assetId != currentAsset) {
+                if (sum != 0) revert NonZeroSum(uint16(currentAsset), sum);
+                _listed(assetId);
+                currentAsset = assetId;
+            }
+            address wallet = address(uint160(word >> 80));
+            int64 amount = int64(uint64(word));
+            sum += amount;
+            _checkActive(wallet);
+            Balance storage balance = _balances[wallet][assetId];
+            if (amount >= 0) {
+                uint256 settled = balance.settled + uint256(uint64(amount));
+                if (settled > MAX_LEDGER_BALANCE) revert BalanceTooLarge(wallet, assetId);
+                balance.settled = uint128(settled);
+            } else {
+                uint256 debit = uint256(-int256(amount));
+                if (balance.settled < debit) revert NegativeBalance(wallet, assetId);
+                balance.settled -= uint128(debit);
+            }
+        }
+        if (sum != 0) revert NonZeroSum(uint16(currentAsset), sum);
+    }
+
+    function _applyWithdrawals(uint256[] calldata withdrawals) private {
+        for (uint256 i; i < withdrawals.length; ++i) {
+            uint256 word = withdrawals[i];
+            if (uint16(word >> 64) != 0) revert MalformedEntry(i);
+            uint16 assetId = uint16(word >> 240);
+            address wallet = address(uint160(word >> 80));
+            uint64 amount = uint64(word);
+            if (amount == 0) revert InvalidAmount(0);
+            _listed(assetId);
+            _checkActive(wallet);
+            Balance storage balance = _balances[wallet][assetId];
+            if (balance.settled < amount) revert NegativeBalance(wallet, assetId);
+            balance.settled -= amount;
+            balance.claimable += amount;
+            emit WithdrawalQueued(wallet, assetId, amount);
+        }
+    }
+
+    function _checkActive(address wallet) private view {
+        if (_wallets[wallet].exited) revert WalletExited(wallet);
+    }
+}

@@ -1,0 +1,277 @@
+"""The settlement batch job: read records after the checkpoint, cut a batch, net it, commit the
+fills, settle on chain, wait for confirmations, checkpoint. Exactly once.
+
+The chain's last batch id and hash are the truth. Before anything is sent the job writes the
+batch's record (its cut of the source, hashes, and every signed transaction for it) to
+`state_dir/batches/`; after a crash at any step it compares the chain with the checkpoint and
+that record and resumes:
+
+* chain at the checkpoint, batch record without a mined transaction: rebroadcast the recorded
+  signed transaction (or sign one) and wait - the same batch, never a second one;
+* chain one batch ahead with the recorded hash: the transaction was mined; confirm, checkpoint;
+* chain behind the checkpoint, or the checkpointed transaction's block gone: ReorgError (a
+  reorg deeper than the confirmations); chain further ahead or with another hash: JobError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from settlement.accounts import AddressBook
+from settlement.batch import Batch, build_batch
+from settlement.chain import ChainClient, ChainError, ReorgError, RpcError, SignedTx
+from settlement.source import FillSource
+from settlement.vault import Vault
+
+STEPS = ("before_send", "after_send", "after_mined", "before_checkpoint")
+"""The points where `step_hook` runs (crash-injection tests raise there)."""
+
+ZERO_HASH = "0x" + "00" * 32
+
+
+class JobError(ChainError):
+    """The chain, the job's records and the source disagree in a way the job must not repair."""
+
+
+@dataclass
+class Checkpoint:
+    """The last batch settled with enough confirmations, and where it ended in the source."""
+
+    batch_id: int = 0
+    batch_hash: str = ZERO_HASH
+    last_id: int = 0
+    tx_hash: str | None = None
+    block_number: int | None = None
+    block_hash: str | None = None
+
+
+@dataclass
+class BatchRecord:
+    """A batch's cut of the source and its commitments, plus every signed transaction sent for it."""
+
+    batch_id: int
+    prev_hash: str
+    after_id: int
+    last_id: int
+    record_count: int
+    fills_root: str
+    batch_hash: str
+    txs: list[dict] = field(default_factory=list)  # {"hash", "raw", "fields"}
+
+    def signed(self) -> list[SignedTx]:
+        """The recorded transactions, oldest first."""
+        return [SignedTx(tx["fields"], bytes.fromhex(tx["raw"][2:]), bytes.fromhex(tx["hash"][2:]))
+                for tx in self.txs]
+
+    def add(self, tx: SignedTx) -> None:
+        """Record another signed version of the settle transaction."""
+        self.txs.append({"hash": "0x" + tx.tx_hash.hex(), "raw": "0x" + tx.raw.hex(), "fields": tx.fields})
+
+
+class JobStore:
+    """The job's files: checkpoint.json and batches/NNNNNNNNN.json, written atomically."""
+
+    def __init__(self, state_dir: Path, start_after: int = 0) -> None:
+        self.state_dir = Path(state_dir)
+        self.batches_dir = self.state_dir / "batches"
+        self.batches_dir.mkdir(parents=True, exist_ok=True)
+        self.start_after = start_after
+
+    def checkpoint(self) -> Checkpoint:
+        """The last checkpoint, or the genesis one (batch 0, source position `start_after`)."""
+        path = self.state_dir / "checkpoint.json"
+        if not path.exists():
+            return Checkpoint(last_id=self.start_after)
+        return Checkpoint(**json.loads(path.read_text()))
+
+    def write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Replace the checkpoint."""
+        self._write(self.state_dir / "checkpoint.json", asdict(checkpoint))
+
+    def batch(self, batch_id: int) -> BatchRecord | None:
+        """The record of batch `batch_id`, if the job wrote one."""
+        path = self._batch_path(batch_id)
+        return BatchRecord(**json.loads(path.read_text())) if path.exists() else None
+
+    def write_batch(self, record: BatchRecord) -> None:
+        """Write (or replace) a batch record."""
+        self._write(self._batch_path(record.batch_id), asdict(record))
+
+    def _batch_path(self, batch_id: int) -> Path:
+        return self.batches_dir / f"{batch_id:09d}.json"
+
+    def _write(self, path: Path, data: dict) -> None:
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w") as file:
+            file.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def rebuild_batch(record: BatchRecord, source: FillSource, book: AddressBook) -> Batch:
+    """Batch `record` rebuilt from the source; JobError if the source no longer yields it."""
+    fills, withdrawals = source.read(record.after_id, record.record_count)
+    batch = build_batch(record.batch_id, bytes.fromhex(record.prev_hash[2:]), fills, withdrawals, book)
+    if len(fills) + len(withdrawals) != record.record_count or "0x" + batch.batch_hash.hex() != record.batch_hash:
+        raise JobError(f"the source no longer yields batch {record.batch_id} as recorded")
+    return batch
+
+
+class SettlementJob:
+    """Settles the records of a FillSource on a SettlementVault, batch by batch, exactly once."""
+
+    def __init__(self, source: FillSource, client: ChainClient, vault: Vault, book: AddressBook, state_dir: Path,
+                 *, max_records: int = 10_000, max_wait: float = 5.0, max_entries: int = 3_000, start_after: int = 0,
+                 step_hook: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.source = source
+        self.client = client
+        self.vault = vault
+        self.book = book
+        self.store = JobStore(state_dir, start_after)
+        self.max_records = max_records
+        self.max_wait = max_wait
+        self.max_entries = max_entries
+        self.step_hook = step_hook
+        self.clock = clock
+        self._waiting_since: float | None = None
+
+    def step(self) -> int | None:
+        """Finish any batch in flight, then settle the next one if it is due (max_records
+        available, or records waiting for max_wait seconds). Return the id of the batch
+        settled now, or None."""
+        checkpoint, finished = self.resume()
+        fills, withdrawals = self.source.read(checkpoint.last_id, self.max_records)
+        count = len(fills) + len(withdrawals)
+        if count == 0:
+            self._waiting_since = None
+            return finished
+        if count < self.max_records:
+            now = self.clock()
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < self.max_wait:
+                return finished
+        self._waiting_since = None
+        batch = self._fitting_batch(checkpoint, fills, withdrawals)
+        fills, withdrawals = batch.fills, batch.withdrawals
+        count = len(fills) + len(withdrawals)
+        record = BatchRecord(batch.batch_id, checkpoint.batch_hash, checkpoint.last_id,
+                             last_record_id(fills, withdrawals), count,
+                             "0x" + batch.fills_root.hex(), "0x" + batch.batch_hash.hex())
+        self.store.write_batch(record)
+        self._finish(record, batch)
+        return batch.batch_id
+
+    def run(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
+        """Call `step` until `stop` is set."""
+        while not stop.is_set():
+            self.step()
+            stop.wait(poll_interval)
+
+    def resume(self) -> tuple[Checkpoint, int | None]:
+        """Reconcile the checkpoint and the batch in flight with the chain (see the module doc).
+        Return the checkpoint to continue from and the id of a batch finished now, if any."""
+        checkpoint = self.store.checkpoint()
+        chain_id, chain_hash = self.vault.last_batch()
+        chain_hash_hex = "0x" + chain_hash.hex()
+        self._check_checkpoint_canonical(checkpoint, chain_id)
+        if chain_id > checkpoint.batch_id + 1:
+            raise JobError(f"chain is at batch {chain_id}, this job checkpointed {checkpoint.batch_id}: "
+                           "another settler is using this vault")
+        if chain_id == checkpoint.batch_id and chain_hash_hex != checkpoint.batch_hash:
+            raise JobError(f"batch {chain_id} on chain has hash {chain_hash_hex}, checkpoint {checkpoint.batch_hash}")
+        record = self.store.batch(checkpoint.batch_id + 1)
+        if chain_id == checkpoint.batch_id + 1 and (record is None or record.batch_hash != chain_hash_hex):
+            raise JobError(f"batch {chain_id} on chain ({chain_hash_hex}) was not recorded by this job")
+        if record is None or record.prev_hash != checkpoint.batch_hash:
+            return checkpoint, None
+        checkpoint = self._finish(record, rebuild_batch(record, self.source, self.book))
+        return checkpoint, record.batch_id
+
+    # -- internals --
+
+    def _fitting_batch(self, checkpoint: Checkpoint, fills: np.ndarray, withdrawals: np.ndarray) -> Batch:
+        """The next batch, cut shorter while it has more than max_entries deltas + withdrawals
+        (about 7,000 gas each: keep one settle transaction well inside a block)."""
+        prev_hash = bytes.fromhex(checkpoint.batch_hash[2:])
+        while True:
+            batch = build_batch(checkpoint.batch_id + 1, prev_hash, fills, withdrawals, self.book)
+            count = len(fills) + len(withdrawals)
+            if len(batch.deltas) + len(batch.withdrawal_words) <= self.max_entries or count == 1:
+                return batch
+            fills, withdrawals = self.source.read(checkpoint.last_id, count // 2)
+
+    def _check_checkpoint_canonical(self, checkpoint: Checkpoint, chain_id: int) -> None:
+        depth = f"a reorg deeper than {self.client.confirmations} confirmation(s)"
+        if chain_id < checkpoint.batch_id:
+            raise ReorgError(f"chain is back at batch {chain_id} after checkpoint {checkpoint.batch_id}: {depth}")
+        if checkpoint.tx_hash is None:
+            return
+        receipt = self.client.find_receipt(bytes.fromhex(checkpoint.tx_hash[2:]))
+        if receipt is None or "0x" + bytes(receipt["blockHash"]).hex() != checkpoint.block_hash:
+            raise ReorgError(f"batch {checkpoint.batch_id} left block {checkpoint.block_number}: {depth}")
+
+    def _finish(self, record: BatchRecord, batch: Batch) -> Checkpoint:
+        """Get `record`'s batch settled and confirmed, sending only what is needed; checkpoint it."""
+        receipt, tx = self._mined(record, batch)
+        self._step("after_mined")
+        receipt = self.client.confirm(receipt, tx)
+        self._step("before_checkpoint")
+        checkpoint = Checkpoint(record.batch_id, record.batch_hash, record.last_id, "0x" + tx.tx_hash.hex(),
+                                receipt["blockNumber"], "0x" + bytes(receipt["blockHash"]).hex())
+        self.store.write_checkpoint(checkpoint)
+        return checkpoint
+
+    def _mined(self, record: BatchRecord, batch: Batch) -> tuple[dict, SignedTx]:
+        """The mined settle transaction of `record`, sending or rebroadcasting it if needed."""
+        sent = record.signed()
+        for tx in sent:
+            receipt = self.client.find_receipt(tx.tx_hash)
+            if receipt is not None and receipt["status"] == 1:
+                return receipt, tx
+            if receipt is not None:
+                sent = []  # mined but failed: its nonce is spent; estimate and sign afresh
+                break
+        if sent and not any(self.client.is_known(tx.tx_hash) for tx in sent):
+            try:
+                self.client.broadcast(sent[-1])
+            except RpcError:
+                sent = []  # the node refuses it (nonce used elsewhere, dropped): sign afresh
+        if not sent:
+            tx = self.client.prepare(self.vault.contract.functions.settle(*batch.settle_args()))
+            record.txs = []
+            record.add(tx)
+            self.store.write_batch(record)
+            self._step("before_send")
+            self.client.broadcast(tx)
+            self._step("after_send")
+            sent = [tx]
+
+        def keep(replacement: SignedTx) -> None:
+            record.add(replacement)
+            self.store.write_batch(record)
+
+        return self.client.wait_mined(sent, replace_stuck=True, on_replace=keep)
+
+    def _step(self, name: str) -> None:
+        if self.step_hook is not None:
+            self.step_hook(name)
+
+
+def last_record_id(fills: np.ndarray, withdrawals: np.ndarray) -> int:
+    """The highest fill or withdrawal id among the records (0 if none)."""
+    return int(max(fills["fill_id"].max(initial=0), withdrawals["withdrawal_id"].max(initial=0)))

@@ -1,0 +1,77 @@
+"""Where the batch job reads settled-to-be records: the FillSource interface and an
+append-only file implementation (until the engine's journal provides one).
+
+Fill ids and withdrawal ids share one id space (engine seq * 65536 + index within the
+command) and increase with the engine's sequence, so one cursor orders both: a withdrawal
+is never settled before the fills that preceded it in the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from settlement.records import SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
+
+
+class FillSource(Protocol):
+    """Fills and withdrawals in id order."""
+
+    def read(self, after_id: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
+        ...
+
+
+class RecordFileSource:
+    """Two append-only files of raw records in `directory`: fills.bin (SETTLEMENT_FILL_DTYPE)
+    and withdrawals.bin (WITHDRAWAL_DTYPE). A torn record at the end (crash mid-append) is
+    ignored until it is complete."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._files = {"fill_id": self.directory / "fills.bin", "withdrawal_id": self.directory / "withdrawals.bin"}
+
+    def append(self, fills: np.ndarray | None = None, withdrawals: np.ndarray | None = None) -> None:
+        """Append records (ids must keep increasing) and fsync."""
+        for key, records, dtype in (("fill_id", fills, SETTLEMENT_FILL_DTYPE),
+                                    ("withdrawal_id", withdrawals, WITHDRAWAL_DTYPE)):
+            if records is None or len(records) == 0:
+                continue
+            if records.dtype != dtype:
+                raise ValueError(f"{key} records must have dtype {dtype}")
+            existing = self._load(key, dtype)
+            ids = records[key]
+            if np.any(ids[1:] <= ids[:-1]) or (len(existing) and ids[0] <= existing[key][-1]):
+                raise ValueError(f"{key} must increase strictly")
+            with open(self._files[key], "ab") as file:
+                file.write(records.tobytes())
+                file.flush()
+                os.fsync(file.fileno())
+
+    def read(self, after_id: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
+        fills = self._after(self._load("fill_id", SETTLEMENT_FILL_DTYPE), "fill_id", after_id, limit)
+        withdrawals = self._after(self._load("withdrawal_id", WITHDRAWAL_DTYPE), "withdrawal_id", after_id, limit)
+        if len(fills) + len(withdrawals) > limit:
+            cutoff = np.sort(np.concatenate([fills["fill_id"], withdrawals["withdrawal_id"]]))[limit - 1]
+            fills = fills[fills["fill_id"] <= cutoff]
+            withdrawals = withdrawals[withdrawals["withdrawal_id"] <= cutoff]
+        return fills.copy(), withdrawals.copy()
+
+    def _load(self, key: str, dtype: np.dtype) -> np.ndarray:
+        path = self._files[key]
+        if not path.exists():
+            return np.zeros(0, dtype=dtype)
+        whole = path.stat().st_size // dtype.itemsize
+        if whole == 0:
+            return np.zeros(0, dtype=dtype)
+        return np.memmap(path, dtype=dtype, mode="r", shape=(whole,))
+
+    @staticmethod
+    def _after(records: np.ndarray, key: str, after_id: int, limit: int) -> np.ndarray:
+        start = int(np.searchsorted(records[key], np.uint64(after_id), side="right"))
+        return records[start:start + limit]

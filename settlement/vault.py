@@ -1,0 +1,112 @@
+"""The SettlementVault and TestToken contracts from Python: committed artifacts, deployment
+(vault + test tokens + allow-list), the deployment file, and typed reads of the vault."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+from web3 import Web3
+
+from engine.assets import AssetSpec
+from settlement.chain import ChainClient, RevertDecoder
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+
+TEST_ASSETS: dict[int, AssetSpec] = {
+    1: AssetSpec(symbol="AAPLX", decimals=18, ledger_decimals=6),
+    2: AssetSpec(symbol="AMZNX", decimals=18, ledger_decimals=6),
+    3: AssetSpec(symbol="TSLA.M", decimals=18, ledger_decimals=6),
+    4: AssetSpec(symbol="NVDA.M", decimals=18, ledger_decimals=6),
+    5: AssetSpec(symbol="USDC", decimals=6, ledger_decimals=6),
+    6: AssetSpec(symbol="WBTC", decimals=8, ledger_decimals=8),
+    7: AssetSpec(symbol="WETH", decimals=18, ledger_decimals=9),
+}
+"""Asset id -> spec of the test tokens `deploy` creates on local chains."""
+
+
+@cache
+def load_artifact(name: str) -> dict:
+    """The committed artifact (abi, bytecode, compiler, settings) of contract `name`."""
+    return json.loads((ARTIFACTS_DIR / f"{name}.json").read_text())
+
+
+def revert_decoder() -> RevertDecoder:
+    """A decoder for every custom error of the settlement contracts."""
+    return RevertDecoder([load_artifact("SettlementVault")["abi"], load_artifact("TestToken")["abi"]])
+
+
+@dataclass
+class Deployment:
+    """Where the vault and its tokens live: written by `deploy`, read by every other command."""
+
+    chain_id: int
+    vault: str
+    block: int
+    assets: dict[int, dict] = field(default_factory=dict)  # id -> {symbol, token, decimals, ledger_decimals}
+
+    def save(self, path: Path) -> None:
+        """Write the deployment as JSON."""
+        Path(path).write_text(json.dumps(asdict(self), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        """Read a file written by `save`."""
+        data = json.loads(Path(path).read_text())
+        data["assets"] = {int(k): v for k, v in data["assets"].items()}
+        return cls(**data)
+
+
+def deploy(client: ChainClient, *, operator: str, guardian: str, escape_delay: int, exit_delay: int,
+           assets: dict[int, AssetSpec] = TEST_ASSETS) -> Deployment:
+    """Deploy a TestToken per asset and a SettlementVault (client's key = admin), list the assets."""
+    w3 = client.w3
+    token_artifact = load_artifact("TestToken")
+    token_factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
+    listed = {}
+    for asset_id, spec in assets.items():
+        receipt = client.transact(token_factory.constructor(f"Test {spec.symbol}", spec.symbol, spec.decimals))
+        listed[asset_id] = {"symbol": spec.symbol, "token": receipt["contractAddress"], "decimals": spec.decimals,
+                            "ledger_decimals": spec.ledger_decimals}
+    vault_artifact = load_artifact("SettlementVault")
+    vault_factory = w3.eth.contract(abi=vault_artifact["abi"], bytecode=vault_artifact["bytecode"])
+    receipt = client.transact(vault_factory.constructor(client.address, operator, guardian, escape_delay, exit_delay))
+    vault = Vault(w3, receipt["contractAddress"])
+    for asset_id, info in listed.items():
+        client.transact(vault.contract.functions.listAsset(asset_id, info["token"], info["ledger_decimals"]))
+    return Deployment(chain_id=w3.eth.chain_id, vault=vault.address, block=receipt["blockNumber"], assets=listed)
+
+
+class Vault:
+    """Read access to a deployed SettlementVault; `contract.functions` builds calls to send."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=load_artifact("SettlementVault")["abi"])
+
+    def last_batch(self, block: int | str = "latest") -> tuple[int, bytes]:
+        """(last settled batch id, its hash); (0, 32 zero bytes) before the first batch."""
+        functions = self.contract.functions
+        return (functions.lastBatchId().call(block_identifier=block),
+                bytes(functions.lastBatchHash().call(block_identifier=block)))
+
+    def balance(self, wallet: str, asset_id: int) -> tuple[int, int]:
+        """(settled, claimable) of `wallet` in ledger units."""
+        settled, claimable = self.contract.functions.balanceOf(wallet, asset_id).call()
+        return settled, claimable
+
+    def fills_root(self, batch_id: int) -> bytes:
+        """The fills root recorded for `batch_id` (zero if none)."""
+        return bytes(self.contract.functions.fillsRootOf(batch_id).call())
+
+    def verify_fill(self, batch_id: int, proof: list[bytes], leaf_values: tuple) -> bool:
+        """The vault's own check that a fill (leaf values) is in batch `batch_id`."""
+        return self.contract.functions.verifyFill(batch_id, proof, leaf_values).call()
+
+    def token(self, token_address: str):
+        """A TestToken / ERC-20 contract object at `token_address`."""
+        return self.w3.eth.contract(address=Web3.to_checksum_address(token_address),
+                                    abi=load_artifact("TestToken")["abi"])
