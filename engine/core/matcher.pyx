@@ -1269,6 +1269,16 @@ cdef class MatchingEngine:
                       // (10_000 * 10 ** spec.ledger_decimals))
         return total
 
+    def instrument_units(self, int32_t instrument):
+        """(base asset, quote asset, base per qty unit, quote per tick x qty unit,
+        tick size): the exact mapping of fills to ledger units (risk mode)."""
+        self._checked_instrument(instrument)
+        if not self.risk:
+            raise ValueError("instruments map to ledger units only with risk=True")
+        cdef Instrument* inst = &self.insts[instrument]
+        return (inst.base_asset, inst.quote_asset, inst.base_per_qty, inst.quote_per_tick_qty,
+                inst.tick)
+
     def instrument_state(self, int32_t instrument):
         """(trading state, reference price, last trade price); 0 means unset."""
         self._checked_instrument(instrument)
