@@ -25,7 +25,7 @@ cdef class Ledger:
     """Balances, open accounts and asset prices (see ledger.pxd)."""
 
     def __cinit__(self):
-        self.stride = 8
+        self.stride = 1
         self.net_credits = <int64_t*>PyMem_RawMalloc(self.stride * sizeof(int64_t))
         self.usd_price = <int64_t*>PyMem_RawMalloc(self.stride * sizeof(int64_t))
         self.haircut_bps = <int32_t*>PyMem_RawMalloc(self.stride * sizeof(int32_t))
@@ -64,8 +64,10 @@ cdef class Ledger:
         cdef int64_t acct, rows_n
         cdef Balance* grown
         if self.n_assets == self.stride:
-            # Re-layout the rows with room for more assets (set-up time only).
-            new_stride = self.stride * 2
+            # Re-layout the rows with room for exactly one more asset (set-up
+            # time only): unused slots would only spread the balances that
+            # the risk check touches over more cache lines.
+            new_stride = self.stride + 1
             rows_n = max(self.acct_cap, 1) * new_stride
             grown = <Balance*>PyMem_RawMalloc(rows_n * sizeof(Balance))
             if grown == NULL:
