@@ -345,3 +345,22 @@ class RiskMachine(RuleBasedStateMachine):
 
 TestRiskMachine = RiskMachine.TestCase
 TestRiskMachine.settings = settings(max_examples=120, stateful_step_count=40, deadline=None)
+
+
+def test_deposits_are_credited_exactly_once_in_id_order():
+    eng, _ = make_engine()
+    ok = eng.credit(1, USDC, 500, deposit_id=1)
+    assert (ok[0].kind, ok[0].order_id, eng.last_deposit_id) == (EventKind.CREDITED, 1, 1)
+    replay = eng.credit(1, USDC, 500, deposit_id=1)
+    assert (replay[0].reason, replay[0].order_id) == (Reject.DUPLICATE_DEPOSIT, 1)
+    gap = eng.credit(2, USDC, 700, deposit_id=3)
+    assert gap[0].reason == Reject.DEPOSIT_GAP
+    assert eng.balances(1)[USDC] == (500, 0) and eng.balances(2)[USDC] == (0, 0)
+    # a deposit rejected for another reason does not use up its id
+    assert eng.credit(9, USDC, 700, deposit_id=2)[0].reason == Reject.UNKNOWN_ACCOUNT
+    assert eng.credit(2, USDC, 700, deposit_id=2)[0].kind == EventKind.CREDITED
+    untracked = eng.credit(2, USDC, 1)
+    assert untracked[0].kind == EventKind.CREDITED and eng.last_deposit_id == 2
+    restored = MatchingEngine.from_snapshot(eng.snapshot())
+    assert restored.last_deposit_id == 2 and restored.state_hash() == eng.state_hash()
+    assert restored.credit(1, USDC, 5, deposit_id=2)[0].reason == Reject.DUPLICATE_DEPOSIT

@@ -43,6 +43,7 @@ cdef class MatchingEngine:
     cdef Ledger ledger
     cdef readonly bint risk
     cdef readonly int64_t fee_account
+    cdef readonly int64_t last_deposit_id
     cdef list asset_specs
     cdef oid_t next_order_id
     cdef readonly int64_t last_seq

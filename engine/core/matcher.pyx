@@ -319,9 +319,16 @@ cdef class MatchingEngine:
         c.price = price
         return self._run_one(&c)
 
-    def credit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
-        """Credit a confirmed deposit (ledger units)."""
-        return self._run_balance(CREDIT, account, asset, amount, seq, ts)
+    def credit(self, int64_t account, int32_t asset, int64_t amount, int64_t deposit_id=0,
+               int64_t seq=0, int64_t ts=0):
+        """Credit a confirmed deposit (ledger units). A non-zero deposit_id is the
+        vault's deposit id: accepted only as last_deposit_id + 1 (exactly once)."""
+        cdef CommandRec c = _command(CREDIT, seq, ts)
+        c.account = account
+        c.asset = asset
+        c.qty = amount
+        c.order_id = deposit_id
+        return self._run_one(&c)
 
     def debit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
         """Debit a withdrawal from the free balance (ledger units)."""
@@ -841,7 +848,7 @@ cdef class MatchingEngine:
         e.reason = reason
         e.instrument = c.instrument
         # Only cancels and amends name an existing order.
-        e.order_id = c.order_id if c.kind == CANCEL or c.kind == AMEND else 0
+        e.order_id = c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT else 0
         e.client_order_id = c.client_order_id
         e.account = c.account
         e.side = c.side
@@ -943,13 +950,22 @@ cdef class MatchingEngine:
             return self._reject(c, UNKNOWN_ACCOUNT)
         if c.asset < 0 or c.asset >= self.ledger.n_assets:
             return self._reject(c, UNKNOWN_ASSET)
+        if c.kind == CREDIT and c.order_id != 0:
+            # Deposits from the vault arrive in id order, each exactly once.
+            if c.order_id <= self.last_deposit_id:
+                return self._reject(c, DUPLICATE_DEPOSIT)
+            if c.order_id != self.last_deposit_id + 1:
+                return self._reject(c, DEPOSIT_GAP)
         if c.kind == CREDIT:
             why = self.ledger.credit(c.account, c.asset, c.qty)
         else:
             why = self.ledger.debit(c.account, c.asset, c.qty)
         if why:
             return self._reject(c, why)
+        if c.kind == CREDIT and c.order_id != 0:
+            self.last_deposit_id = c.order_id
         e = self._emit(CREDITED if c.kind == CREDIT else DEBITED)
+        e.order_id = c.order_id if c.kind == CREDIT else 0
         e.account = c.account
         e.asset = c.asset
         e.qty = c.qty
@@ -1091,6 +1107,7 @@ cdef class MatchingEngine:
             fee_account=self.fee_account,
             next_order_id=self.next_order_id,
             last_seq=self.last_seq,
+            last_deposit_id=self.last_deposit_id,
             assets=list(self.asset_specs),
             instruments=list(self.specs),
             instrument_state=states.tobytes(),
@@ -1164,6 +1181,7 @@ cdef class MatchingEngine:
         eng.books.rebuild_account_lists()
         eng.next_order_id = snap.next_order_id
         eng.last_seq = snap.last_seq
+        eng.last_deposit_id = snap.last_deposit_id
         eng.check_integrity()
         return eng
 
@@ -1318,7 +1336,7 @@ cdef class MatchingEngine:
                         slot = o.next
         cdef int64_t acct
         cdef int32_t a
-        words += [self.risk, self.fee_account, self.ledger.n_assets]
+        words += [self.risk, self.fee_account, self.last_deposit_id, self.ledger.n_assets]
         for a in range(self.ledger.n_assets):
             words += [self.ledger.net_credits[a], self.ledger.usd_price[a]]
         for acct in range(self.ledger.acct_cap):

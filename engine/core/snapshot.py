@@ -53,6 +53,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     reserved: bytes           # int64 [len(open_accounts), len(assets)]
     net_credits: bytes        # int64 per asset
     usd_prices: bytes         # int64 per asset
+    last_deposit_id: int = 0
 
 
 ENCODER = msgspec.msgpack.Encoder()

@@ -94,6 +94,8 @@ cpdef enum Reject:
     AMOUNT_OVERFLOW = 26
     INVALID_AMOUNT = 27
     ACCOUNTS_DISABLED = 28
+    DUPLICATE_DEPOSIT = 29
+    DEPOSIT_GAP = 30
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

@@ -29,6 +29,8 @@ REJECT_TEXT = {
     Reject.AMOUNT_OVERFLOW: "amount exceeds the 64-bit balance limit",
     Reject.INVALID_AMOUNT: "amount must be positive",
     Reject.ACCOUNTS_DISABLED: "this engine runs without accounts (risk off)",
+    Reject.DUPLICATE_DEPOSIT: "deposit already credited",
+    Reject.DEPOSIT_GAP: "deposit id skips an earlier deposit",
 }
 
 CANCEL_TEXT = {
