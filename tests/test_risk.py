@@ -364,3 +364,15 @@ def test_deposits_are_credited_exactly_once_in_id_order():
     restored = MatchingEngine.from_snapshot(eng.snapshot())
     assert restored.last_deposit_id == 2 and restored.state_hash() == eng.state_hash()
     assert restored.credit(1, USDC, 5, deposit_id=2)[0].reason == Reject.DUPLICATE_DEPOSIT
+
+
+def test_skipped_deposit_uses_up_its_id_without_credit():
+    eng, _ = make_engine()
+    totals = [eng.balances(a) for a in (0, 1, 2, 3)]
+    ev = eng.skip_deposit(1)
+    assert (ev[0].kind, ev[0].order_id, eng.last_deposit_id) == (EventKind.DEPOSIT_SKIPPED, 1, 1)
+    assert [eng.balances(a) for a in (0, 1, 2, 3)] == totals
+    assert eng.skip_deposit(1)[0].reason == Reject.DUPLICATE_DEPOSIT
+    assert eng.skip_deposit(5)[0].reason == Reject.DEPOSIT_GAP
+    assert eng.credit(1, USDC, 10, deposit_id=2)[0].kind == EventKind.CREDITED
+    assert MatchingEngine().skip_deposit(1)[0].reason == Reject.ACCOUNTS_DISABLED

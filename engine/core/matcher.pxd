@@ -64,6 +64,8 @@ cdef class MatchingEngine:
     cdef int _set_reference(self, const CommandRec* c) except -1
     cdef int _credit_debit(self, const CommandRec* c) except -1
     cdef int _set_asset_price(self, const CommandRec* c) except -1
+    cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept
+    cdef int _skip_deposit(self, const CommandRec* c) except -1
 
     # -- matching --
     cdef int _take(self, Instrument* inst, Order* taker, int32_t slot, price_t lo, price_t hi,

@@ -330,6 +330,13 @@ cdef class MatchingEngine:
         c.order_id = deposit_id
         return self._run_one(&c)
 
+    def skip_deposit(self, int64_t deposit_id, int64_t seq=0, int64_t ts=0):
+        """Consume a vault deposit id without crediting (its wallet has no
+        account here); the funds stay on the wallet's vault balance."""
+        cdef CommandRec c = _command(SKIP_DEPOSIT, seq, ts)
+        c.order_id = deposit_id
+        return self._run_one(&c)
+
     def debit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
         """Debit a withdrawal from the free balance (ledger units)."""
         return self._run_balance(DEBIT, account, asset, amount, seq, ts)
@@ -406,6 +413,8 @@ cdef class MatchingEngine:
             return self._credit_debit(c)
         if c.kind == SET_ASSET_PRICE:
             return self._set_asset_price(c)
+        if c.kind == SKIP_DEPOSIT:
+            return self._skip_deposit(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -848,7 +857,8 @@ cdef class MatchingEngine:
         e.reason = reason
         e.instrument = c.instrument
         # Only cancels and amends name an existing order.
-        e.order_id = c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT else 0
+        e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
+                      or c.kind == SKIP_DEPOSIT else 0)
         e.client_order_id = c.client_order_id
         e.account = c.account
         e.side = c.side
@@ -951,11 +961,9 @@ cdef class MatchingEngine:
         if c.asset < 0 or c.asset >= self.ledger.n_assets:
             return self._reject(c, UNKNOWN_ASSET)
         if c.kind == CREDIT and c.order_id != 0:
-            # Deposits from the vault arrive in id order, each exactly once.
-            if c.order_id <= self.last_deposit_id:
-                return self._reject(c, DUPLICATE_DEPOSIT)
-            if c.order_id != self.last_deposit_id + 1:
-                return self._reject(c, DEPOSIT_GAP)
+            why = self._check_deposit_id(c.order_id)
+            if why:
+                return self._reject(c, why)
         if c.kind == CREDIT:
             why = self.ledger.credit(c.account, c.asset, c.qty)
         else:
@@ -970,6 +978,27 @@ cdef class MatchingEngine:
         e.asset = c.asset
         e.qty = c.qty
         e.leaves = self.ledger.at(c.account, c.asset).total
+        return 0
+
+    cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept:
+        # Deposits from the vault arrive in id order, each exactly once.
+        if deposit_id <= self.last_deposit_id:
+            return DUPLICATE_DEPOSIT
+        if deposit_id != self.last_deposit_id + 1:
+            return DEPOSIT_GAP
+        return 0
+
+    cdef int _skip_deposit(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        why = self._check_deposit_id(c.order_id)
+        if why:
+            return self._reject(c, why)
+        self.last_deposit_id = c.order_id
+        e = self._emit(DEPOSIT_SKIPPED)
+        e.order_id = c.order_id
         return 0
 
     cdef int _set_asset_price(self, const CommandRec* c) except -1:

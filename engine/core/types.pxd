@@ -43,6 +43,7 @@ cpdef enum CommandKind:
     CREDIT = 7
     DEBIT = 8
     SET_ASSET_PRICE = 9
+    SKIP_DEPOSIT = 10
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -56,6 +57,7 @@ cpdef enum EventKind:
     CREDITED = 9
     DEBITED = 10
     ASSET_PRICE_SET = 11
+    DEPOSIT_SKIPPED = 12
 
 cpdef enum CancelReason:
     USER = 1
