@@ -1,5 +1,6 @@
 """Embedded default instruments: what the demo and the tests start from."""
 
+from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
 # Prices in units of $0.0001 (as LOBSTER files), tick $0.01; quantities in
@@ -31,4 +32,14 @@ DEFAULT_INSTRUMENTS = (
     stock_pair("AAPLX"),
     stock_pair("TSLA.M"),
     stock_pair("NVDA.M"),
+)
+
+
+# The default assets, in engine asset-id order (USDC = 0), as configs/venue.toml lists them.
+DEFAULT_ASSETS = (
+    AssetSpec(symbol="USDC", decimals=6, ledger_decimals=6),
+    AssetSpec(symbol="AMZNX", decimals=18, ledger_decimals=6, haircut_bps=2_000),
+    AssetSpec(symbol="AAPLX", decimals=18, ledger_decimals=6, haircut_bps=2_000),
+    AssetSpec(symbol="TSLA.M", decimals=18, ledger_decimals=6, haircut_bps=3_000),
+    AssetSpec(symbol="NVDA.M", decimals=18, ledger_decimals=6, haircut_bps=2_500),
 )

@@ -1,7 +1,10 @@
-"""A walk through the matching core on the embedded default instruments.
+"""The venue demo on the embedded defaults.
 
-Shows a thin AMZNX book, the price bands that stop a market order from
-printing far from the real price, self-trade prevention, amend and cancel.
+Part 1, the matching core: a thin AMZNX book, the price bands that stop a
+market order from printing far from the real price, self-trade prevention,
+amend and cancel. Part 2, settlement on the embedded EVM (settlement/demo.py):
+deposits, trading with pre-trade risk, netted batches settled exactly once,
+a fill proved on chain, a withdrawal claimed.
 """
 
 from __future__ import annotations
@@ -142,6 +145,15 @@ class Demo:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo."""
-    argparse.ArgumentParser(prog="python -m engine demo", description=__doc__).parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m engine demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--core-only", action="store_true", help="skip the settlement part")
+    args = parser.parse_args(argv)
+    print("# Part 1: the matching core")
     Demo().run()
+    if not args.core_only:
+        from settlement.demo import run as settlement_demo
+
+        print("\n# Part 2: settlement on the embedded EVM")
+        settlement_demo()
     return 0
