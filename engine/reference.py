@@ -54,6 +54,7 @@ _BPS = 10_000
 
 # What happens when an incoming order meets the next resting order of the walk.
 _TRADE = "trade"
+_ECHOES_ORDER_ID = (CommandKind.CANCEL, CommandKind.AMEND, CommandKind.CREDIT, CommandKind.SKIP_DEPOSIT)
 _SKIP_CANCEL_MAKER = "cancel maker"  # CANCEL_OLDEST: cancel the own resting order, go on
 _STOP_LIMIT = "limit"  # resting order beyond the limit price, or the book is empty
 _STOP_BAND = "band"  # resting order outside the execution band
@@ -291,6 +292,7 @@ class ReferenceMatcher:
             CommandKind.CREDIT: self._accounts_disabled,
             CommandKind.DEBIT: self._accounts_disabled,
             CommandKind.SET_ASSET_PRICE: self._accounts_disabled,
+            CommandKind.SKIP_DEPOSIT: self._accounts_disabled,
         }
 
     # -- setup --
@@ -778,8 +780,9 @@ class ReferenceMatcher:
 
     @staticmethod
     def _reject(cmd: Command, reason: int) -> Event:
-        """REJECTED echoing the command as sent; order_id only for CANCEL and AMEND."""
-        order_id = cmd.order_id if cmd.kind in (CommandKind.CANCEL, CommandKind.AMEND) else 0
+        """REJECTED echoing the command as sent; order_id only where it names something
+        (the order of CANCEL and AMEND, the deposit of CREDIT and SKIP_DEPOSIT)."""
+        order_id = cmd.order_id if cmd.kind in _ECHOES_ORDER_ID else 0
         return Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.REJECTED, reason=reason, side=cmd.side,
                      instrument=cmd.instrument, order_id=order_id, client_order_id=cmd.client_order_id,
                      account=cmd.account, price=cmd.price, qty=cmd.qty, asset=cmd.asset)
