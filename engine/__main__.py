@@ -1,6 +1,9 @@
 """Command line of the engine: `python -m engine COMMAND ...`.
 
-  demo             place, match and cancel orders on the embedded defaults
+  demo             the venue demo on the embedded defaults
+  serve            run the order gateway (--config venue.toml)
+  keys             generate CURVE key pairs (keys init --config venue.toml)
+  replay           rebuild state from a journal offline and print the state hash
   replay-lobster   replay a LOBSTER day through the matcher (conformance)
 """
 
@@ -14,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
         "demo": "engine.demo",
+        "serve": "engine.gateway",
+        "keys": "engine.keys",
+        "replay": "engine.replay",
         "replay-lobster": "engine.lobster",
     }
     if not argv or argv[0] not in commands:

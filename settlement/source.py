@@ -14,7 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from settlement.records import SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
+from settlement.engine_records import InstrumentUnits, settlement_records
+from settlement.records import FILLS_PER_SEQ, SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
 
 
 class FillSource(Protocol):
@@ -75,3 +76,39 @@ class RecordFileSource:
     def _after(records: np.ndarray, key: str, after_id: int, limit: int) -> np.ndarray:
         start = int(np.searchsorted(records[key], np.uint64(after_id), side="right"))
         return records[start:start + limit]
+
+
+class JournalFillSource:
+    """FillSource over the engine's journal: the FILL and DEBITED events each
+    journaled batch carries become fills and withdrawals (ids seq * 65536 +
+    index of the event within its command's journaled events). Only committed
+    batches are read, so nothing settles that a crash could still take back."""
+
+    def __init__(self, journal, units: InstrumentUnits) -> None:
+        self.journal = journal
+        self.units = units
+
+    def read(self, after_id: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
+        committed = self.journal.committed_seq
+        fills_parts, withdrawal_parts, count = [], [], 0
+        for batch in self.journal.read(max(1, after_id // FILLS_PER_SEQ)):
+            if batch.first_seq > committed:
+                break
+            events = batch.events[batch.events["seq"] <= committed]
+            fills, withdrawals = settlement_records(events, self.units)
+            fills = fills[fills["fill_id"] > after_id]
+            withdrawals = withdrawals[withdrawals["withdrawal_id"] > after_id]
+            fills_parts.append(fills)
+            withdrawal_parts.append(withdrawals)
+            count += len(fills) + len(withdrawals)
+            if count >= limit:
+                break
+        fills = np.concatenate(fills_parts) if fills_parts else np.zeros(0, SETTLEMENT_FILL_DTYPE)
+        withdrawals = (np.concatenate(withdrawal_parts) if withdrawal_parts
+                       else np.zeros(0, WITHDRAWAL_DTYPE))
+        if len(fills) + len(withdrawals) > limit:
+            cutoff = np.sort(np.concatenate([fills["fill_id"], withdrawals["withdrawal_id"]]))[limit - 1]
+            fills = fills[fills["fill_id"] <= cutoff]
+            withdrawals = withdrawals[withdrawals["withdrawal_id"] <= cutoff]
+        return fills, withdrawals

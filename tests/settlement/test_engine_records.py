@@ -19,7 +19,7 @@ START = 10_000_000_000
 PX = 2_200_000
 
 
-def venue():
+def venue(funded=True):
     eng = MatchingEngine(risk=True, fee_account=0)
     for spec in (AssetSpec(symbol="USDC", decimals=6, ledger_decimals=6),
                  AssetSpec(symbol="AMZNX", decimals=18, ledger_decimals=6),
@@ -31,8 +31,21 @@ def venue():
     for acct in ACCOUNTS:
         eng.open_account(acct)
         for asset in range(3):
-            eng.credit(acct, asset, START)
+            if funded:
+                eng.credit(acct, asset, START)
     return eng
+
+
+def funding_commands():
+    """The credits venue() makes, as a command batch starting at seq 1."""
+    c = np.zeros(len(ACCOUNTS) * 3, COMMAND_DTYPE)
+    for i, (acct, asset) in enumerate((a, s) for a in ACCOUNTS for s in range(3)):
+        c[i]["seq"] = i + 1
+        c[i]["kind"] = CommandKind.CREDIT
+        c[i]["account"] = acct
+        c[i]["asset"] = asset
+        c[i]["qty"] = START
+    return c
 
 
 order = st.tuples(st.sampled_from([CommandKind.NEW_ORDER] * 6 + [CommandKind.DEBIT, CommandKind.CANCEL]),
@@ -103,3 +116,46 @@ def test_ids_count_events_within_each_command():
     assert fills["buyer"].tolist() == [3, 3] and fills["seller"].tolist() == [1, 2]
     assert fills["quote_amount"].tolist() == [220_000_000, 220_000_000]
     assert fills["base_amount"].tolist() == [1_000_000, 1_000_000]
+
+
+def test_journal_source_yields_the_journaled_fills_in_id_order(tmp_path):
+    from engine.journal import FileJournal
+    from settlement.source import JournalFillSource
+
+    eng = venue(funded=False)
+    units = InstrumentUnits.of_engine(eng)
+    journal = FileJournal.create_or_open(tmp_path / "journal", b"test venue")
+    funding = funding_commands()
+    events = eng.process(funding)
+    journal.append(funding, events[events["kind"] == EventKind.CREDITED])
+    rng = np.random.default_rng(7)
+    seq = eng.last_seq + 1
+    expected_fills, expected_withdrawals = [], []
+    for _ in range(6):
+        rows = [(CommandKind.NEW_ORDER if rng.random() < 0.85 else CommandKind.DEBIT, int(rng.integers(0, 2)),
+                 int(rng.choice(ACCOUNTS)), Side(int(rng.integers(1, 3))), int(rng.integers(-3, 4)),
+                 int(rng.integers(1, 2_000)), bool(rng.random() < 0.3), 0) for _ in range(50)]
+        cmds = commands(rows, seq)
+        seq += len(rows)
+        events = eng.process(cmds)
+        kept = events[np.isin(events["kind"], [EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED])]
+        journal.append(cmds, kept)
+        f, w = settlement_records(kept, units)
+        expected_fills.append(f)
+        expected_withdrawals.append(w)
+    journal.sync()
+    all_fills, all_withdrawals = np.concatenate(expected_fills), np.concatenate(expected_withdrawals)
+    assert len(all_fills) > 20 and len(all_withdrawals) > 0
+    source = JournalFillSource(journal, units)
+    got_f, got_w, after = [], [], 0
+    while True:
+        f, w = source.read(after, 17)
+        if len(f) + len(w) == 0:
+            break
+        assert len(f) + len(w) <= 17
+        got_f.append(f)
+        got_w.append(w)
+        after = int(max(f["fill_id"].max(initial=0), w["withdrawal_id"].max(initial=0)))
+    assert np.array_equal(np.concatenate(got_f), all_fills)
+    assert np.array_equal(np.concatenate(got_w), all_withdrawals)
+    journal.close()

@@ -1,0 +1,506 @@
+"""Client SDK of the venue: a synchronous client, an asyncio client, and a
+market-data subscriber that keeps a local book.
+
+Both clients speak engine/schemas.py over a CURVE-secured DEALER socket. Typed
+methods send one request and wait for its answer (an ``Ack`` or ``Reject`` for
+``place``, ``Cancelled`` / ``Amended`` / ``MassCancelled`` or a ``Reject``, the
+query's result); everything else that arrives (fills, cancels of resting orders,
+unsolicited rejects) is kept in ``events``. ``send`` / ``recv`` give raw batch
+access (many requests per message), for load generators.
+
+Keys: ``ClientKeys.from_files(key_secret_file, server_key_file)`` reads pyzmq
+certificate files as written by ``python -m engine keys``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+import zmq
+import zmq.asyncio
+import zmq.auth
+
+from engine.core.types import CancelReason, OrderType, SelfTrade, TimeInForce
+from engine.marketdata import LocalBook
+from engine.schemas import (
+    ALL_INSTRUMENTS,
+    MD_DECODER,
+    OWN_ACCOUNT,
+    REPLY_DECODER,
+    REQUEST_ENCODER,
+    Ack,
+    Amend,
+    Amended,
+    AssetPriceSet,
+    Balances,
+    BookSnapshot,
+    Cancel,
+    Cancelled,
+    Credit,
+    Credited,
+    Debit,
+    Debited,
+    DepositSkipped,
+    GetBalances,
+    GetBook,
+    GetInstruments,
+    GetOpenOrders,
+    GetStatus,
+    Heartbeat,
+    Instruments,
+    LoggedOn,
+    Logon,
+    MassCancel,
+    MassCancelled,
+    NewOrder,
+    OpenOrders,
+    Pong,
+    ReferenceSet,
+    Reject,
+    SetAssetPrice,
+    SetReference,
+    SetState,
+    SkipDeposit,
+    StateChanged,
+    Status,
+    md_seq_from,
+    md_topic,
+)
+
+_BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
+                  LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status)
+
+
+class ClientKeys(NamedTuple):
+    """A client's CURVE key pair and the gateway's public key (Z85 bytes)."""
+
+    public: bytes
+    secret: bytes
+    server: bytes
+
+    @classmethod
+    def from_files(cls, key_file: str | Path, server_key_file: str | Path) -> ClientKeys:
+        """Load the client's ``.key_secret`` file and the server's ``.key`` file."""
+        public, secret = zmq.auth.load_certificate(key_file)
+        if secret is None:
+            raise ValueError(f"{key_file} holds no secret key (use the .key_secret file)")
+        server, _ = zmq.auth.load_certificate(server_key_file)
+        return cls(public, secret, server)
+
+    def apply(self, sock: zmq.Socket) -> None:
+        """Make a socket a CURVE client with these keys."""
+        sock.curve_publickey = self.public
+        sock.curve_secretkey = self.secret
+        sock.curve_serverkey = self.server
+
+
+def _keys(reply) -> tuple:
+    """The correlation keys a reply answers (see _Correlator)."""
+    match reply:
+        case Ack():
+            return (("cid", reply.client_order_id),)
+        case Reject():
+            keys = []
+            if reply.client_order_id:
+                keys.append(("cid", reply.client_order_id))
+            if reply.request_id:
+                keys.append(("rid", reply.request_id))
+            return tuple(keys)
+        case Cancelled() if reply.reason == CancelReason.USER:
+            return (("cancel", reply.order_id),)
+        case Amended():
+            return (("amend", reply.order_id),)
+        case _ if isinstance(reply, _BY_REQUEST_ID):
+            return (("rid", reply.request_id),)
+    return ()
+
+
+class _Requests:
+    """Builds requests with fresh client order ids / request ids and their keys."""
+
+    def __init__(self) -> None:
+        # Time-seeded so ids of a restarted client do not repeat earlier ones.
+        self._ids = itertools.count(time.time_ns() // 1000)
+
+    def next_id(self) -> int:
+        """A fresh client order id / request id."""
+        return next(self._ids)
+
+    def place(self, instrument, side, qty, price, order_type, tif, stp, client_order_id, account):
+        cid = client_order_id or self.next_id()
+        return NewOrder(cid, instrument, side, qty, price, order_type, tif, stp, account), (("cid", cid),)
+
+    def cancel(self, order_id, account):
+        cid = self.next_id()
+        return Cancel(cid, order_id, account), (("cancel", order_id), ("cid", cid))
+
+    def amend(self, order_id, qty, price, account):
+        cid = self.next_id()
+        return Amend(cid, order_id, qty, price, account), (("amend", order_id), ("cid", cid))
+
+    def by_request_id(self, cls, *args):
+        rid = self.next_id()
+        return cls(rid, *args), (("rid", rid),)
+
+
+class Client:
+    """Synchronous client (one DEALER socket; not thread-safe)."""
+
+    def __init__(self, endpoint: str, keys: ClientKeys, *, timeout: float = 5.0,
+                 context: zmq.Context | None = None) -> None:
+        self.context = context or zmq.Context.instance()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.linger = 0
+        self.socket.rcvhwm = 0
+        self.socket.sndhwm = 0
+        keys.apply(self.socket)
+        self.socket.connect(endpoint)
+        self.timeout = timeout
+        self.events: deque = deque()
+        self._requests = _Requests()
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.socket.close(linger=0)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def next_id(self) -> int:
+        """A fresh client order id / request id."""
+        return self._requests.next_id()
+
+    # -- raw access --------------------------------------------------------------------
+
+    def send(self, requests: Iterable) -> None:
+        """Send requests as one message, without waiting for answers."""
+        self.socket.send(REQUEST_ENCODER.encode(list(requests)))
+
+    def send_raw(self, *frames: bytes) -> None:
+        """Send arbitrary frames (tests of the gateway's input handling)."""
+        self.socket.send_multipart(list(frames))
+
+    def recv(self, timeout: float | None = None) -> list:
+        """The replies of the next message (raise TimeoutError if none arrives in time)."""
+        wait = self.timeout if timeout is None else timeout
+        if not self.socket.poll(int(wait * 1000)):
+            raise TimeoutError(f"no reply from the gateway within {wait} s")
+        return REPLY_DECODER.decode(self.socket.recv())
+
+    def poll_events(self, timeout: float = 0.0) -> list:
+        """Receive whatever is pending (waiting up to timeout for the first
+        message) and return every unsolicited reply kept so far."""
+        try:
+            self.events.extend(self.recv(timeout))
+            while self.socket.poll(0):
+                self.events.extend(REPLY_DECODER.decode(self.socket.recv()))
+        except TimeoutError:
+            pass
+        out = list(self.events)
+        self.events.clear()
+        return out
+
+    def request(self, message, keys: tuple, timeout: float | None = None):
+        """Send one request and return the reply answering it."""
+        self.send([message])
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        wanted = set(keys)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer to {type(message).__name__} within the timeout")
+            answer = None
+            for reply in self.recv(left):
+                if answer is None and wanted.intersection(_keys(reply)):
+                    answer = reply
+                else:
+                    self.events.append(reply)
+            if answer is not None:
+                return answer
+
+    # -- trading ----------------------------------------------------------------------------
+
+    def place(self, instrument: int, side: int, qty: int, price: int = 0, *, order_type: int = OrderType.LIMIT,
+              tif: int = TimeInForce.GTC, stp: int = SelfTrade.CANCEL_NEWEST, client_order_id: int = 0,
+              account: int = OWN_ACCOUNT) -> Ack | Reject:
+        """Place an order; returns its Ack or Reject (fills arrive as events)."""
+        return self.request(*self._requests.place(instrument, side, qty, price, order_type, tif, stp,
+                                                   client_order_id, account))
+
+    def cancel(self, order_id: int, *, account: int = OWN_ACCOUNT) -> Cancelled | Reject:
+        """Cancel a resting order."""
+        return self.request(*self._requests.cancel(order_id, account))
+
+    def amend(self, order_id: int, qty: int = 0, price: int = 0, *, account: int = OWN_ACCOUNT) -> Amended | Reject:
+        """Amend a resting order's open quantity and/or price (0 keeps it)."""
+        return self.request(*self._requests.amend(order_id, qty, price, account))
+
+    def mass_cancel(self, instrument: int = ALL_INSTRUMENTS, *, account: int = OWN_ACCOUNT) -> MassCancelled | Reject:
+        """Cancel every resting order of the account (one instrument or all)."""
+        return self.request(*self._requests.by_request_id(MassCancel, instrument, account))
+
+    # -- session and queries -------------------------------------------------------------------
+
+    def logon(self, cancel_on_disconnect: bool = False) -> LoggedOn | Reject:
+        """Start the session (and ask for cancel-on-disconnect)."""
+        return self.request(*self._requests.by_request_id(Logon, cancel_on_disconnect))
+
+    def heartbeat(self) -> Pong | Reject:
+        """Tell the gateway this session is alive."""
+        return self.request(*self._requests.by_request_id(Heartbeat))
+
+    def balances(self, account: int = OWN_ACCOUNT) -> Balances | Reject:
+        """Balances per asset."""
+        return self.request(*self._requests.by_request_id(GetBalances, account))
+
+    def open_orders(self, account: int = OWN_ACCOUNT) -> OpenOrders | Reject:
+        """Resting orders."""
+        return self.request(*self._requests.by_request_id(GetOpenOrders, account))
+
+    def snapshot(self, instrument: int, levels: int = 0) -> BookSnapshot | Reject:
+        """Book snapshot with the market-data seq it is consistent with."""
+        return self.request(*self._requests.by_request_id(GetBook, instrument, levels))
+
+    def instruments(self) -> Instruments | Reject:
+        """Instruments and assets."""
+        return self.request(*self._requests.by_request_id(GetInstruments))
+
+    # -- operator -----------------------------------------------------------------------------
+
+    def set_state(self, instrument: int, state: int) -> StateChanged | Reject:
+        """Halt / resume / close an instrument (operator key)."""
+        return self.request(*self._requests.by_request_id(SetState, instrument, state))
+
+    def set_reference(self, instrument: int, price: int) -> ReferenceSet | Reject:
+        """Set an instrument's reference price (operator key)."""
+        return self.request(*self._requests.by_request_id(SetReference, instrument, price))
+
+    def credit(self, account: int, asset: int, amount: int, deposit_id: int = 0) -> Credited | Reject:
+        """Credit a deposit (operator key); deposit_id: the vault's id, credited exactly once."""
+        return self.request(*self._requests.by_request_id(Credit, account, asset, amount, deposit_id))
+
+    def skip_deposit(self, deposit_id: int) -> DepositSkipped | Reject:
+        """Use up a vault deposit id without a credit (operator key)."""
+        return self.request(*self._requests.by_request_id(SkipDeposit, deposit_id))
+
+    def debit(self, account: int, asset: int, amount: int) -> Debited | Reject:
+        """Debit a withdrawal (operator key)."""
+        return self.request(*self._requests.by_request_id(Debit, account, asset, amount))
+
+    def set_asset_price(self, asset: int, price: int) -> AssetPriceSet | Reject:
+        """Set an asset's USD x 1e8 reference price (operator key)."""
+        return self.request(*self._requests.by_request_id(SetAssetPrice, asset, price))
+
+    def status(self) -> Status | Reject:
+        """Last seq and state hash (operator key)."""
+        return self.request(*self._requests.by_request_id(GetStatus))
+
+
+class AsyncClient:
+    """asyncio client: the same typed methods as coroutines; a reader task
+    resolves each request's future and queues everything else in ``events``."""
+
+    def __init__(self, endpoint: str, keys: ClientKeys, *, timeout: float = 5.0,
+                 context: zmq.asyncio.Context | None = None) -> None:
+        self.context = context or zmq.asyncio.Context.instance()
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.linger = 0
+        self.socket.rcvhwm = 0
+        self.socket.sndhwm = 0
+        keys.apply(self.socket)
+        self.socket.connect(endpoint)
+        self.timeout = timeout
+        self.events: asyncio.Queue = asyncio.Queue()
+        self._pending: dict[tuple, asyncio.Future] = {}
+        self._requests = _Requests()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._heartbeat: asyncio.Task | None = None
+
+    async def close(self) -> None:
+        """Stop the reader and heartbeat tasks and close the socket."""
+        for task in (self._reader, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self.socket.close(linger=0)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def _read(self) -> None:
+        while True:
+            data = await self.socket.recv()
+            for reply in REPLY_DECODER.decode(data):
+                future = None
+                for key in _keys(reply):
+                    future = self._pending.pop(key, None)
+                    if future is not None and not future.done():
+                        break
+                    future = None
+                if future is None:
+                    self.events.put_nowait(reply)
+                else:
+                    future.set_result(reply)
+
+    def start_heartbeats(self, interval: float) -> None:
+        """Send a heartbeat every `interval` seconds in the background."""
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                await self.send([Heartbeat(0)])
+        self._heartbeat = asyncio.get_running_loop().create_task(beat())
+
+    async def send(self, requests: Iterable) -> None:
+        """Send requests as one message, without waiting for answers."""
+        await self.socket.send(REQUEST_ENCODER.encode(list(requests)))
+
+    async def request(self, message, keys: tuple, timeout: float | None = None):
+        """Send one request and return the reply answering it."""
+        future = asyncio.get_running_loop().create_future()
+        for key in keys:
+            self._pending[key] = future
+        try:
+            await self.send([message])
+            return await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
+        except asyncio.TimeoutError as err:
+            raise TimeoutError(f"no answer to {type(message).__name__} within the timeout") from err
+        finally:
+            for key in keys:
+                if self._pending.get(key) is future:
+                    del self._pending[key]
+
+    async def place(self, instrument: int, side: int, qty: int, price: int = 0, *,
+                    order_type: int = OrderType.LIMIT, tif: int = TimeInForce.GTC,
+                    stp: int = SelfTrade.CANCEL_NEWEST, client_order_id: int = 0,
+                    account: int = OWN_ACCOUNT) -> Ack | Reject:
+        """Place an order; returns its Ack or Reject (fills arrive as events)."""
+        return await self.request(*self._requests.place(instrument, side, qty, price, order_type, tif, stp,
+                                                         client_order_id, account))
+
+    async def cancel(self, order_id: int, *, account: int = OWN_ACCOUNT) -> Cancelled | Reject:
+        """Cancel a resting order."""
+        return await self.request(*self._requests.cancel(order_id, account))
+
+    async def amend(self, order_id: int, qty: int = 0, price: int = 0, *,
+                    account: int = OWN_ACCOUNT) -> Amended | Reject:
+        """Amend a resting order (0 keeps a value)."""
+        return await self.request(*self._requests.amend(order_id, qty, price, account))
+
+    async def mass_cancel(self, instrument: int = ALL_INSTRUMENTS, *,
+                          account: int = OWN_ACCOUNT) -> MassCancelled | Reject:
+        """Cancel every resting order of the account (one instrument or all)."""
+        return await self.request(*self._requests.by_request_id(MassCancel, instrument, account))
+
+    async def logon(self, cancel_on_disconnect: bool = False) -> LoggedOn | Reject:
+        """Start the session (and ask for cancel-on-disconnect)."""
+        return await self.request(*self._requests.by_request_id(Logon, cancel_on_disconnect))
+
+    async def heartbeat(self) -> Pong | Reject:
+        """Tell the gateway this session is alive."""
+        return await self.request(*self._requests.by_request_id(Heartbeat))
+
+    async def balances(self, account: int = OWN_ACCOUNT) -> Balances | Reject:
+        """Balances per asset."""
+        return await self.request(*self._requests.by_request_id(GetBalances, account))
+
+    async def open_orders(self, account: int = OWN_ACCOUNT) -> OpenOrders | Reject:
+        """Resting orders."""
+        return await self.request(*self._requests.by_request_id(GetOpenOrders, account))
+
+    async def snapshot(self, instrument: int, levels: int = 0) -> BookSnapshot | Reject:
+        """Book snapshot with the market-data seq it is consistent with."""
+        return await self.request(*self._requests.by_request_id(GetBook, instrument, levels))
+
+    async def instruments(self) -> Instruments | Reject:
+        """Instruments and assets."""
+        return await self.request(*self._requests.by_request_id(GetInstruments))
+
+
+class MarketDataSubscriber:
+    """Keeps a LocalBook per instrument from the PUB feed plus snapshots.
+
+    Follows zguide's Clone pattern: subscribe first, then take a snapshot
+    (through ``client``); updates up to the snapshot's seq are dropped, later ones
+    applied in order. A missing seq (a gap: a dropped message or a gateway
+    restart) marks the book stale and takes a new snapshot. ``gaps`` counts the
+    gaps seen, ``snapshots`` the snapshots taken.
+    """
+
+    def __init__(self, endpoint: str, keys: ClientKeys, client: Client, instruments: dict[int, str], *,
+                 context: zmq.Context | None = None) -> None:
+        self.client = client
+        self.socket = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self.socket.linger = 0
+        self.socket.rcvhwm = 0
+        keys.apply(self.socket)
+        self.by_topic = {md_topic(symbol): iid for iid, symbol in instruments.items()}
+        for topic in self.by_topic:
+            self.socket.subscribe(topic)
+        self.socket.connect(endpoint)
+        self.books = {iid: LocalBook(iid) for iid in instruments}
+        self.pending: dict[int, list] = {iid: [] for iid in instruments}
+        self.snapshots = 0
+        self.gaps = 0
+        self.messages = 0
+
+    def close(self) -> None:
+        """Close the SUB socket."""
+        self.socket.close(linger=0)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Handle every message waiting (waiting up to timeout for the first);
+        resync stale books. Returns the number of messages handled."""
+        handled = 0
+        wait = int(timeout * 1000)
+        while self.socket.poll(wait):
+            wait = 0
+            self.handle(self.socket.recv_multipart())
+            handled += 1
+        for iid, book in self.books.items():
+            if not book.synced:
+                self.resync(iid)
+        return handled
+
+    def handle(self, frames: list[bytes]) -> None:
+        """Apply one [topic, seq, payload] message."""
+        if len(frames) != 3 or frames[0] not in self.by_topic:
+            return
+        iid, seq, message = self.by_topic[frames[0]], md_seq_from(frames[1]), MD_DECODER.decode(frames[2])
+        self.messages += 1
+        book = self.books[iid]
+        if not book.synced:
+            self.pending[iid].append((seq, message))
+        elif seq > book.seq and not book.apply(seq, message):
+            self.gaps += 1
+            book.seq = -1
+            self.pending[iid] = [(seq, message)]
+
+    def resync(self, instrument: int) -> None:
+        """Take a snapshot and apply the buffered updates after it."""
+        snap = self.client.snapshot(instrument)
+        if isinstance(snap, Reject):
+            raise RuntimeError(f"snapshot of instrument {instrument} refused: {snap.text}")
+        self.snapshots += 1
+        book = self.books[instrument]
+        book.reset(snap)
+        for seq, message in self.pending[instrument]:
+            if seq > book.seq and not book.apply(seq, message):
+                self.gaps += 1
+                book.seq = -1  # still a gap: the next poll takes another snapshot
+                break
+        self.pending[instrument] = []

@@ -1,0 +1,469 @@
+"""Venue configuration (TOML): assets, instruments, accounts and their keys,
+operators, fees, bands, endpoints, journal, sessions.
+
+Two parts with different lifetimes:
+
+* the **venue definition** (``VenueSpec``: engine limits, assets, instruments with
+  their fees and bands, account ids) is engine state. It is written into the
+  journal when the journal is created (its *genesis*) and a restart refuses a
+  config whose definition differs, because replaying the journal must rebuild the
+  same engine. ``build_engine`` makes the engine from it;
+* everything else (endpoints, keys, journal policy, session timeouts, limits) is
+  runtime and may change between restarts.
+
+The first batch of a new journal (``genesis_commands``) sets the configured
+reference prices, asset prices and opening credits, so they are journaled and
+replayed like every other command. Relative paths are relative to the config file.
+See configs/venue.toml for a commented example.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import numpy as np
+import zmq.auth
+from zmq.utils import z85
+
+from engine.assets import USD_PRICE_SCALE, AssetSpec
+from engine.core.records import COMMAND_DTYPE
+from engine.core.types import CommandKind
+from engine.instruments import InstrumentSpec
+
+_SYMBOL = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message says where and why."""
+
+
+def _section(**kw):
+    return {"kw_only": True, "forbid_unknown_fields": True, "frozen": True, **kw}
+
+
+class VenueSection(msgspec.Struct, **_section()):
+    """Engine limits and the fee account."""
+
+    name: str = "venue"
+    max_accounts: int = 1 << 16
+    max_orders: int = 1 << 22
+    fee_account: int = 0
+    risk: bool = True
+
+
+class Endpoints(msgspec.Struct, **_section()):
+    """Where the gateway binds (``tcp://127.0.0.1:*`` picks a free port)."""
+
+    orders: str = "tcp://127.0.0.1:7001"
+    market_data: str = "tcp://127.0.0.1:7002"
+
+
+class ServerSection(msgspec.Struct, **_section()):
+    """The gateway's CURVE key pair (a zmq certificate file with the secret key)."""
+
+    secret_key_file: str
+
+
+class JournalSection(msgspec.Struct, **_section()):
+    """Where and how commands are journaled."""
+
+    path: str = "var/journal"
+    fsync: Literal["batch", "interval", "none"] = "batch"
+    fsync_interval_ms: int = 5
+    segment_bytes: int = 64 << 20
+    snapshot_every: int = 100_000
+    snapshots_kept: int = 2
+
+
+class SessionSection(msgspec.Struct, **_section()):
+    """Heartbeats: clients send one every ``heartbeat_ms``; a cancel-on-disconnect
+    session silent for ``timeout_ms`` has its account's orders cancelled."""
+
+    heartbeat_ms: int = 1_000
+    timeout_ms: int = 3_000
+    idle_expiry_s: int = 3_600
+
+
+class GatewaySection(msgspec.Struct, **_section()):
+    """Bounds of the batching loop and of inbound messages. A batch ends when the
+    socket is drained or either batch bound is reached (a message is never split)."""
+
+    max_batch_messages: int = 1_024
+    max_batch_commands: int = 2_048
+    max_message_bytes: int = 64 << 10
+    max_requests_per_message: int = 1_024
+    send_hwm: int = 100_000
+
+
+class MarketDataSection(msgspec.Struct, **_section()):
+    """Depth (levels per side) of the published L2 book and of snapshots."""
+
+    depth: int = 10
+
+
+class AssetEntry(msgspec.Struct, **_section()):
+    """One asset; ``usd_price`` (decimal USD per token) is set by the genesis batch."""
+
+    symbol: str
+    decimals: int
+    ledger_decimals: int
+    haircut_bps: int = 0
+    address: str = ""
+    usd_price: str | None = None
+
+
+class InstrumentEntry(msgspec.Struct, **_section()):
+    """One instrument (InstrumentSpec fields); ``reference_price`` (decimal, quote
+    per base) is set by the genesis batch."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: int = 1
+    lot_size: int = 1
+    min_qty: int = 1
+    max_qty: int = 10**12
+    max_price: int = 10**13
+    static_band_bps: int = 0
+    dynamic_band_bps: int = 0
+    price_scale: int = 1
+    qty_scale: int = 1
+    maker_fee_bps: int = 0
+    taker_fee_bps: int = 0
+    reference_price: str | None = None
+
+
+class AccountEntry(msgspec.Struct, **_section()):
+    """A trading account and the client keys bound to it; ``credit`` maps asset
+    symbols to decimal token amounts credited by the genesis batch."""
+
+    id: int
+    name: str = ""
+    key_files: list[str] = []
+    public_keys: list[str] = []
+    credit: dict[str, str] = {}
+
+
+class OperatorEntry(msgspec.Struct, **_section()):
+    """An operator key; ``account`` optionally lets it trade for that account too."""
+
+    name: str
+    key_files: list[str] = []
+    public_keys: list[str] = []
+    account: int | None = None
+
+
+class ConfigFile(msgspec.Struct, **_section()):
+    """The TOML document."""
+
+    server: ServerSection
+    venue: VenueSection = VenueSection()
+    endpoints: Endpoints = Endpoints()
+    journal: JournalSection = JournalSection()
+    session: SessionSection = SessionSection()
+    gateway: GatewaySection = GatewaySection()
+    market_data: MarketDataSection = MarketDataSection()
+    assets: list[AssetEntry] = []
+    instruments: list[InstrumentEntry] = []
+    accounts: list[AccountEntry] = []
+    operators: list[OperatorEntry] = []
+
+
+class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What the engine is built from; stored as the journal's genesis."""
+
+    version: int = 1
+    max_accounts: int
+    max_orders: int
+    fee_account: int
+    risk: bool
+    assets: list[AssetSpec]
+    instruments: list[InstrumentSpec]
+    accounts: list[int]
+
+
+_VENUE_ENCODER = msgspec.msgpack.Encoder()
+_VENUE_DECODER = msgspec.msgpack.Decoder(VenueSpec)
+
+
+def encode_venue(spec: VenueSpec) -> bytes:
+    """The journal genesis bytes of a venue definition."""
+    return _VENUE_ENCODER.encode(spec)
+
+
+def decode_venue(data: bytes) -> VenueSpec:
+    """A venue definition from journal genesis bytes."""
+    return _VENUE_DECODER.decode(data)
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who a client key is: its trading account (or None) and whether it is an operator."""
+
+    name: str
+    account: int | None
+    operator: bool
+
+    @property
+    def user_id(self) -> str:
+        """The ZAP User-Id the gateway sees on this principal's messages."""
+        return f"{'op' if self.operator else 'acct'}:{self.name}"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """A loaded configuration: the file's sections with paths resolved, the
+    venue definition, and the key -> principal map."""
+
+    path: Path
+    file: ConfigFile
+    venue: VenueSpec
+    principals: dict[bytes, Principal]
+    journal_path: Path
+    server_key_file: Path
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the gateway binds."""
+        return self.file.endpoints
+
+    @property
+    def session(self) -> SessionSection:
+        """Heartbeat and session timeouts."""
+        return self.file.session
+
+    @property
+    def gateway(self) -> GatewaySection:
+        """Batching and message limits."""
+        return self.file.gateway
+
+    @property
+    def journal(self) -> JournalSection:
+        """Journal location and fsync policy."""
+        return self.file.journal
+
+    @property
+    def market_data(self) -> MarketDataSection:
+        """Published depth."""
+        return self.file.market_data
+
+    def server_keys(self) -> tuple[bytes, bytes]:
+        """(public, secret) CURVE keys of the gateway."""
+        public, secret = zmq.auth.load_certificate(self.server_key_file)
+        if secret is None:
+            raise ConfigError(f"{self.server_key_file}: no secret key in this certificate file")
+        return public, secret
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config; raise ConfigError with the reason."""
+    path = Path(path).resolve()
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: {err}") from err
+    try:
+        file = msgspec.convert(raw, ConfigFile)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    return _resolve(path, file)
+
+
+def _resolve(path: Path, file: ConfigFile) -> Config:
+    base = path.parent
+    try:
+        assets = [AssetSpec(symbol=a.symbol, decimals=a.decimals, ledger_decimals=a.ledger_decimals,
+                            haircut_bps=a.haircut_bps, address=a.address) for a in file.assets]
+        instruments = [InstrumentSpec(**{f: getattr(i, f) for f in InstrumentSpec.__struct_fields__})
+                       for i in file.instruments]
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    _check_unique(path, "asset", [a.symbol for a in assets])
+    _check_unique(path, "instrument", [i.symbol for i in instruments])
+    _check_unique(path, "account", [a.id for a in file.accounts])
+    asset_symbols = {a.symbol for a in assets}
+    for inst in file.instruments:
+        if not _SYMBOL.match(inst.symbol):
+            raise ConfigError(f"{path}: instrument symbol {inst.symbol!r} may only use letters, digits and ._/-")
+        if file.venue.risk and not {inst.base, inst.quote} <= asset_symbols:
+            raise ConfigError(f"{path}: instrument {inst.symbol}: base and quote must be listed assets")
+    venue = file.venue
+    accounts = sorted(a.id for a in file.accounts)
+    for acct in accounts + [venue.fee_account]:
+        if not 0 <= acct < venue.max_accounts:
+            raise ConfigError(f"{path}: account {acct} outside [0, max_accounts={venue.max_accounts})")
+    if venue.fee_account in accounts:
+        raise ConfigError(f"{path}: account {venue.fee_account} is the fee account; give traders other ids")
+    spec = VenueSpec(max_accounts=venue.max_accounts, max_orders=venue.max_orders,
+                     fee_account=venue.fee_account, risk=venue.risk, assets=assets,
+                     instruments=instruments, accounts=accounts)
+    principals: dict[bytes, Principal] = {}
+    for acct in file.accounts:
+        who = Principal(acct.name or str(acct.id), acct.id, False)
+        for key in _keys(base, path, acct.key_files, acct.public_keys, f"account {acct.id}"):
+            _bind(path, principals, key, who)
+    for op in file.operators:
+        if op.account is not None and op.account not in accounts:
+            raise ConfigError(f"{path}: operator {op.name}: account {op.account} is not a listed account")
+        who = Principal(op.name, op.account, True)
+        for key in _keys(base, path, op.key_files, op.public_keys, f"operator {op.name}"):
+            _bind(path, principals, key, who)
+    _check_positive(path, file)
+    return Config(path=path, file=file, venue=spec, principals=principals,
+                  journal_path=base / file.journal.path, server_key_file=base / file.server.secret_key_file)
+
+
+def _check_unique(path: Path, what: str, names: list) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"{path}: {what} {name} listed twice")
+        seen.add(name)
+
+
+def _check_positive(path: Path, file: ConfigFile) -> None:
+    for section, names in ((file.session, ("heartbeat_ms", "timeout_ms", "idle_expiry_s")),
+                           (file.gateway, ("max_batch_messages", "max_batch_commands", "max_message_bytes",
+                                           "max_requests_per_message", "send_hwm")),
+                           (file.market_data, ("depth",)),
+                           (file.journal, ("fsync_interval_ms", "segment_bytes", "snapshots_kept"))):
+        for name in names:
+            if getattr(section, name) <= 0:
+                raise ConfigError(f"{path}: {name} must be positive")
+    if file.journal.snapshot_every < 0:
+        raise ConfigError(f"{path}: snapshot_every must be >= 0 (0 = only at shutdown)")
+
+
+def _keys(base: Path, path: Path, files: list[str], literals: list[str], who: str) -> list[bytes]:
+    keys = []
+    for name in files:
+        try:
+            public, _secret = zmq.auth.load_certificate(base / name)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{path}: {who}: cannot read key file {name}: {err} "
+                              f"(python -m engine keys init --config {path})") from err
+        keys.append(public)
+    for text in literals:
+        if len(text) != 40:
+            raise ConfigError(f"{path}: {who}: public key {text!r} is not 40 Z85 characters")
+        try:
+            z85.decode(text)
+        except (ValueError, KeyError) as err:
+            raise ConfigError(f"{path}: {who}: public key {text!r} is not valid Z85") from err
+        keys.append(text.encode())
+    return keys
+
+
+def _bind(path: Path, principals: dict[bytes, Principal], key: bytes, who: Principal) -> None:
+    if key in principals:
+        raise ConfigError(f"{path}: key {key.decode()} is bound twice "
+                          f"({principals[key].user_id} and {who.user_id})")
+    principals[key] = who
+
+
+def build_engine(spec: VenueSpec):
+    """A new MatchingEngine holding the venue definition (no commands run yet)."""
+    from engine.core.matcher import MatchingEngine
+
+    if spec.risk:
+        engine = MatchingEngine(spec.max_accounts, spec.max_orders, True, spec.fee_account)
+        for asset in spec.assets:
+            engine.add_asset(asset)
+        for account in spec.accounts:
+            engine.open_account(account)
+    else:
+        engine = MatchingEngine(spec.max_accounts, spec.max_orders)
+    for inst in spec.instruments:
+        engine.add_instrument(inst)
+    return engine
+
+
+def genesis_commands(config: Config) -> np.ndarray:
+    """The first batch of a new journal: reference prices, asset prices and
+    opening credits from the config (seq and ts are stamped by the gateway)."""
+    file, spec = config.file, config.venue
+    rows = []
+    for iid, (entry, inst) in enumerate(zip(file.instruments, spec.instruments)):
+        if entry.reference_price is not None:
+            rows.append({"kind": CommandKind.SET_REFERENCE, "instrument": iid,
+                         "price": _exact(config, inst.price_to_units, entry.reference_price)})
+    if spec.risk:
+        asset_ids = {a.symbol: i for i, a in enumerate(spec.assets)}
+        for aid, entry in enumerate(file.assets):
+            if entry.usd_price is not None:
+                price = Decimal(entry.usd_price) * USD_PRICE_SCALE
+                rows.append({"kind": CommandKind.SET_ASSET_PRICE, "asset": aid,
+                             "price": _integral(config, price, entry.usd_price)})
+        for acct in file.accounts:
+            for symbol, amount in acct.credit.items():
+                if symbol not in asset_ids:
+                    raise ConfigError(f"{config.path}: account {acct.id}: credit of unknown asset {symbol}")
+                asset = spec.assets[asset_ids[symbol]]
+                units = Decimal(amount) * 10**asset.ledger_decimals
+                rows.append({"kind": CommandKind.CREDIT, "account": acct.id, "asset": asset_ids[symbol],
+                             "qty": _integral(config, units, amount)})
+    commands = np.zeros(len(rows), dtype=COMMAND_DTYPE)
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            commands[name][i] = value
+    return commands
+
+
+def _exact(config: Config, convert, text: str) -> int:
+    try:
+        return convert(text)
+    except (ValueError, ArithmeticError) as err:
+        raise ConfigError(f"{config.path}: {err}") from err
+
+
+def _integral(config: Config, value: Decimal, text: str) -> int:
+    if value != value.to_integral_value():
+        raise ConfigError(f"{config.path}: amount {text} is finer than one ledger unit")
+    return int(value)
+
+
+def to_toml(doc: dict) -> str:
+    """Render a config document (tables of str/int/bool/float, lists and inline
+    tables of those, arrays of tables) as TOML. For generated configs (tests,
+    benchmarks); tomllib reads TOML but the standard library cannot write it."""
+    lines: list[str] = []
+    plain = {k: v for k, v in doc.items() if not isinstance(v, dict | list) or _is_value_list(v)}
+    for key, value in plain.items():
+        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in doc.items():
+        if key in plain:
+            continue
+        if isinstance(value, dict):
+            lines.append(f"\n[{_toml_key(key)}]")
+            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        else:
+            for table in value:
+                lines.append(f"\n[[{_toml_key(key)}]]")
+                lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"
+
+
+def _is_value_list(value) -> bool:
+    return isinstance(value, list) and not any(isinstance(v, dict) for v in value)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
