@@ -106,35 +106,17 @@ class MarketDataSection(msgspec.Struct, **_section()):
     depth: int = 10
 
 
-class AssetEntry(msgspec.Struct, **_section()):
-    """One asset; ``usd_price`` (decimal USD per token) is set by the genesis batch."""
+class AssetEntry(AssetSpec, forbid_unknown_fields=True):
+    """One asset (AssetSpec fields); ``usd_price`` (decimal USD per token) is set
+    by the genesis batch."""
 
-    symbol: str
-    decimals: int
-    ledger_decimals: int
-    haircut_bps: int = 0
-    address: str = ""
     usd_price: str | None = None
 
 
-class InstrumentEntry(msgspec.Struct, **_section()):
+class InstrumentEntry(InstrumentSpec, forbid_unknown_fields=True):
     """One instrument (InstrumentSpec fields); ``reference_price`` (decimal, quote
     per base) is set by the genesis batch."""
 
-    symbol: str
-    base: str
-    quote: str
-    tick_size: int = 1
-    lot_size: int = 1
-    min_qty: int = 1
-    max_qty: int = 10**12
-    max_price: int = 10**13
-    static_band_bps: int = 0
-    dynamic_band_bps: int = 0
-    price_scale: int = 1
-    qty_scale: int = 1
-    maker_fee_bps: int = 0
-    taker_fee_bps: int = 0
     reference_price: str | None = None
 
 
@@ -276,8 +258,7 @@ def load_config(path: str | Path) -> Config:
 def _resolve(path: Path, file: ConfigFile) -> Config:
     base = path.parent
     try:
-        assets = [AssetSpec(symbol=a.symbol, decimals=a.decimals, ledger_decimals=a.ledger_decimals,
-                            haircut_bps=a.haircut_bps, address=a.address) for a in file.assets]
+        assets = [AssetSpec(**{f: getattr(a, f) for f in AssetSpec.__struct_fields__}) for a in file.assets]
         instruments = [InstrumentSpec(**{f: getattr(i, f) for f in InstrumentSpec.__struct_fields__})
                        for i in file.instruments]
     except ValueError as err:
