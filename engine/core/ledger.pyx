@@ -2,7 +2,9 @@
 
 total = everything the account owns; reserved = the part its open orders may
 still spend. Free = total - reserved is what new orders and withdrawals use.
-Totals are capped at BALANCE_LIMIT so no fill can overflow int64.
+A credit may not take a total or the asset's supply (credits minus debits)
+past BALANCE_LIMIT = 2**62; since fills only move value, no balance can then
+overflow int64.
 """
 
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc

@@ -80,9 +80,9 @@ DEF _STOP_BAND = 1
 DEF _STOP_STP = 2
 DEF _INITIAL_EVENTS = 256
 DEF _BPS = 10000
-DEF _BALANCE_LIMIT = 4611686018427387904
-# One order's amounts stay below 2**60 (checked when an instrument is added),
-# balances below 2**62 (checked on credit and order entry): no int64 overflow.
+# One order's amounts stay below 2**60 (checked when an instrument is added);
+# balances and each asset's supply stay below 2**62 (checked on credit), and
+# fills only move value: no int64 overflow.
 _ORDER_AMOUNT_LIMIT = 1 << 60
 
 
