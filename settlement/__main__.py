@@ -1,4 +1,8 @@
-"""``python -m settlement deploy|status|verify|prove|run``: the settlement command line.
+"""``python -m settlement deploy|status|verify|prove|run|watch``: the settlement command line.
+
+``run`` reads the records to settle from a record-file directory (``--source``) or from the
+gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
+the engine through the gateway (an operator key: ``--key-file``, ``--server-key``).
 
 Keys: ``--key-env NAME`` names an environment variable holding the hex private key; on local
 chains ``--dev-key ID`` uses the deterministic dev key ID (settlement.accounts.dev_private_key)
@@ -12,14 +16,20 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
+from engine.client import Client, ClientKeys
+from engine.config import ConfigError, load_config
+from engine.journal import FileJournal, JournalError
 from settlement.accounts import AddressBook, dev_private_key
 from settlement.batch import BatchError
 from settlement.chain import EMBEDDED, ChainClient, ChainError, connect, fund_dev_account
+from settlement.deposits import DepositError, DepositWatcher
+from settlement.gateway_link import GatewayDeposits, GatewayError, instrument_units_from_config
 from settlement.job import JobError, JobStore, SettlementJob, rebuild_batch
 from settlement.netting import NettingError
-from settlement.source import RecordFileSource
+from settlement.source import JournalFillSource, RecordFileSource
 from settlement.vault import Deployment, Vault, deploy, revert_decoder
 
 
@@ -28,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except (ChainError, JobError, BatchError, NettingError, KeyError, OSError) as err:
+    except (ChainError, JobError, BatchError, NettingError, KeyError, OSError, ConfigError, JournalError,
+            DepositError, GatewayError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -72,12 +83,30 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("prove", _prove, "print the Merkle proof of a fill (checked on chain with --chain)", state=True)
     sub.add_argument("fill", type=int)
 
-    sub = command("run", _run, "the batch job: settle the source's records", key=True, state=True)
+    sub = command("run", _run, "the batch job: settle the source's records", key=True)
+    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
+    sub.add_argument("--state", type=Path, required=True, help="job state directory")
+    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
+    sources = sub.add_mutually_exclusive_group(required=True)
+    sources.add_argument("--source", type=Path, help="record file directory (fills, withdrawals)")
+    sources.add_argument("--journal", type=Path, help="the gateway's journal directory (needs --config)")
+    sub.add_argument("--config", type=Path, help="venue TOML (instrument units for --journal)")
     sub.add_argument("--max-records", type=int, default=10_000, help="records per batch (cut by count)")
     sub.add_argument("--max-wait", type=float, default=5.0, help="seconds before a smaller batch is cut")
     sub.add_argument("--max-entries", type=int, default=3_000, help="deltas + withdrawals per batch (gas bound)")
     sub.add_argument("--poll", type=float, default=0.5, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="settle what is due now, then exit")
+
+    sub = command("watch", _watch, "credit confirmed vault deposits to the engine through the gateway")
+    sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
+    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
+    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
+    sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
+    sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
+    sub.add_argument("--orders", help="gateway orders endpoint (default: from --config)")
+    sub.add_argument("--confirmations", type=int, default=1)
+    sub.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
+    sub.add_argument("--once", action="store_true", help="credit what is confirmed now, then exit")
     return parser
 
 
@@ -156,9 +185,17 @@ def _prove(args) -> int:
     return 0
 
 
+def _run_source(args):
+    if args.source is not None:
+        return RecordFileSource(args.source)
+    if args.config is None:
+        raise JobError("--journal needs --config (the venue's instruments)")
+    return JournalFillSource(FileJournal.open_reader(args.journal), instrument_units_from_config(args.config))
+
+
 def _run(args) -> int:
     w3 = connect(args.chain)
-    job = SettlementJob(RecordFileSource(args.source), _client(args, w3), Vault(w3, Deployment.load(args.deployment).vault),
+    job = SettlementJob(_run_source(args), _client(args, w3), Vault(w3, Deployment.load(args.deployment).vault),
                         AddressBook.load(args.addressbook), args.state, max_records=args.max_records,
                         max_wait=0.0 if args.once else args.max_wait, max_entries=args.max_entries)
     if args.once:
@@ -171,6 +208,27 @@ def _run(args) -> int:
     except KeyboardInterrupt:
         stop.set()
     return 0
+
+
+def _watch(args) -> int:
+    config = load_config(args.config)
+    server_key = args.server_key or config.server_key_file.with_suffix(".key")
+    orders = args.orders or config.endpoints.orders
+    deployment = Deployment.load(args.deployment)
+    w3 = connect(args.chain)
+    with Client(orders, ClientKeys.from_files(args.key_file, server_key)) as client:
+        watcher = DepositWatcher(Vault(w3, deployment.vault), deployment, AddressBook.load(args.addressbook),
+                                 GatewayDeposits(client), confirmations=args.confirmations)
+        while True:
+            done = watcher.poll()
+            if done:
+                print(f"{done} deposit(s) credited or skipped", flush=True)
+            if args.once:
+                return 0
+            try:
+                time.sleep(args.poll)
+            except KeyboardInterrupt:
+                return 0
 
 
 if __name__ == "__main__":
