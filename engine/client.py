@@ -293,7 +293,7 @@ class Client:
         return self.request(*self._requests.by_request_id(SkipDeposit, deposit_id))
 
     def debit(self, account: int, asset: int, amount: int) -> Debited | Reject:
-        """Debit a withdrawal (operator key)."""
+        """Request a withdrawal from the free balance (own account, or any with an operator key)."""
         return self.request(*self._requests.by_request_id(Debit, account, asset, amount))
 
     def set_asset_price(self, asset: int, price: int) -> AssetPriceSet | Reject:

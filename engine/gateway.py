@@ -578,8 +578,10 @@ class Gateway:
                 batch.command(session, req.request_id, CommandKind.CREDIT, asset=req.asset, account=req.account,
                               qty=req.amount, order_id=req.deposit_id)
             else:
-                batch.command(session, req.request_id, CommandKind.DEBIT, asset=req.asset, account=req.account,
-                              qty=req.amount)
+                account = self._account(batch, session, req.account, {"request_id": req.request_id})
+                if account is not None:
+                    batch.command(session, req.request_id, CommandKind.DEBIT, asset=req.asset, account=account,
+                                  qty=req.amount)
         elif kind is SetAssetPrice or kind is SkipDeposit:
             command = _OPTIONAL_COMMANDS[kind]
             if command is None:

@@ -205,7 +205,10 @@ class Credit(msgspec.Struct, **_request(22)):
 
 
 class Debit(msgspec.Struct, **_request(23)):
-    """Debit a withdrawal from an account's free balance (ledger units)."""
+    """Request a withdrawal: debit an account's free balance (ledger units). It
+    is settled in the next batch and then claimable on chain. A client may
+    withdraw from its own account only (OWN_ACCOUNT or its id), an operator
+    from any."""
 
     request_id: I64
     account: I64
@@ -240,7 +243,7 @@ Request = Union[
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
 ]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
-OPERATOR_REQUESTS = (SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit)
+OPERATOR_REQUESTS = (SetState, SetReference, Credit, SetAssetPrice, GetStatus, SkipDeposit)
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
 
 REQUEST_ENCODER = msgspec.msgpack.Encoder()

@@ -130,10 +130,22 @@ def test_not_authorized(gateway, clients):
     _expect(retail.cancel(1, account=ACCOUNTS["mm"]), GatewayReject.NOT_AUTHORIZED)
     _expect(retail.mass_cancel(account=ACCOUNTS["mm"]), GatewayReject.NOT_AUTHORIZED)
     for call in (lambda: retail.set_state(AMZN, TradingState.HALTED), lambda: retail.set_reference(AMZN, PX),
-                 lambda: retail.credit(ACCOUNTS["retail"], USDC, 10**9), lambda: retail.debit(1, USDC, 1),
+                 lambda: retail.credit(ACCOUNTS["retail"], USDC, 10**9),
                  lambda: retail.set_asset_price(USDC, 10**8), retail.status):
         reply = _expect(call(), GatewayReject.NOT_AUTHORIZED)
         assert "operator" in reply.text and reply.seq == 0
+    # withdrawals: a client may request them for its own account only
+    reply = _expect(retail.debit(ACCOUNTS["mm"], USDC, 1), GatewayReject.NOT_AUTHORIZED)
+    assert "acts for account" in reply.text
+
+
+def test_client_requests_a_withdrawal_from_its_own_free_balance(gateway, clients):
+    retail = clients(gateway, "retail")
+    total = retail.balances().balances[USDC].total
+    debited = retail.debit(ACCOUNTS["retail"], USDC, 1_000)
+    assert type(debited).__name__ == "Debited" and debited.total == total - 1_000
+    _expect(retail.debit(ACCOUNTS["retail"], USDC, total), Code.INSUFFICIENT_BALANCE)
+    assert retail.balances().balances[USDC].total == total - 1_000
 
 
 def _raw(client, *frames) -> list:
