@@ -1,6 +1,6 @@
 """``python -m settlement deploy|status|verify|prove|run|watch``: the settlement command line.
 
-``run`` reads the records to settle from a record-file directory (``--source``) or from the
+``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``) or from the
 gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
 the engine through the gateway (an operator key: ``--key-file``, ``--server-key``).
 
@@ -61,9 +61,15 @@ def _parser() -> argparse.ArgumentParser:
         if state:
             sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
             sub.add_argument("--state", type=Path, required=True, help="job state directory")
-            sub.add_argument("--source", type=Path, required=True, help="record file directory (fills, withdrawals)")
             sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
+            add_source(sub, required=True)
         return sub
+
+    def add_source(sub: argparse.ArgumentParser, required: bool) -> None:
+        sources = sub.add_mutually_exclusive_group(required=required)
+        sources.add_argument("--source", type=Path, help="record file directory (fills, withdrawals)")
+        sources.add_argument("--journal", type=Path, help="the gateway's journal directory (needs --config)")
+        sub.add_argument("--config", type=Path, help="venue TOML (instrument units for --journal)")
 
     sub = command("deploy", _deploy, "deploy the vault and the test tokens, write the deployment file", key=True)
     sub.add_argument("--out", type=Path, required=True, help="deployment JSON to write")
@@ -75,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("status", _status, "last batch on chain vs the job's checkpoint and the source")
     sub.add_argument("--deployment", type=Path, required=True)
     sub.add_argument("--state", type=Path, help="job state directory")
-    sub.add_argument("--source", type=Path, help="record file directory")
+    add_source(sub, required=False)
 
     sub = command("verify", _verify, "recompute a batch from the source and compare it with the chain", state=True)
     sub.add_argument("batch", type=int)
@@ -83,14 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("prove", _prove, "print the Merkle proof of a fill (checked on chain with --chain)", state=True)
     sub.add_argument("fill", type=int)
 
-    sub = command("run", _run, "the batch job: settle the source's records", key=True)
-    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
-    sub.add_argument("--state", type=Path, required=True, help="job state directory")
-    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
-    sources = sub.add_mutually_exclusive_group(required=True)
-    sources.add_argument("--source", type=Path, help="record file directory (fills, withdrawals)")
-    sources.add_argument("--journal", type=Path, help="the gateway's journal directory (needs --config)")
-    sub.add_argument("--config", type=Path, help="venue TOML (instrument units for --journal)")
+    sub = command("run", _run, "the batch job: settle the source's records", key=True, state=True)
     sub.add_argument("--max-records", type=int, default=10_000, help="records per batch (cut by count)")
     sub.add_argument("--max-wait", type=float, default=5.0, help="seconds before a smaller batch is cut")
     sub.add_argument("--max-entries", type=int, default=3_000, help="deltas + withdrawals per batch (gas bound)")
@@ -144,8 +143,8 @@ def _status(args) -> int:
         status["checkpoint_batch_id"] = checkpoint.batch_id
         status["checkpoint_last_id"] = checkpoint.last_id
         status["in_sync"] = checkpoint.batch_id == batch_id and checkpoint.batch_hash == status["chain_batch_hash"]
-        if args.source is not None:
-            fills, withdrawals = RecordFileSource(args.source).read(checkpoint.last_id, 1 << 40)
+        if args.source is not None or args.journal is not None:
+            fills, withdrawals = _source(args).read(checkpoint.last_id, 1 << 40)
             status["unsettled_records"] = len(fills) + len(withdrawals)
     print(json.dumps(status, indent=1))
     return 0
@@ -156,7 +155,7 @@ def _verify(args) -> int:
     record = store.batch(args.batch)
     if record is None:
         raise JobError(f"no record of batch {args.batch} in {args.state}")
-    batch = rebuild_batch(record, RecordFileSource(args.source), AddressBook.load(args.addressbook))
+    batch = rebuild_batch(record, _source(args), AddressBook.load(args.addressbook))
     vault = Vault(connect(args.chain), Deployment.load(args.deployment).vault)
     logs = vault.contract.events.BatchSettled().get_logs(argument_filters={"batchId": args.batch},
                                                          from_block=Deployment.load(args.deployment).block)
@@ -176,7 +175,7 @@ def _prove(args) -> int:
         batch_id += 1
     if record is None:
         raise JobError(f"fill {args.fill} is in no recorded batch")
-    batch = rebuild_batch(record, RecordFileSource(args.source), AddressBook.load(args.addressbook))
+    batch = rebuild_batch(record, _source(args), AddressBook.load(args.addressbook))
     leaf, proof = batch.proof(args.fill)
     vault = Vault(connect(args.chain), Deployment.load(args.deployment).vault)
     print(json.dumps({"batch_id": batch_id, "fills_root": "0x" + batch.fills_root.hex(), "leaf": list(leaf),
@@ -185,7 +184,8 @@ def _prove(args) -> int:
     return 0
 
 
-def _run_source(args):
+def _source(args):
+    """The FillSource named on the command line: record files or the gateway's journal."""
     if args.source is not None:
         return RecordFileSource(args.source)
     if args.config is None:
@@ -195,7 +195,7 @@ def _run_source(args):
 
 def _run(args) -> int:
     w3 = connect(args.chain)
-    job = SettlementJob(_run_source(args), _client(args, w3), Vault(w3, Deployment.load(args.deployment).vault),
+    job = SettlementJob(_source(args), _client(args, w3), Vault(w3, Deployment.load(args.deployment).vault),
                         AddressBook.load(args.addressbook), args.state, max_records=args.max_records,
                         max_wait=0.0 if args.once else args.max_wait, max_entries=args.max_entries)
     if args.once:

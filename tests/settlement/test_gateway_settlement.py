@@ -6,6 +6,7 @@ chain; after every batch the vault's settled balances equal the gateway's for ev
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from engine.gateway import GatewayProcess
 from engine.journal import FileJournal
 from engine.keys import generate
 from engine.schemas import Balances, Debited, Reject
-from settlement.__main__ import _run_source
+from settlement.__main__ import _source
 from settlement.__main__ import main as settlement_main
 from settlement.accounts import dev_address_book, dev_private_key
 from settlement.chain import ChainClient, connect, fund_dev_account
@@ -183,7 +184,7 @@ def test_gateway_deposits_trades_and_settlement(gateway_venue, tmp_path):
     _assert_chain_equals_gateway(venue, ops)
 
     # `python -m settlement run --journal DIR --config venue.toml` reads the same records
-    cli_source = _run_source(argparse.Namespace(source=None, journal=load_config(config_path).journal_path,
+    cli_source = _source(argparse.Namespace(source=None, journal=load_config(config_path).journal_path,
                                                 config=config_path))
     assert isinstance(cli_source, JournalFillSource)
     for a, b in zip(cli_source.read(0, 1_000), source.read(0, 1_000), strict=True):
@@ -191,7 +192,7 @@ def test_gateway_deposits_trades_and_settlement(gateway_venue, tmp_path):
     assert gw.process.poll() is None
 
 
-def test_cli_watch_and_run_from_journal_on_anvil(gateway_venue, anvil_node, tmp_path):
+def test_cli_watch_and_run_from_journal_on_anvil(gateway_venue, anvil_node, tmp_path, capsys):
     config_path, gw, clients = gateway_venue
     ops = clients["ops"]
     venue = _chain_venue(config_path, connect(anvil_node.url))
@@ -224,3 +225,20 @@ def test_cli_watch_and_run_from_journal_on_anvil(gateway_venue, anvil_node, tmp_
     assert venue.vault.balance(venue.book.wallet(MM), USDC)[1] == 1_000_000
     # --journal without --config is refused
     assert settlement_main(run[:-3] + ["--once"]) == 1
+
+    # status, verify and prove read the same journal
+    common = ["--chain", anvil_node.url, "--deployment", str(tmp_path / "deployment.json"),
+              "--state", str(tmp_path / "job"), "--journal", str(load_config(config_path).journal_path),
+              "--config", str(config_path)]
+    book = ["--addressbook", str(tmp_path / "book.json")]
+    capsys.readouterr()
+    assert settlement_main(["status", *common]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["chain_batch_id"], status["in_sync"], status["unsettled_records"]) == (1, True, 0)
+    assert settlement_main(["verify", "1", *common, *book]) == 0
+    assert json.loads(capsys.readouterr().out)["match"] is True
+    fills, _ = JournalFillSource(FileJournal.open_reader(load_config(config_path).journal_path),
+                                 instrument_units_from_config(config_path)).read(0, 1_000)
+    fill_id = int(fills["fill_id"][0])
+    assert settlement_main(["prove", str(fill_id), *common, *book]) == 0
+    assert json.loads(capsys.readouterr().out)["verified_on_chain"] is True
