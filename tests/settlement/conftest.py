@@ -38,3 +38,13 @@ def anvil_node():
     requires_anvil()
     with Anvil() as node:
         yield node
+
+
+@pytest.fixture(params=["embedded", "anvil"])
+def chain_venue(request) -> Venue:
+    """The venue on the embedded EVM, then on a fresh anvil node: for tests that
+    must hold on a real node as well (crash and restart of the job)."""
+    if request.param == "embedded":
+        return request.getfixturevalue("venue")
+    node = request.getfixturevalue("anvil_node")
+    return setup_venue(connect(node.url))

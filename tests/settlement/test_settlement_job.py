@@ -63,7 +63,8 @@ def test_chain_balances_equal_engine_balances_after_every_batch(embedded_venue_s
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_crash_at_each_step_resumes_without_double_or_skip(venue, tmp_path, step):
+def test_crash_at_each_step_resumes_without_double_or_skip(chain_venue, tmp_path, step):
+    venue = chain_venue
     fills, withdrawals = random_records(2, 20, 2)
     source = RecordFileSource(tmp_path / "source")
     source.append(fills, withdrawals)
