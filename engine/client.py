@@ -149,18 +149,25 @@ class _Requests:
         return cls(rid, *args), (("rid", rid),)
 
 
+def _dealer(context, endpoint: str, keys: "ClientKeys"):
+    """A CURVE DEALER socket connected to the gateway (sync or asyncio context):
+    no linger, no high-water marks (the gateway bounds what it accepts)."""
+    socket = context.socket(zmq.DEALER)
+    socket.linger = 0
+    socket.rcvhwm = 0
+    socket.sndhwm = 0
+    keys.apply(socket)
+    socket.connect(endpoint)
+    return socket
+
+
 class Client:
     """Synchronous client (one DEALER socket; not thread-safe)."""
 
     def __init__(self, endpoint: str, keys: ClientKeys, *, timeout: float = 5.0,
                  context: zmq.Context | None = None) -> None:
         self.context = context or zmq.Context.instance()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.linger = 0
-        self.socket.rcvhwm = 0
-        self.socket.sndhwm = 0
-        keys.apply(self.socket)
-        self.socket.connect(endpoint)
+        self.socket = _dealer(self.context, endpoint, keys)
         self.timeout = timeout
         self.events: deque = deque()
         self._requests = _Requests()
@@ -312,12 +319,7 @@ class AsyncClient:
     def __init__(self, endpoint: str, keys: ClientKeys, *, timeout: float = 5.0,
                  context: zmq.asyncio.Context | None = None) -> None:
         self.context = context or zmq.asyncio.Context.instance()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.linger = 0
-        self.socket.rcvhwm = 0
-        self.socket.sndhwm = 0
-        keys.apply(self.socket)
-        self.socket.connect(endpoint)
+        self.socket = _dealer(self.context, endpoint, keys)
         self.timeout = timeout
         self.events: asyncio.Queue = asyncio.Queue()
         self._pending: dict[tuple, asyncio.Future] = {}
