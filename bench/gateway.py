@@ -21,6 +21,13 @@ batch, the venue's durable default) unless ``--fsync`` says otherwise; the
 round trip is additionally measured without fsync (``*_nofsync`` keys) so the
 cost of durability on this disk is visible. Everything shares the machine's
 CPUs (2 here): the gateway, its I/O thread and the clients.
+
+**Baseline, same run** (``echo_rtt_*`` and ``ipc_echo_rtt_*``): the same round
+trip client against an echo process on the same transport with the same CURVE
+keys, which answers each order with an Ack and does nothing else (no engine,
+journal, market data or sessions). It is the floor that ZeroMQ, CURVE, the
+kernel and Python wake-ups set on this machine; ``*_over_echo_us_R`` is what
+the gateway adds to it at p50 and p99.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from pathlib import Path
 
 import msgspec
 import zmq
+import zmq.auth
 from hdrh.histogram import HdrHistogram
 
 from engine.client import ClientKeys
@@ -46,12 +54,14 @@ from engine.config import to_toml
 from engine.core.types import SelfTrade, Side
 from engine.gateway import GatewayProcess
 from engine.keys import generate
-from engine.schemas import REPLY_DECODER, REQUEST_ENCODER, Ack, NewOrder, Reject
+from engine.schemas import REPLY_ENCODER, REQUEST_DECODER, REQUEST_ENCODER, Ack, NewOrder, Reject
 
 MID = 1_850_000
 TICK = 100
 _ITEMS = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _ACK_TAGS = (1, 2)  # Ack, Reject: every order gets exactly one of them
+_ACK = msgspec.msgpack.Decoder(Ack)
+_REJECT = msgspec.msgpack.Decoder(Reject)
 
 
 @dataclass(frozen=True)
@@ -169,9 +179,19 @@ def throughput_worker(endpoint: str, directory: str, client: int, plan: Plan, st
     context.term()
 
 
+def _rtt_orders(rate: int, plan: Plan) -> int:
+    """How many orders a round-trip run sends (with room to spare)."""
+    return int(rate * (plan.warmup + plan.rtt_duration) * 1.1) + 1_000
+
+
 def rtt_worker(endpoint: str, directory: str, rate: int, plan: Plan, start: float, out) -> None:
-    """Send orders at `rate` per second; histogram of send-to-Ack times (us)."""
+    """Send orders at `rate` per second; histogram of send-to-Ack times (us).
+
+    The orders are made before the clock starts and replies are read only as far
+    as an Ack's or Reject's client order id, so the client spends little CPU
+    beside the gateway (they share the machine's cores)."""
     rng = random.Random(rate)
+    pool = [_order(rng, k + 1) for k in range(_rtt_orders(rate, plan))]
     context, sock = _socket(endpoint, _keys(Path(directory), 0))
     fd = sock.getsockopt(zmq.FD)
     tick = max(1.0 / rate, 100e-6)
@@ -186,8 +206,10 @@ def rtt_worker(endpoint: str, directory: str, rate: int, plan: Plan, start: floa
         while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             data = sock.recv()
             now = time.monotonic_ns()
-            for reply in REPLY_DECODER.decode(data):
-                if isinstance(reply, Ack | Reject):
+            for item in _ITEMS.decode(data):
+                tag = memoryview(item)[1]
+                if tag in _ACK_TAGS:
+                    reply = _ACK.decode(item) if tag == 1 else _REJECT.decode(item)
                     t = sent_at.pop(reply.client_order_id, None)
                     if t is not None:
                         acked += 1
@@ -203,9 +225,9 @@ def rtt_worker(endpoint: str, directory: str, rate: int, plan: Plan, start: floa
         if now >= t_end:
             break
         if now >= next_send:
-            due = int((now - start) * rate) - sent
+            due = min(int((now - start) * rate), len(pool)) - sent
             if due > 0:
-                orders = [_order(rng, sent + i + 1) for i in range(due)]
+                orders = pool[sent:sent + due]
                 stamp = time.monotonic_ns()
                 sock.send(REQUEST_ENCODER.encode(orders))
                 for order in orders:
@@ -225,6 +247,45 @@ def rtt_worker(endpoint: str, directory: str, rate: int, plan: Plan, start: floa
              "hist": hist.encode().decode()})
     sock.close()
     context.term()
+
+
+def echo_server(endpoint: str, directory: str, ready) -> None:
+    """The baseline: a CURVE ROUTER that answers every order with an Ack (order id 0)."""
+    keys = Path(directory) / "keys"
+    public, secret = zmq.auth.load_certificate(keys / "server.key_secret")
+    context = zmq.Context()
+    sock = context.socket(zmq.ROUTER)
+    sock.linger = 0
+    sock.sndhwm = sock.rcvhwm = 0
+    sock.curve_server = True
+    sock.curve_publickey = public
+    sock.curve_secretkey = secret
+    sock.bind(endpoint)
+    ready.put(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+    while True:
+        identity, payload = sock.recv_multipart()
+        orders = REQUEST_DECODER.decode(payload)
+        sock.send_multipart([identity, REPLY_ENCODER.encode(
+            [Ack(0, 0, o.client_order_id, 0, o.instrument, o.side, o.price, o.qty, o.tif) for o in orders])])
+
+
+class EchoProcess:
+    """The echo baseline as a child process; ``orders`` is its endpoint."""
+
+    def __init__(self, directory: Path, transport: str) -> None:
+        endpoint = "tcp://127.0.0.1:*" if transport == "tcp" else f"ipc://{directory}/echo.ipc"
+        ctx = mp.get_context("spawn")
+        ready = ctx.Queue()
+        self.process = ctx.Process(target=echo_server, args=(endpoint, str(directory), ready), daemon=True)
+        self.process.start()
+        self.orders = ready.get(timeout=60)
+
+    def __enter__(self) -> EchoProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.kill()
+        self.process.join(10)
 
 
 def _run_workers(target, args_list: list[tuple]) -> list[dict]:
@@ -255,9 +316,9 @@ def measure_throughput(gw: GatewayProcess, directory: Path, plan: Plan) -> dict:
             "acked": sum(r["acked"] for r in results)}
 
 
-def measure_rtt(gw: GatewayProcess, directory: Path, plan: Plan, rate: int) -> dict:
+def measure_rtt(gw: GatewayProcess | EchoProcess, directory: Path, plan: Plan, rate: int) -> dict:
     """Round-trip percentiles at one offered rate."""
-    start = time.monotonic() + 3.0
+    start = time.monotonic() + 3.0 + _rtt_orders(rate, plan) / 250_000  # spawn, then make the orders
     (result,) = _run_workers(rtt_worker, [(gw.orders, str(directory), rate, plan, start)])
     hist = HdrHistogram.decode(result["hist"])
     return {"p50": hist.get_value_at_percentile(50.0), "p99": hist.get_value_at_percentile(99.0),
@@ -275,6 +336,14 @@ def run_gateway_bench(plan: Plan, log=print) -> dict:
         directory = Path(tmp)
         for transport in plan.transports:
             prefix = "" if transport == "tcp" else "ipc_"
+            write_venue(directory, transport, plan.clients, plan.fsync)  # the keys
+            with EchoProcess(directory, transport) as echo:
+                for rate in plan.rates:
+                    r = measure_rtt(echo, directory, plan, rate)
+                    for name in ("p50", "p99", "p999"):
+                        results[f"{prefix}echo_rtt_{name}_us_{rate}"] = r[name]
+                    log(f"  {transport} echo baseline {rate:,}/s offered: p50 {r['p50']} us, p99 {r['p99']} us, "
+                        f"p99.9 {r['p999']} us ({r['rate_achieved']:,.0f}/s acked, {r['lost']} unanswered)")
             policies = [(plan.fsync, "")] + ([("none", "_nofsync")] if plan.nofsync_rtt and plan.fsync != "none"
                                              else [])
             for fsync, suffix in policies:
@@ -293,6 +362,9 @@ def run_gateway_bench(plan: Plan, log=print) -> dict:
                         results[f"{prefix}rtt_max_us_{rate}{suffix}"] = r["max"]
                         results[f"{prefix}rtt_rate_achieved_{rate}{suffix}"] = round(r["rate_achieved"])
                         results[f"{prefix}rtt_lost_{rate}{suffix}"] = r["lost"]
+                        for name in ("p50", "p99"):
+                            echo = results[f"{prefix}echo_rtt_{name}_us_{rate}"]
+                            results[f"{prefix}rtt_{name}_over_echo_us_{rate}{suffix}"] = r[name] - echo
                         log(f"  {transport} fsync={fsync} {rate:,}/s offered: p50 {r['p50']} us, p99 {r['p99']} us, "
                             f"p99.9 {r['p999']} us, max {r['max']} us ({r['rate_achieved']:,.0f}/s acked, "
                             f"{r['lost']} unanswered)")

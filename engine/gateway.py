@@ -10,10 +10,17 @@ One process, one thread, one engine (the single writer):
 
 The loop: wait for input, drain waiting messages into a batch (bounded by
 ``max_batch_messages`` and ``max_batch_commands``), decode and validate each
-at the boundary (msgspec), refuse what is malformed or not allowed (``Reject``
-with a code and a reason; the gateway never crashes on input), stamp seq and ts
-on the accepted commands, run them through the core's batch API, append the
-batch to the journal, and prepare its replies, market data and query results.
+at the boundary, refuse what is malformed or not allowed (``Reject`` with a
+code and a reason; the gateway never crashes on input), stamp seq and ts on the
+accepted commands, run them through the core's batch API, append the batch to
+the journal, and prepare its replies, market data and query results.
+
+Per order the work is in C (engine/core/wire.pyx, configured from the schemas
+by engine/wire_layouts.py): the common request message (orders, cancels,
+amends, mass cancels for the sender's own account) is read from its MessagePack
+bytes into command records, and events become each session's reply bytes. Any
+other message takes the general path: msgspec decodes it into Structs, and
+``_dispatch`` authorises and rejects with reasons.
 They leave once the journal has committed the batch: under the default
 ``fsync = "batch"`` the journal's thread fdatasyncs while this loop goes on
 with the next batch (group commit), so no acknowledgement precedes durability.
@@ -35,7 +42,6 @@ import logging
 import os
 import selectors
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -48,18 +54,17 @@ import numpy as np
 import zmq
 
 from engine.config import Config, ConfigError, Principal, encode_venue, genesis_commands, load_config
-from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
-from engine.core.types import REJECT_TEXT, CommandKind, EventKind
+from engine.core.records import COMMAND_DTYPE
+from engine.core.types import CommandKind
 from engine.core.types import Reject as CoreReject
+from engine.core.wire import NO_ACCOUNT, NO_SESSION, CommandBatch, Outbox, select_kinds
 from engine.journal import JOURNALED_EVENT_KINDS, FileJournal, JournalError
 from engine.marketdata import MarketDataPublisher
 from engine.replay import ReplayError, rebuild, snapshots_supported
 from engine.schemas import (
-    EVENT_COLUMN,
     OPERATOR_REQUESTS,
     OWN_ACCOUNT,
     RAW_LIST_DECODER,
-    REPLY_BY_TAG,
     REPLY_ENCODER,
     REQUEST_DECODER,
     REQUEST_ITEM_DECODER,
@@ -71,7 +76,6 @@ from engine.schemas import (
     Cancel,
     Credit,
     Debit,
-    EngineEvent,
     GatewayReject,
     GetBalances,
     GetBook,
@@ -81,7 +85,6 @@ from engine.schemas import (
     Heartbeat,
     InstrumentInfo,
     Instruments,
-    Liquidity,
     LoggedOn,
     Logon,
     MassCancel,
@@ -97,6 +100,7 @@ from engine.schemas import (
     Status,
     reject_text,
 )
+from engine.wire_layouts import REPLIES, REQUEST_LAYOUTS
 
 log = logging.getLogger("engine.gateway")
 
@@ -105,26 +109,9 @@ ZAP_DOMAINS = (b"orders", b"md")
 MAX_BOOK_LEVELS = 1_000
 BALANCES_SUPPORTED = hasattr(CommandKind, "CREDIT") and hasattr(CommandKind, "DEBIT")
 
-# One COMMAND_DTYPE record packed by struct, fields in dtype order without the
-# padding (seq and ts are stamped on the whole batch).
-_COMMAND = struct.Struct("<qqBBBBBBxxiiqqqqq")
-
-
-def _check_command_layout() -> None:
-    fields = [name for name in COMMAND_DTYPE.names if not name.startswith("pad")]
-    probe = np.zeros(1, dtype=COMMAND_DTYPE)
-    for value, name in enumerate(fields, 1):
-        probe[name] = value
-    if _COMMAND.pack(*range(1, len(fields) + 1)) != probe.tobytes():
-        raise ImportError("engine.gateway's packed command layout no longer matches COMMAND_DTYPE")
-
-
-_check_command_layout()
 # pyzmq's send_multipart combines IntFlag enums per frame; plain ints are much cheaper.
 _MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
 _LAST = int(zmq.NOBLOCK)
-_NO_SESSION = -1
-_NO_ACCOUNT = -2
 # msgspec's errors are ValueErrors; input nested too deeply raises RecursionError,
 # invalid UTF-8 in an untyped string a UnicodeDecodeError (also a ValueError).
 _DECODE_ERRORS = (ValueError, RecursionError)
@@ -173,86 +160,37 @@ class Session:
 
     @property
     def account(self) -> int:
-        """The session's trading account, or _NO_ACCOUNT."""
-        return self.principal.account if self.principal.account is not None else _NO_ACCOUNT
+        """The session's trading account, or NO_ACCOUNT."""
+        return self.principal.account if self.principal.account is not None else NO_ACCOUNT
 
 
 class _Batch:
     """What one drain of the socket collects before the engine runs."""
 
-    __slots__ = ("records", "request_ids", "senders", "accounts", "queries", "out")
+    __slots__ = ("commands", "queries", "replies", "answers", "out")
 
     def __init__(self) -> None:
-        self.records = bytearray()        # COMMAND_DTYPE records
-        self.request_ids: list[int] = []  # per command: the request id echoed in its replies (0 for orders)
-        self.senders: list[int] = []      # per command: session id (_NO_SESSION: the gateway itself)
-        self.accounts: list[int] = []     # per command: the sender's own account
+        self.commands = CommandBatch()  # command records, with sender session, its account, request id
         self.queries: list[tuple[Session, object]] = []
-        self.out: dict[int, list] = defaultdict(list)  # session id -> reply items
+        self.replies = Outbox()  # replies to requests and commands (session id -> encoded items)
+        self.answers = Outbox()  # query results, sent after the batch's market data
+        self.out = self.replies  # where replies made now go
 
-    def command(self, session: Session | None, request_id: int, kind: int, *, side: int = 0,
-                order_type: int = 0, tif: int = 0, stp: int = 0, state: int = 0, instrument: int = 0,
-                asset: int = 0, account: int = 0, order_id: int = 0, client_order_id: int = 0, price: int = 0,
-                qty: int = 0) -> None:
+    def command(self, session: Session | None, request_id: int, kind: int, **fields: int) -> None:
         """Add one command for the engine (values are in range: the schemas checked them)."""
-        self.records += _COMMAND.pack(0, 0, kind, side, order_type, tif, stp, state, instrument, asset, account,
-                                      order_id, client_order_id, price, qty)
-        self.request_ids.append(request_id)
-        self.senders.append(session.id if session is not None else _NO_SESSION)
-        self.accounts.append(session.account if session is not None else _NO_ACCOUNT)
+        if session is None:
+            self.commands.add(NO_SESSION, NO_ACCOUNT, request_id, kind, **fields)
+        else:
+            self.commands.add(session.id, session.account, request_id, kind, **fields)
 
 
 class _Outbound(NamedTuple):
     """What one batch sends once the journal has committed it (seq)."""
 
     seq: int
-    replies: dict[int, list]
+    replies: Outbox
     market_data: list[list[bytes]]
-    answers: dict[int, list]
-
-
-_E = {name: i for i, name in enumerate(EVENT_DTYPE.names)}
-# Reply fields that are not event columns: how to compute them from an event
-# tuple `ev` and the request id `rid` of the command that caused it.
-_COMPUTED = {
-    "request_id": "rid",
-    "other_side": f"3 - ev[{_E['side']}]",
-    "text": f"_reject_text(ev[{_E['reason']}])",
-    "taker": str(int(Liquidity.TAKER)),
-    "maker": str(int(Liquidity.MAKER)),
-}
-
-
-def _row_builder(tag: int, rename: dict[str, str] | None = None):
-    """A function (event tuple, request id) -> the reply row ``[tag, field, ...]``.
-
-    For an array_like tagged Struct the row encodes to exactly the Struct's
-    MessagePack bytes, so the gateway builds no Struct per event. The layout comes
-    from the reply Struct's fields (EVENT_COLUMN maps them to event columns,
-    ``rename`` overrides); the function is generated once as one list display,
-    the cheapest way for Python to build the row (dataclasses generate code the
-    same way)."""
-    names = {**EVENT_COLUMN, **(rename or {})}
-    parts = [str(tag)]
-    for field in REPLY_BY_TAG[tag].__struct_fields__:
-        column = names.get(field, field)
-        parts.append(f"ev[{_E[column]}]" if column in _E else _COMPUTED[column])
-    return eval(f"lambda ev, rid: [{', '.join(parts)}]", {"_reject_text": _reject_text})  # noqa: S307
-
-
-def _reject_text(code: int) -> str:
-    return REJECT_TEXT.get(code) or reject_text(code)
-
-
-_BUILDERS = {kind: _row_builder(kind, {"liquidity": "taker"} if kind == EventKind.FILL else None)
-             for kind in REPLY_BY_TAG if kind < EngineEvent.__struct_config__.tag}
-_MAKER_FILL = _row_builder(EventKind.FILL, {
-    "client_order_id": "maker_client_order_id", "order_id": "maker_order_id", "side": "other_side",
-    "leaves": "maker_leaves", "fee": "maker_fee", "liquidity": "maker"})
-_ENGINE_EVENT = _row_builder(EngineEvent.__struct_config__.tag)
-# Events an account hears about even when another session (or the gateway) caused them.
-_FANOUT = frozenset(int(k) for k in (EventKind.CANCELLED, EventKind.MASS_CANCELLED,
-                                     getattr(EventKind, "CREDITED", 0), getattr(EventKind, "DEBITED", 0)) if k)
+    answers: Outbox
 
 
 class Gateway:
@@ -414,7 +352,7 @@ class Gateway:
                 session = self.sessions.get(frames[0].bytes)
                 if session is not None:
                     self._reject(batch, session, GatewayReject.MALFORMED, "internal error reading this message")
-            if len(batch.senders) >= self.limits.max_batch_commands:
+            if len(batch.commands) >= self.limits.max_batch_commands:
                 break
         self._execute(batch)
 
@@ -453,7 +391,8 @@ class Gateway:
         """Refuse a request before it is sequenced (seq 0); the text is the code's
         standard text, then the detail."""
         text = f"{reject_text(code)}: {detail}"[:240] if detail else reject_text(code)
-        batch.out[session.id].append(Reject(0, 0, int(code), text, client_order_id, order_id, request_id))
+        batch.out.add(session.id, REPLY_ENCODER.encode(Reject(0, 0, int(code), text, client_order_id, order_id,
+                                                              request_id)))
 
     def _read_message(self, batch: _Batch, frames: list, now: float) -> None:
         session = self._session(frames, now)
@@ -471,6 +410,9 @@ class Gateway:
             self._reject(batch, session, GatewayReject.MESSAGE_TOO_LARGE,
                          f"message of {len(payload)} bytes exceeds {self.limits.max_message_bytes}")
             return
+        if batch.commands.pack_requests(payload, session.id, session.account, session.principal.operator,
+                                        self.limits.max_requests_per_message, REQUEST_LAYOUTS) > 0:
+            return  # the common case, read in C; anything else takes the general path below
         try:
             requests = REQUEST_DECODER.decode(payload)
         except _DECODE_ERRORS:
@@ -601,10 +543,7 @@ class Gateway:
         if len(commands) == 0:
             return
         batch = _Batch()
-        batch.records += commands.tobytes()
-        batch.request_ids.extend([0] * len(commands))
-        batch.senders.extend([_NO_SESSION] * len(commands))
-        batch.accounts.extend([_NO_ACCOUNT] * len(commands))
+        batch.commands.add_records(commands)
         log.info("%s: running %d commands", why, len(commands))
         self._execute(batch)
 
@@ -616,23 +555,18 @@ class Gateway:
         ts = max(time.time_ns(), self.last_ts)
         self.last_ts = ts
         market_data: list[list[bytes]] = []
-        n = len(batch.senders)
+        n = len(batch.commands)
         if n:
-            commands = np.require(np.frombuffer(batch.records, dtype=COMMAND_DTYPE), requirements="CAW")
             first = self.engine.last_seq + 1
-            commands["seq"] = np.arange(first, first + n, dtype=np.int64)
-            commands["ts"] = ts
+            commands = batch.commands.commands(first, ts)
             events = self.engine.process(commands)
-            rows = events.tolist()
-            kind = _E["kind"]
-            kept = [i for i, row in enumerate(rows) if row[kind] in JOURNALED_EVENT_KINDS]
-            self.journal.append(commands, events[kept] if kept else events[:0])
-            self._route(batch, rows, first)
-            market_data = self.publisher.on_batch(rows, ts)
-        replies, batch.out = batch.out, defaultdict(list)
+            self.journal.append(commands, select_kinds(events, JOURNALED_EVENT_KINDS))
+            batch.replies.route(REPLIES, events, batch.commands, first, self.account_sessions)
+            market_data = self.publisher.on_batch(events, ts)
+        batch.out = batch.answers
         for session, query in batch.queries:
             self._answer(batch, session, query, ts)
-        self.outbound.append(_Outbound(self.engine.last_seq, replies, market_data, batch.out))
+        self.outbound.append(_Outbound(self.engine.last_seq, batch.replies, market_data, batch.answers))
         self._release()
         if (n and self.config.journal.snapshot_every
                 and self.engine.last_seq - self.snapshot_seq >= self.config.journal.snapshot_every
@@ -655,40 +589,20 @@ class Gateway:
         self.snapshot_seq = self.engine.last_seq
         log.info("snapshot at seq %d written in %.3f s", self.snapshot_seq, time.perf_counter() - started)
 
-    def _route(self, batch: _Batch, events: list[tuple], first: int) -> None:
-        """Turn the batch's events into replies: each event to the session whose
-        command caused it; a maker's fill, and cancels / credits the account did
-        not ask for itself, also to the account's live sessions."""
-        out, senders, accounts, request_ids = batch.out, batch.senders, batch.accounts, batch.request_ids
-        sessions_of = self.account_sessions
-        seq, kind_at, account_at, maker_at = _E["seq"], _E["kind"], _E["account"], _E["maker_account"]
-        for ev in events:
-            i = ev[seq] - first
-            kind = ev[kind_at]
-            row = _BUILDERS.get(kind, _ENGINE_EVENT)(ev, request_ids[i])
-            if senders[i] != _NO_SESSION:
-                out[senders[i]].append(row)
-            if kind == EventKind.FILL:
-                peers = sessions_of.get(ev[maker_at])
-                if peers:
-                    maker = _MAKER_FILL(ev, 0)
-                    for session in peers:
-                        out[session.id].append(maker)
-            elif kind in _FANOUT and ev[account_at] != accounts[i]:
-                for session in sessions_of.get(ev[account_at], ()):
-                    out[session.id].append(row)
-
     # -- queries -----------------------------------------------------------------------------
 
     def _answer(self, batch: _Batch, session: Session, req, ts: int) -> None:
-        out = batch.out[session.id]
         engine = self.engine
+
+        def out(reply) -> None:
+            batch.out.add(session.id, REPLY_ENCODER.encode(reply))
+
         match req:
             case Heartbeat():
-                out.append(Pong(req.request_id, ts, engine.last_seq))
+                out(Pong(req.request_id, ts, engine.last_seq))
             case Logon():
                 session.cancel_on_disconnect = req.cancel_on_disconnect
-                out.append(LoggedOn(req.request_id, session.account if session.principal.account is not None else -1,
+                out(LoggedOn(req.request_id, session.account if session.principal.account is not None else -1,
                                     session.principal.operator, self.config.session.heartbeat_ms,
                                     self.config.session.timeout_ms, req.cancel_on_disconnect))
             case GetBalances() | GetOpenOrders():
@@ -698,7 +612,7 @@ class Gateway:
                 if not 0 <= account < engine.max_accounts:
                     self._reject(batch, session, CoreReject.UNKNOWN_ACCOUNT, request_id=req.request_id)
                 elif isinstance(req, GetOpenOrders):
-                    out.append(OpenOrders(req.request_id, account, [
+                    out(OpenOrders(req.request_id, account, [
                         OpenOrder(o.order_id, o.client_order_id, o.instrument, o.side, o.price, o.leaves,
                                   o.tif, o.stp) for o in engine.open_orders(account)]))
                 elif not hasattr(engine, "balances"):
@@ -711,7 +625,7 @@ class Gateway:
                         self._reject(batch, session, CoreReject.UNKNOWN_ACCOUNT,
                                      f"no balances kept for account {account}", request_id=req.request_id)
                         return
-                    out.append(Balances(req.request_id, account, [
+                    out(Balances(req.request_id, account, [
                         AssetBalance(asset, total, reserved) for asset, (total, reserved) in enumerate(balances)]))
             case GetBook():
                 if not 0 <= req.instrument < len(engine.instruments):
@@ -720,11 +634,11 @@ class Gateway:
                     self._reject(batch, session, GatewayReject.MALFORMED,
                                  f"levels must be in [0, {MAX_BOOK_LEVELS}]", request_id=req.request_id)
                 else:
-                    out.append(self.publisher.snapshot(req.request_id, req.instrument, req.levels, ts))
+                    out(self.publisher.snapshot(req.request_id, req.instrument, req.levels, ts))
             case GetInstruments():
-                out.append(self._instruments(req.request_id))
+                out(self._instruments(req.request_id))
             case GetStatus():
-                out.append(Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
+                out(Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                   getattr(engine, "last_deposit_id", 0)))
 
     def _instruments(self, request_id: int) -> Instruments:
@@ -742,19 +656,19 @@ class Gateway:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _send(self, out: dict[int, list]) -> None:
+    def _send(self, out: Outbox) -> None:
         send = self.orders.send
-        for sid, items in out.items():
+        for sid, count, message in out.messages():
             session = self.sessions_by_id.get(sid)
-            if session is None or not items:
+            if session is None:
                 continue
             try:
                 send(session.identity, _MORE)
-                send(REPLY_ENCODER.encode(items), _LAST)
+                send(message, _LAST)
             except zmq.Again:
-                self.dropped_replies += len(items)
+                self.dropped_replies += count
                 self.throttle.warn("dropped replies", "session %d is not reading: %d replies dropped "
-                                   "(%d in total)", sid, len(items), self.dropped_replies)
+                                   "(%d in total)", sid, count, self.dropped_replies)
             except zmq.ZMQError as err:
                 if err.errno != errno.EHOSTUNREACH:
                     raise

@@ -19,8 +19,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind, Side
+from engine.core.wire import scan_market_data
 from engine.schemas import (
     MD_ENCODER,
     BookDelta,
@@ -29,7 +29,6 @@ from engine.schemas import (
     Level,
     MarketData,
     TopOfBook,
-    Trade,
     Trades,
     md_seq_bytes,
     md_topic,
@@ -38,8 +37,7 @@ from engine.schemas import (
 _BOOK_KINDS = frozenset(int(k) for k in (EventKind.ACCEPTED, EventKind.FILL, EventKind.CANCELLED,
                                           EventKind.AMENDED, EventKind.STATE_CHANGED, EventKind.REFERENCE_SET))
 _STATUS_KINDS = frozenset(int(k) for k in (EventKind.STATE_CHANGED, EventKind.REFERENCE_SET))
-_SEQ, _KIND, _SIDE, _INSTRUMENT, _PRICE, _QTY = (EVENT_DTYPE.names.index(name) for name in
-                                                 ("seq", "kind", "side", "instrument", "price", "qty"))
+_TRADES_TAG = Trades.__struct_config__.tag
 
 Depth = tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
 
@@ -74,28 +72,20 @@ class MarketDataPublisher:
         self.books: list[Depth] = [engine.depth(i, depth) for i in range(n)]
         self.tops = [_top(book) for book in self.books]
 
-    def _publish(self, instrument: int, message: MarketData) -> None:
+    def _publish(self, instrument: int, message: MarketData | bytes) -> None:
         self.seq[instrument] += 1
-        self.out.append([self.topics[instrument], md_seq_bytes(self.seq[instrument]), MD_ENCODER.encode(message)])
+        payload = message if isinstance(message, bytes) else MD_ENCODER.encode(message)
+        self.out.append([self.topics[instrument], md_seq_bytes(self.seq[instrument]), payload])
 
-    def on_batch(self, events: list[tuple], ts: int) -> list[list[bytes]]:
+    def on_batch(self, events, ts: int) -> list[list[bytes]]:
         """The messages ([topic, seq, payload]) for what a batch changed, given its
-        events as EVENT_DTYPE tuples."""
+        EVENT_DTYPE events (the Trades payloads are encoded in C, as msgspec would)."""
         self.out = []
-        n = len(self.topics)
-        trades: dict[int, list[Trade]] = {}
-        status = set()
-        for ev in events:
-            kind, instrument = ev[_KIND], ev[_INSTRUMENT]
-            if kind in _BOOK_KINDS and 0 <= instrument < n:
-                mine = trades.setdefault(instrument, [])
-                if kind == EventKind.FILL:
-                    mine.append(Trade(ev[_SEQ], ev[_PRICE], ev[_QTY], ev[_SIDE]))
-                elif kind in _STATUS_KINDS:
-                    status.add(instrument)
-        for i, mine in sorted(trades.items()):
-            if mine:
-                self._publish(i, Trades(ts, mine))
+        touched, status, trades = scan_market_data(events, len(self.topics), ts, _BOOK_KINDS, _STATUS_KINDS,
+                                                   int(EventKind.FILL), _TRADES_TAG)
+        for i in touched:
+            if i in trades:
+                self._publish(i, trades[i])
             book = self.engine.depth(i, self.depth)
             old = self.books[i]
             if book != old:

@@ -13,6 +13,7 @@ from libc.string cimport memcpy, memset
 from engine.core.book cimport BookSide, Books
 from engine.core.events cimport events_from_recs
 from engine.core.ledger cimport Ledger
+from engine.core.recarrays cimport new_records, record_data
 from engine.core.types cimport *
 
 import hashlib
@@ -23,11 +24,6 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from "numpy/arrayobject.h":
-    # Steals a reference to descr.
-    object PyArray_NewFromDescr(object subtype, cnp.dtype descr, int nd, cnp.npy_intp* dims,
-                                cnp.npy_intp* strides, void* data, int flags, object obj)
-
 from engine.assets import USD_PRICE_SCALE
 from engine.core.order_info import OrderInfo
 from engine.core import snapshot as _snap
@@ -36,41 +32,17 @@ from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 if COMMAND_DTYPE.itemsize != sizeof(CommandRec) or EVENT_DTYPE.itemsize != sizeof(EventRec):
     raise ImportError("engine.core.records dtypes do not match the C records")
 
-# Building arrays of a structured dtype through np.empty or exporting them as
-# typed memoryviews costs ~1.5 us each (format-string work); the batch API
-# checks the layout once and uses the numpy C API with a cached descriptor.
+# The batch API reads and builds its arrays through engine/core/recarrays.
 cdef cnp.dtype _EVENT_DESCR = EVENT_DTYPE
 cdef cnp.dtype _COMMAND_DESCR = COMMAND_DTYPE
 
 
-cdef cnp.ndarray _new_events(Py_ssize_t n):
-    # Allocating a structured array makes numpy parse every field (~1.5 us);
-    # a plain byte buffer wrapped in an EVENT_DTYPE view skips that.
-    cdef cnp.npy_intp nbytes = n * sizeof(EventRec)
-    cdef cnp.npy_intp dims = n
-    cdef cnp.ndarray buf = cnp.PyArray_EMPTY(1, &nbytes, cnp.NPY_UINT8, 0)
-    cnp.Py_INCREF(_EVENT_DESCR)  # PyArray_NewFromDescr steals a reference
-    cdef cnp.ndarray out = PyArray_NewFromDescr(np.ndarray, _EVENT_DESCR, 1, &dims, NULL,
-                                                cnp.PyArray_DATA(buf), cnp.NPY_ARRAY_CARRAY, None)
-    cnp.Py_INCREF(buf)  # PyArray_SetBaseObject steals a reference
-    cnp.PyArray_SetBaseObject(out, buf)
-    return out
+cdef inline cnp.ndarray _new_events(Py_ssize_t n):
+    return new_records(_EVENT_DESCR, n)
 
 
-cdef const CommandRec* _command_data(object commands, Py_ssize_t* n) except NULL:
-    cdef cnp.ndarray arr
-    if not isinstance(commands, cnp.ndarray):
-        raise TypeError("expected a numpy array of engine.core.records.COMMAND_DTYPE")
-    arr = <cnp.ndarray>commands
-    # Identity first: comparing structured dtypes field by field is slow.
-    if arr.descr is not _COMMAND_DESCR and arr.dtype != COMMAND_DTYPE:
-        raise TypeError("expected a numpy array of engine.core.records.COMMAND_DTYPE")
-    if arr.ndim != 1 or not cnp.PyArray_IS_C_CONTIGUOUS(arr) or not cnp.PyArray_ISALIGNED(arr):
-        raise TypeError("commands must be a 1-d, C-contiguous, aligned COMMAND_DTYPE array")
-    n[0] = cnp.PyArray_DIM(arr, 0)
-    if n[0] == 0:
-        return <const CommandRec*>&_EMPTY_COMMAND
-    return <const CommandRec*>cnp.PyArray_DATA(arr)
+cdef inline const CommandRec* _command_data(object commands, Py_ssize_t* n) except NULL:
+    return <const CommandRec*>record_data(commands, _COMMAND_DESCR, "engine.core.records.COMMAND_DTYPE", n)
 
 cdef CommandRec _EMPTY_COMMAND
 cdef EventRec _ZERO_EVENT

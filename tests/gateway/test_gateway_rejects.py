@@ -16,6 +16,7 @@ from engine.schemas import (
     Ack,
     Credit,
     DepositSkipped,
+    REPLY_DECODER,
     GatewayReject,
     NewOrder,
     Reject,
@@ -218,8 +219,10 @@ def test_not_supported_without_core_balances(tmp_path, keys, monkeypatch):
         session = gateway_module.Session(1, b"id", "op:ops", gw.principals["op:ops"], 0.0)
         batch = gateway_module._Batch()
         gw._dispatch(batch, session, Credit(7, ACCOUNTS["mm"], USDC, 100))
-        assert not batch.records
-        (reply,) = batch.out[1]
+        assert len(batch.commands) == 0
+        ((sid, count, message),) = batch.replies.messages()
+        (reply,) = REPLY_DECODER.decode(message)
+        assert (sid, count) == (1, 1)
         _expect(reply, GatewayReject.NOT_SUPPORTED)
         assert reply.request_id == 7 and "not supported yet" in reply.text
     finally:

@@ -1,5 +1,5 @@
-"""The wire protocol: round trips, and the gateway's vectorised reply encoding
-producing exactly the bytes of the reply Structs."""
+"""The wire protocol: round trips, and the gateway's C reply encoding
+(engine/core/wire.pyx) producing exactly the bytes of the reply Structs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind
-from engine.gateway import _BUILDERS, _ENGINE_EVENT, _MAKER_FILL
 from engine.schemas import (
     MD_DECODER,
     MD_ENCODER,
@@ -39,6 +38,7 @@ from engine.schemas import (
     Trades,
     reject_text,
 )
+from engine.wire_layouts import REPLIES
 
 I64 = st.integers(-(2**63), 2**63 - 1)
 I32 = st.integers(-(2**31), 2**31 - 1)
@@ -90,15 +90,15 @@ def _expected(kind: int, e, request_id: int):
             return DepositSkipped(*common, request_id, e["order_id"])
 
 
-def _rows(builder, events: np.ndarray, request_id: int = 0) -> bytes:
-    return REPLY_ENCODER.encode([builder(ev, request_id) for ev in events.tolist()])
+def _rows(events: np.ndarray, request_id: int = 0, maker: bool = False) -> bytes:
+    return REPLIES.encode_events(events, request_id, maker)
 
 
 @settings(max_examples=150, deadline=None)
 @given(kind=st.sampled_from([1, 4, 5, 6, 7, 8, 9, 10, 11, 12]), rows=st.lists(EVENT_ROW, min_size=1, max_size=5),
        request_id=I64)
 def test_reply_rows_encode_exactly_like_the_structs(kind, rows, request_id):
-    encoded = _rows(_BUILDERS[kind], _events(kind, rows), request_id)
+    encoded = _rows(_events(kind, rows), request_id)
     expected = [_expected(kind, row, request_id) for row in rows]
     assert REPLY_DECODER.decode(encoded) == expected
     assert encoded == REPLY_ENCODER.encode(expected)
@@ -108,10 +108,10 @@ def test_reply_rows_encode_exactly_like_the_structs(kind, rows, request_id):
 @given(rows=st.lists(EVENT_ROW, min_size=1, max_size=5))
 def test_fill_views(rows):
     events = _events(EventKind.FILL, rows)
-    taker = REPLY_DECODER.decode(_rows(_BUILDERS[EventKind.FILL], events))
+    taker = REPLY_DECODER.decode(_rows(events))
     assert taker == [Fill(r["seq"], r["ts"], r["client_order_id"], r["order_id"], r["instrument"], r["side"],
                           r["price"], r["qty"], r["leaves"], r["fee"], Liquidity.TAKER) for r in rows]
-    maker = REPLY_DECODER.decode(_rows(_MAKER_FILL, events))
+    maker = REPLY_DECODER.decode(_rows(events, maker=True))
     assert maker == [Fill(r["seq"], r["ts"], r["maker_client_order_id"], r["maker_order_id"], r["instrument"],
                           3 - r["side"], r["price"], r["qty"], r["maker_leaves"], r["maker_fee"], Liquidity.MAKER)
                      for r in rows]
@@ -120,14 +120,14 @@ def test_fill_views(rows):
 @given(code=st.integers(1, 255))
 def test_core_reject_rows_carry_code_and_text(code):
     events = _events(EventKind.REJECTED, [{"seq": 9, "reason": code, "client_order_id": 4, "order_id": 2}])
-    (reply,) = REPLY_DECODER.decode(_rows(_BUILDERS[EventKind.REJECTED], events, 7))
+    (reply,) = REPLY_DECODER.decode(_rows(events, 7))
     assert (reply.seq, reply.code, reply.client_order_id, reply.order_id, reply.request_id) == (9, code, 4, 2, 7)
     assert reply.text == reject_text(code)
 
 
 def test_unknown_event_kinds_travel_as_engine_events():
     events = _events(42, [{"seq": 5, "account": 3, "qty": 7, "asset": 2}])
-    (reply,) = REPLY_DECODER.decode(_rows(_ENGINE_EVENT, events))
+    (reply,) = REPLY_DECODER.decode(_rows(events))
     assert isinstance(reply, EngineEvent) and (reply.kind, reply.account, reply.qty, reply.asset) == (42, 3, 7, 2)
 
 
