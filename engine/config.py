@@ -77,6 +77,7 @@ class JournalSection(msgspec.Struct, **_section()):
     fsync_interval_ms: int = 5
     segment_bytes: int = 64 << 20
     snapshot_every: int = 100_000
+    snapshot_min_interval_s: float = 10.0
     snapshots_kept: int = 2
 
 
@@ -317,6 +318,8 @@ def _check_positive(path: Path, file: ConfigFile) -> None:
                 raise ConfigError(f"{path}: {name} must be positive")
     if file.journal.snapshot_every < 0:
         raise ConfigError(f"{path}: snapshot_every must be >= 0 (0 = only at shutdown)")
+    if not file.journal.snapshot_min_interval_s >= 0:
+        raise ConfigError(f"{path}: snapshot_min_interval_s must be >= 0")
 
 
 def _keys(base: Path, path: Path, files: list[str], literals: list[str], who: str) -> list[bytes]:

@@ -219,6 +219,7 @@ class Gateway:
         self.engine = rebuilt.engine
         self.last_ts = rebuilt.last_ts
         self.snapshot_seq = self.engine.last_seq
+        self.snapshot_at = time.monotonic()
         log.info("recovered seq %d in %.3f s (snapshot at %d, %d batches / %d commands replayed)",
                  self.engine.last_seq, time.perf_counter() - started, rebuilt.snapshot_seq,
                  rebuilt.batches, rebuilt.commands)
@@ -568,9 +569,9 @@ class Gateway:
             self._answer(batch, session, query, ts)
         self.outbound.append(_Outbound(self.engine.last_seq, batch.replies, market_data, batch.answers))
         self._release()
-        if (n and self.config.journal.snapshot_every
-                and self.engine.last_seq - self.snapshot_seq >= self.config.journal.snapshot_every
-                and snapshots_supported()):
+        jc = self.config.journal
+        if (n and jc.snapshot_every and self.engine.last_seq - self.snapshot_seq >= jc.snapshot_every
+                and time.monotonic() - self.snapshot_at >= jc.snapshot_min_interval_s and snapshots_supported()):
             self._snapshot()
 
     def _release(self) -> None:
@@ -587,6 +588,7 @@ class Gateway:
         started = time.perf_counter()
         self.journal.write_snapshot(self.engine.last_seq, self.engine.snapshot())
         self.snapshot_seq = self.engine.last_seq
+        self.snapshot_at = time.monotonic()
         log.info("snapshot at seq %d written in %.3f s", self.snapshot_seq, time.perf_counter() - started)
 
     # -- queries -----------------------------------------------------------------------------

@@ -47,7 +47,11 @@ def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) ->
 
     snap = journal.load_snapshot() if use_snapshot and snapshots_supported() else None
     if snap is not None:
-        engine = MatchingEngine.from_snapshot(snap.data)
+        try:
+            engine = MatchingEngine.from_snapshot(snap.data)
+        except ValueError as err:
+            raise ReplayError(f"the snapshot at seq {snap.seq} cannot be restored ({err}); move it out of the "
+                              "journal directory to rebuild from the journal alone") from err
         if engine.last_seq != snap.seq:
             raise ReplayError(f"snapshot file says seq {snap.seq}, its engine state says {engine.last_seq}")
     else:

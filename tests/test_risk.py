@@ -264,6 +264,26 @@ def test_snapshot_round_trip_keeps_balances_and_behaviour():
         MatchingEngine.from_snapshot(b"\x00garbage")
 
 
+@pytest.mark.parametrize("field, value", [("instrument", 7), ("instrument", -1), ("side", 3), ("account", 10**6),
+                                          ("leaves", 0)])
+def test_snapshot_with_an_impossible_order_is_refused(field, value):
+    import msgspec
+    import numpy as np
+
+    from engine.core import snapshot as snap
+
+    eng, iid = funded()
+    eng.new_order(iid, 1, Side.SELL, 1_000, PX + 100)
+    decoded = snap.DECODER.decode(eng.snapshot())
+    orders = np.frombuffer(decoded.orders, dtype=snap.ORDER_DTYPE).copy()
+    orders[field] = value
+    bad = snap.ENCODER.encode(msgspec.structs.replace(decoded, orders=orders.tobytes()))
+    with pytest.raises(ValueError, match="not valid for this engine|inconsistent"):
+        MatchingEngine.from_snapshot(bad)
+    with pytest.raises(ValueError, match="whole records"):
+        MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(decoded, orders=b"\x01" * 7)))
+
+
 # -- random sequences ---------------------------------------------------------------
 
 class RiskMachine(RuleBasedStateMachine):

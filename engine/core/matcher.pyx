@@ -44,6 +44,22 @@ cdef inline cnp.ndarray _new_events(Py_ssize_t n):
 cdef inline const CommandRec* _command_data(object commands, Py_ssize_t* n) except NULL:
     return <const CommandRec*>record_data(commands, _COMMAND_DESCR, "engine.core.records.COMMAND_DTYPE", n)
 
+# One resting order in a snapshot (engine/core/snapshot.py ORDER_DTYPE, packed).
+cdef packed struct SnapOrder:
+    int64_t order_id
+    int64_t client_order_id
+    int64_t price
+    int64_t leaves
+    int64_t account
+    int32_t instrument
+    uint8_t side
+    uint8_t tif
+    uint8_t stp
+    uint8_t pad
+
+if _snap.ORDER_DTYPE.itemsize != sizeof(SnapOrder) or _snap.ORDER_DTYPE.fields["instrument"][1] != 40:
+    raise ImportError("engine.core.snapshot.ORDER_DTYPE does not match the C snapshot record")
+
 cdef CommandRec _EMPTY_COMMAND
 cdef EventRec _ZERO_EVENT
 
@@ -1074,7 +1090,9 @@ cdef class MatchingEngine:
         cdef BookSide* bs
         cdef Order* o
         cdef Instrument* inst
-        orders = np.zeros(self.books.order_live, dtype=_snap.ORDER_DTYPE)
+        cdef cnp.ndarray orders = np.zeros(self.books.order_live, dtype=_snap.ORDER_DTYPE)
+        cdef SnapOrder* out = <SnapOrder*>cnp.PyArray_DATA(orders)
+        cdef SnapOrder* rec
         states = np.zeros(self.n_inst, dtype=_snap.INSTRUMENT_STATE_DTYPE)
         cdef Py_ssize_t n = 0
         for i in range(self.n_inst):
@@ -1086,8 +1104,19 @@ cdef class MatchingEngine:
                     slot = self.books.levels[bs.levels[k]].head
                     while slot != -1:
                         o = &self.books.orders[slot]
-                        orders[n] = (o.order_id, o.client_order_id, o.price, o.leaves, o.account,
-                                     o.instrument, o.side, o.tif, o.stp, 0)
+                        if n >= self.books.order_live:
+                            raise RuntimeError("more orders in the books than the pool counts")
+                        rec = &out[n]
+                        rec.order_id = o.order_id
+                        rec.client_order_id = o.client_order_id
+                        rec.price = o.price
+                        rec.leaves = o.leaves
+                        rec.account = o.account
+                        rec.instrument = o.instrument
+                        rec.side = o.side
+                        rec.tif = o.tif
+                        rec.stp = o.stp
+                        rec.pad = 0
                         n += 1
                         slot = o.next
         cdef int64_t acct
@@ -1169,21 +1198,39 @@ cdef class MatchingEngine:
                 _band_around(last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
         cdef int32_t slot
         cdef Order* o
-        for rec in np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE).tolist():
+        if len(snap.orders) % sizeof(SnapOrder):
+            raise ValueError("snapshot orders are not whole records")
+        cdef cnp.ndarray recs = np.frombuffer(snap.orders, dtype=np.uint8)
+        cdef const SnapOrder* src = <const SnapOrder*>cnp.PyArray_DATA(recs)
+        cdef Py_ssize_t r, n_recs = len(snap.orders) // sizeof(SnapOrder)
+        for r in range(n_recs):
+            if (src[r].instrument < 0 or src[r].instrument >= eng.n_inst or (src[r].side != BUY and src[r].side != SELL)
+                    or not 0 <= src[r].account < eng.max_accounts or src[r].leaves <= 0):
+                raise ValueError(f"snapshot order {src[r].order_id} is not valid for this engine")
             slot = eng.books.alloc_order()
             if slot == -1:
                 raise ValueError("snapshot holds more orders than max_orders")
             o = &eng.books.orders[slot]
             memset(o, 0, sizeof(Order))
-            (o.order_id, o.client_order_id, o.price, o.leaves, o.account, o.instrument,
-             o.side, o.tif, o.stp, _) = rec
+            o.order_id = src[r].order_id
+            o.client_order_id = src[r].client_order_id
+            o.price = src[r].price
+            o.leaves = src[r].leaves
+            o.account = <int32_t>src[r].account
+            o.instrument = src[r].instrument
+            o.side = src[r].side
+            o.tif = src[r].tif
+            o.stp = src[r].stp
             o.level = -1
             eng.books.rest(slot, False)
         eng.books.rebuild_account_lists()
         eng.next_order_id = snap.next_order_id
         eng.last_seq = snap.last_seq
         eng.last_deposit_id = snap.last_deposit_id
-        eng.check_integrity()
+        try:
+            eng.check_integrity()
+        except AssertionError as err:
+            raise ValueError(f"snapshot is inconsistent: {err}") from err
         return eng
 
     # ------------------------------------------------------------------

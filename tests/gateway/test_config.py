@@ -73,6 +73,7 @@ def test_keys_show_and_generate(tmp_path, capsys):
      "bound twice"),
     (lambda d: d["session"].update(timeout_ms=0), "timeout_ms must be positive"),
     (lambda d: d["journal"].update(fsync="sometimes"), "fsync"),
+    (lambda d: d["journal"].update(snapshot_min_interval_s=-1), "snapshot_min_interval_s must be >= 0"),
 ])
 def test_config_errors_say_what_is_wrong(tmp_path, keys, change, message):
     doc = venue_doc(keys, tmp_path / "journal")

@@ -114,7 +114,7 @@ def _check(gw, keys, journal_path, acks: list, seq_owner: dict) -> str:
 
 
 def test_kill_minus_nine_under_load(tmp_path, keys):
-    config = write_venue(tmp_path, keys, journal={"snapshot_every": 300})
+    config = write_venue(tmp_path, keys, journal={"snapshot_every": 300, "snapshot_min_interval_s": 0})
     journal_path = tmp_path / "journal"
     log = tmp_path / "gateway.log"
     rng = random.Random(20240601)

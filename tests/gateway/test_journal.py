@@ -96,6 +96,15 @@ def test_rebuild_equals_live_state_with_and_without_snapshot(venue):
     journal.close()
 
 
+def test_a_snapshot_that_cannot_be_restored_stops_recovery_with_a_reason(venue):
+    journal, engine = _fill_journal(venue, batches=3)
+    journal.write_snapshot(engine.last_seq, b"not an engine")  # intact file, unusable content
+    with pytest.raises(ReplayError, match="cannot be restored.*move it out"):
+        rebuild(journal)
+    assert rebuild(journal, use_snapshot=False).engine.state_hash() == engine.state_hash()
+    journal.close()
+
+
 def test_replay_cli_prints_the_state_hash(venue, capsys):
     journal, engine = _fill_journal(venue, batches=3)
     journal.close()
