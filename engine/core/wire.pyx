@@ -546,7 +546,7 @@ cdef class ReplyEncoder:
         cdef uint8_t op
         cdef int64_t value
         cdef uint8_t reason
-        buf_reserve(out, 5 + prog.n_ops * 9 + self.max_text)
+        buf_reserve(out, 5 + prog.n_ops * max(9, self.max_text))  # an element: an int or a text
         cdef char* w = out.data + out.size
         w += write_array_header(w, prog.n_ops)
         for k in range(prog.n_ops):
