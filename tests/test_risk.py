@@ -265,7 +265,7 @@ def test_snapshot_round_trip_keeps_balances_and_behaviour():
 
 
 @pytest.mark.parametrize("field, value", [("instrument", 7), ("instrument", -1), ("side", 3), ("account", 10**6),
-                                          ("leaves", 0)])
+                                          ("account", 5_000), ("account", 3), ("leaves", 0)])
 def test_snapshot_with_an_impossible_order_is_refused(field, value):
     import msgspec
     import numpy as np
@@ -282,6 +282,40 @@ def test_snapshot_with_an_impossible_order_is_refused(field, value):
         MatchingEngine.from_snapshot(bad)
     with pytest.raises(ValueError, match="whole records"):
         MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(decoded, orders=b"\x01" * 7)))
+
+
+@pytest.mark.parametrize("corrupt", [
+    lambda d, np, snap: {"instrument_state": d.instrument_state * 3},
+    lambda d, np, snap: {"instrument_state": _state(d, np, snap, state=300)},
+    lambda d, np, snap: {"instrument_state": _state(d, np, snap, state=0)},
+    lambda d, np, snap: {"instrument_state": _state(d, np, snap, reference=-5)},
+    lambda d, np, snap: {"open_accounts": np.array([-(10**12)], np.int64).tobytes(), "totals": b"", "reserved": b""},
+    lambda d, np, snap: {"net_credits": d.net_credits * 2},
+    lambda d, np, snap: {"usd_prices": d.usd_prices[:-8]},
+    lambda d, np, snap: {"max_orders": 2**40},
+    lambda d, np, snap: {"risk": False},
+])
+def test_corrupt_snapshot_state_is_refused_before_it_is_applied(corrupt):
+    """Each part of a snapshot is checked against the engine it rebuilds before
+    it reaches the C structures (found by review: such input wrote out of bounds)."""
+    import msgspec
+    import numpy as np
+
+    from engine.core import snapshot as snap
+
+    eng, iid = funded()
+    eng.new_order(iid, 1, Side.SELL, 1_000, PX + 100)
+    decoded = snap.DECODER.decode(eng.snapshot())
+    bad = snap.ENCODER.encode(msgspec.structs.replace(decoded, **corrupt(decoded, np, snap)))
+    with pytest.raises(ValueError):
+        MatchingEngine.from_snapshot(bad)
+
+
+def _state(decoded, np, snap, **values) -> bytes:
+    states = np.frombuffer(decoded.instrument_state, dtype=snap.INSTRUMENT_STATE_DTYPE).copy()
+    for name, value in values.items():
+        states[name][0] = value
+    return states.tobytes()
 
 
 # -- random sequences ---------------------------------------------------------------

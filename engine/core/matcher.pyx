@@ -1154,13 +1154,24 @@ cdef class MatchingEngine:
 
     @staticmethod
     def from_snapshot(data):
-        """Rebuild an engine from snapshot() bytes; raises ValueError if invalid."""
+        """Rebuild an engine from snapshot() bytes; raises ValueError if invalid.
+
+        Every part is checked against the engine it rebuilds before it is
+        written into the C structures, so a corrupt snapshot is refused, never
+        half-applied."""
         try:
             snap = _snap.DECODER.decode(data)
         except Exception as err:
             raise ValueError(f"not an engine snapshot: {err}") from err
         if snap.version != _snap.SNAPSHOT_VERSION:
             raise ValueError(f"snapshot version {snap.version}, expected {_snap.SNAPSHOT_VERSION}")
+        try:
+            return MatchingEngine._restore(snap)
+        except (OverflowError, TypeError) as err:
+            raise ValueError(f"snapshot value out of range: {err}") from err
+
+    @staticmethod
+    def _restore(snap):
         cdef MatchingEngine eng = MatchingEngine(snap.max_accounts, snap.max_orders, snap.risk,
                                                  snap.fee_account)
         for spec in snap.assets:
@@ -1170,7 +1181,12 @@ cdef class MatchingEngine:
         cdef int64_t acct
         cdef int32_t a
         n_assets = len(snap.assets)
+        if (len(snap.instrument_state) != eng.n_inst * _snap.INSTRUMENT_STATE_DTYPE.itemsize
+                or len(snap.net_credits) != n_assets * 8 or len(snap.usd_prices) != n_assets * 8):
+            raise ValueError("snapshot state does not match its instruments and assets")
         accounts = np.frombuffer(snap.open_accounts, dtype=np.int64)
+        if len(accounts) and (not snap.risk or accounts.min() < 0 or accounts.max() >= eng.max_accounts):
+            raise ValueError(f"snapshot accounts outside [0, {eng.max_accounts}) or kept without risk")
         totals = np.frombuffer(snap.totals, dtype=np.int64).reshape(len(accounts), n_assets)
         reserved = np.frombuffer(snap.reserved, dtype=np.int64).reshape(len(accounts), n_assets)
         for row, acct in enumerate(accounts.tolist()):
@@ -1186,6 +1202,8 @@ cdef class MatchingEngine:
         cdef int32_t i
         for i, (state, reference, last_trade) in enumerate(
                 np.frombuffer(snap.instrument_state, dtype=_snap.INSTRUMENT_STATE_DTYPE).tolist()):
+            if state not in (OPEN, HALTED, CLOSED) or reference < 0 or last_trade < 0:
+                raise ValueError(f"snapshot state of instrument {i} is not valid")
             inst = &eng.insts[i]
             inst.state = state
             inst.reference = reference
@@ -1205,7 +1223,7 @@ cdef class MatchingEngine:
         cdef Py_ssize_t r, n_recs = len(snap.orders) // sizeof(SnapOrder)
         for r in range(n_recs):
             if (src[r].instrument < 0 or src[r].instrument >= eng.n_inst or (src[r].side != BUY and src[r].side != SELL)
-                    or not 0 <= src[r].account < eng.max_accounts or src[r].leaves <= 0):
+                    or not eng._account_ok(src[r].account) or src[r].leaves <= 0):
                 raise ValueError(f"snapshot order {src[r].order_id} is not valid for this engine")
             slot = eng.books.alloc_order()
             if slot == -1:

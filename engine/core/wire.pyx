@@ -403,7 +403,7 @@ cdef class CommandBatch:
         cdef Py_ssize_t start = self.n
         if not read_array(&p, end, &count) or count < 1 or count > max_requests:
             return -1
-        self._reserve(count)
+        self._reserve(count)  # no allocation below: a failure leaves the batch as it was
         for r in range(count):
             if not read_array(&p, end, &length) or length < 1 or not read_int(&p, end, &tag):
                 self.n = start
