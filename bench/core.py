@@ -451,6 +451,15 @@ def probe_memory(engine_cls: type, spec: MixSpec, orders: int, trace: bool) -> d
     if has_memory_bytes:
         out["memory_bytes"] = engine.memory_bytes()
         out["memory_bytes_growth"] = engine.memory_bytes() - reported_empty
+    if not trace and hasattr(engine, "snapshot"):
+        # What a periodic snapshot costs the gateway loop, and a restart's restore.
+        started = time.perf_counter()
+        data = engine.snapshot()
+        out["snapshot_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        type(engine).from_snapshot(data)
+        out["restore_s"] = time.perf_counter() - started
+        out["snapshot_bytes"] = len(data)
     return out
 
 
@@ -472,6 +481,9 @@ def memory_per_order(engine_name: str, orders: int) -> dict:
             if "memory_bytes" in probe:
                 out["bytes_per_resting_order_memory_bytes"] = probe["memory_bytes_growth"] / orders
                 out["memory_bytes_total"] = probe["memory_bytes"]
+            for name in ("snapshot_s", "restore_s", "snapshot_bytes"):
+                if name in probe:
+                    out[f"resting_book_{name}"] = probe[name]
     return out
 
 

@@ -103,6 +103,8 @@ def table(results: dict) -> str:
     row("  tracemalloc growth", "bytes_per_resting_order_tracemalloc", "B/order")
     if "bytes_per_resting_order_memory_bytes" in r:
         row("  engine.memory_bytes() growth", "bytes_per_resting_order_memory_bytes", "B/order")
+    row("  snapshot() of that book", "resting_book_snapshot_s", "s")
+    row("  from_snapshot() of it", "resting_book_restore_s", "s")
     row("reference matcher, batch process()", "baseline_cmds_per_s", "cmd/s", runs("baseline_cmds_per_s_runs"))
     row("reference matcher, per-command API", "baseline_percommand_cmds_per_s", "cmd/s")
     row("core batch / reference batch", "ratio", "x")

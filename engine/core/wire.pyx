@@ -177,7 +177,7 @@ def encode_int(int64_t x):
 
 
 def array_header(Py_ssize_t n):
-    """A MessagePack array header (for tests and the gateway)."""
+    """A MessagePack array header, as Outbox.messages() writes it (for tests)."""
     cdef char out[5]
     return PyBytes_FromStringAndSize(out, write_array_header(out, n))
 

@@ -26,7 +26,16 @@ import engine.gateway as gateway_module
 from engine.config import load_config
 from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind
-from engine.core.wire import NO_ACCOUNT, NO_SESSION, CommandBatch, Outbox, encode_int, scan_market_data, select_kinds
+from engine.core.wire import (
+    NO_ACCOUNT,
+    NO_SESSION,
+    CommandBatch,
+    Outbox,
+    array_header,
+    encode_int,
+    scan_market_data,
+    select_kinds,
+)
 from engine.journal import JOURNALED_EVENT_KINDS
 from engine.schemas import (
     MD_ENCODER,
@@ -292,3 +301,14 @@ def test_select_kinds(kinds):
                                   -32768, -32769, -(2**31), -(2**31) - 1, 2**63 - 1, -(2**63)])))
 def test_integers_encode_as_msgspec_does(x):
     assert encode_int(x) == msgspec.msgpack.encode(x)
+
+
+@pytest.mark.parametrize("n", [0, 15, 16, 65_535, 65_536])
+def test_array_headers_and_long_reply_messages_encode_as_msgspec_does(n):
+    assert array_header(n) == msgspec.msgpack.encode([0] * n)[: len(array_header(n))]
+    outbox = Outbox()
+    for k in range(min(n, 300)):
+        outbox.add(4, msgspec.msgpack.encode(k))
+    if n <= 300 and n:
+        ((sid, count, message),) = outbox.messages()
+        assert (sid, count, message) == (4, n, msgspec.msgpack.encode(list(range(n))))
