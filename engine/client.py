@@ -50,20 +50,28 @@ from engine.schemas import (
     GetBalances,
     GetBook,
     GetInstruments,
+    GetMargin,
+    GetMarginCalls,
     GetOpenOrders,
     GetStatus,
     Heartbeat,
     Instruments,
+    Liquidate,
+    Liquidated,
     LoggedOn,
     Logon,
+    Margin,
+    MarginCalls,
     MassCancel,
     MassCancelled,
     NewOrder,
     OpenOrders,
+    OptionRiskSet,
     Pong,
     ReferenceSet,
     Reject,
     SetAssetPrice,
+    SetOptionRisk,
     SetReference,
     SetState,
     SkipDeposit,
@@ -281,6 +289,10 @@ class Client:
         """Instruments and assets."""
         return self.request(*self._requests.by_request_id(GetInstruments))
 
+    def margin(self, account: int = OWN_ACCOUNT) -> Margin | Reject:
+        """Collateral value, margin requirements and option positions."""
+        return self.request(*self._requests.by_request_id(GetMargin, account))
+
     # -- operator -----------------------------------------------------------------------------
 
     def set_state(self, instrument: int, state: int) -> StateChanged | Reject:
@@ -310,6 +322,18 @@ class Client:
     def status(self) -> Status | Reject:
         """Last seq and state hash (operator key)."""
         return self.request(*self._requests.by_request_id(GetStatus))
+
+    def set_option_risk(self, instrument: int, initial: int, maintenance: int) -> OptionRiskSet | Reject:
+        """Set an option series' margins of a short, USD x 1e8 per quantity unit (operator key)."""
+        return self.request(*self._requests.by_request_id(SetOptionRisk, instrument, initial, maintenance))
+
+    def margin_calls(self) -> MarginCalls | Reject:
+        """Accounts under their maintenance margin (operator key)."""
+        return self.request(*self._requests.by_request_id(GetMarginCalls))
+
+    def liquidate(self, account: int) -> Liquidated | Reject:
+        """Liquidate an account under its maintenance margin (operator key)."""
+        return self.request(*self._requests.by_request_id(Liquidate, account))
 
 
 class AsyncClient:
@@ -431,6 +455,10 @@ class AsyncClient:
     async def instruments(self) -> Instruments | Reject:
         """Instruments and assets."""
         return await self.request(*self._requests.by_request_id(GetInstruments))
+
+    async def margin(self, account: int = OWN_ACCOUNT) -> Margin | Reject:
+        """Collateral value, margin requirements and option positions."""
+        return await self.request(*self._requests.by_request_id(GetMargin, account))
 
 
 class MarketDataSubscriber:

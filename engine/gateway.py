@@ -80,20 +80,28 @@ from engine.schemas import (
     GetBalances,
     GetBook,
     GetInstruments,
+    GetMargin,
+    GetMarginCalls,
     GetOpenOrders,
     GetStatus,
     Heartbeat,
     InstrumentInfo,
     Instruments,
+    Liquidate,
     LoggedOn,
     Logon,
+    Margin,
+    MarginCall,
+    MarginCalls,
     MassCancel,
     NewOrder,
     OpenOrder,
     OpenOrders,
+    OptionPosition,
     Pong,
     Reject,
     SetAssetPrice,
+    SetOptionRisk,
     SetReference,
     SetState,
     SkipDeposit,
@@ -118,7 +126,9 @@ _DECODE_ERRORS = (ValueError, RecursionError)
 _TAG_DECODER = msgspec.msgpack.Decoder(int)
 # Operator requests whose command a core may not have yet (None: NOT_SUPPORTED).
 _OPTIONAL_COMMANDS = {SetAssetPrice: getattr(CommandKind, "SET_ASSET_PRICE", None),
-                      SkipDeposit: getattr(CommandKind, "SKIP_DEPOSIT", None)}
+                      SkipDeposit: getattr(CommandKind, "SKIP_DEPOSIT", None),
+                      SetOptionRisk: getattr(CommandKind, "SET_OPTION_RISK", None),
+                      Liquidate: getattr(CommandKind, "LIQUIDATE", None)}
 
 
 class _Throttle:
@@ -525,13 +535,18 @@ class Gateway:
                 if account is not None:
                     batch.command(session, req.request_id, CommandKind.DEBIT, asset=req.asset, account=account,
                                   qty=req.amount)
-        elif kind is SetAssetPrice or kind is SkipDeposit:
+        elif kind in _OPTIONAL_COMMANDS:
             command = _OPTIONAL_COMMANDS[kind]
             if command is None:
                 self._reject(batch, session, GatewayReject.NOT_SUPPORTED,
                              f"{kind.__name__} is not supported yet by this engine core", request_id=req.request_id)
             elif kind is SetAssetPrice:
                 batch.command(session, req.request_id, command, asset=req.asset, price=req.price)
+            elif kind is SetOptionRisk:
+                batch.command(session, req.request_id, command, instrument=req.instrument, qty=req.initial,
+                              price=req.maintenance)
+            elif kind is Liquidate:
+                batch.command(session, req.request_id, command, account=req.account)
             else:
                 batch.command(session, req.request_id, command, order_id=req.deposit_id)
         else:
@@ -639,6 +654,30 @@ class Gateway:
                     out(self.publisher.snapshot(req.request_id, req.instrument, req.levels, ts))
             case GetInstruments():
                 out(self._instruments(req.request_id))
+            case GetMargin():
+                account = self._account(batch, session, req.account, {"request_id": req.request_id})
+                if account is None:
+                    return
+                if not hasattr(engine, "margin"):
+                    self._reject(batch, session, GatewayReject.NOT_SUPPORTED,
+                                 "margin is not supported yet by this engine core", request_id=req.request_id)
+                    return
+                try:
+                    m = engine.margin(account)
+                    positions = engine.positions(account)
+                except ValueError:
+                    self._reject(batch, session, CoreReject.UNKNOWN_ACCOUNT,
+                                 f"no balances kept for account {account}", request_id=req.request_id)
+                    return
+                out(Margin(req.request_id, account, m.collateral, m.free_collateral, m.initial, m.maintenance,
+                           [OptionPosition(p.instrument, p.position, p.open_sells) for p in positions]))
+            case GetMarginCalls():
+                if not hasattr(engine, "under_maintenance"):
+                    self._reject(batch, session, GatewayReject.NOT_SUPPORTED,
+                                 "margin is not supported yet by this engine core", request_id=req.request_id)
+                    return
+                out(MarginCalls(req.request_id, [MarginCall(acct, m.collateral, m.maintenance)
+                                                 for acct, m in engine.under_maintenance()]))
             case GetStatus():
                 out(Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                   getattr(engine, "last_deposit_id", 0)))
@@ -648,10 +687,12 @@ class Gateway:
         infos = []
         for iid, s in enumerate(engine.instruments):
             state, reference, last_trade = engine.instrument_state(iid)
+            option = getattr(s, "option", None)
+            terms = (option.expiry, option.strike, option.right, option.contract_size) if option else ("",) * 4
             infos.append(InstrumentInfo(iid, s.symbol, s.base, s.quote, s.tick_size, s.lot_size, s.min_qty,
                                         s.max_qty, s.max_price, s.price_scale, s.qty_scale, s.static_band_bps,
                                         s.dynamic_band_bps, getattr(s, "maker_fee_bps", 0),
-                                        getattr(s, "taker_fee_bps", 0), state, reference, last_trade))
+                                        getattr(s, "taker_fee_bps", 0), state, reference, last_trade, *terms))
         assets = [AssetInfo(aid, a.symbol, a.decimals, a.ledger_decimals, a.haircut_bps)
                   for aid, a in enumerate(getattr(engine, "assets", ()))]
         return Instruments(request_id, infos, assets, self.config.market_data.depth)

@@ -9,13 +9,50 @@ an off-lot quantity. See docs/matching.md.
 
 from __future__ import annotations
 
-from decimal import Decimal
+import datetime
+from decimal import Decimal, InvalidOperation
 
 import msgspec
 
 
+class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What makes an instrument an option series on its ``base`` asset (the
+    underlying). Orders trade contracts; the price is the premium per contract
+    in the quote asset. A fill moves only the premium: positions are kept by the
+    engine and margined (docs/matching.md, "Options")."""
+
+    expiry: str                 # ISO date, e.g. "2026-12-31"
+    strike: str                 # decimal, quote per whole underlying token
+    right: str                  # "C" (call) or "P" (put)
+    contract_size: str = "1"    # underlying tokens per contract (decimal)
+
+    def __post_init__(self) -> None:
+        try:
+            datetime.date.fromisoformat(self.expiry)
+        except ValueError:
+            raise ValueError(f"option expiry {self.expiry!r} is not an ISO date (YYYY-MM-DD)") from None
+        for name in ("strike", "contract_size"):
+            try:
+                value = Decimal(getattr(self, name))
+            except InvalidOperation:
+                raise ValueError(f"option {name} {getattr(self, name)!r} is not a decimal") from None
+            if not value.is_finite() or value <= 0:
+                raise ValueError(f"option {name} must be positive")
+        if self.right not in ("C", "P"):
+            raise ValueError(f"option right must be 'C' or 'P', not {self.right!r}")
+
+    @property
+    def is_call(self) -> bool:
+        return self.right == "C"
+
+    @property
+    def expiry_date(self) -> datetime.date:
+        return datetime.date.fromisoformat(self.expiry)
+
+
 class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Static description of one tradable instrument (a spot pair for now)."""
+    """Static description of one tradable instrument: a spot pair, or an option
+    series on ``base`` when ``option`` is set."""
 
     symbol: str
     base: str
@@ -31,6 +68,7 @@ class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
     qty_scale: int = 1
     maker_fee_bps: int = 0
     taker_fee_bps: int = 0
+    option: OptionTerms | None = None
 
     def __post_init__(self) -> None:
         if not self.symbol:
@@ -52,6 +90,10 @@ class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("static_band_bps", "dynamic_band_bps"):
             if not 0 <= getattr(self, name) < 10_000:
                 raise ValueError(f"{self.symbol}: {name} must be in [0, 10000)")
+
+    @property
+    def is_option(self) -> bool:
+        return self.option is not None
 
     def price_to_units(self, price: Decimal | str | int) -> int:
         """Convert a decimal price to integer price units; raise if not exact."""

@@ -173,6 +173,14 @@ class GetInstruments(msgspec.Struct, **_request(15)):
     request_id: I64
 
 
+class GetMargin(msgspec.Struct, **_request(16)):
+    """Collateral value, margin requirements and option positions of the
+    account (operators: any account)."""
+
+    request_id: I64
+    account: I64 = OWN_ACCOUNT
+
+
 # -- requests: operator only -------------------------------------------------------
 
 
@@ -237,13 +245,40 @@ class SkipDeposit(msgspec.Struct, **_request(26)):
     deposit_id: I64
 
 
+class SetOptionRisk(msgspec.Struct, **_request(27)):
+    """Set an option series' margin of a short, USD x 1e8 per quantity unit
+    (from the option-mark feed): 0 < maintenance <= initial <= 1e15."""
+
+    request_id: I64
+    instrument: I32
+    initial: I64
+    maintenance: I64
+
+
+class Liquidate(msgspec.Struct, **_request(28)):
+    """Liquidate an account under its maintenance margin: cancel its orders,
+    sell collateral for the premium asset as needed and buy back its short
+    options, each closing order IOC at the band edge."""
+
+    request_id: I64
+    account: I64
+
+
+class GetMarginCalls(msgspec.Struct, **_request(29)):
+    """Every account whose collateral value is below its maintenance margin."""
+
+    request_id: I64
+
+
 Request = Union[
     NewOrder, Cancel, Amend, MassCancel,
-    Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments,
+    Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
+    SetOptionRisk, Liquidate, GetMarginCalls,
 ]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
-OPERATOR_REQUESTS = (SetState, SetReference, Credit, SetAssetPrice, GetStatus, SkipDeposit)
+OPERATOR_REQUESTS = (SetState, SetReference, Credit, SetAssetPrice, GetStatus, SkipDeposit, SetOptionRisk,
+                     Liquidate, GetMarginCalls)
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
 
 REQUEST_ENCODER = msgspec.msgpack.Encoder()
@@ -406,6 +441,31 @@ class DepositSkipped(msgspec.Struct, **_reply(12)):
     deposit_id: int
 
 
+class OptionRiskSet(msgspec.Struct, **_reply(13)):
+    """An option series' margins were set (operator), USD x 1e8 per quantity unit."""
+
+    seq: int
+    ts: int
+    request_id: int
+    instrument: int
+    initial: int
+    maintenance: int
+
+
+class Liquidated(msgspec.Struct, **_reply(14)):
+    """An account was liquidated: its figures when the liquidation started
+    (USD x 1e8) and the number of closing orders the engine accepted. The
+    cancels, closing orders and fills follow as their own replies."""
+
+    seq: int
+    ts: int
+    request_id: int
+    account: int
+    collateral: int
+    maintenance: int
+    orders: int
+
+
 class EngineEvent(msgspec.Struct, **_reply(31)):
     """An engine event of a kind this protocol version has no reply for (forward
     compatibility): the raw EVENT_DTYPE fields."""
@@ -427,7 +487,8 @@ class EngineEvent(msgspec.Struct, **_reply(31)):
 
 
 EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
-                "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id"}
+                "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
+                "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty"}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -533,6 +594,11 @@ class InstrumentInfo(msgspec.Struct, array_like=True, frozen=True):
     state: int
     reference: int
     last_trade: int
+    # option series only (OptionTerms); "" for a spot pair
+    expiry: str = ""
+    strike: str = ""
+    right: str = ""
+    contract_size: str = ""
 
 
 class AssetInfo(msgspec.Struct, array_like=True, frozen=True):
@@ -565,10 +631,49 @@ class Status(msgspec.Struct, **_reply(38)):
     last_deposit_id: int = 0
 
 
+class OptionPosition(msgspec.Struct, array_like=True, frozen=True):
+    """A position in one option series (quantity units; negative is short) and
+    the open quantity of the account's sell orders in it."""
+
+    instrument: int
+    position: int
+    open_sells: int
+
+
+class Margin(msgspec.Struct, **_reply(39)):
+    """An account's margin, USD x 1e8: collateral value (every balance at its
+    reference price less its haircut), the same over free balances, the initial
+    margin its open sells and shorts need and the maintenance margin of its
+    shorts; under maintenance when collateral < maintenance."""
+
+    request_id: int
+    account: int
+    collateral: int
+    free_collateral: int
+    initial: int
+    maintenance: int
+    positions: list[OptionPosition]
+
+
+class MarginCall(msgspec.Struct, array_like=True, frozen=True):
+    """An account under its maintenance margin (USD x 1e8)."""
+
+    account: int
+    collateral: int
+    maintenance: int
+
+
+class MarginCalls(msgspec.Struct, **_reply(40)):
+    """Every account under its maintenance margin, by account id (operator)."""
+
+    request_id: int
+    accounts: list[MarginCall]
+
+
 Reply = Union[
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
-    Credited, Debited, AssetPriceSet, DepositSkipped, EngineEvent,
-    LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status,
+    Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, EngineEvent,
+    LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls,
 ]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

@@ -34,9 +34,12 @@ FAST_REQUESTS = {NewOrder: CommandKind.NEW_ORDER, Cancel: CommandKind.CANCEL, Am
                  MassCancel: CommandKind.MASS_CANCEL}
 """Requests the C reader takes from the MessagePack bytes (they map 1:1 to a command)."""
 
-FANOUT_KINDS = frozenset(int(k) for k in (EventKind.CANCELLED, EventKind.MASS_CANCELLED, EventKind.CREDITED,
-                                          EventKind.DEBITED))
-"""Events an account hears about even when another session (or the gateway) caused them."""
+FANOUT_KINDS = frozenset(int(k) for k in (EventKind.ACCEPTED, EventKind.FILL, EventKind.CANCELLED,
+                                          EventKind.MASS_CANCELLED, EventKind.CREDITED, EventKind.DEBITED,
+                                          EventKind.LIQUIDATED))
+"""Events an account hears about even when another session (or the gateway) caused them:
+orders an operator placed in its name (a liquidation's closing orders), their fills,
+cancels, balance changes, its liquidation."""
 
 _INT_KINDS = {"<i8": "i64", "<i4": "i32", "|u1": "u8"}
 

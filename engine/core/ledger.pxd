@@ -7,9 +7,18 @@ ctypedef struct Balance:
     int64_t reserved
 
 
+# One (account, option series) position: signed contracts held (in quantity
+# units; negative = short) and the leaves of the account's open sell orders
+# in the series, which may still add to a short.
+ctypedef struct Position:
+    int64_t pos
+    int64_t ask_open
+
+
 cdef class Ledger:
     """Per (account, asset) total and reserved balances in ledger units, the
-    open-account flags, and per-asset reference prices (USD x 1e8)."""
+    open-account flags, per-asset reference prices (USD x 1e8), and option
+    positions per (account, series)."""
 
     cdef Balance* rows          # [account * stride + asset]
     cdef uint8_t* is_open       # [account]
@@ -19,7 +28,12 @@ cdef class Ledger:
     cdef int64_t* net_credits   # [asset]: credits minus debits, for the conservation check
     cdef int64_t* usd_price     # [asset]: 0 = unset
     cdef int32_t* haircut_bps   # [asset]
+    cdef int64_t* unit_scale    # [asset]: ledger units per whole token (10**ledger_decimals)
     cdef int64_t n_open
+    cdef Position* positions    # [account * series_stride + series]
+    cdef uint8_t* has_options   # [account]: ever held an option position or sell order
+    cdef int32_t series_stride
+    cdef int32_t n_series
 
     # -- queries --
     cdef inline bint known(self, int64_t account) noexcept nogil:
@@ -47,5 +61,9 @@ cdef class Ledger:
         b.total += total_delta
         b.reserved += reserved_delta
 
-    cdef int add_asset(self, int32_t haircut_bps) except -1
+    cdef inline Position* position(self, int64_t account, int32_t series) noexcept nogil:
+        return &self.positions[account * self.series_stride + series]
+
+    cdef int add_asset(self, int32_t haircut_bps, int64_t unit_scale) except -1
+    cdef int add_series(self) except -1
     cdef int open_account(self, int64_t account) except -1

@@ -2,6 +2,7 @@
 
 total = everything the account owns; reserved = the part its open orders may
 still spend. Free = total - reserved is what new orders and withdrawals use.
+Option positions are kept beside the balances, one row per account.
 A credit may not take a total or the asset's supply (credits minus debits)
 past BALANCE_LIMIT = 2**62; since fills only move value, no balance can then
 overflow int64.
@@ -31,7 +32,9 @@ cdef class Ledger:
         self.net_credits = <int64_t*>PyMem_RawMalloc(self.stride * sizeof(int64_t))
         self.usd_price = <int64_t*>PyMem_RawMalloc(self.stride * sizeof(int64_t))
         self.haircut_bps = <int32_t*>PyMem_RawMalloc(self.stride * sizeof(int32_t))
-        if self.net_credits == NULL or self.usd_price == NULL or self.haircut_bps == NULL:
+        self.unit_scale = <int64_t*>PyMem_RawMalloc(self.stride * sizeof(int64_t))
+        if (self.net_credits == NULL or self.usd_price == NULL or self.haircut_bps == NULL
+                or self.unit_scale == NULL):
             raise MemoryError()
 
     def __dealloc__(self):
@@ -40,6 +43,9 @@ cdef class Ledger:
         PyMem_RawFree(self.net_credits)
         PyMem_RawFree(self.usd_price)
         PyMem_RawFree(self.haircut_bps)
+        PyMem_RawFree(self.unit_scale)
+        PyMem_RawFree(self.positions)
+        PyMem_RawFree(self.has_options)
 
     cdef uint8_t credit(self, int64_t account, int32_t asset, int64_t amount) noexcept:
         cdef Balance* b = self.at(account, asset)
@@ -61,7 +67,7 @@ cdef class Ledger:
         self.net_credits[asset] -= amount
         return 0
 
-    cdef int add_asset(self, int32_t haircut_bps) except -1:
+    cdef int add_asset(self, int32_t haircut_bps, int64_t unit_scale) except -1:
         cdef int32_t new_stride, a
         cdef int64_t acct, rows_n
         cdef Balance* grown
@@ -83,13 +89,33 @@ cdef class Ledger:
             self.net_credits = <int64_t*>_regrow(self.net_credits, new_stride, sizeof(int64_t))
             self.usd_price = <int64_t*>_regrow(self.usd_price, new_stride, sizeof(int64_t))
             self.haircut_bps = <int32_t*>_regrow(self.haircut_bps, new_stride, sizeof(int32_t))
+            self.unit_scale = <int64_t*>_regrow(self.unit_scale, new_stride, sizeof(int64_t))
             self.stride = new_stride
         a = self.n_assets
         self.net_credits[a] = 0
         self.usd_price[a] = 0
         self.haircut_bps[a] = haircut_bps
+        self.unit_scale[a] = unit_scale
         self.n_assets += 1
         return a
+
+    cdef int add_series(self) except -1:
+        """Add an option series column to every account's positions (set-up time)."""
+        cdef int32_t new_stride = self.series_stride + 1
+        cdef int64_t acct, rows_n = max(self.acct_cap, 1) * new_stride
+        cdef Position* grown = <Position*>PyMem_RawMalloc(rows_n * sizeof(Position))
+        if grown == NULL:
+            raise MemoryError()
+        memset(grown, 0, rows_n * sizeof(Position))
+        if self.positions != NULL:
+            for acct in range(self.acct_cap):
+                memcpy(&grown[acct * new_stride], &self.positions[acct * self.series_stride],
+                       self.series_stride * sizeof(Position))
+        PyMem_RawFree(self.positions)
+        self.positions = grown
+        self.series_stride = new_stride
+        self.n_series += 1
+        return self.n_series - 1
 
     cdef int open_account(self, int64_t account) except -1:
         cdef int64_t new_cap
@@ -100,6 +126,13 @@ cdef class Ledger:
             memset(&self.rows[self.acct_cap * self.stride], 0,
                    (new_cap - self.acct_cap) * self.stride * sizeof(Balance))
             memset(&self.is_open[self.acct_cap], 0, (new_cap - self.acct_cap) * sizeof(uint8_t))
+            self.has_options = <uint8_t*>_regrow(self.has_options, new_cap, sizeof(uint8_t))
+            memset(&self.has_options[self.acct_cap], 0, (new_cap - self.acct_cap) * sizeof(uint8_t))
+            if self.series_stride:
+                self.positions = <Position*>_regrow(self.positions, new_cap * self.series_stride,
+                                                    sizeof(Position))
+                memset(&self.positions[self.acct_cap * self.series_stride], 0,
+                       (new_cap - self.acct_cap) * self.series_stride * sizeof(Position))
             self.acct_cap = new_cap
         if not self.is_open[account]:
             self.is_open[account] = 1
@@ -108,7 +141,8 @@ cdef class Ledger:
 
     def memory_bytes(self):
         """Bytes of the balance tables."""
-        return self.acct_cap * (self.stride * sizeof(Balance) + 1) + self.stride * 20
+        return (self.acct_cap * (self.stride * sizeof(Balance) + self.series_stride * sizeof(Position) + 2)
+                + self.stride * 28)
 
     def check_integrity(self):
         """Raise AssertionError if a balance is negative, over-reserved, or value leaked."""
@@ -128,6 +162,20 @@ cdef class Ledger:
         for a in range(self.n_assets):
             assert sums[a] == self.net_credits[a], (
                 f"asset {a}: balances sum to {sums[a]} but credits minus debits are {self.net_credits[a]}")
+        cdef int32_t s
+        cdef Position* p
+        cdef object open_interest = [0] * self.n_series
+        for acct in range(self.acct_cap):
+            for s in range(self.n_series):
+                p = self.position(acct, s)
+                assert p.ask_open >= 0, f"account {acct} series {s}: negative open sells {p.ask_open}"
+                assert self.is_open[acct] or (p.pos == 0 and p.ask_open == 0), (
+                    f"closed account {acct} holds series {s}")
+                assert self.has_options[acct] or (p.pos == 0 and p.ask_open == 0), (
+                    f"account {acct} holds series {s} but is not flagged for margin")
+                open_interest[s] += p.pos
+        for s in range(self.n_series):
+            assert open_interest[s] == 0, f"series {s}: positions sum to {open_interest[s]}, not 0"
 
 
 cdef void* _regrow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:

@@ -29,6 +29,10 @@ ctypedef struct Instrument:
     int64_t maker_bps
     int64_t taker_bps
     int64_t reserve_bps           # fee rate a buy reserves: max(maker, taker, 0)
+    # options (risk mode): position column, margins in USD x 1e8 per quantity unit
+    int32_t series                # -1: not an option series
+    int64_t im_per_qty            # initial margin of a short (0: not set yet)
+    int64_t mm_per_qty            # maintenance margin of a short
     uint8_t has_static
     uint8_t has_dynamic
     uint8_t state
@@ -47,6 +51,8 @@ cdef class MatchingEngine:
     cdef list asset_specs
     cdef oid_t next_order_id
     cdef readonly int64_t last_seq
+    cdef int32_t* series_inst     # [series]: instrument id
+    cdef bint liquidating         # closing orders of a liquidation skip the margin check
     # events of the command (per-command API) or batch (batch API) in progress
     cdef EventRec* ev
     cdef Py_ssize_t ev_n
@@ -66,6 +72,11 @@ cdef class MatchingEngine:
     cdef int _set_asset_price(self, const CommandRec* c) except -1
     cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept
     cdef int _skip_deposit(self, const CommandRec* c) except -1
+    cdef int _set_option_risk(self, const CommandRec* c) except -1
+    cdef int _liquidate(self, const CommandRec* c) except -1
+    cdef int _raise_quote(self, int64_t account, int32_t quote, int64_t need) except -1
+    cdef bint _closing_order(self, int32_t instrument, int64_t account, uint8_t side, price_t price,
+                             qty_t qty) except -1
 
     # -- matching --
     cdef int _take(self, Instrument* inst, Order* taker, int32_t slot, price_t lo, price_t hi,
@@ -94,6 +105,10 @@ cdef class MatchingEngine:
     cdef void _settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
                            price_t p, qty_t q, EventRec* e) noexcept
     cdef bint _account_ok(self, int64_t account) noexcept
+    cdef int64_t _collateral(self, int64_t account, bint free_only) noexcept
+    cdef int64_t _requirement(self, int64_t account, bint initial) noexcept
+    cdef bint _margin_ok(self, int64_t account) noexcept
+    cdef int64_t _free(self, int64_t account, int32_t asset) noexcept
 
     # -- validation --
     cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept

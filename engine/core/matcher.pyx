@@ -12,7 +12,7 @@ from libc.string cimport memcpy, memset
 
 from engine.core.book cimport BookSide, Books
 from engine.core.events cimport events_from_recs
-from engine.core.ledger cimport Ledger
+from engine.core.ledger cimport Balance, Ledger, Position
 from engine.core.recarrays cimport new_records, record_data
 from engine.core.types cimport *
 
@@ -25,7 +25,7 @@ cimport numpy as cnp
 cnp.import_array()
 
 from engine.assets import USD_PRICE_SCALE
-from engine.core.order_info import OrderInfo
+from engine.core.order_info import MarginState, OrderInfo, PositionInfo
 from engine.core import snapshot as _snap
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 
@@ -60,6 +60,10 @@ cdef packed struct SnapOrder:
 if _snap.ORDER_DTYPE.itemsize != sizeof(SnapOrder) or _snap.ORDER_DTYPE.fields["instrument"][1] != 40:
     raise ImportError("engine.core.snapshot.ORDER_DTYPE does not match the C snapshot record")
 
+# Margin and collateral arithmetic: products of an amount and a price need 128 bits.
+cdef extern from *:
+    ctypedef long long int128_t "__int128"
+
 cdef CommandRec _EMPTY_COMMAND
 cdef EventRec _ZERO_EVENT
 
@@ -72,6 +76,9 @@ DEF _BPS = 10000
 # balances and each asset's supply stay below 2**62 (checked on credit), and
 # fills only move value: no int64 overflow.
 _ORDER_AMOUNT_LIMIT = 1 << 60
+DEF _VALUE_LIMIT = 4611686018427387904  # 2**62: collateral values saturate here
+DEF _MAX_MARGIN = 1000000000000000      # 1e15: USD x 1e8 per quantity unit
+DEF _MAX_USD_PRICE = 1000000000000000   # 1e15: USD x 1e8 per whole token
 
 
 cdef inline void _band_around(int64_t centre, int64_t bps, int64_t tick,
@@ -108,6 +115,23 @@ cdef inline int64_t _reservation(const Instrument* inst, uint8_t side, price_t p
         n = _notional(inst, price, leaves)
         return n + _bps_of(n, inst.reserve_bps)
     return leaves * inst.base_per_qty
+
+
+cdef inline qty_t _affordable(const Instrument* inst, price_t price, qty_t want, int64_t free) noexcept:
+    # The largest multiple of the lot, at most want, whose buy reservation at
+    # price fits in free. R(k lots) = k n + floor(k n f / 10000) with n the
+    # notional of a lot and f the reserved fee rate, so k0 = floor(free x 10000
+    # / (n (10000 + f))) fits and k0 + 2 never does: only k0 + 1 needs a check.
+    cdef int64_t n = _notional(inst, price, inst.lot)
+    cdef qty_t lots, most = want // inst.lot
+    if n <= 0 or free <= 0:
+        return 0
+    lots = <qty_t>((<int128_t>free * _BPS) // (<int128_t>n * (_BPS + inst.reserve_bps)))
+    if lots >= most:
+        return most * inst.lot
+    if _reservation(inst, BUY, price, (lots + 1) * inst.lot) <= free:
+        lots += 1
+    return lots * inst.lot
 
 
 cdef inline CommandRec _command(uint8_t kind, int64_t seq, int64_t ts) noexcept:
@@ -160,6 +184,7 @@ cdef class MatchingEngine:
     def __dealloc__(self):
         PyMem_RawFree(self.insts)
         PyMem_RawFree(self.ev)
+        PyMem_RawFree(self.series_inst)
 
     # ------------------------------------------------------------------
     # set-up
@@ -169,7 +194,7 @@ cdef class MatchingEngine:
         """Register an AssetSpec; returns its asset id (0, 1, ...)."""
         if any(a.symbol == spec.symbol for a in self.asset_specs):
             raise ValueError(f"asset {spec.symbol} already registered")
-        self.ledger.add_asset(spec.haircut_bps)
+        self.ledger.add_asset(spec.haircut_bps, 10 ** spec.ledger_decimals)
         self.asset_specs.append(spec)
         return len(self.asset_specs) - 1
 
@@ -211,19 +236,34 @@ cdef class MatchingEngine:
         inst.static_bps = spec.static_band_bps
         inst.dynamic_bps = spec.dynamic_band_bps
         inst.state = OPEN
+        inst.series = -1
+        cdef int32_t* series_grown
         if unit is not None:
             (inst.base_asset, inst.quote_asset, inst.base_per_qty, inst.quote_per_tick_qty) = unit
             inst.maker_bps = spec.maker_fee_bps
             inst.taker_bps = spec.taker_fee_bps
             inst.reserve_bps = max(spec.maker_fee_bps, spec.taker_fee_bps, 0)
+            if spec.option is not None:
+                series_grown = <int32_t*>PyMem_RawRealloc(
+                    self.series_inst, (self.ledger.n_series + 1) * sizeof(int32_t))
+                if series_grown == NULL:
+                    raise MemoryError()
+                self.series_inst = series_grown
+                inst.series = self.ledger.add_series()
+                self.series_inst[inst.series] = self.n_inst
         self.books.add_book()
         self.specs.append(spec)
         self.n_inst += 1
         return self.n_inst - 1
 
     def _risk_units(self, spec):
-        """(base id, quote id, base per qty unit, quote per tick x qty unit), exact."""
+        """(base id, quote id, base per qty unit, quote per tick x qty unit), exact.
+
+        An option series moves no base asset (its base is the underlying): a
+        fill moves the premium, and positions are kept per account."""
         base_id, quote_id = self.asset_id(spec.base), self.asset_id(spec.quote)
+        if spec.option is not None and base_id == quote_id:
+            raise ValueError(f"{spec.symbol}: an option's underlying and premium asset must differ")
         base, quote = self.asset_specs[base_id], self.asset_specs[quote_id]
         # One quantity unit is 1/qty_scale base tokens; one tick is
         # tick_size/price_scale quote tokens per base token.
@@ -234,6 +274,8 @@ cdef class MatchingEngine:
             raise ValueError(f"{spec.symbol}: a lot or a tick is finer than one ledger unit "
                              f"of {base.symbol}/{quote.symbol}; raise ledger_decimals")
         bpq, qpt = bpq_num // bpq_den, qpt_num // qpt_den
+        if spec.option is not None:
+            bpq = 0
         worst = (spec.max_price // spec.tick_size) * spec.max_qty * qpt
         worst += worst * max(spec.maker_fee_bps, spec.taker_fee_bps, 0) // 10000
         if worst >= _ORDER_AMOUNT_LIMIT or spec.max_qty * bpq >= _ORDER_AMOUNT_LIMIT:
@@ -333,6 +375,22 @@ cdef class MatchingEngine:
         """Set an asset's reference price in USD x 1e8 per whole token."""
         return self._run_balance(SET_ASSET_PRICE, 0, asset, usd_e8, seq, ts)
 
+    def set_option_risk(self, int32_t instrument, int64_t initial, int64_t maintenance,
+                        int64_t seq=0, int64_t ts=0):
+        """Set an option series' initial and maintenance margin of a short,
+        USD x 1e8 per quantity unit (0 < maintenance <= initial <= 1e15)."""
+        cdef CommandRec c = _command(SET_OPTION_RISK, seq, ts)
+        c.instrument = instrument
+        c.qty = initial
+        c.price = maintenance
+        return self._run_one(&c)
+
+    def liquidate(self, int64_t account, int64_t seq=0, int64_t ts=0):
+        """Liquidate an account under its maintenance margin (operator)."""
+        cdef CommandRec c = _command(LIQUIDATE, seq, ts)
+        c.account = account
+        return self._run_one(&c)
+
     def _run_balance(self, uint8_t kind, int64_t account, int32_t asset, int64_t amount,
                      int64_t seq, int64_t ts):
         cdef CommandRec c = _command(kind, seq, ts)
@@ -403,6 +461,10 @@ cdef class MatchingEngine:
             return self._set_asset_price(c)
         if c.kind == SKIP_DEPOSIT:
             return self._skip_deposit(c)
+        if c.kind == SET_OPTION_RISK:
+            return self._set_option_risk(c)
+        if c.kind == LIQUIDATE:
+            return self._liquidate(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -511,6 +573,7 @@ cdef class MatchingEngine:
         cdef EventRec* e
         cdef int64_t old_r, new_r
         cdef int32_t asset
+        cdef Position* p
         if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         slot = self.books.index.find(c.order_id) if c.order_id > 0 else -1
@@ -539,7 +602,13 @@ cdef class MatchingEngine:
         if (new_price != o.price and o.tif == POST_ONLY
                 and self._crosses(o.instrument, o.side, new_price)):
             return self._reject(c, POST_ONLY_WOULD_TAKE)
-        if self.risk:
+        if self.risk and inst.series >= 0 and o.side == SELL:
+            p = self.ledger.position(o.account, inst.series)
+            p.ask_open += new_qty - o.leaves
+            if new_qty > o.leaves and not self._margin_ok(o.account):
+                p.ask_open -= new_qty - o.leaves
+                return self._reject(c, INSUFFICIENT_MARGIN)
+        elif self.risk:
             old_r = _reservation(inst, o.side, o.price, o.leaves)
             new_r = _reservation(inst, o.side, new_price, new_qty)
             asset = inst.quote_asset if o.side == BUY else inst.base_asset
@@ -547,6 +616,9 @@ cdef class MatchingEngine:
                 why = self.ledger.reserve(o.account, asset, new_r - old_r)
                 if why:
                     return self._reject(c, why)
+                if self.ledger.has_options[o.account] and not self._margin_ok(o.account):
+                    self.ledger.release(o.account, asset, new_r - old_r)
+                    return self._reject(c, INSUFFICIENT_MARGIN)
             else:
                 self.ledger.release(o.account, asset, old_r - new_r)
         if c.client_order_id != 0:
@@ -893,15 +965,95 @@ cdef class MatchingEngine:
         (credits minus debits) at most 2**62, balances are never negative and
         fills only move value, so no single balance exceeds 2**62.
         """
+        cdef Position* p
+        cdef int32_t asset
+        cdef int64_t amount
+        cdef uint8_t why
+        if inst.series >= 0 and c.side == SELL:
+            # An option sell reserves margin: what it could add to a short.
+            if inst.im_per_qty == 0:
+                return MARGIN_NOT_SET
+            p = self.ledger.position(c.account, inst.series)
+            self.ledger.has_options[c.account] = 1
+            p.ask_open += c.qty
+            if not self.liquidating and not self._margin_ok(c.account):
+                p.ask_open -= c.qty
+                return INSUFFICIENT_MARGIN
+            return 0
         if c.side == BUY:
-            return self.ledger.reserve(c.account, inst.quote_asset,
-                                       _reservation(inst, BUY, price, c.qty))
-        return self.ledger.reserve(c.account, inst.base_asset, c.qty * inst.base_per_qty)
+            asset = inst.quote_asset
+            amount = _reservation(inst, BUY, price, c.qty)
+        else:
+            asset = inst.base_asset
+            amount = c.qty * inst.base_per_qty
+        why = self.ledger.reserve(c.account, asset, amount)
+        if why:
+            return why
+        # A reservation takes free balance out of collateral: an account with
+        # option exposure must still cover its initial margin, unless the order
+        # can only reduce a short (an option buy of at most the short).
+        if (self.ledger.has_options[c.account] and not self.liquidating
+                and not (inst.series >= 0 and c.qty <= -self.ledger.position(c.account, inst.series).pos)
+                and not self._margin_ok(c.account)):
+            self.ledger.release(c.account, asset, amount)
+            return INSUFFICIENT_MARGIN
+        return 0
 
     cdef void _release(self, const Order* o) noexcept:
         cdef Instrument* inst = &self.insts[o.instrument]
+        if inst.series >= 0 and o.side == SELL:
+            self.ledger.position(o.account, inst.series).ask_open -= o.leaves
+            return
         self.ledger.release(o.account, inst.quote_asset if o.side == BUY else inst.base_asset,
                             _reservation(inst, o.side, o.price, o.leaves))
+
+    # Margin (docs/matching.md, "Options"). Collateral counts balances at their
+    # reference price less the haircut; the initial check uses free balances
+    # (reserved amounts are committed to orders), maintenance uses totals.
+
+    cdef int64_t _collateral(self, int64_t account, bint free_only) noexcept:
+        """Collateral value in USD x 1e8: per asset floor(amount x price / unit),
+        capped at 2**62, less its haircut (floored); the sum capped at 2**62."""
+        cdef Ledger ledger = self.ledger
+        cdef int128_t total = 0
+        cdef int128_t v
+        cdef int32_t a
+        cdef const Balance* b
+        cdef int64_t amount
+        for a in range(ledger.n_assets):
+            b = ledger.at(account, a)
+            amount = b.total - b.reserved if free_only else b.total
+            if amount <= 0 or ledger.usd_price[a] == 0:
+                continue
+            v = <int128_t>amount * ledger.usd_price[a] // ledger.unit_scale[a]
+            if v > _VALUE_LIMIT:
+                v = _VALUE_LIMIT
+            total += v * (_BPS - ledger.haircut_bps[a]) // _BPS
+        return <int64_t>(total if total < _VALUE_LIMIT else _VALUE_LIMIT)
+
+    cdef int64_t _requirement(self, int64_t account, bint initial) noexcept:
+        """Margin in USD x 1e8 over the account's option series: initial covers
+        the short it would hold if all its open sells filled (ask_open - pos),
+        maintenance its current short (-pos). Saturates at INT64_MAX."""
+        cdef int128_t total = 0
+        cdef int128_t exposure
+        cdef int32_t s
+        cdef const Position* p
+        cdef const Instrument* inst
+        for s in range(self.ledger.n_series):
+            p = self.ledger.position(account, s)
+            inst = &self.insts[self.series_inst[s]]
+            if initial:
+                exposure = <int128_t>p.ask_open - p.pos
+                if exposure > 0:
+                    total += exposure * inst.im_per_qty
+            elif p.pos < 0:
+                total += -(<int128_t>p.pos) * inst.mm_per_qty
+        return <int64_t>(total if total < INT64_MAX else INT64_MAX)
+
+    cdef bint _margin_ok(self, int64_t account) noexcept:
+        cdef int64_t need = self._requirement(account, True)
+        return need == 0 or self._collateral(account, True) >= need
 
     cdef void _settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
                            price_t p, qty_t q, EventRec* e) noexcept:
@@ -938,6 +1090,13 @@ cdef class MatchingEngine:
         self.ledger.move(self.fee_account, inst.quote_asset, taker_fee + maker_fee, 0)
         e.fee = taker_fee
         e.maker_fee = maker_fee
+        cdef Position* held
+        if inst.series >= 0:
+            self.ledger.position(buyer.account, inst.series).pos += q
+            held = self.ledger.position(seller.account, inst.series)
+            held.pos -= q
+            held.ask_open -= q
+            self.ledger.has_options[buyer.account] = 1
 
     cdef int _credit_debit(self, const CommandRec* c) except -1:
         cdef uint8_t why
@@ -958,6 +1117,9 @@ cdef class MatchingEngine:
             why = self.ledger.debit(c.account, c.asset, c.qty)
         if why:
             return self._reject(c, why)
+        if c.kind == DEBIT and self.ledger.has_options[c.account] and not self._margin_ok(c.account):
+            self.ledger.credit(c.account, c.asset, c.qty)   # undo: the withdrawal would leave margin short
+            return self._reject(c, INSUFFICIENT_MARGIN)
         if c.kind == CREDIT and c.order_id != 0:
             self.last_deposit_id = c.order_id
         e = self._emit(CREDITED if c.kind == CREDIT else DEBITED)
@@ -995,13 +1157,143 @@ cdef class MatchingEngine:
             return self._reject(c, ACCOUNTS_DISABLED)
         if c.asset < 0 or c.asset >= self.ledger.n_assets:
             return self._reject(c, UNKNOWN_ASSET)
-        if c.price <= 0:
+        if c.price <= 0 or c.price > _MAX_USD_PRICE:
             return self._reject(c, INVALID_PRICE)
         self.ledger.usd_price[c.asset] = c.price
         e = self._emit(ASSET_PRICE_SET)
         e.asset = c.asset
         e.price = c.price
         return 0
+
+    cdef int _set_option_risk(self, const CommandRec* c) except -1:
+        """Set a series' initial (qty) and maintenance (price) margin of a short,
+        USD x 1e8 per quantity unit (from the option-mark feed)."""
+        cdef EventRec* e
+        cdef Instrument* inst
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        inst = &self.insts[c.instrument]
+        if inst.series < 0:
+            return self._reject(c, NOT_AN_OPTION)
+        if not 0 < c.price <= c.qty <= _MAX_MARGIN:
+            return self._reject(c, INVALID_MARGIN)
+        inst.im_per_qty = c.qty
+        inst.mm_per_qty = c.price
+        e = self._emit(OPTION_RISK_SET)
+        e.instrument = c.instrument
+        e.qty = c.qty
+        e.price = c.price
+        return 0
+
+    cdef int _liquidate(self, const CommandRec* c) except -1:
+        """Liquidate an account under its maintenance margin: cancel its orders,
+        sell collateral for the premium asset where it lacks it, and buy back
+        its short options; every closing order is IOC at the edge of the
+        execution band, so it trades only inside the bands."""
+        cdef int64_t acct = c.account
+        cdef int64_t maintenance, value, need
+        cdef Py_ssize_t head
+        cdef int32_t slot, nxt, s, i
+        cdef int64_t closing = 0
+        cdef Instrument* inst
+        cdef price_t lo, hi, price
+        cdef qty_t want, qty
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if not self.ledger.known(acct):
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        maintenance = self._requirement(acct, False)
+        value = self._collateral(acct, False)
+        if maintenance == 0 or value >= maintenance:
+            return self._reject(c, NOT_UNDER_MAINTENANCE)
+        head = self.ev_n
+        e = self._emit(LIQUIDATED)
+        e.account = acct
+        e.price = maintenance
+        e.leaves = value
+        slot = self.books.acct_head[acct] if acct < self.books.acct_cap else -1
+        while slot != -1:
+            nxt = self.books.orders[slot].acct_next
+            self._cancel_slot(slot, LIQUIDATION)
+            slot = nxt
+        self.liquidating = True
+        try:
+            for s in range(self.ledger.n_series):
+                want = -self.ledger.position(acct, s).pos
+                i = self.series_inst[s]
+                inst = &self.insts[i]
+                if want <= 0 or inst.state != OPEN:
+                    continue
+                self._execution_band(inst, &lo, &hi)
+                if hi == INT64_MAX:
+                    continue  # no band: a closing order could not be bounded
+                price = min(hi, inst.max_price // inst.tick * inst.tick)
+                want = min(want, inst.max_qty) // inst.lot * inst.lot
+                if want < inst.min_qty:
+                    continue
+                closing += self._raise_quote(acct, inst.quote_asset, _reservation(inst, BUY, price, want))
+                qty = _affordable(inst, price, want, self._free(acct, inst.quote_asset))
+                if qty >= inst.min_qty and self._closing_order(i, acct, BUY, price, qty):
+                    closing += 1
+        finally:
+            self.liquidating = False
+        self.ev[head].qty = closing
+        return 0
+
+    cdef int _raise_quote(self, int64_t account, int32_t quote, int64_t need) except -1:
+        """Sell the account's other assets on spot books quoted in ``quote``
+        (IOC at the band's low edge) until its free quote covers ``need``;
+        returns the number of orders placed."""
+        cdef int32_t i
+        cdef Instrument* inst
+        cdef price_t lo, hi
+        cdef int64_t shortfall, per_lot, free_base
+        cdef qty_t qty
+        cdef int placed = 0
+        for i in range(self.n_inst):
+            shortfall = need - self._free(account, quote)
+            if shortfall <= 0:
+                break
+            inst = &self.insts[i]
+            if inst.series >= 0 or inst.quote_asset != quote or inst.state != OPEN:
+                continue
+            self._execution_band(inst, &lo, &hi)
+            if lo == 0:
+                continue
+            free_base = self._free(account, inst.base_asset)
+            per_lot = _notional(inst, lo, inst.lot)
+            per_lot -= _fee(per_lot, inst.taker_bps)
+            if free_base <= 0 or per_lot <= 0:
+                continue
+            # One lot more than the proceeds at the band edge need: fees round.
+            qty = min(shortfall // per_lot + 2, inst.max_qty // inst.lot,
+                      free_base // inst.base_per_qty // inst.lot) * inst.lot
+            if qty >= inst.min_qty and self._closing_order(i, account, SELL, lo, qty):
+                placed += 1
+        return placed
+
+    cdef bint _closing_order(self, int32_t instrument, int64_t account, uint8_t side, price_t price,
+                             qty_t qty) except -1:
+        """Place one IOC limit order of a liquidation; True if the engine accepted it."""
+        cdef CommandRec cc = _command(NEW_ORDER, self.cur_seq, self.cur_ts)
+        cdef Py_ssize_t before = self.ev_n
+        cc.instrument = instrument
+        cc.account = account
+        cc.side = side
+        cc.order_type = LIMIT
+        cc.tif = IOC
+        cc.stp = CANCEL_NEWEST
+        cc.price = price
+        cc.qty = qty
+        self._new_order(&cc)
+        return self.ev[before].kind == ACCEPTED
+
+    cdef int64_t _free(self, int64_t account, int32_t asset) noexcept:
+        cdef Balance* b = self.ledger.at(account, asset)
+        return b.total - b.reserved
 
     # ------------------------------------------------------------------
     # validation
@@ -1149,6 +1441,12 @@ cdef class MatchingEngine:
                                    dtype=np.int64).tobytes(),
             usd_prices=np.asarray([self.ledger.usd_price[a] for a in range(n_assets)],
                                   dtype=np.int64).tobytes(),
+            option_risk=np.asarray([(self.insts[i].im_per_qty, self.insts[i].mm_per_qty)
+                                    for i in range(self.n_inst)], dtype=np.int64).reshape(self.n_inst, 2).tobytes(),
+            positions=np.asarray([(self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open)
+                                  for acct in accounts for s in range(self.ledger.n_series)],
+                                 dtype=np.int64).tobytes(),
+            margin_flags=np.asarray([self.ledger.has_options[acct] for acct in accounts], dtype=np.uint8).tobytes(),
         )
         return _snap.ENCODER.encode(snap)
 
@@ -1163,12 +1461,43 @@ cdef class MatchingEngine:
             snap = _snap.DECODER.decode(data)
         except Exception as err:
             raise ValueError(f"not an engine snapshot: {err}") from err
-        if snap.version != _snap.SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {snap.version}, expected {_snap.SNAPSHOT_VERSION}")
+        if snap.version not in _snap.SUPPORTED_VERSIONS:
+            raise ValueError(f"snapshot version {snap.version}, expected one of {_snap.SUPPORTED_VERSIONS}")
         try:
             return MatchingEngine._restore(snap)
         except (OverflowError, TypeError) as err:
             raise ValueError(f"snapshot value out of range: {err}") from err
+
+    def _restore_options(self, snap, accounts):
+        """Option margins, positions and margin flags of a snapshot (empty parts:
+        a snapshot without options)."""
+        cdef int32_t n_series = self.ledger.n_series
+        cdef int32_t i, s
+        cdef Position* p
+        risk = (np.frombuffer(snap.option_risk, dtype=np.int64).reshape(-1, 2)
+                if snap.option_risk else np.zeros((self.n_inst, 2), dtype=np.int64))
+        n_pos = len(accounts) * n_series * 2
+        positions = (np.frombuffer(snap.positions, dtype=np.int64) if snap.positions
+                     else np.zeros(n_pos, dtype=np.int64))
+        flags = (np.frombuffer(snap.margin_flags, dtype=np.uint8) if snap.margin_flags
+                 else np.zeros(len(accounts), dtype=np.uint8))
+        if len(risk) != self.n_inst or len(positions) != n_pos or len(flags) != len(accounts):
+            raise ValueError("snapshot option parts do not match its instruments and accounts")
+        for i, (initial, maintenance) in enumerate(risk.tolist()):
+            if self.insts[i].series < 0:
+                if initial or maintenance:
+                    raise ValueError(f"snapshot gives margins to instrument {i}, not an option")
+            elif not (initial == maintenance == 0 or 0 < maintenance <= initial <= _MAX_MARGIN):
+                raise ValueError(f"snapshot margins of instrument {i} are not valid")
+            self.insts[i].im_per_qty = initial
+            self.insts[i].mm_per_qty = maintenance
+        positions = positions.reshape(len(accounts), n_series, 2)
+        for row, acct in enumerate(accounts.tolist()):
+            self.ledger.has_options[acct] = 1 if flags[row] else 0
+            for s in range(n_series):
+                p = self.ledger.position(acct, s)
+                p.pos = positions[row, s, 0]
+                p.ask_open = positions[row, s, 1]
 
     @staticmethod
     def _restore(snap):
@@ -1196,8 +1525,11 @@ cdef class MatchingEngine:
                 eng.ledger.at(acct, a).reserved = reserved[row, a]
         for a, (credits, price) in enumerate(zip(np.frombuffer(snap.net_credits, dtype=np.int64).tolist(),
                                                  np.frombuffer(snap.usd_prices, dtype=np.int64).tolist())):
+            if not 0 <= price <= _MAX_USD_PRICE:
+                raise ValueError(f"snapshot price of asset {a} is not valid")
             eng.ledger.net_credits[a] = credits
             eng.ledger.usd_price[a] = price
+        eng._restore_options(snap, accounts)
         cdef Instrument* inst
         cdef int32_t i
         for i, (state, reference, last_trade) in enumerate(
@@ -1342,16 +1674,59 @@ cdef class MatchingEngine:
         return self.ledger.usd_price[asset]
 
     def collateral_value(self, int64_t account):
-        """Collateral value of an account in USD x 1e8: sum over assets of
-        total x reference price x (1 - haircut), each term floored. Assets
-        without a reference price count as zero."""
-        total = 0
-        for asset, (amount, _reserved) in enumerate(self.balances(account)):
-            spec = self.asset_specs[asset]
-            price = self.ledger.usd_price[asset]
-            total += (amount * price * (10_000 - spec.haircut_bps)
-                      // (10_000 * 10 ** spec.ledger_decimals))
-        return total
+        """Collateral value of an account in USD x 1e8: over assets, balance x
+        reference price (floored to a unit) less the asset's haircut (floored).
+        Assets without a reference price count as zero."""
+        if not self.risk or not self.ledger.known(account):
+            raise ValueError(f"unknown account {account}")
+        return self._collateral(account, False)
+
+    def margin(self, int64_t account):
+        """MarginState of an account (risk mode)."""
+        if not self.risk or not self.ledger.known(account):
+            raise ValueError(f"unknown account {account}")
+        return MarginState(self._collateral(account, False), self._collateral(account, True),
+                           self._requirement(account, True), self._requirement(account, False))
+
+    def positions(self, int64_t account):
+        """The account's option positions and open sells, [PositionInfo] by instrument id."""
+        if not self.risk or not self.ledger.known(account):
+            raise ValueError(f"unknown account {account}")
+        cdef int32_t s
+        cdef Position* p
+        out = []
+        for s in range(self.ledger.n_series):
+            p = self.ledger.position(account, s)
+            if p.pos or p.ask_open:
+                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open))
+        return out
+
+    def under_maintenance(self):
+        """[(account, MarginState)] of every account whose collateral value is
+        below its maintenance margin, by account id: the liquidation candidates."""
+        cdef int64_t acct, maintenance, value
+        out = []
+        if not self.risk:
+            return out
+        for acct in range(self.ledger.acct_cap):
+            if not self.ledger.is_open[acct] or not self.ledger.has_options[acct]:
+                continue
+            maintenance = self._requirement(acct, False)
+            if maintenance:
+                value = self._collateral(acct, False)
+                if value < maintenance:
+                    out.append((acct, MarginState(value, self._collateral(acct, True),
+                                                  self._requirement(acct, True), maintenance)))
+        return out
+
+    def option_risk(self, int32_t instrument):
+        """(initial, maintenance) margin of a short in an option series, USD x
+        1e8 per quantity unit; (0, 0) until set."""
+        self._checked_instrument(instrument)
+        cdef Instrument* inst = &self.insts[instrument]
+        if inst.series < 0:
+            raise ValueError(f"instrument {instrument} is not an option series")
+        return (inst.im_per_qty, inst.mm_per_qty)
 
     def instrument_units(self, int32_t instrument):
         """(base asset, quote asset, base per qty unit, quote per tick x qty unit,
@@ -1401,7 +1776,7 @@ cdef class MatchingEngine:
                                   o.tif, o.stp]
                         slot = o.next
         cdef int64_t acct
-        cdef int32_t a
+        cdef int32_t a, s
         words += [self.risk, self.fee_account, self.last_deposit_id, self.ledger.n_assets]
         for a in range(self.ledger.n_assets):
             words += [self.ledger.net_credits[a], self.ledger.usd_price[a]]
@@ -1410,6 +1785,13 @@ cdef class MatchingEngine:
                 words.append(acct)
                 for a in range(self.ledger.n_assets):
                     words += [self.ledger.at(acct, a).total, self.ledger.at(acct, a).reserved]
+                if self.ledger.n_series:
+                    words.append(self.ledger.has_options[acct])
+                for s in range(self.ledger.n_series):
+                    words += [self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open]
+        for i in range(self.n_inst):
+            if self.insts[i].series >= 0:
+                words += [i, self.insts[i].im_per_qty, self.insts[i].mm_per_qty]
         h.update(np.asarray(words, dtype=np.int64).tobytes())
         return h.hexdigest()
 
@@ -1444,7 +1826,9 @@ cdef class MatchingEngine:
         cdef BookSide* bs
         cdef Instrument* inst
         cdef Order* o
+        cdef int64_t acct
         need = {}
+        sells = {}
         for i in range(self.n_inst):
             inst = &self.insts[i]
             for side in (BUY, SELL):
@@ -1454,10 +1838,22 @@ cdef class MatchingEngine:
                     slot = self.books.levels[bs.levels[k]].head
                     while slot != -1:
                         o = &self.books.orders[slot]
-                        key = (o.account, asset)
-                        need[key] = need.get(key, 0) + _reservation(inst, o.side, o.price, o.leaves)
+                        if inst.series >= 0 and side == SELL:
+                            key = (o.account, inst.series)
+                            sells[key] = sells.get(key, 0) + o.leaves
+                        else:
+                            key = (o.account, asset)
+                            need[key] = need.get(key, 0) + _reservation(inst, o.side, o.price, o.leaves)
                         slot = o.next
-        cdef int64_t acct
+        cdef int32_t s
+        for acct, s in list(sells):
+            assert self.ledger.known(acct), f"account {acct} has open option sells but is not open"
+        for acct in range(self.ledger.acct_cap):
+            for s in range(self.ledger.n_series):
+                have = self.ledger.position(acct, s).ask_open
+                assert have == sells.get((acct, s), 0), (
+                    f"account {acct} series {s}: open sells counted {have}, open orders hold "
+                    f"{sells.get((acct, s), 0)}")
         for acct in range(self.ledger.acct_cap):
             for asset in range(self.ledger.n_assets):
                 have = self.ledger.at(acct, asset).reserved

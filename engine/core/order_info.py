@@ -15,3 +15,26 @@ class OrderInfo(msgspec.Struct, frozen=True):
     leaves: int
     tif: int
     stp: int
+
+
+class MarginState(msgspec.Struct, frozen=True):
+    """An account's margin figures, USD x 1e8 (docs/matching.md, "Options").
+
+    collateral: every balance at its reference price less its haircut;
+    free_collateral: the same over free balances (what the initial check uses);
+    initial: margin of the short it would hold if all its open sells filled;
+    maintenance: margin of its current short. Under maintenance when
+    collateral < maintenance."""
+
+    collateral: int
+    free_collateral: int
+    initial: int
+    maintenance: int
+
+
+class PositionInfo(msgspec.Struct, frozen=True):
+    """An account's position in one option series (quantity units; negative is short)."""
+
+    instrument: int
+    position: int
+    open_sells: int

@@ -2,7 +2,7 @@
 
 Logical, not a memory dump: resting orders in book order (per instrument,
 bids then asks, best price first, FIFO within a level), instrument trading
-state, balances. Restoring rebuilds the C structures, so the pool layout may
+state, balances, option margins and positions. Restoring rebuilds the C structures, so the pool layout may
 differ but every observable behaviour (ids, queues, balances) is the same.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)   # version 1 had no options: its option parts are empty
 
 ORDER_DTYPE = np.dtype(
     [
@@ -54,6 +55,9 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     net_credits: bytes        # int64 per asset
     usd_prices: bytes         # int64 per asset
     last_deposit_id: int = 0
+    option_risk: bytes = b""  # int64 [len(instruments), 2]: initial, maintenance per qty unit
+    positions: bytes = b""    # int64 [len(open_accounts), option series, 2]: position, open sells
+    margin_flags: bytes = b"" # uint8 per open account: has held option exposure
 
 
 ENCODER = msgspec.msgpack.Encoder()

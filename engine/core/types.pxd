@@ -44,6 +44,8 @@ cpdef enum CommandKind:
     DEBIT = 8
     SET_ASSET_PRICE = 9
     SKIP_DEPOSIT = 10
+    SET_OPTION_RISK = 11
+    LIQUIDATE = 12
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -58,6 +60,8 @@ cpdef enum EventKind:
     DEBITED = 10
     ASSET_PRICE_SET = 11
     DEPOSIT_SKIPPED = 12
+    OPTION_RISK_SET = 13
+    LIQUIDATED = 14
 
 cpdef enum CancelReason:
     USER = 1
@@ -66,6 +70,7 @@ cpdef enum CancelReason:
     SELF_TRADE = 4
     BAND = 5
     MASS = 6
+    LIQUIDATION = 7
 
 cpdef enum Reject:
     UNKNOWN_INSTRUMENT = 1
@@ -98,6 +103,11 @@ cpdef enum Reject:
     ACCOUNTS_DISABLED = 28
     DUPLICATE_DEPOSIT = 29
     DEPOSIT_GAP = 30
+    INSUFFICIENT_MARGIN = 31
+    NOT_UNDER_MAINTENANCE = 32
+    NOT_AN_OPTION = 33
+    INVALID_MARGIN = 34
+    MARGIN_NOT_SET = 35
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

@@ -31,6 +31,11 @@ REJECT_TEXT = {
     Reject.ACCOUNTS_DISABLED: "this engine runs without accounts (risk off)",
     Reject.DUPLICATE_DEPOSIT: "deposit already credited",
     Reject.DEPOSIT_GAP: "deposit id skips an earlier deposit",
+    Reject.INSUFFICIENT_MARGIN: "collateral value after haircuts would not cover the initial margin",
+    Reject.NOT_UNDER_MAINTENANCE: "account is not under its maintenance margin",
+    Reject.NOT_AN_OPTION: "instrument is not an option series",
+    Reject.INVALID_MARGIN: "margins must be positive, maintenance at most initial",
+    Reject.MARGIN_NOT_SET: "option series has no margin rates yet (operator SetOptionRisk)",
 }
 
 CANCEL_TEXT = {
@@ -40,4 +45,5 @@ CANCEL_TEXT = {
     CancelReason.SELF_TRADE: "self-trade prevention",
     CancelReason.BAND: "price band: could not trade inside the band",
     CancelReason.MASS: "mass cancel",
+    CancelReason.LIQUIDATION: "liquidation of the account",
 }

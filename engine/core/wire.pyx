@@ -664,7 +664,7 @@ cdef class Outbox:
     def route(self, ReplyEncoder encoder, events, CommandBatch batch, int64_t first_seq, sessions_of):
         """Turn a batch's events into replies: each event to the session whose
         command caused it; a fill also, as the maker's fill, to every live session
-        of the maker's account; fan-out kinds (cancels, credits ...) also to the
+        of the maker's account; fan-out kinds (cancels, credits, a taker's fill ...) also to the
         live sessions of the account they concern when the command's sender is
         another account or the gateway. ``sessions_of``: account -> sessions
         (objects with an ``id``)."""
@@ -692,7 +692,7 @@ cdef class Outbox:
                     self.scratch.size = 0
                     encoder.encode(&self.scratch, &encoder.maker_fill, &ev[e], 0)
                     self._to_peers(peers, 0)
-            elif encoder.fanout[ev[e].kind] and ev[e].account != batch.accounts[i]:
+            if encoder.fanout[ev[e].kind] and ev[e].account != batch.accounts[i]:
                 peers = sessions_of.get(ev[e].account)
                 if peers:
                     self.scratch.size = 0

@@ -247,7 +247,7 @@ def test_route_sends_each_event_where_the_rules_say(data):
             maker_item = REPLY_DECODER.decode(REPLIES.encode_events(events[k:k + 1], 0, True))[0]
             for s in sessions_of.get(maker, []):
                 expected.setdefault(s.id, []).append(maker_item)
-        elif kind in FANOUT_KINDS and account != sender_account:
+        if kind in FANOUT_KINDS and account != sender_account:
             for s in sessions_of.get(account, []):
                 expected.setdefault(s.id, []).append(item)
     got = {sid: REPLY_DECODER.decode(message) for sid, count, message in outbox.messages()}
