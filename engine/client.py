@@ -82,7 +82,8 @@ from engine.schemas import (
 )
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
-                  LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status)
+                  OptionRiskSet, Liquidated, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
+                  Status, Margin, MarginCalls)
 
 
 class ClientKeys(NamedTuple):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
@@ -116,9 +116,13 @@ class AssetEntry(AssetSpec, forbid_unknown_fields=True):
 
 class InstrumentEntry(InstrumentSpec, forbid_unknown_fields=True):
     """One instrument (InstrumentSpec fields); ``reference_price`` (decimal, quote
-    per base) is set by the genesis batch."""
+    per base; an option's mark per contract) is set by the genesis batch, and
+    for an option series ``initial_margin`` / ``maintenance_margin`` (decimal
+    USD per short contract, until the option-mark feed updates them)."""
 
     reference_price: str | None = None
+    initial_margin: str | None = None
+    maintenance_margin: str | None = None
 
 
 class AccountEntry(msgspec.Struct, **_section()):
@@ -273,6 +277,10 @@ def _resolve(path: Path, file: ConfigFile) -> Config:
             raise ConfigError(f"{path}: instrument symbol {inst.symbol!r} may only use letters, digits and ._/-")
         if file.venue.risk and not {inst.base, inst.quote} <= asset_symbols:
             raise ConfigError(f"{path}: instrument {inst.symbol}: base and quote must be listed assets")
+        if (inst.initial_margin is None) != (inst.maintenance_margin is None):
+            raise ConfigError(f"{path}: instrument {inst.symbol}: give both initial_margin and maintenance_margin")
+        if inst.initial_margin is not None and (inst.option is None or not file.venue.risk):
+            raise ConfigError(f"{path}: instrument {inst.symbol}: margins are for option series of a risk venue")
     venue = file.venue
     accounts = sorted(a.id for a in file.accounts)
     for acct in accounts + [venue.fee_account]:
@@ -376,6 +384,14 @@ def genesis_commands(config: Config) -> np.ndarray:
             rows.append({"kind": CommandKind.SET_REFERENCE, "instrument": iid,
                          "price": _exact(config, inst.price_to_units, entry.reference_price)})
     if spec.risk:
+        for iid, (entry, inst) in enumerate(zip(file.instruments, spec.instruments)):
+            if entry.initial_margin is not None:
+                initial, maintenance = (_margin_units(config, inst, text)
+                                        for text in (entry.initial_margin, entry.maintenance_margin))
+                if maintenance > initial:
+                    raise ConfigError(f"{config.path}: {inst.symbol}: maintenance_margin above initial_margin")
+                rows.append({"kind": CommandKind.SET_OPTION_RISK, "instrument": iid, "qty": initial,
+                             "price": maintenance})
         asset_ids = {a.symbol: i for i, a in enumerate(spec.assets)}
         for aid, entry in enumerate(file.assets):
             if entry.usd_price is not None:
@@ -395,6 +411,18 @@ def genesis_commands(config: Config) -> np.ndarray:
         for name, value in row.items():
             commands[name][i] = value
     return commands
+
+
+def _margin_units(config: Config, inst: InstrumentSpec, text: str) -> int:
+    """Decimal USD per contract -> USD x 1e8 per quantity unit, rounded up (a
+    margin is never understated)."""
+    try:
+        usd = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} is not a decimal") from None
+    if not usd.is_finite() or usd <= 0:
+        raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} must be positive")
+    return int((usd * USD_PRICE_SCALE / inst.qty_scale).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _exact(config: Config, convert, text: str) -> int:

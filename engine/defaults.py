@@ -57,7 +57,7 @@ def option_series(underlying: str, series: str, expiry: str, strike: str, right:
 
 DEFAULT_OPTIONS = (
     option_series("WBTC", "BTC", "2026-12-31", "100000", "C"),
-    option_series("TSLA.M", "TSLA.M", "2026-12-18", "400", "P"),
+    option_series("TSLA.M", "TSLA.M", "2026-12-18", "250", "P"),
 )
 
 DEFAULT_INSTRUMENTS = (

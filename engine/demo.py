@@ -2,9 +2,12 @@
 
 Part 1, the matching core: a thin AMZNX book, the price bands that stop a
 market order from printing far from the real price, self-trade prevention,
-amend and cancel. Part 2, settlement on the embedded EVM (settlement/demo.py):
-deposits, trading with pre-trade risk, netted batches settled exactly once,
-a fill proved on chain, a withdrawal claimed.
+amend and cancel. Part 2, tokenized stocks as margin (engine/options_demo.py):
+TSLA.M backs short BTC calls, a price move puts the account under its
+maintenance margin, the operator liquidates it inside the bands. Part 3,
+settlement on the embedded EVM (settlement/demo.py): deposits, trading with
+pre-trade risk, netted batches settled exactly once, a fill proved on chain, a
+withdrawal claimed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from engine.core.types import (
 )
 from engine.defaults import DEFAULT_INSTRUMENTS
 from engine.instruments import InstrumentSpec
+from engine.options_demo import OptionsDemo
 
 MM, RETAIL, FUND = 1, 2, 3
 ACCOUNT_NAMES = {MM: "market-maker", RETAIL: "retail", FUND: "fund"}
@@ -151,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print("# Part 1: the matching core")
     Demo().run()
+    print("\n# Part 2: tokenized stocks as margin for options")
+    OptionsDemo().run()
     if not args.core_only:
         from settlement.demo import run as settlement_demo
 
-        print("\n# Part 2: settlement on the embedded EVM")
+        print("\n# Part 3: settlement on the embedded EVM")
         settlement_demo()
     return 0

@@ -672,6 +672,8 @@ class ReferenceMatcher:
                     for order in list(book.levels[price]):
                         self._unrest(inst, order)
                         events.append(self._cancelled(cmd, order, CancelReason.BAND))
+            if inst.last_trade and not _in_band(band, inst.last_trade):
+                inst.last_trade = 0  # stale: its dynamic band would not meet the new static band
         events.append(Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.REFERENCE_SET, instrument=cmd.instrument,
                             price=cmd.price))
 

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy.special import ndtr
 
 from engine.assets import USD_PRICE_SCALE
+from engine.instruments import InstrumentSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -282,3 +283,17 @@ def _check_rates(base_name: str, base: float, min_name: str, minimum: float) -> 
     """Require ``0 < minimum <= base < 1``."""
     if not 0 < minimum <= base < 1:
         raise ValueError(f"need 0 < {min_name} <= {base_name} < 1, got {minimum} and {base}")
+
+
+def instrument_option_risk(
+    spec: InstrumentSpec, spot_usd: float, vol: float, rate: float, now: datetime,
+    rates: MarginRates = MarginRates(),
+) -> OptionRiskUnits:
+    """``option_risk`` for an option InstrumentSpec: its terms and sizes."""
+    terms = spec.option
+    if terms is None:
+        raise ValueError(f"{spec.symbol} is not an option series")
+    series = SeriesName(spec.base, terms.expiry_date, Decimal(terms.strike), terms.is_call)
+    return option_risk(series, spot_usd, vol, rate, now, rates, contract_size=Decimal(terms.contract_size),
+                       price_scale=spec.price_scale, tick_size=spec.tick_size, qty_scale=spec.qty_scale,
+                       max_price=spec.max_price)

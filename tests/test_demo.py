@@ -10,6 +10,10 @@ def test_demo_runs_end_to_end():
     assert "price outside the static band" in out          # the 100x ask is refused
     assert "price band: could not trade inside the band" in out
     assert "self-trade prevention" in out
+    assert "margin calls: ['tsla-holder']" in out            # TSLA.M fell: under maintenance
+    assert "LIQUIDATING tsla-holder" in out
+    assert "initial $0.00, maintenance $0.00; positions: none" in out   # shorts bought back
+    assert "margin calls: []" in out
     assert "proved against batch 1's root on chain: True" in out
     assert "12 of 12 (account, token) balances match" in out
     assert "running the job again settles nothing: None" in out

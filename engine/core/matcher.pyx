@@ -726,6 +726,11 @@ cdef class MatchingEngine:
                         nxt = self.books.orders[slot].next
                         self._cancel_slot(slot, BAND)
                         slot = nxt
+            if inst.last_trade and not inst.s_lo <= inst.last_trade <= inst.s_hi:
+                # A last trade outside the new static band is stale: its dynamic
+                # band would not meet the static band and nothing could trade.
+                inst.last_trade = 0
+                inst.has_dynamic = 0
         e = self._emit(REFERENCE_SET)
         e.instrument = c.instrument
         e.price = c.price
@@ -1228,8 +1233,8 @@ cdef class MatchingEngine:
                 if want <= 0 or inst.state != OPEN:
                     continue
                 self._execution_band(inst, &lo, &hi)
-                if hi == INT64_MAX:
-                    continue  # no band: a closing order could not be bounded
+                if hi == INT64_MAX or hi < lo:
+                    continue  # no band to bound a closing order, or no price can trade
                 price = min(hi, inst.max_price // inst.tick * inst.tick)
                 want = min(want, inst.max_qty) // inst.lot * inst.lot
                 if want < inst.min_qty:
@@ -1261,7 +1266,7 @@ cdef class MatchingEngine:
             if inst.series >= 0 or inst.quote_asset != quote or inst.state != OPEN:
                 continue
             self._execution_band(inst, &lo, &hi)
-            if lo == 0:
+            if lo == 0 or hi < lo:
                 continue
             free_base = self._free(account, inst.base_asset)
             per_lot = _notional(inst, lo, inst.lot)
