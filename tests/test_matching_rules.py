@@ -607,6 +607,20 @@ def test_dynamic_band_blocks_and_cancels_gtc_remainder(eng):
     assert eng.best_ask(BANDED) == (1_060_000, 20)
 
 
+def test_new_reference_clears_a_last_trade_outside_its_static_band(eng):
+    with_reference(eng)
+    trade_at(eng, MID)                                  # dynamic band [950_000, 1_050_000]
+    eng.set_reference_price(BANDED, 1_050_000)          # static [945_000, 1_155_000] holds the last trade
+    assert eng.instrument_state(BANDED)[2] == MID
+    eng.set_reference_price(BANDED, 1_200_000)          # static [1_080_000, 1_320_000]: the last trade is stale
+    assert eng.instrument_state(BANDED)[2] == 0
+    # Without the stale dynamic band the two bands would not meet and nothing could trade.
+    rest(eng, A, SELL, 1_200_000, 20)
+    events = eng.new_order(BANDED, B, BUY, 20, price=1_200_000)
+    assert [e.kind for e in events] == [ACCEPTED, FILL]
+    assert eng.instrument_state(BANDED)[2] == 1_200_000
+
+
 def test_ioc_stopped_by_its_limit_is_ioc_remainder_even_with_band(eng):
     with_reference(eng)
     rest(eng, A, SELL, 1_060_000, 20)
