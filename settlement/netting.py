@@ -92,10 +92,12 @@ def _check_inputs(fills: np.ndarray, withdrawals: np.ndarray) -> None:
         raise NettingError(f"withdrawals must have WITHDRAWAL_DTYPE, not {withdrawals.dtype}")
     if 5 * len(fills) + len(withdrawals) >= _MAX_LEGS:
         raise NettingError("too many fills for one netting call")
-    for name in ("base_amount", "quote_amount"):
-        bad = np.flatnonzero(fills[name] <= 0)
-        if bad.size:
-            raise NettingError(f"fill {fills['fill_id'][bad[0]]}: {name} must be > 0")
+    bad = np.flatnonzero(fills["quote_amount"] <= 0)
+    if bad.size:
+        raise NettingError(f"fill {fills['fill_id'][bad[0]]}: quote_amount must be > 0")
+    bad = np.flatnonzero(fills["base_amount"] < 0)   # 0: an option fill moves only its premium
+    if bad.size:
+        raise NettingError(f"fill {fills['fill_id'][bad[0]]}: base_amount must be >= 0")
     bad = np.flatnonzero(withdrawals["amount"] <= 0)
     if bad.size:
         raise NettingError(f"withdrawal {withdrawals['withdrawal_id'][bad[0]]}: amount must be > 0")

@@ -29,7 +29,8 @@ SETTLEMENT_FILL_DTYPE = np.dtype(
 )
 """One fill. Effect: buyer +base_amount base, -(quote_amount + buyer_fee) quote; seller
 -base_amount base, +(quote_amount - seller_fee) quote; FEE_ACCOUNT +(buyer_fee + seller_fee)
-quote. Fees may be negative (rebates); base_amount and quote_amount are > 0."""
+quote. Fees may be negative (rebates); quote_amount is > 0, base_amount > 0 for a
+spot fill and 0 for an option fill (only the premium moves; positions stay off chain)."""
 
 WITHDRAWAL_DTYPE = np.dtype(
     [

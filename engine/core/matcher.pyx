@@ -616,7 +616,9 @@ cdef class MatchingEngine:
                 why = self.ledger.reserve(o.account, asset, new_r - old_r)
                 if why:
                     return self._reject(c, why)
-                if self.ledger.has_options[o.account] and not self._margin_ok(o.account):
+                if (self.ledger.has_options[o.account]
+                        and not (inst.series >= 0 and new_qty <= -self.ledger.position(o.account, inst.series).pos)
+                        and not self._margin_ok(o.account)):
                     self.ledger.release(o.account, asset, new_r - old_r)
                     return self._reject(c, INSUFFICIENT_MARGIN)
             else:

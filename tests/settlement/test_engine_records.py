@@ -9,7 +9,7 @@ from engine.assets import AssetSpec
 from engine.core.matcher import MatchingEngine
 from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind, EventKind, OrderType, SelfTrade, Side, TimeInForce
-from engine.defaults import stock_pair
+from engine.defaults import option_series, stock_pair
 from settlement.engine_records import InstrumentUnits, settlement_records
 from settlement.netting import check_conservation, net_fills
 from settlement.records import FILLS_PER_SEQ
@@ -102,6 +102,46 @@ def test_netted_records_reproduce_the_engine_ledger(batches):
         for acct in (0, *ACCOUNTS):
             for asset, (total, _reserved) in enumerate(eng.balances(acct)):
                 assert settled.get((acct, asset), 0) == total, (acct, asset)
+
+
+def test_option_fills_settle_only_their_premium():
+    eng = venue()
+    usdc, tsla = 0, 2
+    put = eng.add_instrument(option_series("TSLA.M", "TSLA.M", "2026-12-18", "250", "P"))
+    units = InstrumentUnits.of_engine(eng)
+    assert units.base_per_qty[put] == 0
+    before = {(a, asset): total for a in (0, *ACCOUNTS) for asset, (total, _) in enumerate(eng.balances(a))}
+    steps = [
+        (CommandKind.SET_ASSET_PRICE, dict(asset=usdc, price=10**8)),
+        (CommandKind.SET_ASSET_PRICE, dict(asset=tsla, price=250 * 10**8)),
+        (CommandKind.SET_REFERENCE, dict(instrument=put, price=146_200)),
+        (CommandKind.SET_OPTION_RISK, dict(instrument=put, qty=52_130_000, price=39_630_000)),
+        (CommandKind.NEW_ORDER, dict(instrument=put, account=1, side=Side.SELL, qty=500, price=146_200)),
+        (CommandKind.NEW_ORDER, dict(instrument=put, account=2, side=Side.BUY, qty=300, price=150_000)),
+        (CommandKind.NEW_ORDER, dict(instrument=put, account=2, side=Side.SELL, qty=100, price=140_000)),
+        (CommandKind.NEW_ORDER, dict(instrument=put, account=3, side=Side.BUY, qty=400, price=146_200)),
+    ]
+    rows = np.zeros(len(steps), COMMAND_DTYPE)
+    for i, (kind, fields) in enumerate(steps):
+        rows[i]["seq"], rows[i]["kind"] = eng.last_seq + 1 + i, kind
+        for name, value in fields.items():
+            rows[i][name] = value
+        if kind == CommandKind.NEW_ORDER:
+            rows[i]["order_type"], rows[i]["tif"], rows[i]["stp"] = OrderType.LIMIT, TimeInForce.GTC, SelfTrade.STP_NONE
+    events = eng.process(rows)
+    assert [p.position for p in eng.positions(1)] == [-500]
+    fills, withdrawals = settlement_records(events, units)
+    assert len(fills) == 3 and (fills["base_amount"] == 0).all() and (fills["quote_amount"] > 0).all()
+    net = net_fills(fills, withdrawals)
+    check_conservation(net)
+    assert {int(a) for a in net["asset"]} == {usdc}  # premium and fees only: no TSLA.M moves
+    settled = dict(before)
+    for row in net:
+        key = (int(row["account"]), int(row["asset"]))
+        settled[key] = settled.get(key, 0) + int(row["delta"]) - int(row["withdrawn"])
+    for acct in (0, *ACCOUNTS):
+        for asset, (total, _reserved) in enumerate(eng.balances(acct)):
+            assert settled.get((acct, asset), 0) == total, (acct, asset)
 
 
 def test_ids_count_events_within_each_command():

@@ -104,6 +104,8 @@ def test_leg_overflow_is_reported():
 def test_invalid_records_are_rejected():
     with pytest.raises(NettingError, match="quote_amount must be > 0"):
         net_fills(make_fills([(1, 1, 2, 1, 2, 5, 0, 0, 0)]))
+    with pytest.raises(NettingError, match="base_amount must be >= 0"):
+        net_fills(make_fills([(1, 1, 2, 1, 2, -5, 7, 0, 0)]))
     with pytest.raises(NettingError, match="amount must be > 0"):
         net_fills(make_fills([]), make_withdrawals([(1, 1, 2, -5)]))
     with pytest.raises(NettingError, match="SETTLEMENT_FILL_DTYPE"):
