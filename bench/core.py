@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
+from bench.margin import margin_check_cost
 from bench.mix import TICK, Mix, MixGenerator, MixSpec, build_engine, generate_mix
 from engine.core.types import CommandKind, EventKind, OrderType, SelfTrade, Side, TimeInForce
 
@@ -54,6 +55,7 @@ class Plan:
     baseline_reps: int = 5
     lobster_reps: int = 3
     resting_orders: int = 1_000_000
+    margin_rounds: int = 200
 
     @classmethod
     def quick(cls) -> Plan:
@@ -67,6 +69,7 @@ class Plan:
             baseline_commands=4_000,
             baseline_reps=3,
             lobster_reps=1,
+            margin_rounds=60,
         )
 
 
@@ -567,6 +570,7 @@ def run_core(plan: Plan, data_dir: Path, engine_name: str = "core", log: Callabl
                                                                 plan.single_latency_commands)),
         ("batch latency", lambda: batch_latency(engine_cls, mix, plan.latency_batch)),
         ("single-command latency", lambda: single_command_latency(engine_cls, mix, plan.single_latency_commands)),
+        ("margin check", lambda: margin_check_cost(engine_cls, rounds=plan.margin_rounds, reps=plan.batch_reps)),
         ("LOBSTER replay", lambda: lobster_replay(engine_cls, data_dir, plan.lobster_reps)),
         ("memory", lambda: memory_per_order(engine_name, plan.resting_orders)),
     ]

@@ -90,6 +90,12 @@ def table(results: dict) -> str:
         row("  the same with pre-trade risk and fees", "batch_risk_cmds_per_s", "cmd/s",
             runs("batch_risk_cmds_per_s_runs"))
         row("  risk-on / matching-only (paired runs)", "batch_risk_ratio", "x")
+    if "margin_plain_cmds_per_s" in r:
+        row("spot orders + cancels, risk on (bench/margin.py)", "margin_plain_cmds_per_s", "cmd/s",
+            runs("margin_plain_cmds_per_s_runs"))
+        row("  the same, every account margined (options)", "margin_checked_cmds_per_s", "cmd/s",
+            runs("margin_checked_cmds_per_s_runs"))
+        row("  margined / not margined (paired runs)", "margin_ratio", "x")
     row("per-command API (new_order/cancel/amend)", "percommand_cmds_per_s", "cmd/s",
         runs("percommand_cmds_per_s_runs"))
     row("submit(record) per command", "submit_cmds_per_s", "cmd/s")

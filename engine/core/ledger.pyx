@@ -20,7 +20,7 @@ from engine.core.types import Reject
 assert Reject.INSUFFICIENT_BALANCE == 25
 
 BALANCE_LIMIT = 1 << 62
-DEF _LIMIT = 4611686018427387904
+cdef int64_t _LIMIT = 4611686018427387904   # a typed global: a DEF this size is a Python int
 DEF _INITIAL_ACCOUNTS = 64
 
 

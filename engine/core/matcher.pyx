@@ -76,7 +76,9 @@ DEF _BPS = 10000
 # balances and each asset's supply stay below 2**62 (checked on credit), and
 # fills only move value: no int64 overflow.
 _ORDER_AMOUNT_LIMIT = 1 << 60
-DEF _VALUE_LIMIT = 4611686018427387904  # 2**62: collateral values saturate here
+# 2**62: collateral values saturate here. A typed C global (a literal this
+# size compared with an int128 would go through Python objects).
+cdef int64_t _VALUE_LIMIT = 4611686018427387904
 DEF _MAX_MARGIN = 1000000000000000      # 1e15: USD x 1e8 per quantity unit
 DEF _MAX_USD_PRICE = 1000000000000000   # 1e15: USD x 1e8 per whole token
 
