@@ -670,7 +670,7 @@ class Gateway:
                                  f"no balances kept for account {account}", request_id=req.request_id)
                     return
                 out(Margin(req.request_id, account, m.collateral, m.free_collateral, m.initial, m.maintenance,
-                           [OptionPosition(p.instrument, p.position, p.open_sells) for p in positions]))
+                           [OptionPosition(p.instrument, p.position, p.open_sells, p.open_buys) for p in positions]))
             case GetMarginCalls():
                 if not hasattr(engine, "under_maintenance"):
                     self._reject(batch, session, GatewayReject.NOT_SUPPORTED,

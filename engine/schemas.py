@@ -633,11 +633,12 @@ class Status(msgspec.Struct, **_reply(38)):
 
 class OptionPosition(msgspec.Struct, array_like=True, frozen=True):
     """A position in one option series (quantity units; negative is short) and
-    the open quantity of the account's sell orders in it."""
+    the open quantity of the account's sell and buy orders in it."""
 
     instrument: int
     position: int
     open_sells: int
+    open_buys: int
 
 
 class Margin(msgspec.Struct, **_reply(39)):

@@ -8,11 +8,13 @@ ctypedef struct Balance:
 
 
 # One (account, option series) position: signed contracts held (in quantity
-# units; negative = short) and the leaves of the account's open sell orders
-# in the series, which may still add to a short.
+# units; negative = short), the leaves of the account's open sell orders in
+# the series (they may still add to a short) and of its open buys (a buy is
+# exempt from the margin check while all of them stay within the short).
 ctypedef struct Position:
     int64_t pos
     int64_t ask_open
+    int64_t bid_open
 
 
 cdef class Ledger:

@@ -169,7 +169,8 @@ cdef class Ledger:
             for s in range(self.n_series):
                 p = self.position(acct, s)
                 assert p.ask_open >= 0, f"account {acct} series {s}: negative open sells {p.ask_open}"
-                assert self.is_open[acct] or (p.pos == 0 and p.ask_open == 0), (
+                assert p.bid_open >= 0, f"account {acct} series {s}: negative open buys {p.bid_open}"
+                assert self.is_open[acct] or (p.pos == 0 and p.ask_open == 0 and p.bid_open == 0), (
                     f"closed account {acct} holds series {s}")
                 assert self.has_options[acct] or (p.pos == 0 and p.ask_open == 0), (
                     f"account {acct} holds series {s} but is not flagged for margin")

@@ -618,13 +618,18 @@ cdef class MatchingEngine:
                 why = self.ledger.reserve(o.account, asset, new_r - old_r)
                 if why:
                     return self._reject(c, why)
-                if (self.ledger.has_options[o.account]
-                        and not (inst.series >= 0 and new_qty <= -self.ledger.position(o.account, inst.series).pos)
-                        and not self._margin_ok(o.account)):
-                    self.ledger.release(o.account, asset, new_r - old_r)
-                    return self._reject(c, INSUFFICIENT_MARGIN)
             else:
                 self.ledger.release(o.account, asset, old_r - new_r)
+            p = self.ledger.position(o.account, inst.series) if inst.series >= 0 else NULL
+            if p != NULL:
+                p.bid_open += new_qty - o.leaves
+            if (new_r > old_r and self.ledger.has_options[o.account]
+                    and not (p != NULL and p.bid_open <= -p.pos)
+                    and not self._margin_ok(o.account)):
+                self.ledger.release(o.account, asset, new_r - old_r)
+                if p != NULL:
+                    p.bid_open -= new_qty - o.leaves
+                return self._reject(c, INSUFFICIENT_MARGIN)
         if c.client_order_id != 0:
             o.client_order_id = c.client_order_id
 
@@ -983,11 +988,11 @@ cdef class MatchingEngine:
             if inst.im_per_qty == 0:
                 return MARGIN_NOT_SET
             p = self.ledger.position(c.account, inst.series)
-            self.ledger.has_options[c.account] = 1
             p.ask_open += c.qty
             if not self.liquidating and not self._margin_ok(c.account):
                 p.ask_open -= c.qty
                 return INSUFFICIENT_MARGIN
+            self.ledger.has_options[c.account] = 1
             return 0
         if c.side == BUY:
             asset = inst.quote_asset
@@ -998,21 +1003,29 @@ cdef class MatchingEngine:
         why = self.ledger.reserve(c.account, asset, amount)
         if why:
             return why
+        p = self.ledger.position(c.account, inst.series) if inst.series >= 0 else NULL
+        if p != NULL:
+            p.bid_open += c.qty
         # A reservation takes free balance out of collateral: an account with
         # option exposure must still cover its initial margin, unless the order
-        # can only reduce a short (an option buy of at most the short).
+        # can only reduce a short (with its other open buys in the series, at
+        # most the short).
         if (self.ledger.has_options[c.account] and not self.liquidating
-                and not (inst.series >= 0 and c.qty <= -self.ledger.position(c.account, inst.series).pos)
+                and not (p != NULL and p.bid_open <= -p.pos)
                 and not self._margin_ok(c.account)):
             self.ledger.release(c.account, asset, amount)
+            if p != NULL:
+                p.bid_open -= c.qty
             return INSUFFICIENT_MARGIN
         return 0
 
     cdef void _release(self, const Order* o) noexcept:
         cdef Instrument* inst = &self.insts[o.instrument]
-        if inst.series >= 0 and o.side == SELL:
-            self.ledger.position(o.account, inst.series).ask_open -= o.leaves
-            return
+        if inst.series >= 0:
+            if o.side == SELL:
+                self.ledger.position(o.account, inst.series).ask_open -= o.leaves
+                return
+            self.ledger.position(o.account, inst.series).bid_open -= o.leaves
         self.ledger.release(o.account, inst.quote_asset if o.side == BUY else inst.base_asset,
                             _reservation(inst, o.side, o.price, o.leaves))
 
@@ -1101,7 +1114,9 @@ cdef class MatchingEngine:
         e.maker_fee = maker_fee
         cdef Position* held
         if inst.series >= 0:
-            self.ledger.position(buyer.account, inst.series).pos += q
+            held = self.ledger.position(buyer.account, inst.series)
+            held.pos += q
+            held.bid_open -= q
             held = self.ledger.position(seller.account, inst.series)
             held.pos -= q
             held.ask_open -= q
@@ -1360,10 +1375,14 @@ cdef class MatchingEngine:
             raise ValueError(f"seed order at {price} would cross the book")
         if self.books.order_live >= self.books.max_orders:
             raise ValueError("order capacity exhausted")
-        if self.risk and self.ledger.reserve(
-                account, inst.quote_asset if side == BUY else inst.base_asset,
-                _reservation(inst, <uint8_t>side, price, qty)):
-            raise ValueError(f"account {account} cannot cover the seed order")
+        cdef CommandRec c
+        if self.risk:
+            c = _command(NEW_ORDER, 0, 0)
+            c.account = account
+            c.side = <uint8_t>side
+            c.qty = qty
+            if self._reserve_new(inst, &c, price):
+                raise ValueError(f"account {account} cannot cover the seed order")
         slot = self.books.alloc_order()
         o = &self.books.orders[slot]
         memset(o, 0, sizeof(Order))
@@ -1452,7 +1471,8 @@ cdef class MatchingEngine:
                                   dtype=np.int64).tobytes(),
             option_risk=np.asarray([(self.insts[i].im_per_qty, self.insts[i].mm_per_qty)
                                     for i in range(self.n_inst)], dtype=np.int64).reshape(self.n_inst, 2).tobytes(),
-            positions=np.asarray([(self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open)
+            positions=np.asarray([(self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open,
+                                   self.ledger.position(acct, s).bid_open)
                                   for acct in accounts for s in range(self.ledger.n_series)],
                                  dtype=np.int64).tobytes(),
             margin_flags=np.asarray([self.ledger.has_options[acct] for acct in accounts], dtype=np.uint8).tobytes(),
@@ -1485,7 +1505,7 @@ cdef class MatchingEngine:
         cdef Position* p
         risk = (np.frombuffer(snap.option_risk, dtype=np.int64).reshape(-1, 2)
                 if snap.option_risk else np.zeros((self.n_inst, 2), dtype=np.int64))
-        n_pos = len(accounts) * n_series * 2
+        n_pos = len(accounts) * n_series * 3
         positions = (np.frombuffer(snap.positions, dtype=np.int64) if snap.positions
                      else np.zeros(n_pos, dtype=np.int64))
         flags = (np.frombuffer(snap.margin_flags, dtype=np.uint8) if snap.margin_flags
@@ -1500,13 +1520,17 @@ cdef class MatchingEngine:
                 raise ValueError(f"snapshot margins of instrument {i} are not valid")
             self.insts[i].im_per_qty = initial
             self.insts[i].mm_per_qty = maintenance
-        positions = positions.reshape(len(accounts), n_series, 2)
+        positions = positions.reshape(len(accounts), n_series, 3)
+        for s in range(n_series):
+            if self.insts[self.series_inst[s]].im_per_qty == 0 and positions[:, s, :].any():
+                raise ValueError(f"snapshot holds positions or orders in series {s} but no margins for it")
         for row, acct in enumerate(accounts.tolist()):
             self.ledger.has_options[acct] = 1 if flags[row] else 0
             for s in range(n_series):
                 p = self.ledger.position(acct, s)
                 p.pos = positions[row, s, 0]
                 p.ask_open = positions[row, s, 1]
+                p.bid_open = positions[row, s, 2]
 
     @staticmethod
     def _restore(snap):
@@ -1706,8 +1730,8 @@ cdef class MatchingEngine:
         out = []
         for s in range(self.ledger.n_series):
             p = self.ledger.position(account, s)
-            if p.pos or p.ask_open:
-                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open))
+            if p.pos or p.ask_open or p.bid_open:
+                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open, p.bid_open))
         return out
 
     def under_maintenance(self):
@@ -1797,7 +1821,8 @@ cdef class MatchingEngine:
                 if self.ledger.n_series:
                     words.append(self.ledger.has_options[acct])
                 for s in range(self.ledger.n_series):
-                    words += [self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open]
+                    words += [self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open,
+                              self.ledger.position(acct, s).bid_open]
         for i in range(self.n_inst):
             if self.insts[i].series >= 0:
                 words += [i, self.insts[i].im_per_qty, self.insts[i].mm_per_qty]
@@ -1837,7 +1862,7 @@ cdef class MatchingEngine:
         cdef Order* o
         cdef int64_t acct
         need = {}
-        sells = {}
+        held = {}
         for i in range(self.n_inst):
             inst = &self.insts[i]
             for side in (BUY, SELL):
@@ -1847,22 +1872,23 @@ cdef class MatchingEngine:
                     slot = self.books.levels[bs.levels[k]].head
                     while slot != -1:
                         o = &self.books.orders[slot]
-                        if inst.series >= 0 and side == SELL:
-                            key = (o.account, inst.series)
-                            sells[key] = sells.get(key, 0) + o.leaves
-                        else:
+                        if inst.series >= 0:
+                            key = (o.account, inst.series, side)
+                            held[key] = held.get(key, 0) + o.leaves
+                        if inst.series < 0 or side == BUY:
                             key = (o.account, asset)
                             need[key] = need.get(key, 0) + _reservation(inst, o.side, o.price, o.leaves)
                         slot = o.next
         cdef int32_t s
-        for acct, s in list(sells):
-            assert self.ledger.known(acct), f"account {acct} has open option sells but is not open"
+        for acct, s, _side in list(held):
+            assert self.ledger.known(acct), f"account {acct} has open option orders but is not open"
         for acct in range(self.ledger.acct_cap):
             for s in range(self.ledger.n_series):
-                have = self.ledger.position(acct, s).ask_open
-                assert have == sells.get((acct, s), 0), (
-                    f"account {acct} series {s}: open sells counted {have}, open orders hold "
-                    f"{sells.get((acct, s), 0)}")
+                for side, have in ((SELL, self.ledger.position(acct, s).ask_open),
+                                   (BUY, self.ledger.position(acct, s).bid_open)):
+                    assert have == held.get((acct, s, side), 0), (
+                        f"account {acct} series {s}: open {'sells' if side == SELL else 'buys'} counted {have}, "
+                        f"open orders hold {held.get((acct, s, side), 0)}")
         for acct in range(self.ledger.acct_cap):
             for asset in range(self.ledger.n_assets):
                 have = self.ledger.at(acct, asset).reserved

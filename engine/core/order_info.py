@@ -33,8 +33,10 @@ class MarginState(msgspec.Struct, frozen=True):
 
 
 class PositionInfo(msgspec.Struct, frozen=True):
-    """An account's position in one option series (quantity units; negative is short)."""
+    """An account's position in one option series (quantity units; negative is
+    short) and the open quantity of its sell and buy orders in it."""
 
     instrument: int
     position: int
     open_sells: int
+    open_buys: int

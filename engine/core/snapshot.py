@@ -56,7 +56,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     usd_prices: bytes         # int64 per asset
     last_deposit_id: int = 0
     option_risk: bytes = b""  # int64 [len(instruments), 2]: initial, maintenance per qty unit
-    positions: bytes = b""    # int64 [len(open_accounts), option series, 2]: position, open sells
+    positions: bytes = b""    # int64 [len(open_accounts), option series, 3]: position, open sells, open buys
     margin_flags: bytes = b"" # uint8 per open account: has held option exposure
 
 
