@@ -413,6 +413,10 @@ def genesis_commands(config: Config) -> np.ndarray:
     return commands
 
 
+MAX_MARGIN_PER_QTY = 10**15
+"""The core's limit on a margin per quantity unit (USD x 1e8, SET_OPTION_RISK)."""
+
+
 def _margin_units(config: Config, inst: InstrumentSpec, text: str) -> int:
     """Decimal USD per contract -> USD x 1e8 per quantity unit, rounded up (a
     margin is never understated)."""
@@ -422,7 +426,11 @@ def _margin_units(config: Config, inst: InstrumentSpec, text: str) -> int:
         raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} is not a decimal") from None
     if not usd.is_finite() or usd <= 0:
         raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} must be positive")
-    return int((usd * USD_PRICE_SCALE / inst.qty_scale).to_integral_value(rounding=ROUND_CEILING))
+    units = int((usd * USD_PRICE_SCALE / inst.qty_scale).to_integral_value(rounding=ROUND_CEILING))
+    if units > MAX_MARGIN_PER_QTY:
+        raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} is above the engine's limit "
+                          f"of 1e15 USD x 1e8 per quantity unit")
+    return units
 
 
 def _exact(config: Config, convert, text: str) -> int:

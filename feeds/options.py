@@ -24,8 +24,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _SECONDS_PER_YEAR = 365 * 86_400
-_MAX_UNITS = float(2**62)
-"""Largest margin per quantity unit: int64 with room for the exact ceiling."""
+_MAX_UNITS = 1e15
+"""Largest margin per quantity unit the core takes (USD x 1e8, SET_OPTION_RISK)."""
 _MIN_SD = 1e-12
 """Below this ``vol * sqrt(years)`` an option is priced at expiry: its time value
 is under 1e-12 of spot and d1 could overflow."""
@@ -264,7 +264,7 @@ def _ceil_units(name: str, usd: FloatArray, scale: Fraction) -> IntArray:
     is within rounding of an integer, the ceiling is taken on rationals."""
     product = (usd * float(scale)).ravel()
     if np.any(product > _MAX_UNITS):
-        raise ValueError(f"{name} per quantity unit overflows int64")
+        raise ValueError(f"{name} per quantity unit is above the core's limit of 1e15 (USD x 1e8)")
     units = np.ceil(product).astype(np.int64)
     near_integer = np.abs(product - np.rint(product)) <= 4 * np.spacing(product)
     units[near_integer] = [math.ceil(Fraction(x) * scale) for x in usd.ravel()[near_integer]]

@@ -396,6 +396,24 @@ def test_buy_of_at_most_the_short_is_allowed_under_initial_margin():
     eng.check_integrity()
 
 
+def test_sell_within_the_long_is_allowed_under_initial_margin():
+    eng = short_call_scene()
+    eng.new_order(PUT, 3, Side.SELL, 60, PUT_PX)
+    eng.new_order(PUT, 1, Side.BUY, 60, PUT_PX)           # account 1: long 60 puts, short 150 calls
+    assert [p.position for p in eng.positions(1)] == [-150, 60]
+    eng.set_asset_price(TSLA, 200 * USD)                   # now under its initial margin
+    m = eng.margin(1)
+    assert m.free_collateral < m.initial
+    assert eng.new_order(PUT, 1, Side.SELL, 61, PUT_PX)[0].reason == Reject.INSUFFICIENT_MARGIN
+    ev = eng.new_order(PUT, 1, Side.SELL, 40, PUT_PX)      # within the long: only reduces it
+    assert ev[0].kind == EventKind.ACCEPTED
+    assert eng.new_order(PUT, 1, Side.SELL, 21, PUT_PX)[0].reason == Reject.INSUFFICIENT_MARGIN  # 61 in all
+    order = ev[0].order_id
+    assert eng.amend(1, order, qty=60)[0].kind == EventKind.AMENDED
+    assert eng.amend(1, order, qty=61)[0].reason == Reject.INSUFFICIENT_MARGIN
+    eng.check_integrity()
+
+
 def test_buys_beyond_the_short_are_not_exempt_from_the_margin_check():
     """Each buy of at most the short passes unchecked, but together they can
     go far beyond it: the account spends its collateral on long options (no
@@ -766,6 +784,7 @@ def _clear_flag(decoded, account):
     pytest.param(lambda d: _set_position(d, 4, CALL, 1, -1), id="negative-open-sells"),
     pytest.param(lambda d: _set_position(d, 1, CALL, 2, 1), id="open-buys-above-orders"),
     pytest.param(lambda d: _set_position(d, 4, PUT, 2, -1), id="negative-open-buys"),
+    pytest.param(lambda d: {**_set_position(d, 1, CALL, 0, -2**63 + 200)}, id="position-at-int64-min"),
     pytest.param(lambda d: {"positions": d.positions[:-16]}, id="positions-short"),
     pytest.param(lambda d: {"positions": d.positions + d.positions[:16]}, id="positions-long"),
     pytest.param(lambda d: _clear_flag(d, 1), id="unflagged-short"),
@@ -882,6 +901,10 @@ class OptionsMachine(RuleBasedStateMachine):
         """Whether open buys of ``buys`` in the series stay within the account's short."""
         return buys <= -self.position.get((account, instrument), 0)
 
+    def reduces_long(self, account, instrument, sells):
+        """Whether open sells of ``sells`` in the series stay within the account's long."""
+        return sells <= self.position.get((account, instrument), 0)
+
     def expected_margin(self, account):
         sells = self.open_option_qty(account, Side.SELL)
         buys = self.open_option_qty(account, Side.BUY)
@@ -938,7 +961,9 @@ class OptionsMachine(RuleBasedStateMachine):
           tif=st.sampled_from(list(TimeInForce)), market=st.booleans())
     def option_order(self, account, instrument, side, qty, ticks, tif, market):
         open_buys = self.open_option_qty(account, Side.BUY)[instrument]
-        reducing = side == Side.BUY and self.reduces_short(account, instrument, open_buys + qty)
+        open_sells = self.open_option_qty(account, Side.SELL)[instrument]
+        reducing = (self.reduces_short(account, instrument, open_buys + qty) if side == Side.BUY
+                    else self.reduces_long(account, instrument, open_sells + qty))
         if market:
             price, order_type = 0, OrderType.MARKET
             tif = TimeInForce.FOK if tif == TimeInForce.FOK else TimeInForce.IOC
@@ -954,8 +979,9 @@ class OptionsMachine(RuleBasedStateMachine):
     def option_trade(self, seller, buyer, instrument, qty, ticks):
         """A resting sell and a buy at its price: positions change often."""
         price = REFERENCE[instrument] + STEP[instrument] * ticks
+        reducing = self.reduces_long(seller, instrument, self.open_option_qty(seller, Side.SELL)[instrument] + qty)
         ev = self.run(lambda: self.eng.new_order(instrument, seller, Side.SELL, qty, price), actor=seller)
-        if ev[0].kind == EventKind.ACCEPTED:
+        if ev[0].kind == EventKind.ACCEPTED and not reducing:
             self.assert_margin_covered(seller)
         open_buys = self.open_option_qty(buyer, Side.BUY)[instrument]
         reducing = self.reduces_short(buyer, instrument, open_buys + qty)
@@ -990,8 +1016,11 @@ class OptionsMachine(RuleBasedStateMachine):
             up = (reservation(self.eng, o.instrument, o.side, new_price, new_qty)
                   > reservation(self.eng, o.instrument, o.side, o.price, o.leaves))
         # like a new buy, an amended buy whose open buys stay within the short only reduces it
-        reducing = (o.instrument in OPTIONS and o.side == Side.BUY and self.reduces_short(
-            account, o.instrument, self.open_option_qty(account, Side.BUY, o.order_id)[o.instrument] + new_qty))
+        if o.instrument in OPTIONS:
+            others = self.open_option_qty(account, o.side, o.order_id)[o.instrument] + new_qty
+            reducing = (self.reduces_short if o.side == Side.BUY else self.reduces_long)(account, o.instrument, others)
+        else:
+            reducing = False
         ev = self.run(lambda: self.eng.amend(account, o.order_id, qty=qty, price=price), actor=account)
         if ev[0].kind == EventKind.AMENDED and up and not reducing:
             self.assert_margin_covered(account)

@@ -109,6 +109,7 @@ cdef class MatchingEngine:
     cdef int64_t _requirement(self, int64_t account, bint initial) noexcept
     cdef bint _margin_ok(self, int64_t account) noexcept
     cdef int64_t _free(self, int64_t account, int32_t asset) noexcept
+    cdef int _restore_options(self, snap, accounts) except -1
 
     # -- validation --
     cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept

@@ -79,8 +79,8 @@ _ORDER_AMOUNT_LIMIT = 1 << 60
 # 2**62: collateral values saturate here. A typed C global (a literal this
 # size compared with an int128 would go through Python objects).
 cdef int64_t _VALUE_LIMIT = 4611686018427387904
-DEF _MAX_MARGIN = 1000000000000000      # 1e15: USD x 1e8 per quantity unit
-DEF _MAX_USD_PRICE = 1000000000000000   # 1e15: USD x 1e8 per whole token
+cdef int64_t _MAX_MARGIN = 1000000000000000      # 1e15: USD x 1e8 per quantity unit
+cdef int64_t _MAX_USD_PRICE = 1000000000000000   # 1e15: USD x 1e8 per whole token
 
 
 cdef inline void _band_around(int64_t centre, int64_t bps, int64_t tick,
@@ -196,7 +196,10 @@ cdef class MatchingEngine:
         """Register an AssetSpec; returns its asset id (0, 1, ...)."""
         if any(a.symbol == spec.symbol for a in self.asset_specs):
             raise ValueError(f"asset {spec.symbol} already registered")
-        self.ledger.add_asset(spec.haircut_bps, 10 ** spec.ledger_decimals)
+        if self.risk and spec.ledger_decimals > 18:
+            # Collateral values divide by 10**ledger_decimals, an int64.
+            raise ValueError(f"{spec.symbol}: ledger_decimals above 18 do not fit the engine's int64 ledger")
+        self.ledger.add_asset(spec.haircut_bps, 10 ** spec.ledger_decimals if spec.ledger_decimals <= 18 else 0)
         self.asset_specs.append(spec)
         return len(self.asset_specs) - 1
 
@@ -607,7 +610,7 @@ cdef class MatchingEngine:
         if self.risk and inst.series >= 0 and o.side == SELL:
             p = self.ledger.position(o.account, inst.series)
             p.ask_open += new_qty - o.leaves
-            if new_qty > o.leaves and not self._margin_ok(o.account):
+            if new_qty > o.leaves and p.ask_open > p.pos and not self._margin_ok(o.account):
                 p.ask_open -= new_qty - o.leaves
                 return self._reject(c, INSUFFICIENT_MARGIN)
         elif self.risk:
@@ -989,7 +992,8 @@ cdef class MatchingEngine:
                 return MARGIN_NOT_SET
             p = self.ledger.position(c.account, inst.series)
             p.ask_open += c.qty
-            if not self.liquidating and not self._margin_ok(c.account):
+            # Open sells within a long can only reduce it: no margin needed.
+            if not self.liquidating and p.ask_open > p.pos and not self._margin_ok(c.account):
                 p.ask_open -= c.qty
                 return INSUFFICIENT_MARGIN
             self.ledger.has_options[c.account] = 1
@@ -1497,9 +1501,9 @@ cdef class MatchingEngine:
         except (OverflowError, TypeError) as err:
             raise ValueError(f"snapshot value out of range: {err}") from err
 
-    def _restore_options(self, snap, accounts):
+    cdef int _restore_options(self, snap, accounts) except -1:
         """Option margins, positions and margin flags of a snapshot (empty parts:
-        a snapshot without options)."""
+        a snapshot without options), for accounts ``_restore`` has opened."""
         cdef int32_t n_series = self.ledger.n_series
         cdef int32_t i, s
         cdef Position* p
@@ -1521,10 +1525,15 @@ cdef class MatchingEngine:
             self.insts[i].im_per_qty = initial
             self.insts[i].mm_per_qty = maintenance
         positions = positions.reshape(len(accounts), n_series, 3)
+        if positions.size and ((positions > _VALUE_LIMIT).any() or (positions < -_VALUE_LIMIT).any()
+                               or (positions[:, :, 1:] < 0).any()):
+            raise ValueError("snapshot positions are out of range")
         for s in range(n_series):
             if self.insts[self.series_inst[s]].im_per_qty == 0 and positions[:, s, :].any():
                 raise ValueError(f"snapshot holds positions or orders in series {s} but no margins for it")
         for row, acct in enumerate(accounts.tolist()):
+            if not self.ledger.known(acct):
+                raise ValueError(f"snapshot positions of account {acct}, which is not open")
             self.ledger.has_options[acct] = 1 if flags[row] else 0
             for s in range(n_series):
                 p = self.ledger.position(acct, s)
@@ -1758,7 +1767,8 @@ cdef class MatchingEngine:
         self._checked_instrument(instrument)
         cdef Instrument* inst = &self.insts[instrument]
         if inst.series < 0:
-            raise ValueError(f"instrument {instrument} is not an option series")
+            raise ValueError(f"instrument {instrument} is not an option series"
+                             + ("" if self.risk else " (options are margined only with risk=True)"))
         return (inst.im_per_qty, inst.mm_per_qty)
 
     def instrument_units(self, int32_t instrument):

@@ -255,7 +255,7 @@ def test_core_margins_round_up_exactly(mark, initial, share, contract_size, qty_
         ((1.0, math.inf, 1.0), {}, "im_per_underlying"),
         ((1.0, 1.0, -1.0), {}, "mm_per_underlying"),
         ((1.0, 1.0, 2.0), {}, "maintenance"),
-        ((1.0, 1e12, 1.0), {"qty_scale": 1}, "overflows"),
+        ((1.0, 1e12, 1.0), {"qty_scale": 1}, "above the core's limit"),
         ((1.0, 1.0, 1.0), {"contract_size": 0}, "contract_size"),
         ((1.0, 1.0, 1.0), {"contract_size": math.inf}, "contract_size"),
         ((1.0, 1.0, 1.0), {"tick_size": 0}, "tick_size"),

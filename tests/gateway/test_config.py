@@ -34,7 +34,9 @@ def test_sample_config_loads_after_keys_init(tmp_path, capsys):
     assert (tmp_path / "keys" / ".gitignore").read_text().strip().endswith("*.key_secret")
     config = load_config(config_path)
     assert [i.symbol for i in config.venue.instruments] == ["AMZNX/USDC", "AAPLX/USDC", "TSLA.M/USDC",
-                                                             "NVDA.M/USDC"]
+                                                             "NVDA.M/USDC", "BTC-20261231-100000-C",
+                                                             "TSLA.M-20261218-250-P"]
+    assert config.venue.instruments[4].option.right == "C" and config.venue.instruments[2].option is None
     assert config.venue.accounts == [1, 2, 3]
     who = {p.user_id: p for p in config.principals.values()}
     assert set(who) == {"acct:market-maker", "acct:retail", "acct:fund", "op:ops"}
@@ -44,11 +46,13 @@ def test_sample_config_loads_after_keys_init(tmp_path, capsys):
     assert len(public) == len(secret) == 40
     commands = genesis_commands(config)
     kinds = commands["kind"].tolist()
-    assert kinds.count(CommandKind.SET_REFERENCE) == 4 and kinds.count(CommandKind.CREDIT) == 8
+    assert kinds.count(CommandKind.SET_REFERENCE) == 6 and kinds.count(CommandKind.CREDIT) == 8
+    assert kinds.count(CommandKind.SET_OPTION_RISK) == 2
     engine = build_engine(config.venue)
     events = engine.process(commands)
     assert (events["kind"] != 2).all()  # genesis is accepted as a whole
     assert engine.balances(1)[0] == (10_000_000 * 10**6, 0)
+    assert engine.option_risk(4) == (11_797_960_000, 9_547_960_000)   # $11,797.96 / $9,547.96 per contract
 
 
 def test_keys_show_and_generate(tmp_path, capsys):
@@ -74,12 +78,38 @@ def test_keys_show_and_generate(tmp_path, capsys):
     (lambda d: d["session"].update(timeout_ms=0), "timeout_ms must be positive"),
     (lambda d: d["journal"].update(fsync="sometimes"), "fsync"),
     (lambda d: d["journal"].update(snapshot_min_interval_s=-1), "snapshot_min_interval_s must be >= 0"),
+    (lambda d: d["instruments"][0].update(initial_margin="10", maintenance_margin="5"), "margins are for option"),
+    (lambda d: d["instruments"].append({k: v for k, v in _PUT.items() if k != "maintenance_margin"}), "give both"),
+    (lambda d: d["instruments"].append({**_PUT, "option": {**_PUT["option"], "right": "X"}}), "right must be"),
+    (lambda d: d["instruments"].append({**_PUT, "option": {**_PUT["option"], "expiry": "2026-13-01"}}),
+     "not an ISO date"),
+    (lambda d: d["instruments"].append({**_PUT, "option": {**_PUT["option"], "strike": "-1"}}),
+     "strike must be positive"),
 ])
 def test_config_errors_say_what_is_wrong(tmp_path, keys, change, message):
     doc = venue_doc(keys, tmp_path / "journal")
     change(doc)
     with pytest.raises(ConfigError, match=message):
         load_config(_write(tmp_path, doc))
+
+
+_PUT = {"symbol": "TSLA.M-20261218-250-P", "base": "TSLA.M", "quote": "USDC",
+        "option": {"expiry": "2026-12-18", "strike": "250", "right": "P"}, "tick_size": 100, "max_qty": 1_000_000,
+        "max_price": 10_000_000_000, "price_scale": 10_000, "qty_scale": 100, "reference_price": "14.62",
+        "initial_margin": "52.13", "maintenance_margin": "39.63"}
+
+
+@pytest.mark.parametrize("initial, maintenance, message", [
+    ("52.13", "60", "maintenance_margin above initial_margin"),
+    ("lots", "1", "not a decimal"),
+    ("0", "0", "must be positive"),
+    ("2000000000", "1", "above the engine's limit"),
+])
+def test_option_margins_in_the_config_are_checked(tmp_path, keys, initial, maintenance, message):
+    doc = venue_doc(keys, tmp_path / "journal")
+    doc["instruments"].append({**_PUT, "initial_margin": initial, "maintenance_margin": maintenance})
+    with pytest.raises(ConfigError, match=message):
+        genesis_commands(load_config(_write(tmp_path, doc)))
 
 
 def test_genesis_rejects_inexact_amounts(tmp_path, keys):
