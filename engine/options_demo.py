@@ -92,6 +92,11 @@ class OptionsDemo:
                   f"per contract {usd(int(risk.initial_per_qty) * spec.qty_scale)} initial / "
                   f"{usd(int(risk.maintenance_per_qty) * spec.qty_scale)} maintenance")
 
+    def mark(self, symbol: str) -> Decimal:
+        """An option's current mark (its reference price), in quote per contract."""
+        iid, spec = self.specs[symbol]
+        return spec.price_from_units(self.engine.instrument_state(iid)[1])
+
     def margin(self, account: int) -> None:
         m = self.engine.margin(account)
         held = ", ".join(f"{self.spec_of(p.instrument).qty_from_units(p.position).normalize():f} "
@@ -113,7 +118,7 @@ class OptionsDemo:
         eng.credit(MM, tsla, 1_000 * 10**6)
         self.margin(HOLDER)
 
-        mark = self.spec_of(self.specs[self.call][0]).price_from_units(eng.instrument_state(self.specs[self.call][0])[1])
+        mark = self.mark(self.call)
         step("The market maker bids for BTC calls; the holder sells 2 at the mark, backed by TSLA.M")
         self.order(self.call, MM, Side.BUY, "4", f"{mark}")
         self.order(self.call, HOLDER, Side.SELL, "2", f"{mark}")
@@ -131,8 +136,7 @@ class OptionsDemo:
 
         step("Liquidity: the market maker bids for TSLA.M and offers BTC calls inside the bands")
         self.order("TSLA.M/USDC", MM, Side.BUY, "100", "149.00")
-        new_mark = self.spec_of(self.specs[self.call][0]).price_from_units(
-            eng.instrument_state(self.specs[self.call][0])[1])
+        new_mark = self.mark(self.call)
         self.order(self.call, MM, Side.SELL, "2", f"{new_mark * Decimal('1.03'):.2f}")
 
         step("The operator liquidates: TSLA.M sold for dollars, the short calls bought back")

@@ -1221,7 +1221,7 @@ cdef class MatchingEngine:
         its short options; every closing order is IOC at the edge of the
         execution band, so it trades only inside the bands."""
         cdef int64_t acct = c.account
-        cdef int64_t maintenance, value, need
+        cdef int64_t maintenance, value
         cdef Py_ssize_t head
         cdef int32_t slot, nxt, s, i
         cdef int64_t closing = 0

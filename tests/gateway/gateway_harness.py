@@ -16,6 +16,15 @@ PX = 1_850_000                      # $185.00 in price units, AMZN's reference p
 TICK = 100
 
 
+PUT_SPEC = {"symbol": "TSLA.M-20261218-250-P", "base": "TSLA.M", "quote": "USDC",
+            "option": {"expiry": "2026-12-18", "strike": "250", "right": "P"},
+            "tick_size": 100, "lot_size": 1, "min_qty": 1, "max_qty": 1_000_000, "max_price": 10_000_000_000,
+            "static_band_bps": 2_000, "dynamic_band_bps": 1_000, "price_scale": 10_000, "qty_scale": 100,
+            "maker_fee_bps": 0, "taker_fee_bps": 3, "reference_price": "14.62",
+            "initial_margin": "52.13", "maintenance_margin": "39.63"}
+"""A TSLA.M put (mark $14.62, margins $52.13 / $39.63 per contract) a test may add to the venue."""
+
+
 def make_keys(directory: Path) -> Path:
     """Key pairs for every name in KEY_NAMES ('stranger' is never configured)."""
     for name in KEY_NAMES:

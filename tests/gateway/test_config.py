@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from gateway_harness import venue_doc
+from gateway_harness import PUT_SPEC, venue_doc
 
 from engine.config import ConfigError, build_engine, genesis_commands, load_config, to_toml
 from engine.core.types import CommandKind
@@ -79,11 +79,11 @@ def test_keys_show_and_generate(tmp_path, capsys):
     (lambda d: d["journal"].update(fsync="sometimes"), "fsync"),
     (lambda d: d["journal"].update(snapshot_min_interval_s=-1), "snapshot_min_interval_s must be >= 0"),
     (lambda d: d["instruments"][0].update(initial_margin="10", maintenance_margin="5"), "margins are for option"),
-    (lambda d: d["instruments"].append({k: v for k, v in _PUT.items() if k != "maintenance_margin"}), "give both"),
-    (lambda d: d["instruments"].append({**_PUT, "option": {**_PUT["option"], "right": "X"}}), "right must be"),
-    (lambda d: d["instruments"].append({**_PUT, "option": {**_PUT["option"], "expiry": "2026-13-01"}}),
+    (lambda d: d["instruments"].append({k: v for k, v in PUT_SPEC.items() if k != "maintenance_margin"}), "give both"),
+    (lambda d: d["instruments"].append({**PUT_SPEC, "option": {**PUT_SPEC["option"], "right": "X"}}), "right must be"),
+    (lambda d: d["instruments"].append({**PUT_SPEC, "option": {**PUT_SPEC["option"], "expiry": "2026-13-01"}}),
      "not an ISO date"),
-    (lambda d: d["instruments"].append({**_PUT, "option": {**_PUT["option"], "strike": "-1"}}),
+    (lambda d: d["instruments"].append({**PUT_SPEC, "option": {**PUT_SPEC["option"], "strike": "-1"}}),
      "strike must be positive"),
 ])
 def test_config_errors_say_what_is_wrong(tmp_path, keys, change, message):
@@ -93,10 +93,6 @@ def test_config_errors_say_what_is_wrong(tmp_path, keys, change, message):
         load_config(_write(tmp_path, doc))
 
 
-_PUT = {"symbol": "TSLA.M-20261218-250-P", "base": "TSLA.M", "quote": "USDC",
-        "option": {"expiry": "2026-12-18", "strike": "250", "right": "P"}, "tick_size": 100, "max_qty": 1_000_000,
-        "max_price": 10_000_000_000, "price_scale": 10_000, "qty_scale": 100, "reference_price": "14.62",
-        "initial_margin": "52.13", "maintenance_margin": "39.63"}
 
 
 @pytest.mark.parametrize("initial, maintenance, message", [
@@ -107,7 +103,7 @@ _PUT = {"symbol": "TSLA.M-20261218-250-P", "base": "TSLA.M", "quote": "USDC",
 ])
 def test_option_margins_in_the_config_are_checked(tmp_path, keys, initial, maintenance, message):
     doc = venue_doc(keys, tmp_path / "journal")
-    doc["instruments"].append({**_PUT, "initial_margin": initial, "maintenance_margin": maintenance})
+    doc["instruments"].append({**PUT_SPEC, "initial_margin": initial, "maintenance_margin": maintenance})
     with pytest.raises(ConfigError, match=message):
         genesis_commands(load_config(_write(tmp_path, doc)))
 

@@ -5,9 +5,8 @@ rejects of each new request, and recovery of positions after a restart."""
 from __future__ import annotations
 
 import pytest
-from gateway_harness import ACCOUNTS, TSLA, venue_doc
+from gateway_harness import ACCOUNTS, PUT_SPEC, TSLA, venue_doc, write_venue
 
-from engine.config import to_toml
 from engine.core.types import Reject as Code
 from engine.core.types import Side
 from engine.gateway import GatewayProcess
@@ -30,29 +29,13 @@ TSLA_ASSET = 2
 E8 = 10**8
 PUT_MARK = 146_200         # $14.62 per contract in price units of $0.0001
 PUT_IM, PUT_MM = 52_130_000, 39_630_000   # USD x 1e8 per 0.01 contract: $52.13 / $39.63 per contract
-PUT_SPEC = {"symbol": "TSLA.M-20261218-250-P", "base": "TSLA.M", "quote": "USDC",
-            "option": {"expiry": "2026-12-18", "strike": "250", "right": "P"},
-            "tick_size": 100, "lot_size": 1, "min_qty": 1, "max_qty": 1_000_000, "max_price": 10_000_000_000,
-            "static_band_bps": 2_000, "dynamic_band_bps": 1_000, "price_scale": 10_000, "qty_scale": 100,
-            "maker_fee_bps": 0, "taker_fee_bps": 3, "reference_price": "14.62",
-            "initial_margin": "52.13", "maintenance_margin": "39.63"}
-
-
-def _write(directory, keys):
-    doc = venue_doc(keys, directory / "journal")
-    doc["assets"][TSLA_ASSET] = {"symbol": "TSLA.M", "decimals": 18, "ledger_decimals": 6, "haircut_bps": 3_000,
-                                 "usd_price": "250"}
-    doc["instruments"].append(PUT_SPEC)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "venue.toml"
-    path.write_text(to_toml(doc))
-    return path
-
-
 @pytest.fixture(scope="module")
 def venue(tmp_path_factory, keys):
+    """The test venue with TSLA.M priced ($250, 30% haircut) and the put added."""
     directory = tmp_path_factory.mktemp("options")
-    return _write(directory, keys), directory
+    base = venue_doc(keys, directory / "journal")
+    base["assets"][TSLA_ASSET] = {**base["assets"][TSLA_ASSET], "haircut_bps": 3_000, "usd_price": "250"}
+    return write_venue(directory, keys, assets=base["assets"], instruments=base["instruments"] + [PUT_SPEC]), directory
 
 
 def test_option_series_margin_call_and_liquidation(venue, clients):

@@ -48,6 +48,18 @@ def funding_commands():
     return c
 
 
+def settle_and_compare(eng, settled, net):
+    """Apply a netted batch to ``settled`` {(account, asset): amount} and check
+    it conserves value and reproduces every engine balance."""
+    check_conservation(net)
+    for row in net:
+        key = (int(row["account"]), int(row["asset"]))
+        settled[key] = settled.get(key, 0) + int(row["delta"]) - int(row["withdrawn"])
+    for acct in (0, *ACCOUNTS):
+        for asset, (total, _reserved) in enumerate(eng.balances(acct)):
+            assert settled.get((acct, asset), 0) == total, (acct, asset)
+
+
 order = st.tuples(st.sampled_from([CommandKind.NEW_ORDER] * 6 + [CommandKind.DEBIT, CommandKind.CANCEL]),
                   st.integers(0, 1), st.sampled_from(ACCOUNTS), st.sampled_from([Side.BUY, Side.SELL]),
                   st.integers(-5, 5), st.integers(1, 3_000), st.booleans(), st.integers(1, 40))
@@ -94,14 +106,7 @@ def test_netted_records_reproduce_the_engine_ledger(batches):
         assert len(np.unique(ids)) == len(ids) and (len(ids) == 0 or ids[0] > last_id)
         if len(ids):
             last_id = ids[-1]
-        net = net_fills(fills, withdrawals)
-        check_conservation(net)
-        for row in net:
-            key = (int(row["account"]), int(row["asset"]))
-            settled[key] = settled.get(key, 0) + int(row["delta"]) - int(row["withdrawn"])
-        for acct in (0, *ACCOUNTS):
-            for asset, (total, _reserved) in enumerate(eng.balances(acct)):
-                assert settled.get((acct, asset), 0) == total, (acct, asset)
+        settle_and_compare(eng, settled, net_fills(fills, withdrawals))
 
 
 def test_option_fills_settle_only_their_premium():
@@ -133,15 +138,8 @@ def test_option_fills_settle_only_their_premium():
     fills, withdrawals = settlement_records(events, units)
     assert len(fills) == 3 and (fills["base_amount"] == 0).all() and (fills["quote_amount"] > 0).all()
     net = net_fills(fills, withdrawals)
-    check_conservation(net)
     assert {int(a) for a in net["asset"]} == {usdc}  # premium and fees only: no TSLA.M moves
-    settled = dict(before)
-    for row in net:
-        key = (int(row["account"]), int(row["asset"]))
-        settled[key] = settled.get(key, 0) + int(row["delta"]) - int(row["withdrawn"])
-    for acct in (0, *ACCOUNTS):
-        for asset, (total, _reserved) in enumerate(eng.balances(acct)):
-            assert settled.get((acct, asset), 0) == total, (acct, asset)
+    settle_and_compare(eng, dict(before), net)
 
 
 def test_ids_count_events_within_each_command():
