@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import msgspec
 
-USD_PRICE_SCALE = 10**8
-"""Asset reference prices are USD per whole token times 1e8 (Chainlink style)."""
+from engine.units import USD_PRICE_SCALE
+
+__all__ = ["USD_PRICE_SCALE", "AssetSpec"]
 
 
 class AssetSpec(msgspec.Struct, frozen=True, kw_only=True):
