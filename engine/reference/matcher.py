@@ -1,24 +1,21 @@
-"""Pure-Python reference matcher: the executable form of docs/matching.md.
+"""The reference matcher: the matching rules of docs/matching.md as plain Python.
 
 `ReferenceMatcher` has the same Python surface as the Cython core
-(`engine.core.matcher.MatchingEngine`). It is written to be read: one dict of
-price levels and one sorted list of prices per book side, a deque per price
-level, a dict of resting orders by id. The property tests drive it and the
-Cython core with the same commands and compare every event; the benchmarks use
-it as the baseline.
+(`engine.core.matcher.MatchingEngine`). It is written to be read: the books
+(engine/reference/book.py) are a dict of price levels and a sorted list of
+prices per side, a deque per price level, plus a dict of resting orders by id.
+The property tests drive it and the Cython core with the same commands and
+compare every event; the benchmarks use it as the baseline.
 """
 
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, insort
-from collections import deque
 from typing import NamedTuple
 
 import numpy as np
 
 from engine.core.events import Event
-from engine.core.order_info import OrderInfo
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE, EVENT_FIELDS
 from engine.core.types import (
     CancelReason,
@@ -32,6 +29,8 @@ from engine.core.types import (
     TradingState,
 )
 from engine.instruments import InstrumentSpec
+from engine.reference.bands import in_band
+from engine.reference.book import BookSide, InstrumentBook, Order
 
 __all__ = ["Command", "ReferenceMatcher"]
 
@@ -50,7 +49,6 @@ _CANCEL_BOTH = int(SelfTrade.CANCEL_BOTH)
 _OPEN = int(TradingState.OPEN)
 _HALTED = int(TradingState.HALTED)
 _CLOSED = int(TradingState.CLOSED)
-_BPS = 10_000
 
 # What happens when an incoming order meets the next resting order of the walk.
 _TRADE = "trade"
@@ -91,139 +89,9 @@ class Command(NamedTuple):
 _RECORD_POSITIONS = tuple(COMMAND_DTYPE.names.index(name) for name in Command._fields)
 
 
-class _Order:
-    """A resting (or incoming) order; `leaves` is its open quantity."""
-
-    __slots__ = ("order_id", "client_order_id", "account", "instrument", "side", "price", "leaves", "tif", "stp")
-
-    def __init__(self, order_id, client_order_id, account, instrument, side, price, leaves, tif, stp):
-        self.order_id = order_id
-        self.client_order_id = client_order_id
-        self.account = account
-        self.instrument = instrument
-        self.side = side
-        self.price = price
-        self.leaves = leaves
-        self.tif = tif
-        self.stp = stp
-
-    def info(self) -> OrderInfo:
-        """This order as the query API reports it."""
-        return OrderInfo(
-            order_id=self.order_id,
-            client_order_id=self.client_order_id,
-            account=self.account,
-            instrument=self.instrument,
-            side=self.side,
-            price=self.price,
-            leaves=self.leaves,
-            tif=self.tif,
-            stp=self.stp,
-        )
-
-
-class _BookSide:
-    """One side of a book: price -> FIFO of orders, plus the prices kept sorted."""
-
-    def __init__(self, side: int):
-        self.side = side
-        self.levels: dict[int, deque[_Order]] = {}
-        self.prices: list[int] = []  # ascending; the best bid is last, the best ask first
-
-    def best_price(self) -> int | None:
-        """The best price on this side, or None if it is empty."""
-        if not self.prices:
-            return None
-        return self.prices[-1] if self.side == _BUY else self.prices[0]
-
-    def best_order(self) -> _Order | None:
-        """The first order in time at the best price, or None."""
-        price = self.best_price()
-        return None if price is None else self.levels[price][0]
-
-    def prices_best_first(self) -> list[int]:
-        """The level prices, best first."""
-        return self.prices[::-1] if self.side == _BUY else list(self.prices)
-
-    def orders_best_first(self):
-        """Iterate over every order of this side in matching order (do not mutate meanwhile)."""
-        for price in self.prices_best_first():
-            yield from self.levels[price]
-
-    def add(self, order: _Order, at_front: bool = False) -> None:
-        """Queue an order at its price level (at the back unless at_front)."""
-        level = self.levels.get(order.price)
-        if level is None:
-            level = self.levels[order.price] = deque()
-            insort(self.prices, order.price)
-        if at_front:
-            level.appendleft(order)
-        else:
-            level.append(order)
-
-    def remove(self, order: _Order) -> None:
-        """Take an order out of its level; drop the level once it is empty."""
-        level = self.levels[order.price]
-        if level[0] is order:
-            level.popleft()
-        else:
-            level.remove(order)
-        if not level:
-            del self.levels[order.price]
-            del self.prices[bisect_left(self.prices, order.price)]
-
-
-class _Instrument:
-    """One instrument: its spec, trading state, reference and last trade, and book."""
-
-    def __init__(self, instrument_id: int, spec: InstrumentSpec):
-        self.instrument_id = instrument_id
-        self.spec = spec
-        self.state = _OPEN
-        self.reference = 0
-        self.last_trade = 0
-        self.bids = _BookSide(_BUY)
-        self.asks = _BookSide(_SELL)
-
-    def side(self, side: int) -> _BookSide:
-        """The book side holding orders of `side`."""
-        return self.bids if side == _BUY else self.asks
-
-    def opposite(self, side: int) -> _BookSide:
-        """The book side an order of `side` trades against."""
-        return self.asks if side == _BUY else self.bids
-
-    def static_band(self) -> tuple[int, int] | None:
-        """[lo, hi] around the reference price, or None if there is none."""
-        return _band(self.reference, self.spec.static_band_bps, self.spec.tick_size)
-
-    def execution_band(self) -> tuple[int, int] | None:
-        """Intersection of the bands that exist, or None if neither exists."""
-        bands = [band for band in (self.static_band(), self._dynamic_band()) if band is not None]
-        if not bands:
-            return None
-        return max(lo for lo, _ in bands), min(hi for _, hi in bands)
-
-    def _dynamic_band(self) -> tuple[int, int] | None:
-        return _band(self.last_trade, self.spec.dynamic_band_bps, self.spec.tick_size)
-
-
-def _band(centre: int, bps: int, tick: int) -> tuple[int, int] | None:
-    """Band edges around centre rounded inwards to the tick grid; None if disabled or unset."""
-    if centre <= 0 or bps <= 0:
-        return None
-    lo = -(-centre * (_BPS - bps) // (_BPS * tick)) * tick
-    hi = centre * (_BPS + bps) // (_BPS * tick) * tick
-    return lo, hi
-
-
 def _u8(value: int) -> int:
     """An enum argument of the keyword API as the uint8 record field holds it (255 if out of range)."""
     return value if 0 <= value <= 255 else 255
-
-
-def _in_band(band: tuple[int, int] | None, price: int) -> bool:
-    return band is None or band[0] <= price <= band[1]
 
 
 def _reaches(side: int, limit: int, price: int) -> bool:
@@ -278,8 +146,8 @@ class ReferenceMatcher:
         self.max_accounts = max_accounts
         self.max_orders = max_orders
         self.last_seq = 0
-        self._instruments: list[_Instrument] = []
-        self._orders: dict[int, _Order] = {}
+        self._instruments: list[InstrumentBook] = []
+        self._orders: dict[int, Order] = {}
         self._next_order_id = 1
         self._handlers = {
             CommandKind.NEW_ORDER: self._new_order,
@@ -300,7 +168,7 @@ class ReferenceMatcher:
     def add_instrument(self, spec: InstrumentSpec) -> int:
         """Add an instrument (state OPEN, no reference, no trade); return its id."""
         instrument_id = len(self._instruments)
-        self._instruments.append(_Instrument(instrument_id, spec))
+        self._instruments.append(InstrumentBook(instrument_id, spec))
         return instrument_id
 
     # -- commands --
@@ -416,14 +284,14 @@ class ReferenceMatcher:
             raise ValueError(f"invalid price {price}")
         if qty <= 0 or qty % inst.spec.lot_size or qty > inst.spec.max_qty:
             raise ValueError(f"invalid quantity {qty}")
-        if not _in_band(inst.static_band(), price):
+        if not in_band(inst.static_band(), price):
             raise ValueError(f"price {price} outside the static band")
         best = inst.opposite(side).best_price()
         if best is not None and _reaches(side, price, best):
             raise ValueError(f"order at {price} would cross the book (best opposite {best})")
         if self._book_full():
             raise ValueError("order capacity exhausted")
-        order = _Order(self._take_order_id(), client_order_id, account, instrument, side, price, qty, _GTC,
+        order = Order(self._take_order_id(), client_order_id, account, instrument, side, price, qty, _GTC,
                        _CANCEL_NEWEST)
         self._rest(inst, order, at_front)
         return order.order_id
@@ -465,7 +333,7 @@ class ReferenceMatcher:
                         assert 0 < order.order_id < self._next_order_id, f"order id {order.order_id} not issued"
             static = inst.static_band()
             for book in (inst.bids, inst.asks):
-                assert all(_in_band(static, price) for price in book.prices), (
+                assert all(in_band(static, price) for price in book.prices), (
                     f"{inst.instrument_id}: order resting outside the static band {static}")
             bid, ask = inst.bids.best_price(), inst.asks.best_price()
             assert bid is None or ask is None or bid < ask, f"{inst.instrument_id}: book crossed ({bid} >= {ask})"
@@ -486,7 +354,7 @@ class ReferenceMatcher:
             handler(command, events)
         return events
 
-    def _instrument(self, instrument: int) -> _Instrument:
+    def _instrument(self, instrument: int) -> InstrumentBook:
         if not 0 <= instrument < len(self._instruments):
             raise ValueError(f"unknown instrument {instrument}")
         return self._instruments[instrument]
@@ -514,7 +382,7 @@ class ReferenceMatcher:
             return
         # A market order is a limit order at the edge of the execution band.
         price = cmd.price if cmd.order_type == _LIMIT else (band[1] if cmd.side == _BUY else band[0])
-        order = _Order(self._take_order_id(), cmd.client_order_id, cmd.account, cmd.instrument, cmd.side, price,
+        order = Order(self._take_order_id(), cmd.client_order_id, cmd.account, cmd.instrument, cmd.side, price,
                        cmd.qty, cmd.tif, cmd.stp)
         events.append(Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.ACCEPTED, side=order.side, aux=order.tif,
                             instrument=order.instrument, order_id=order.order_id,
@@ -550,7 +418,7 @@ class ReferenceMatcher:
         if reject:
             return reject, inst, None
         band = inst.execution_band()
-        if cmd.order_type == _LIMIT and not _in_band(inst.static_band(), cmd.price):
+        if cmd.order_type == _LIMIT and not in_band(inst.static_band(), cmd.price):
             return Reject.PRICE_OUTSIDE_BAND, inst, band
         if cmd.order_type == _MARKET and band is None:
             return Reject.NO_REFERENCE_PRICE, inst, band
@@ -598,7 +466,7 @@ class ReferenceMatcher:
         elif priority_lost:
             self._rest(inst, order)
 
-    def _amend_reject(self, cmd: Command, inst: _Instrument, order: _Order) -> int:
+    def _amend_reject(self, cmd: Command, inst: InstrumentBook, order: Order) -> int:
         """Trading state, new quantity, new price and post-only checks of an AMEND: reject code or 0.
 
         Quantity before price, as for NEW_ORDER.
@@ -608,7 +476,7 @@ class ReferenceMatcher:
             reject = _qty_reject(inst.spec, cmd.qty)
         if not reject and cmd.price:
             reject = _price_reject(inst.spec, cmd.price)
-            if not reject and not _in_band(inst.static_band(), cmd.price):
+            if not reject and not in_band(inst.static_band(), cmd.price):
                 reject = Reject.PRICE_OUTSIDE_BAND
         if not reject and cmd.price and order.tif == _POST_ONLY and self._would_take(inst, order.side, cmd.price):
             reject = Reject.POST_ONLY_WOULD_TAKE
@@ -667,12 +535,12 @@ class ReferenceMatcher:
             # Worst prices first (bids from the lowest, asks from the highest), FIFO within a level.
             for book in (inst.bids, inst.asks):
                 for price in reversed(book.prices_best_first()):
-                    if _in_band(band, price):
+                    if in_band(band, price):
                         continue
                     for order in list(book.levels[price]):
                         self._unrest(inst, order)
                         events.append(self._cancelled(cmd, order, CancelReason.BAND))
-            if inst.last_trade and not _in_band(band, inst.last_trade):
+            if inst.last_trade and not in_band(band, inst.last_trade):
                 inst.last_trade = 0  # stale: its dynamic band would not meet the new static band
         events.append(Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.REFERENCE_SET, instrument=cmd.instrument,
                             price=cmd.price))
@@ -683,7 +551,7 @@ class ReferenceMatcher:
     # -- internals: matching --
 
     @staticmethod
-    def _meet(taker: _Order, maker: _Order | None, band, market: bool) -> str:
+    def _meet(taker: Order, maker: Order | None, band, market: bool) -> str:
         """What the walk does at the next resting order (None: that book side is empty).
 
         A market order's price is the band edge, so for it the band is the only
@@ -693,7 +561,7 @@ class ReferenceMatcher:
             return _STOP_LIMIT
         if not market and not _reaches(taker.side, taker.price, maker.price):
             return _STOP_LIMIT
-        if not _in_band(band, maker.price):
+        if not in_band(band, maker.price):
             return _STOP_BAND
         if maker.account == taker.account:
             if taker.stp == _CANCEL_NEWEST:
@@ -704,7 +572,7 @@ class ReferenceMatcher:
                 return _STOP_SELF_BOTH
         return _TRADE
 
-    def _fillable(self, inst: _Instrument, taker: _Order, band, market: bool) -> int:
+    def _fillable(self, inst: InstrumentBook, taker: Order, band, market: bool) -> int:
         """The quantity a walk of the book would fill now, changing nothing (the FOK check)."""
         available = 0
         for maker in inst.opposite(taker.side).orders_best_first():
@@ -717,7 +585,7 @@ class ReferenceMatcher:
                 break
         return available
 
-    def _execute(self, cmd: Command, inst: _Instrument, taker: _Order, band, market: bool,
+    def _execute(self, cmd: Command, inst: InstrumentBook, taker: Order, band, market: bool,
                  events: list[Event]) -> None:
         """Match an incoming order against the book, then rest or cancel its remainder."""
         book = inst.opposite(taker.side)
@@ -750,7 +618,7 @@ class ReferenceMatcher:
             return
         events.append(self._cancelled(cmd, taker, reason))
 
-    def _fill(self, cmd: Command, inst: _Instrument, taker: _Order, maker: _Order, events: list[Event]) -> None:
+    def _fill(self, cmd: Command, inst: InstrumentBook, taker: Order, maker: Order, events: list[Event]) -> None:
         qty = min(taker.leaves, maker.leaves)
         taker.leaves -= qty
         maker.leaves -= qty
@@ -765,16 +633,16 @@ class ReferenceMatcher:
             self._unrest(inst, maker)
 
     @staticmethod
-    def _would_take(inst: _Instrument, side: int, price: int) -> bool:
+    def _would_take(inst: InstrumentBook, side: int, price: int) -> bool:
         """Whether a limit price reaches the best opposite price (the post-only check)."""
         best = inst.opposite(side).best_price()
         return best is not None and _reaches(side, price, best)
 
-    def _rest(self, inst: _Instrument, order: _Order, at_front: bool = False) -> None:
+    def _rest(self, inst: InstrumentBook, order: Order, at_front: bool = False) -> None:
         inst.side(order.side).add(order, at_front)
         self._orders[order.order_id] = order
 
-    def _unrest(self, inst: _Instrument, order: _Order) -> None:
+    def _unrest(self, inst: InstrumentBook, order: Order) -> None:
         inst.side(order.side).remove(order)
         del self._orders[order.order_id]
 
@@ -790,19 +658,19 @@ class ReferenceMatcher:
                      account=cmd.account, price=cmd.price, qty=cmd.qty, asset=cmd.asset)
 
     @staticmethod
-    def _cancelled(cmd: Command, order: _Order, reason: int) -> Event:
+    def _cancelled(cmd: Command, order: Order, reason: int) -> Event:
         return Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.CANCELLED, reason=reason, side=order.side,
                      instrument=order.instrument, order_id=order.order_id, client_order_id=order.client_order_id,
                      account=order.account, price=order.price, qty=order.leaves)
 
     @staticmethod
-    def _best(book: _BookSide):
+    def _best(book: BookSide):
         price = book.best_price()
         if price is None:
             return None
         return price, sum(order.leaves for order in book.levels[price])
 
     @staticmethod
-    def _depth(book: _BookSide, levels: int):
+    def _depth(book: BookSide, levels: int):
         return [(price, sum(order.leaves for order in book.levels[price]), len(book.levels[price]))
                 for price in book.prices_best_first()[:max(levels, 0)]]
