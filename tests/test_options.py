@@ -14,6 +14,18 @@ from engine.core.matcher import MatchingEngine
 from engine.core.order_info import MarginState, PositionInfo
 from engine.core.types import CancelReason, EventKind, OrderType, Reject, SelfTrade, Side, TimeInForce, TradingState
 from engine.defaults import DEFAULT_ASSETS, DEFAULT_INSTRUMENTS, DEFAULT_OPTIONS
+from engine.reference.bands import execution_band, in_band
+from engine.reference.margin import (
+    Exposure,
+    buyback_price,
+    buyback_qty,
+    collateral_sale_qty,
+    initial_met,
+    margin_state,
+    option_risk_valid,
+    under_maintenance,
+)
+from engine.reference.risk import InstrumentTerms, LedgerModel, fill_fees, notional, reservation
 
 ASSET = {spec.symbol: i for i, spec in enumerate(DEFAULT_ASSETS)}
 USDC, AMZNX, TSLA, WBTC = ASSET["USDC"], ASSET["AMZNX"], ASSET["TSLA.M"], ASSET["WBTC"]
@@ -26,7 +38,6 @@ OPTIONS = (CALL, PUT)
 FEE = 0
 USD = 10**8                  # asset prices and margins: USD x 1e8
 LIMIT = 1 << 62              # collateral values saturate here
-INT64_MAX = (1 << 63) - 1
 
 SPOT_PX = 2_500_000          # $250.00 per share (price units of $0.0001)
 CALL_PX = 20_000_000         # $2,000 premium per contract
@@ -82,70 +93,15 @@ def neutral_reject(eng):
     assert ev[0].reason == Reject.UNKNOWN_ORDER
 
 
-def notional(eng, iid, price, qty):
-    """Premium or spot notional in quote ledger units (price floored to the tick)."""
-    _, _, _, per_tick_qty, tick = eng.instrument_units(iid)
-    return (price // tick) * qty * per_tick_qty
-
-
-def fee_of(amount, bps):
-    """A fee or rebate, rounded towards zero."""
-    return amount * bps // 10_000 if bps >= 0 else -(amount * -bps // 10_000)
-
-
-def reservation(eng, iid, side, price, qty):
-    """What an order reserves: a buy its notional plus the largest fee, a sell
-    its base (an option sell reserves no balance: it adds to open sells)."""
-    spec = eng.instruments[iid]
-    if side == Side.BUY:
-        n = notional(eng, iid, price, qty)
-        return n + n * max(spec.maker_fee_bps, spec.taker_fee_bps, 0) // 10_000
-    return qty * eng.instrument_units(iid)[2]
-
-
-def band_around(centre, bps, tick):
-    """A band's edges, rounded inwards to the tick grid."""
-    unit = 10_000 * tick
-    return (centre * (10_000 - bps) + unit - 1) // unit * tick, centre * (10_000 + bps) // unit * tick
-
-
-def execution_band(spec, reference, last_trade):
-    """[lo, hi] an order may trade in: the static band around the reference
-    price intersected with the dynamic band around the last trade."""
-    lo, hi = 0, INT64_MAX
-    if reference and spec.static_band_bps:
-        lo, hi = band_around(reference, spec.static_band_bps, spec.tick_size)
-    if last_trade and spec.dynamic_band_bps:
-        d_lo, d_hi = band_around(last_trade, spec.dynamic_band_bps, spec.tick_size)
-        lo, hi = max(lo, d_lo), min(hi, d_hi)
-    return lo, hi
+def terms(eng, iid):
+    """The instrument's spec (as the engine holds it) with its ledger units."""
+    return InstrumentTerms.of(eng.instruments[iid], DEFAULT_ASSETS)
 
 
 def band_now(eng, iid):
     """The execution band of an instrument as the engine's state stands."""
     _, reference, last_trade = eng.instrument_state(iid)
     return execution_band(eng.instruments[iid], reference, last_trade)
-
-
-def margin_of(balances, positions, prices, margins):
-    """MarginState recomputed from its definition: balances [(total, reserved)]
-    per asset, positions {instrument: (position, open sells, open buys)}, USD
-    prices per asset, margins {instrument: (initial, maintenance)}."""
-
-    def value(free_only):
-        total = 0
-        for asset, (held, reserved) in enumerate(balances):
-            amount = held - reserved if free_only else held
-            spec = DEFAULT_ASSETS[asset]
-            if amount <= 0 or not prices[asset]:
-                continue
-            v = min(amount * prices[asset] // 10**spec.ledger_decimals, LIMIT)
-            total += v * (10_000 - spec.haircut_bps) // 10_000
-        return min(total, LIMIT)
-
-    initial = sum(margins[i][0] * max(0, sells - pos) for i, (pos, sells, _buys) in positions.items())
-    maintenance = sum(margins[i][1] * max(0, -pos) for i, (pos, _sells, _buys) in positions.items())
-    return MarginState(value(False), value(True), initial, maintenance)
 
 
 def shorted(eng, seller, buyer, iid, qty, price):
@@ -454,7 +410,8 @@ def test_collateral_applies_haircuts_floors_and_ignores_unpriced_assets():
                 + (1_234_567 * 25_012_345_678 // 10**6) * 7_000 // 10_000         # 30%
                 + (12_345_679 * 9_012_345_678_901 // 10**8) * 9_000 // 10_000)   # 10%; AMZNX unpriced
     assert bare.collateral_value(1) == expected
-    assert margin_of(bare.balances(1), {}, prices, {}) == bare.margin(1) == MarginState(expected, expected, 0, 0)
+    assert margin_state(DEFAULT_ASSETS, bare.balances(1), {}, prices, {}) == bare.margin(1) == MarginState(
+        expected, expected, 0, 0)
 
     # reserved balances count in collateral but not in free collateral
     eng = make_engine()
@@ -465,7 +422,8 @@ def test_collateral_applies_haircuts_floors_and_ignores_unpriced_assets():
     m = eng.margin(1)
     assert m.collateral == 10 * 250 * USD * 7 // 10 + 1_000 * USD
     assert m.free_collateral == 6 * 250 * USD * 7 // 10 + (1_000 - 480) * USD
-    assert m == margin_of(eng.balances(1), {}, [eng.asset_price(a) for a in range(len(DEFAULT_ASSETS))], {})
+    assert m == margin_state(DEFAULT_ASSETS, eng.balances(1), {},
+                             [eng.asset_price(a) for a in range(len(DEFAULT_ASSETS))], {})
 
 
 def test_collateral_saturates_per_asset_and_in_total():
@@ -624,9 +582,12 @@ def test_liquidation_sells_collateral_then_buys_back_inside_the_bands():
         (EventKind.CANCELLED, CancelReason.LIQUIDATION, oid) for oid in own]
     # shortfall: 100 contracts at the band high 2200 + 3 bps need 2,200,660,000;
     # the account holds 2,000,000,000; a lot at the band low 237.50 raises 237,500
-    need = reservation(eng, CALL, Side.BUY, 22_000_000, 100)
+    need = reservation(terms(eng, CALL), Side.BUY, 22_000_000, 100)
     assert need == 2_200_660_000
     sale_qty = (need - usdc_before) // 237_500 + 2
+    assert sale_qty == collateral_sale_qty(terms(eng, SPOT), bands[SPOT][0], need - usdc_before,
+                                           eng.balances(1)[TSLA][0])
+    assert buyback_price(eng.instruments[CALL], bands[CALL]) == 22_000_000
     rest = ev[4:]
     assert [(e.kind, e.instrument, e.side, e.account) for e in rest] == [
         (EventKind.ACCEPTED, SPOT, Side.SELL, 1),
@@ -646,8 +607,8 @@ def test_liquidation_sells_collateral_then_buys_back_inside_the_bands():
         assert lo <= f.price <= hi
     assert (rest[-1].reason, rest[-1].qty) == (CancelReason.IOC_REMAINDER, 20)
 
-    proceeds = notional(eng, SPOT, 2_400_000, sale_qty)
-    cost = [notional(eng, CALL, p, q) for p, q in ((21_000_000, 50), (22_000_000, 30))]
+    proceeds = notional(terms(eng, SPOT), 2_400_000, sale_qty)
+    cost = [notional(terms(eng, CALL), p, q) for p, q in ((21_000_000, 50), (22_000_000, 30))]
     assert [f.fee for f in fills(ev)[1:]] == [c * 3 // 10_000 for c in cost]
     assert eng.balances(1)[USDC] == (usdc_before + proceeds - sum(c + c * 3 // 10_000 for c in cost), 0)
     assert eng.balances(1)[TSLA] == (100 * 10**6 - sale_qty * 1_000, 0)
@@ -683,8 +644,9 @@ def test_liquidation_without_liquidity_only_cancels_its_closing_orders():
     free = before[1][USDC][0]
     buy = ev[4]
     assert (buy.instrument, buy.side, buy.price) == (CALL, Side.BUY, 22_000_000)
-    assert reservation(eng, CALL, Side.BUY, buy.price, buy.qty) <= free
-    assert reservation(eng, CALL, Side.BUY, buy.price, buy.qty + 1) > free
+    assert reservation(terms(eng, CALL), Side.BUY, buy.price, buy.qty) <= free
+    assert reservation(terms(eng, CALL), Side.BUY, buy.price, buy.qty + 1) > free
+    assert buy.qty == buyback_qty(terms(eng, CALL), 100, buy.price, free)
     assert buy.qty == 90
     assert {acct: eng.balances(acct) for acct in (0, 1, 2)} == before
     assert eng.positions(1) == [PositionInfo(CALL, -100, 0, 0)]
@@ -820,9 +782,10 @@ class OptionsMachine(RuleBasedStateMachine):
         super().__init__()
         self.eng = make_engine(accounts=TRADERS + (MAKER,), spot_fees=(-1, 4))
         self.specs = self.eng.instruments
-        self.units = [self.eng.instrument_units(i) for i in range(len(self.specs))]
-        self.balance = {}                       # (account, asset) -> total
-        self.position = {}                      # (account, instrument) -> contracts
+        self.terms = [InstrumentTerms.of(spec, DEFAULT_ASSETS) for spec in self.specs]
+        assert [(*t.units, t.spec.tick_size) for t in self.terms] == [
+            self.eng.instrument_units(i) for i in range(len(self.specs))]
+        self.ledger = LedgerModel(self.terms, fee_account=FEE)   # balances and positions
         self.prices = [PRICES.get(a, 0) for a in range(len(DEFAULT_ASSETS))]
         self.margins = dict(MARGINS)
         self.last_trade = [0] * len(self.specs)
@@ -850,11 +813,8 @@ class OptionsMachine(RuleBasedStateMachine):
         return events
 
     def apply(self, e):
-        if e.kind == EventKind.CREDITED:
-            self.add(e.account, e.asset, e.qty)
-        elif e.kind == EventKind.DEBITED:
-            self.add(e.account, e.asset, -e.qty)
-        elif e.kind == EventKind.ASSET_PRICE_SET:
+        self.ledger.apply(e)
+        if e.kind == EventKind.ASSET_PRICE_SET:
             self.prices[e.asset] = e.price
         elif e.kind == EventKind.OPTION_RISK_SET:
             self.margins[e.instrument] = (e.qty, e.price)
@@ -864,30 +824,9 @@ class OptionsMachine(RuleBasedStateMachine):
                                                      self.last_trade[e.instrument])
             self.started.append((e, self.band[e.instrument]))
         elif e.kind == EventKind.FILL:
-            lo, hi = self.band[e.instrument]
-            assert lo <= e.price <= hi, (e, lo, hi)
+            assert in_band(self.band[e.instrument], e.price), (e, self.band[e.instrument])
             self.last_trade[e.instrument] = e.price
-            self.settle(e)
-
-    def add(self, account, asset, amount):
-        self.balance[(account, asset)] = self.balance.get((account, asset), 0) + amount
-
-    def settle(self, e):
-        base, quote, base_per_qty, per_tick_qty, tick = self.units[e.instrument]
-        n = (e.price // tick) * e.qty * per_tick_qty
-        buyer, seller = (e.account, e.maker_account) if e.side == Side.BUY else (e.maker_account, e.account)
-        buyer_fee, seller_fee = (e.fee, e.maker_fee) if e.side == Side.BUY else (e.maker_fee, e.fee)
-        spec = self.specs[e.instrument]
-        assert e.fee == fee_of(n, spec.taker_fee_bps) and e.maker_fee == fee_of(n, spec.maker_fee_bps)
-        self.add(buyer, quote, -(n + buyer_fee))
-        self.add(seller, quote, n - seller_fee)
-        self.add(FEE, quote, e.fee + e.maker_fee)
-        if spec.option is not None:
-            self.position[(buyer, e.instrument)] = self.position.get((buyer, e.instrument), 0) + e.qty
-            self.position[(seller, e.instrument)] = self.position.get((seller, e.instrument), 0) - e.qty
-        else:
-            self.add(buyer, base, e.qty * base_per_qty)
-            self.add(seller, base, -e.qty * base_per_qty)
+            assert (e.fee, e.maker_fee) == fill_fees(self.terms[e.instrument], e.price, e.qty)
 
     def open_option_qty(self, account, side, skip_order=0):
         """Open quantity of the account's option orders of one side, per series."""
@@ -899,21 +838,22 @@ class OptionsMachine(RuleBasedStateMachine):
 
     def reduces_short(self, account, instrument, buys):
         """Whether open buys of ``buys`` in the series stay within the account's short."""
-        return buys <= -self.position.get((account, instrument), 0)
+        return buys <= -self.ledger.position_of(account, instrument)
 
     def reduces_long(self, account, instrument, sells):
         """Whether open sells of ``sells`` in the series stay within the account's long."""
-        return sells <= self.position.get((account, instrument), 0)
+        return sells <= self.ledger.position_of(account, instrument)
 
     def expected_margin(self, account):
         sells = self.open_option_qty(account, Side.SELL)
         buys = self.open_option_qty(account, Side.BUY)
-        positions = {i: (self.position.get((account, i), 0), sells[i], buys[i]) for i in OPTIONS}
-        return margin_of(self.eng.balances(account), positions, self.prices, self.margins), positions
+        positions = {i: Exposure(self.ledger.position_of(account, i), sells[i], buys[i]) for i in OPTIONS}
+        return margin_state(DEFAULT_ASSETS, self.eng.balances(account), positions, self.prices,
+                            self.margins), positions
 
     def assert_margin_covered(self, account):
         m = self.eng.margin(account)
-        assert m.free_collateral >= m.initial, (account, m)
+        assert initial_met(m), (account, m)
 
     # -- rules --
 
@@ -1013,8 +953,9 @@ class OptionsMachine(RuleBasedStateMachine):
         if o.instrument in OPTIONS and o.side == Side.SELL:
             up = new_qty > o.leaves
         else:
-            up = (reservation(self.eng, o.instrument, o.side, new_price, new_qty)
-                  > reservation(self.eng, o.instrument, o.side, o.price, o.leaves))
+            terms = self.terms[o.instrument]
+            up = (reservation(terms, o.side, new_price, new_qty)
+                  > reservation(terms, o.side, o.price, o.leaves))
         # like a new buy, an amended buy whose open buys stay within the short only reduces it
         if o.instrument in OPTIONS:
             others = self.open_option_qty(account, o.side, o.order_id)[o.instrument] + new_qty
@@ -1034,7 +975,7 @@ class OptionsMachine(RuleBasedStateMachine):
         initial = MARGINS[instrument][0] * scale // 100
         maintenance = initial * ratio // 100
         ev = self.run(lambda: self.eng.set_option_risk(instrument, initial, maintenance), moves_risk=True)
-        assert (ev[0].kind == EventKind.OPTION_RISK_SET) == (ratio <= 100)
+        assert (ev[0].kind == EventKind.OPTION_RISK_SET) == (ratio <= 100) == option_risk_valid(initial, maintenance)
 
     @rule(data=st.data())
     def liquidate(self, data):
@@ -1045,12 +986,12 @@ class OptionsMachine(RuleBasedStateMachine):
         if known:
             m, _ = self.expected_margin(account)
             own = [o.order_id for o in self.eng.open_orders(account)]
-            held = {i: self.position.get((account, i), 0) for i in OPTIONS}
+            held = {i: self.ledger.position_of(account, i) for i in OPTIONS}
         ev = self.run(lambda: self.eng.liquidate(account), actor=account)
         if not known:
             assert ev[0].reason == Reject.UNKNOWN_ACCOUNT
             return
-        if not m.maintenance or m.collateral >= m.maintenance:
+        if not under_maintenance(m):
             assert [(e.kind, e.reason) for e in ev] == [(EventKind.REJECTED, Reject.NOT_UNDER_MAINTENANCE)]
             return
         head, rest = ev[0], ev[1 + len(own):]
@@ -1060,16 +1001,17 @@ class OptionsMachine(RuleBasedStateMachine):
             (EventKind.CANCELLED, CancelReason.LIQUIDATION, oid) for oid in own]
         assert head.qty == len(self.started)
         assert all(e.kind != EventKind.REJECTED for e in rest)
-        for e, (lo, hi) in self.started:
+        for e, band in self.started:
             assert (e.kind, e.account, e.aux) == (EventKind.ACCEPTED, account, TimeInForce.IOC)
+            assert band is not None, "a closing order needs a band to bound it"
             if e.instrument in OPTIONS:
                 assert e.side == Side.BUY and 0 < e.qty <= -held[e.instrument]
-                assert e.price == min(hi, self.specs[e.instrument].max_price)
+                assert e.price == buyback_price(self.specs[e.instrument], band)
             else:
-                assert e.side == Side.SELL and e.price == lo > 0
+                assert e.side == Side.SELL and e.price == band[0] > 0
         assert self.eng.open_orders(account) == []
         for i in OPTIONS:
-            now = self.position.get((account, i), 0)
+            now = self.ledger.position_of(account, i)
             assert held[i] <= now <= max(held[i], 0)
 
     # -- invariants --
@@ -1078,7 +1020,7 @@ class OptionsMachine(RuleBasedStateMachine):
     def balances_and_positions_match_the_events(self):
         for acct in ACCOUNTS:
             for asset, (total, reserved) in enumerate(self.eng.balances(acct)):
-                assert total == self.balance.get((acct, asset), 0)
+                assert total == self.ledger.total(acct, asset)
                 assert 0 <= reserved <= total
             m, positions = self.expected_margin(acct)
             assert self.eng.positions(acct) == [PositionInfo(i, pos, sells, buys) for i, (pos, sells, buys)
@@ -1086,7 +1028,7 @@ class OptionsMachine(RuleBasedStateMachine):
             assert self.eng.margin(acct) == m
             assert self.eng.collateral_value(acct) == m.collateral
         for i in OPTIONS:
-            assert sum(self.position.get((acct, i), 0) for acct in ACCOUNTS) == 0
+            assert sum(self.ledger.position_of(acct, i) for acct in ACCOUNTS) == 0
             assert self.eng.option_risk(i) == self.margins[i]
         assert [self.eng.asset_price(a) for a in range(len(DEFAULT_ASSETS))] == self.prices
         assert [self.eng.instrument_state(i)[2] for i in range(len(self.specs))] == self.last_trade
@@ -1096,7 +1038,7 @@ class OptionsMachine(RuleBasedStateMachine):
         expected = []
         for acct in ACCOUNTS:
             m, _ = self.expected_margin(acct)
-            if m.maintenance and m.collateral < m.maintenance:
+            if under_maintenance(m):
                 expected.append((acct, m))
         assert self.eng.under_maintenance() == expected
 

@@ -16,6 +16,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from engine.core.types import CommandKind, EventKind, OrderType, SelfTrade, Side, TimeInForce, TradingState
 from engine.instruments import InstrumentSpec
 from engine.reference import ReferenceMatcher
+from engine.reference.bands import execution_band, static_band
 
 MatchingEngine = cython_engine_class()
 requires_cython = pytest.mark.skipif(MatchingEngine is None, reason=CYTHON_MISSING)
@@ -257,21 +258,10 @@ TestEnginesSideBySide.settings = settings(max_examples=60, stateful_step_count=4
 # -- reference-only invariants --
 
 
-def band(centre, bps):
-    """[lo, hi] of a band around centre (edges rounded inwards to the tick), or None."""
-    if not centre or not bps:
-        return None
-    return -(-centre * (10_000 - bps) // (10_000 * TICK)) * TICK, centre * (10_000 + bps) // (10_000 * TICK) * TICK
-
-
-def execution_band(engine, instrument):
+def execution_band_now(engine, instrument):
     """The execution band of an instrument from its public state, or None."""
     _, reference, last_trade = engine.instrument_state(instrument)
-    spec = SPECS[instrument]
-    bands = [b for b in (band(reference, spec.static_band_bps), band(last_trade, spec.dynamic_band_bps)) if b]
-    if not bands:
-        return None
-    return max(lo for lo, _ in bands), min(hi for _, hi in bands)
+    return execution_band(SPECS[instrument], reference, last_trade)
 
 
 class OrderLedger:
@@ -329,7 +319,7 @@ def test_reference_invariants(cmds):
     engine = new_engine(ReferenceMatcher)
     ledger = OrderLedger()
     for record in command_array(cmds):
-        bands = {instrument: execution_band(engine, instrument) for instrument in INSTRUMENTS}
+        bands = {instrument: execution_band_now(engine, instrument) for instrument in INSTRUMENTS}
         for event in engine.submit(record):
             ledger.apply(event, bands)
         engine.check_integrity()
@@ -337,7 +327,7 @@ def test_reference_invariants(cmds):
         for instrument in INSTRUMENTS:
             bid, ask = engine.best_bid(instrument), engine.best_ask(instrument)
             assert bid is None or ask is None or bid[0] < ask[0], "book crossed"
-            static = band(engine.instrument_state(instrument)[1], SPECS[instrument].static_band_bps)
+            static = static_band(SPECS[instrument], engine.instrument_state(instrument)[1])
             if static:
                 bids, asks = engine.depth(instrument, 1000)
                 assert all(static[0] <= price <= static[1] for price, _, _ in bids + asks), "rests outside band"

@@ -18,6 +18,8 @@ from engine.core.types import (
     TimeInForce,
 )
 from engine.defaults import stock_pair
+from engine.reference.risk import InstrumentTerms, LedgerModel, fill_fees
+from engine.units import InstrumentUnits
 
 USDC_ASSET = AssetSpec(symbol="USDC", decimals=6, ledger_decimals=6)
 AMZNX_ASSET = AssetSpec(symbol="AMZNX", decimals=18, ledger_decimals=6, haircut_bps=2_000)
@@ -326,26 +328,17 @@ class RiskMachine(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.eng, self.iid = make_engine(maker_bps=-1, taker_bps=4, accounts=(1, 2, 3, 4))
-        self.model = {}       # (account, asset) -> total, rebuilt from events only
-        self.net = {USDC: 0, AMZNX: 0}
+        terms = [InstrumentTerms.of(spec, (USDC_ASSET, AMZNX_ASSET)) for spec in self.eng.instruments]
+        self.terms = terms[self.iid]
+        # a tick of $0.01 x 0.001 share is 10 USDC units; 0.001 share is 1,000 AMZNX units
+        assert self.terms.units == InstrumentUnits(AMZNX, USDC, 1_000, 10)
+        self.ledger = LedgerModel(terms, fee_account=FEE)   # totals rebuilt from events only
 
     def apply(self, events):
         for e in events:
-            if e.kind == EventKind.CREDITED:
-                self.model[(e.account, e.asset)] = self.model.get((e.account, e.asset), 0) + e.qty
-                self.net[e.asset] += e.qty
-            elif e.kind == EventKind.DEBITED:
-                self.model[(e.account, e.asset)] -= e.qty
-                self.net[e.asset] -= e.qty
-            elif e.kind == EventKind.FILL:
-                n = (e.price // 100) * e.qty * 10
-                base = e.qty * 1_000
-                buyer, seller = (e.account, e.maker_account) if e.side == Side.BUY else (e.maker_account, e.account)
-                buyer_fee, seller_fee = (e.fee, e.maker_fee) if e.side == Side.BUY else (e.maker_fee, e.fee)
-                for key, delta in (((buyer, USDC), -(n + buyer_fee)), ((buyer, AMZNX), base),
-                                   ((seller, AMZNX), -base), ((seller, USDC), n - seller_fee),
-                                   ((FEE, USDC), e.fee + e.maker_fee)):
-                    self.model[key] = self.model.get(key, 0) + delta
+            self.ledger.apply(e)
+            if e.kind == EventKind.FILL:
+                assert (e.fee, e.maker_fee) == fill_fees(self.terms, e.price, e.qty)
         self.eng.check_integrity()
 
     @rule(account=st.integers(0, 5), asset=st.integers(-1, 2), amount=st.integers(-10, 3_000_000_000))
@@ -388,13 +381,13 @@ class RiskMachine(RuleBasedStateMachine):
     def balances_match_the_events(self):
         for acct in (0, 1, 2, 3, 4):
             for asset, (total, reserved) in enumerate(self.eng.balances(acct)):
-                assert total == self.model.get((acct, asset), 0)
+                assert total == self.ledger.total(acct, asset)
                 assert 0 <= reserved <= total
 
     @invariant()
     def value_is_conserved(self):
         for asset in (USDC, AMZNX):
-            assert sum(self.eng.balances(a)[asset][0] for a in range(5)) == self.net[asset]
+            assert sum(self.eng.balances(a)[asset][0] for a in range(5)) == self.ledger.supply.get(asset, 0)
 
 
 TestRiskMachine = RiskMachine.TestCase
