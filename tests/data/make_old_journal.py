@@ -133,10 +133,12 @@ class Venue:
         return self.clients[name]
 
     def connect(self, name: str) -> Client:
+        """A new client with the named key pair (a session of its own)."""
         return Client(self.gateway.orders, ClientKeys.from_files(self.keys / f"{name}.key_secret",
                                                                  self.keys / "server.key"), timeout=10.0)
 
     def close(self) -> None:
+        """Close every client opened through __getitem__."""
         for client in self.clients.values():
             client.close()
 
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         journal = work / "journal"
         (journal / "lock").unlink()
         full, from_snapshot = replay(journal), replay(journal, "--use-snapshot")
-        if full["state_hash"] != from_snapshot["state_hash"] or not 0 < from_snapshot["snapshot_seq"] < full["last_seq"]:
+        if (full["state_hash"] != from_snapshot["state_hash"]
+                or not 0 < from_snapshot["snapshot_seq"] < full["last_seq"]):
             raise RuntimeError(f"unexpected replay results: {full} / {from_snapshot}")
         args.out.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(args.out / "journal", ignore_errors=True)
