@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates .venv, installs, builds, runs.
-#   ./dev.sh demo    the venue demo on the embedded defaults
+#   ./dev.sh demo    the venue demo on the embedded defaults (python -m demo)
 #   ./dev.sh test    install the test dependencies and run the whole suite
 #   ./dev.sh bench   the benchmark suite (python -m bench core)
 set -euo pipefail
@@ -37,7 +37,7 @@ case "${1:-}" in
     demo)
         setup ""
         shift
-        exec "$VENV/bin/python" -m engine demo "$@"
+        exec "$VENV/bin/python" -m demo "$@"
         ;;
     test)
         setup "[test]"

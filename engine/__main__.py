@@ -1,6 +1,5 @@
 """Command line of the engine: `python -m engine COMMAND ...`.
 
-  demo             the venue demo on the embedded defaults
   serve            run the order gateway (--config venue.toml)
   keys             generate CURVE key pairs (keys init --config venue.toml)
   replay           rebuild state from a journal offline and print the state hash
@@ -16,7 +15,6 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to the sub-command's own main(argv)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
-        "demo": "engine.demo",
         "serve": "engine.gateway",
         "keys": "engine.keys",
         "replay": "engine.replay",

@@ -92,6 +92,27 @@ def test_greeks_match_finite_differences_of_mark(spot, m, t, vol, rate, is_call)
     assert -(price(t=t + h) - price(t=t - h)) / (2 * h) == pytest.approx(theta, rel=1e-5, abs=1e-8 * spot)
 
 
+# Rounding allowed in the no-arbitrage bounds, in units of max(spot, discounted
+# strike) -- not of the mark: a mark is the difference s N(d1) - K' N(d2) of two
+# terms up to that size (at zero vol or expiry exactly s - K'), so an in-the-money
+# mark of 0.76 from s ~ K' ~ 100 carries the rounding of numbers near 100. The
+# bounds here use math.exp, black_scholes numpy's exp, which is not correctly
+# rounded and may differ from libm's by a few ulps depending on the CPU's SIMD
+# kernel. Counting ulps of max(s, K'): the two exps (up to 4 + 1) and their
+# products with the strike (0.5 + 0.5), two ndtr values (up to 2 each), the two
+# products with them (0.5 each) and the subtraction (0.5): 11.5, rounded up to 16.
+# That is about 3.6e-15 relative: a mark off by a hundred-millionth of a cent on
+# a $100 underlying still fails (test_no_arbitrage_check_catches_a_small_violation).
+BOUND_EPS = 16 * np.finfo(float).eps
+
+
+def assert_within_no_arbitrage_bounds(spot, discounted_strike, call, put):
+    """max(S - K', 0) <= call <= S and max(K' - S, 0) <= put <= K', up to BOUND_EPS."""
+    tol = BOUND_EPS * max(spot, discounted_strike)
+    assert max(spot - discounted_strike, 0.0) - tol <= call <= spot + tol
+    assert max(discounted_strike - spot, 0.0) - tol <= put <= discounted_strike + tol
+
+
 @PROFILE
 @given(spots, moneyness, st.floats(0.0, 3.0), st.floats(0.0, 2.0), interest_rates)
 def test_marks_within_no_arbitrage_bounds(spot, m, t, vol, rate):
@@ -99,8 +120,24 @@ def test_marks_within_no_arbitrage_bounds(spot, m, t, vol, rate):
     discounted_strike = strike * math.exp(-rate * t)
     call = float(black_scholes(spot, strike, t, vol, rate, True).mark)
     put = float(black_scholes(spot, strike, t, vol, rate, False).mark)
-    assert max(spot - discounted_strike, 0.0) <= call <= spot
-    assert max(discounted_strike - spot, 0.0) <= put <= discounted_strike
+    assert_within_no_arbitrage_bounds(spot, discounted_strike, call, put)
+
+
+@pytest.mark.parametrize("side", ["call below intrinsic", "call above spot", "put below intrinsic",
+                                  "put above strike"])
+def test_no_arbitrage_check_catches_a_small_violation(side):
+    spot, strike, t, rate = 100.0, 99.0, 1.0, 0.05
+    discounted_strike = strike * math.exp(-rate * t)
+    marks = {"call": float(black_scholes(spot, strike, t, 0.0, rate, True).mark),
+             "put": float(black_scholes(spot, strike, t, 0.0, rate, False).mark)}
+    assert_within_no_arbitrage_bounds(spot, discounted_strike, marks["call"], marks["put"])
+    off = 1e-10  # a hundred-millionth of a cent, about 300x the tolerance here
+    bad = {"call below intrinsic": {"call": spot - discounted_strike - off},
+           "call above spot": {"call": spot + off},
+           "put below intrinsic": {"put": -off},
+           "put above strike": {"put": discounted_strike + off}}[side]
+    with pytest.raises(AssertionError):
+        assert_within_no_arbitrage_bounds(spot, discounted_strike, **{**marks, **bad})
 
 
 @PROFILE

@@ -1,4 +1,4 @@
-"""The settlement half of the venue demo, on the embedded EVM (py-evm).
+"""Demo part 3: settlement on the embedded EVM (py-evm).
 
 Users deposit tokens into the vault; the deposit watcher credits the engine;
 they trade; the batch job nets the fills, settles them on chain with their

@@ -1,4 +1,4 @@
-"""Demo part: tokenized stocks as margin for options, through to liquidation.
+"""Demo part 2: tokenized stocks as margin for options, through to liquidation.
 
 A TSLA.M holder pledges its tokens (30% haircut) and sells BTC calls against
 them. Marks and margins come from the option-mark feed (Black-Scholes,

@@ -1,19 +1,10 @@
-"""The venue demo on the embedded defaults.
+"""Demo part 1, the matching core on the embedded defaults.
 
-Part 1, the matching core: a thin AMZNX book, the price bands that stop a
-market order from printing far from the real price, self-trade prevention,
-amend and cancel. Part 2, tokenized stocks as margin (engine/options_demo.py):
-TSLA.M backs short BTC calls, a price move puts the account under its
-maintenance margin, the operator liquidates it inside the bands. Part 3,
-settlement on the embedded EVM (settlement/demo.py): deposits, trading with
-pre-trade risk, netted batches settled exactly once, a fill proved on chain, a
-withdrawal claimed.
+A thin AMZNX book, the price bands that stop a market order from printing far
+from the real price, self-trade prevention, amend, cancel, halt and mass cancel.
 """
 
 from __future__ import annotations
-
-import argparse
-from decimal import Decimal
 
 from engine.core.matcher import MatchingEngine
 from engine.core.types import (
@@ -27,13 +18,12 @@ from engine.core.types import (
 )
 from engine.defaults import DEFAULT_INSTRUMENTS
 from engine.instruments import InstrumentSpec
-from engine.options_demo import OptionsDemo
 
 MM, RETAIL, FUND = 1, 2, 3
 ACCOUNT_NAMES = {MM: "market-maker", RETAIL: "retail", FUND: "fund"}
 
 
-class Demo:
+class MatchingDemo:
     """Drives one engine and prints what happens in venue terms."""
 
     def __init__(self) -> None:
@@ -146,20 +136,3 @@ class Demo:
         eng.check_integrity()
         print(f"\n{self.fills} fills; state hash {eng.state_hash()}")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo."""
-    parser = argparse.ArgumentParser(prog="python -m engine demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--core-only", action="store_true", help="skip the settlement part")
-    args = parser.parse_args(argv)
-    print("# Part 1: the matching core")
-    Demo().run()
-    print("\n# Part 2: tokenized stocks as margin for options")
-    OptionsDemo().run()
-    if not args.core_only:
-        from settlement.demo import run as settlement_demo
-
-        print("\n# Part 3: settlement on the embedded EVM")
-        settlement_demo()
-    return 0

@@ -1,0 +1,41 @@
+"""Command line of the venue demo: ``python -m demo [--core-only]``.
+
+Part 1, the matching core: a thin AMZNX book, the price bands that stop a
+market order from printing far from the real price, self-trade prevention,
+amend and cancel. Part 2, tokenized stocks as margin: TSLA.M backs short BTC
+calls, a price move puts the account under its maintenance margin, the operator
+liquidates it inside the bands. Part 3, settlement on the embedded EVM:
+deposits, trading with pre-trade risk, netted batches settled exactly once, a
+fill proved on chain, a withdrawal claimed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from demo.matching import MatchingDemo
+from demo.options import OptionsDemo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo."""
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--core-only", action="store_true", help="skip the settlement part")
+    args = parser.parse_args(argv)
+    print("# Part 1: the matching core")
+    MatchingDemo().run()
+    print("\n# Part 2: tokenized stocks as margin for options")
+    OptionsDemo().run()
+    if not args.core_only:
+        # Imported only here: --core-only runs without web3 and the embedded EVM.
+        from demo.settlement import run as settlement_demo
+
+        print("\n# Part 3: settlement on the embedded EVM")
+        settlement_demo()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
