@@ -152,7 +152,7 @@ def _records(batch: CommandBatch) -> tuple[bytes, list]:
     return batch.commands(1, 0).tobytes(), [batch.sender(i) for i in range(len(batch))]
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(payload=messages(), who=st.sampled_from(["acct:mm", "acct:retail", "op:ops"]))
 def test_fast_path_reads_what_the_general_path_reads(gw, payload, who):
     session = _session(gw, who)

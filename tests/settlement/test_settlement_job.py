@@ -42,7 +42,7 @@ def test_job_settles_in_batches_and_chain_matches_engine_after_each(venue, tmp_p
     assert_settled_exactly_once(venue, job, fills, withdrawals)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32), n_fills=st.integers(1, 16), n_withdrawals=st.integers(0, 3),
        max_records=st.integers(2, 8))
 def test_chain_balances_equal_engine_balances_after_every_batch(embedded_venue_snapshot, tmp_path_factory, seed,
