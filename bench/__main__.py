@@ -1,5 +1,6 @@
 """``python -m bench core [--json PATH] [--svg PATH] [--quick] [--data-dir DIR]``,
-``python -m bench settlement ...``, ``python -m bench gateway ...``.
+``python -m bench settlement ...``, ``python -m bench gateway ...``,
+``python -m bench ab OLD_DIR NEW_DIR ...`` (two builds compared, bench/ab.py).
 
 Runs every matching-core measurement (see bench/README.md) and prints a table.
 ``memory-probe`` is the helper that ``core`` starts in a fresh interpreter for
@@ -22,7 +23,7 @@ DEFAULT_SVG = Path(__file__).resolve().parent / "results" / "core.svg"
 
 
 # Suites with their own command line: `python -m bench NAME ...` runs NAME's main(argv).
-SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway"}
+SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway", "ab": "bench.ab"}
 
 
 def main(argv: list[str]) -> int:

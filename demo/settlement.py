@@ -22,8 +22,8 @@ from engine.defaults import DEFAULT_ASSETS, stock_pair
 from settlement.accounts import dev_address_book, dev_private_key
 from settlement.chain import ChainClient, connect, fund_dev_account
 from settlement.deposits import DepositWatcher, InProcessDeposits
-from settlement.engine_records import InstrumentUnits, settlement_records
 from settlement.job import SettlementJob, rebuild_batch
+from settlement.records import UnitTable, settlement_records
 from settlement.source import RecordFileSource
 from settlement.vault import Vault, deploy, revert_decoder
 
@@ -107,7 +107,7 @@ def run(out=print) -> None:
 
     state = Path(tempfile.mkdtemp(prefix="venue-demo-"))
     source = RecordFileSource(state / "records")
-    fills, withdrawals = settlement_records(events, InstrumentUnits.of_engine(engine))
+    fills, withdrawals = settlement_records(events, UnitTable.of_engine(engine))
     source.append(fills=fills, withdrawals=withdrawals)
 
     out("\n== Settlement: net per (account, token), Merkle root, one transaction per batch")

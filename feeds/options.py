@@ -1,7 +1,8 @@
 """Option marks, greeks and short-option margin (Black-Scholes, vectorised numpy).
 
 Floats stop here: ``core_option_risk`` turns marks and margins into the integers
-the core uses (price units on the tick grid, USD x 1e8 per quantity unit).
+the core uses (price units on the tick grid, USD x 1e8 per quantity unit), with
+the rounding rule and the limit of engine/units.py.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from engine.assets import USD_PRICE_SCALE
 from engine.instruments import InstrumentSpec
+from engine.units import MAX_MARGIN_PER_QTY, USD_PRICE_SCALE, margin_per_qty
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _SECONDS_PER_YEAR = 365 * 86_400
-_MAX_UNITS = 1e15
-"""Largest margin per quantity unit the core takes (USD x 1e8, SET_OPTION_RISK)."""
 _MIN_SD = 1e-12
 """Below this ``vol * sqrt(years)`` an option is priced at expiry: its time value
 is under 1e-12 of spot and d1 could overflow."""
@@ -216,9 +215,8 @@ def core_option_risk(
     size = Fraction(contract_size)
     ticks = np.floor(mark * float(size * price_scale / tick_size) + 0.5)
     ticks = np.clip(ticks, 1, max_price // tick_size).astype(np.int64)
-    margin_scale = size * USD_PRICE_SCALE / qty_scale
-    initial = _ceil_units("initial margin", im, margin_scale)
-    maintenance = _ceil_units("maintenance margin", mm, margin_scale)
+    initial = _margin_units("initial margin", im, size, qty_scale)
+    maintenance = _margin_units("maintenance margin", mm, size, qty_scale)
     return OptionRiskUnits(ticks * tick_size, initial, maintenance)
 
 
@@ -259,15 +257,17 @@ def _floats(name: str, value: npt.ArrayLike, bound: Literal["", "> 0", ">= 0"] =
     return array
 
 
-def _ceil_units(name: str, usd: FloatArray, scale: Fraction) -> IntArray:
-    """``max(ceil(usd * scale), 1)`` as int64, exactly: where the float product
-    is within rounding of an integer, the ceiling is taken on rationals."""
-    product = (usd * float(scale)).ravel()
-    if np.any(product > _MAX_UNITS):
+def _margin_units(name: str, usd: FloatArray, contract_size: Fraction, qty_scale: int) -> IntArray:
+    """``max(margin_per_qty(usd x contract_size, qty_scale), 1)`` per element, as
+    int64. Vectorised in floats where the product is clearly not an integer; where
+    it is within rounding of one, ``engine.units.margin_per_qty`` decides exactly."""
+    product = (usd * float(contract_size * USD_PRICE_SCALE / qty_scale)).ravel()
+    if np.any(product > MAX_MARGIN_PER_QTY):
         raise ValueError(f"{name} per quantity unit is above the core's limit of 1e15 (USD x 1e8)")
     units = np.ceil(product).astype(np.int64)
     near_integer = np.abs(product - np.rint(product)) <= 4 * np.spacing(product)
-    units[near_integer] = [math.ceil(Fraction(x) * scale) for x in usd.ravel()[near_integer]]
+    units[near_integer] = [margin_per_qty(Fraction(x) * contract_size, qty_scale) if x > 0 else 1
+                           for x in usd.ravel()[near_integer]]
     return np.maximum(units, 1).reshape(usd.shape)[()]  # [()]: a numpy scalar for 0-d input
 
 

@@ -26,7 +26,7 @@ from settlement.accounts import AddressBook, dev_private_key
 from settlement.batch import BatchError
 from settlement.chain import EMBEDDED, ChainClient, ChainError, connect, fund_dev_account
 from settlement.deposits import DepositError, DepositWatcher
-from settlement.gateway_link import GatewayDeposits, GatewayError, instrument_units_from_config
+from settlement.gateway_link import GatewayDeposits, GatewayError, unit_table_from_config
 from settlement.job import JobError, JobStore, SettlementJob, rebuild_batch
 from settlement.netting import NettingError
 from settlement.source import JournalFillSource, RecordFileSource
@@ -190,7 +190,7 @@ def _source(args):
         return RecordFileSource(args.source)
     if args.config is None:
         raise JobError("--journal needs --config (the venue's instruments)")
-    return JournalFillSource(FileJournal.open_reader(args.journal), instrument_units_from_config(args.config))
+    return JournalFillSource(FileJournal.open_reader(args.journal), unit_table_from_config(args.config))
 
 
 def _run(args) -> int:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.client import Client
-from engine.config import Config, build_engine, load_config
+from engine.config import Config, load_config
 from engine.core.types import Reject as CoreReject
 from engine.schemas import GatewayReject, Reject, Status
-from settlement.engine_records import InstrumentUnits
+from settlement.records import UnitTable
 
 
 class GatewayError(Exception):
@@ -50,11 +50,11 @@ def _outcome(reply) -> str | None:
     return reject_name(reply.code) if isinstance(reply, Reject) else None
 
 
-def instrument_units_from_config(config: Config | str | Path) -> InstrumentUnits:
-    """The exact fill -> ledger-unit mapping of the venue's instruments, from the engine the
-    config's venue definition builds (the same definition the gateway's journal replays)."""
+def unit_table_from_config(config: Config | str | Path) -> UnitTable:
+    """The exact fill -> ledger-unit mapping of the venue's instruments, from the config's
+    venue definition (the same definition the gateway's journal replays), without an engine."""
     if not isinstance(config, Config):
         config = load_config(config)
     if not config.venue.risk:
         raise ValueError("fills map to ledger units only for a venue with risk = true")
-    return InstrumentUnits.of_engine(build_engine(config.venue))
+    return UnitTable.of_specs(config.venue.instruments, config.venue.assets)

@@ -1,12 +1,28 @@
-"""numpy layouts of what the settlement side reads from the engine and what netting returns.
+"""Settlement records: their numpy layouts and how engine events become them.
 
-Every amount is an int64 in *ledger units* of its asset (see engine/assets.py); accounts are
-engine account ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
+* Layouts: ``SETTLEMENT_FILL_DTYPE`` (a fill), ``WITHDRAWAL_DTYPE`` (an approved debit)
+  and ``NET_DTYPE`` (what netting returns). Every amount is an int64 in *ledger units* of
+  its asset (engine/units.py); accounts are engine account ids (int64), assets engine asset
+  ids (int32, < 65536 to fit the vault's uint16).
+* Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
+  DEBITED -> withdrawal) into those records, vectorised, with each instrument's exact
+  ledger-unit mapping from a ``UnitTable``. Ids are ``seq * FILLS_PER_SEQ + index of the
+  event within its command``, so fills and withdrawals share one increasing id space.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from engine.core.types import EventKind, Side
+from engine.units import instrument_units
+
+if TYPE_CHECKING:
+    from engine.assets import AssetSpec
+    from engine.instruments import InstrumentSpec
 
 FEE_ACCOUNT = 0
 """The venue's fee account: it receives buyer_fee + seller_fee of every fill."""
@@ -70,3 +86,67 @@ def empty_fills(n: int) -> np.ndarray:
 def empty_withdrawals(n: int) -> np.ndarray:
     """A zeroed withdrawal array of length n."""
     return np.zeros(n, dtype=WITHDRAWAL_DTYPE)
+
+
+class UnitTable:
+    """The ledger-unit mapping of every instrument of a venue, as int64 columns indexed by
+    instrument id: ``base_asset``, ``quote_asset``, ``base_per_qty``, ``quote_per_tick_qty``
+    and ``tick`` (engine/units.py ``instrument_units``, plus the tick size)."""
+
+    def __init__(self, rows: Sequence[tuple[int, int, int, int, int]]) -> None:
+        table = np.asarray(rows, dtype=np.int64).reshape(-1, 5)
+        self.base_asset, self.quote_asset, self.base_per_qty, self.quote_per_tick_qty, self.tick = table.T
+
+    @classmethod
+    def of_specs(cls, instruments: Sequence[InstrumentSpec], assets: Sequence[AssetSpec]) -> UnitTable:
+        """The mapping of ``instruments`` (in instrument id order) over ``assets`` (in asset
+        id order), computed from the specs alone: no engine is built."""
+        return cls([(*instrument_units(spec, assets), spec.tick_size) for spec in instruments])
+
+    @classmethod
+    def of_engine(cls, engine) -> UnitTable:
+        """The mapping a risk-mode MatchingEngine holds for each of its instruments (for
+        engines built in code rather than from specs; ``of_specs`` gives the same table)."""
+        return cls([engine.instrument_units(i) for i in range(len(engine.instruments))])
+
+
+def _index_in_command(seq: np.ndarray) -> np.ndarray:
+    """Position of each event among the events of its command (events of one
+    command are contiguous and share its seq)."""
+    starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])
+    counts = np.diff(np.r_[starts, len(seq)])
+    return np.arange(len(seq)) - np.repeat(starts, counts)
+
+
+def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray, np.ndarray]:
+    """(fills, withdrawals) of one batch of engine events (EVENT_DTYPE), in id order."""
+    if len(events) == 0:
+        return empty_fills(0), empty_withdrawals(0)
+    index = _index_in_command(events["seq"])
+    if index.max() >= FILLS_PER_SEQ:
+        raise ValueError(f"a command produced more than {FILLS_PER_SEQ} events")
+    ids = events["seq"].astype(np.uint64) * np.uint64(FILLS_PER_SEQ) + index.astype(np.uint64)
+
+    is_fill = events["kind"] == EventKind.FILL
+    f = events[is_fill]
+    inst = f["instrument"]
+    taker_buys = f["side"] == Side.BUY
+    fills = empty_fills(len(f))
+    fills["fill_id"] = ids[is_fill]
+    fills["buyer"] = np.where(taker_buys, f["account"], f["maker_account"])
+    fills["seller"] = np.where(taker_buys, f["maker_account"], f["account"])
+    fills["base_asset"] = units.base_asset[inst]
+    fills["quote_asset"] = units.quote_asset[inst]
+    fills["base_amount"] = f["qty"] * units.base_per_qty[inst]
+    fills["quote_amount"] = f["price"] // units.tick[inst] * f["qty"] * units.quote_per_tick_qty[inst]
+    fills["buyer_fee"] = np.where(taker_buys, f["fee"], f["maker_fee"])
+    fills["seller_fee"] = np.where(taker_buys, f["maker_fee"], f["fee"])
+
+    is_debit = events["kind"] == EventKind.DEBITED
+    d = events[is_debit]
+    withdrawals = empty_withdrawals(len(d))
+    withdrawals["withdrawal_id"] = ids[is_debit]
+    withdrawals["account"] = d["account"]
+    withdrawals["asset"] = d["asset"]
+    withdrawals["amount"] = d["qty"]
+    return fills, withdrawals

@@ -14,8 +14,15 @@ from typing import Protocol
 
 import numpy as np
 
-from settlement.engine_records import InstrumentUnits, settlement_records
-from settlement.records import FILLS_PER_SEQ, SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
+from settlement.records import (
+    FILLS_PER_SEQ,
+    SETTLEMENT_FILL_DTYPE,
+    WITHDRAWAL_DTYPE,
+    UnitTable,
+    empty_fills,
+    empty_withdrawals,
+    settlement_records,
+)
 
 
 class FillSource(Protocol):
@@ -57,10 +64,7 @@ class RecordFileSource:
         """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
         fills = self._after(self._load("fill_id", SETTLEMENT_FILL_DTYPE), "fill_id", after_id, limit)
         withdrawals = self._after(self._load("withdrawal_id", WITHDRAWAL_DTYPE), "withdrawal_id", after_id, limit)
-        if len(fills) + len(withdrawals) > limit:
-            cutoff = np.sort(np.concatenate([fills["fill_id"], withdrawals["withdrawal_id"]]))[limit - 1]
-            fills = fills[fills["fill_id"] <= cutoff]
-            withdrawals = withdrawals[withdrawals["withdrawal_id"] <= cutoff]
+        fills, withdrawals = _lowest_ids(fills, withdrawals, limit)
         return fills.copy(), withdrawals.copy()
 
     def _load(self, key: str, dtype: np.dtype) -> np.ndarray:
@@ -84,7 +88,7 @@ class JournalFillSource:
     index of the event within its command's journaled events). Only committed
     batches are read, so nothing settles that a crash could still take back."""
 
-    def __init__(self, journal, units: InstrumentUnits) -> None:
+    def __init__(self, journal, units: UnitTable) -> None:
         self.journal = journal
         self.units = units
 
@@ -104,11 +108,16 @@ class JournalFillSource:
             count += len(fills) + len(withdrawals)
             if count >= limit:
                 break
-        fills = np.concatenate(fills_parts) if fills_parts else np.zeros(0, SETTLEMENT_FILL_DTYPE)
-        withdrawals = (np.concatenate(withdrawal_parts) if withdrawal_parts
-                       else np.zeros(0, WITHDRAWAL_DTYPE))
-        if len(fills) + len(withdrawals) > limit:
-            cutoff = np.sort(np.concatenate([fills["fill_id"], withdrawals["withdrawal_id"]]))[limit - 1]
-            fills = fills[fills["fill_id"] <= cutoff]
-            withdrawals = withdrawals[withdrawals["withdrawal_id"] <= cutoff]
-        return fills, withdrawals
+        fills = np.concatenate(fills_parts) if fills_parts else empty_fills(0)
+        withdrawals = np.concatenate(withdrawal_parts) if withdrawal_parts else empty_withdrawals(0)
+        return _lowest_ids(fills, withdrawals, limit)
+
+
+def _lowest_ids(fills: np.ndarray, withdrawals: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fills and withdrawals among the ``limit`` lowest ids of both kinds together
+    (each kind is in id order)."""
+    if len(fills) + len(withdrawals) > limit:
+        cutoff = np.sort(np.concatenate([fills["fill_id"], withdrawals["withdrawal_id"]]))[limit - 1]
+        fills = fills[fills["fill_id"] <= cutoff]
+        withdrawals = withdrawals[withdrawals["withdrawal_id"] <= cutoff]
+    return fills, withdrawals

@@ -25,7 +25,7 @@ from settlement.__main__ import main as settlement_main
 from settlement.accounts import dev_address_book, dev_private_key
 from settlement.chain import ChainClient, connect, fund_dev_account
 from settlement.deposits import DepositWatcher
-from settlement.gateway_link import GatewayDeposits, instrument_units_from_config, reject_name
+from settlement.gateway_link import GatewayDeposits, reject_name, unit_table_from_config
 from settlement.source import JournalFillSource
 from settlement.vault import Vault, deploy, revert_decoder
 
@@ -135,7 +135,7 @@ def test_gateway_deposits_trades_and_settlement(gateway_venue, tmp_path):
     assert link.credit_deposit(MM, USDC, 1, 7) == "DEPOSIT_GAP"
     _assert_chain_equals_gateway(venue, ops)
 
-    units = instrument_units_from_config(config_path)
+    units = unit_table_from_config(config_path)
     journal = FileJournal.open_reader(load_config(config_path).journal_path)
     source = JournalFillSource(journal, units)
     job = make_job(venue, source, tmp_path / "job", max_records=1_000)
@@ -238,7 +238,7 @@ def test_cli_watch_and_run_from_journal_on_anvil(gateway_venue, anvil_node, tmp_
     assert settlement_main(["verify", "1", *common, *book]) == 0
     assert json.loads(capsys.readouterr().out)["match"] is True
     fills, _ = JournalFillSource(FileJournal.open_reader(load_config(config_path).journal_path),
-                                 instrument_units_from_config(config_path)).read(0, 1_000)
+                                 unit_table_from_config(config_path)).read(0, 1_000)
     fill_id = int(fills["fill_id"][0])
     assert settlement_main(["prove", str(fill_id), *common, *book]) == 0
     assert json.loads(capsys.readouterr().out)["verified_on_chain"] is True

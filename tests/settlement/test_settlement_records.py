@@ -1,4 +1,7 @@
-"""Engine events -> settlement records -> netting reproduces the engine's ledger."""
+"""Engine events -> settlement records -> netting reproduces the engine's ledger; the unit table."""
+
+import shutil
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -10,9 +13,8 @@ from engine.core.matcher import MatchingEngine
 from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind, EventKind, OrderType, SelfTrade, Side, TimeInForce
 from engine.defaults import option_series, stock_pair
-from settlement.engine_records import InstrumentUnits, settlement_records
 from settlement.netting import check_conservation, net_fills
-from settlement.records import FILLS_PER_SEQ
+from settlement.records import FILLS_PER_SEQ, UnitTable, settlement_records
 
 ACCOUNTS = (1, 2, 3, 4)
 START = 10_000_000_000
@@ -91,7 +93,7 @@ def commands(rows, seq0):
 @settings(max_examples=60, deadline=None)
 def test_netted_records_reproduce_the_engine_ledger(batches):
     eng = venue()
-    units = InstrumentUnits.of_engine(eng)
+    units = UnitTable.of_engine(eng)
     before = {a: eng.balances(a) for a in (0, *ACCOUNTS)}
     settled = {(a, asset): total for a, rows in before.items() for asset, (total, _) in enumerate(rows)}
     seq = eng.last_seq + 1
@@ -113,7 +115,7 @@ def test_option_fills_settle_only_their_premium():
     eng = venue()
     usdc, tsla = 0, 2
     put = eng.add_instrument(option_series("TSLA.M", "TSLA.M", "2026-12-18", "250", "P"))
-    units = InstrumentUnits.of_engine(eng)
+    units = UnitTable.of_engine(eng)
     assert units.base_per_qty[put] == 0
     before = {(a, asset): total for a in (0, *ACCOUNTS) for asset, (total, _) in enumerate(eng.balances(a))}
     steps = [
@@ -148,7 +150,7 @@ def test_ids_count_events_within_each_command():
     eng.new_order(0, 2, Side.SELL, 1_000, PX)
     c = commands([(CommandKind.NEW_ORDER, 0, 3, Side.BUY, 0, 2_000, False, 0)], 100)
     events = eng.process(c)
-    fills, _ = settlement_records(events, InstrumentUnits.of_engine(eng))
+    fills, _ = settlement_records(events, UnitTable.of_engine(eng))
     # events of seq 100: ACCEPTED (0), FILL (1), FILL (2)
     assert fills["fill_id"].tolist() == [100 * FILLS_PER_SEQ + 1, 100 * FILLS_PER_SEQ + 2]
     assert fills["buyer"].tolist() == [3, 3] and fills["seller"].tolist() == [1, 2]
@@ -161,7 +163,7 @@ def test_journal_source_yields_the_journaled_fills_in_id_order(tmp_path):
     from settlement.source import JournalFillSource
 
     eng = venue(funded=False)
-    units = InstrumentUnits.of_engine(eng)
+    units = UnitTable.of_engine(eng)
     journal = FileJournal.create_or_open(tmp_path / "journal", b"test venue")
     funding = funding_commands()
     events = eng.process(funding)
@@ -197,3 +199,20 @@ def test_journal_source_yields_the_journaled_fills_in_id_order(tmp_path):
     assert np.array_equal(np.concatenate(got_f), all_fills)
     assert np.array_equal(np.concatenate(got_w), all_withdrawals)
     journal.close()
+
+
+def test_unit_table_from_specs_equals_the_engines_for_the_venue_config(tmp_path, capsys):
+    from engine.config import build_engine, load_config
+    from engine.keys import main as keys_main
+
+    config_path = tmp_path / "venue.toml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "configs" / "venue.toml", config_path)
+    assert keys_main(["init", "--config", str(config_path)]) == 0
+    capsys.readouterr()
+    venue_spec = load_config(config_path).venue
+    assert any(spec.option is not None for spec in venue_spec.instruments)
+    from_specs = UnitTable.of_specs(venue_spec.instruments, venue_spec.assets)
+    from_engine = UnitTable.of_engine(build_engine(venue_spec))
+    assert len(from_specs.tick) == len(venue_spec.instruments)
+    for column in ("base_asset", "quote_asset", "base_per_qty", "quote_per_tick_qty", "tick"):
+        assert getattr(from_specs, column).tolist() == getattr(from_engine, column).tolist(), column
