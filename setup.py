@@ -4,7 +4,7 @@ Environment switches:
   VENUE_ANNOTATE=1   write cython -a HTML next to each .pyx
   VENUE_TRACE=1      line tracing (for coverage / line profilers)
   VENUE_SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer
-  VENUE_DEBUG=1      -O0 -g, bounds checks on
+  VENUE_DEBUG=1      -O0 -g (no optimisation, debug symbols; Cython checks unchanged)
 """
 
 import os

@@ -44,14 +44,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE, JOURNALED_EVENT_KINDS
 from engine.core.types import EventKind
 
 log = logging.getLogger("engine.journal")
 
-JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, getattr(EventKind, "CREDITED", None),
-                                                   getattr(EventKind, "DEBITED", None)) if k is not None)
-"""Event kinds a batch record keeps (what settlement needs)."""
 
 _MAGIC = b"VJR1"
 _HEADER = struct.Struct("<4sIIIIIqq")  # magic, crc, body_len, n_cmds, n_events, reserved, first_seq, last_seq

@@ -4,6 +4,29 @@ from engine.core.order_index cimport OrderIndex
 from engine.core.types cimport Level, Order, price_t, qty_t
 
 
+# A walk over the resting orders of one side: best price first, FIFO within a
+# level (Books.walk / Books.next_resting). The one way every reader of a
+# whole side (snapshot, hash, integrity checks) visits its orders.
+ctypedef struct OrderWalk:
+    BookSide* bs
+    int32_t k        # next level to enter, counting down from the best
+    int32_t slot     # next order, -1: enter the next level
+
+
+# One resting order in a snapshot (engine/core/snapshot.py ORDER_DTYPE, packed).
+cdef packed struct SnapOrder:
+    int64_t order_id
+    int64_t client_order_id
+    int64_t price
+    int64_t leaves
+    int64_t account
+    int32_t instrument
+    uint8_t side
+    uint8_t tif
+    uint8_t stp
+    uint8_t pad
+
+
 # Price levels of one side of one instrument, sorted by key ascending with
 # the best level last (key = price for bids, -price for asks), so the best
 # price is read in O(1) and levels near the top move little on insert/remove.
@@ -47,8 +70,30 @@ cdef class Books:
         cdef BookSide* bs = &self.sides[2 * instrument + side - 1]
         return bs.levels[bs.n - 1] if bs.n > 0 else -1
 
+    cdef inline OrderWalk walk(self, int32_t instrument, uint8_t side) noexcept nogil:
+        cdef OrderWalk w
+        w.bs = &self.sides[2 * instrument + side - 1]
+        w.k = w.bs.n - 1
+        w.slot = -1
+        return w
+
+    cdef inline int32_t next_resting(self, OrderWalk* w) noexcept nogil:
+        """The walk's next order slot, -1 at the end (the book must not change meanwhile)."""
+        cdef int32_t slot = w.slot
+        while slot == -1:
+            if w.k < 0:
+                return -1
+            slot = self.levels[w.bs.levels[w.k]].head
+            w.k -= 1
+        w.slot = self.orders[slot].next
+        return slot
+
     cdef int32_t find_level(self, int32_t instrument, uint8_t side, price_t price) noexcept nogil
     cdef Py_ssize_t memory_bytes(self) noexcept
+    cdef list depth(self, int32_t instrument, uint8_t side, int levels)
+    cdef list orders_at(self, int32_t instrument, uint8_t side, price_t price)
+    cdef list open_orders(self, int64_t account)
+    cdef object info(self, int32_t slot)
 
     # -- commands --
     cdef int add_book(self) except -1
@@ -60,6 +105,11 @@ cdef class Books:
     cdef void free_order(self, int32_t slot) noexcept nogil
     cdef void take(self, int32_t slot, qty_t qty) noexcept nogil
     cdef int rebuild_account_lists(self) except -1
+
+    # -- state (state.pyx puts the parts together) --
+    cdef bytes write_orders(self)
+    cdef int read_orders(self, bytes data) except -1
+    cdef int hash_words(self, int32_t instrument, list words) except -1
 
     # -- internals --
     cdef int32_t _level_for(self, int32_t instrument, uint8_t side, price_t price) except -2

@@ -1,4 +1,6 @@
-"""Storage of resting orders: pools, sorted price levels, account lists.
+"""Storage of resting orders: pools, sorted price levels, account lists, and
+what can be read from them (depth, queues, an account's orders, the order part
+of a snapshot and of the state hash).
 
 Matching rules live in matcher.pyx; this module only keeps the structures
 consistent. Memory comes from PyMem_Raw* so tracemalloc can account for it.
@@ -9,14 +11,27 @@ in rest() / alloc_order(): callers never hold a pointer across those calls.
 cimport cython
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.string cimport memmove
+from libc.string cimport memmove, memset
 
 from engine.core.order_index cimport OrderIndex
 from engine.core.types cimport BUY, SELL, Level, Order, price_t, qty_t
 
-DEF _INITIAL_ORDERS = 1024
-DEF _INITIAL_LEVELS = 256
-DEF _INITIAL_SIDE = 64
+cimport numpy as cnp
+
+cnp.import_array()
+
+import numpy as np
+
+from engine.core import snapshot as _snap
+from engine.core.order_info import OrderInfo
+
+if _snap.ORDER_DTYPE.itemsize != sizeof(SnapOrder) or _snap.ORDER_DTYPE.fields["instrument"][1] != 40:
+    raise ImportError("engine.core.snapshot.ORDER_DTYPE does not match the C snapshot record")
+
+cdef enum:
+    _INITIAL_ORDERS = 1024
+    _INITIAL_LEVELS = 256
+    _INITIAL_SIDE = 64
 
 
 cdef void* _grow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:
@@ -78,6 +93,42 @@ cdef class Books:
         for i in range(2 * self.n_books):
             total += <Py_ssize_t>self.sides[i].cap * (sizeof(int64_t) + sizeof(int32_t))
         return total
+
+    cdef list depth(self, int32_t instrument, uint8_t side, int levels):
+        """[(price, qty, order count)] of the best ``levels`` levels, best first."""
+        cdef BookSide* bs = self.side_of(instrument, side)
+        cdef list out = []
+        cdef int32_t i = bs.n - 1
+        cdef int32_t lvl
+        while i >= 0 and len(out) < levels:
+            lvl = bs.levels[i]
+            out.append((self.levels[lvl].price, self.levels[lvl].qty, self.levels[lvl].count))
+            i -= 1
+        return out
+
+    cdef list orders_at(self, int32_t instrument, uint8_t side, price_t price):
+        """[OrderInfo] of the orders at one price, in queue (FIFO) order."""
+        cdef int32_t lvl = self.find_level(instrument, side, price)
+        cdef list out = []
+        cdef int32_t slot = self.levels[lvl].head if lvl != -1 else -1
+        while slot != -1:
+            out.append(self.info(slot))
+            slot = self.orders[slot].next
+        return out
+
+    cdef list open_orders(self, int64_t account):
+        """[OrderInfo] of an account's resting orders, by order id."""
+        cdef list out = []
+        cdef int32_t slot = self.acct_head[account] if account < self.acct_cap else -1
+        while slot != -1:
+            out.append(self.info(slot))
+            slot = self.orders[slot].acct_next
+        return out
+
+    cdef object info(self, int32_t slot):
+        cdef Order* o = &self.orders[slot]
+        return OrderInfo(o.order_id, o.client_order_id, o.account, o.instrument, o.side,
+                         o.price, o.leaves, o.tif, o.stp)
 
     # -- commands --
 
@@ -241,6 +292,90 @@ cdef class Books:
             else:
                 self.acct_head[a] = slot
             self.acct_tail[a] = slot
+        return 0
+
+    # -- state --
+
+    cdef bytes write_orders(self):
+        """Every resting order as ORDER_DTYPE, in book order: per instrument,
+        bids then asks, best price first, FIFO within a level."""
+        cdef cnp.ndarray orders = np.zeros(self.order_live, dtype=_snap.ORDER_DTYPE)
+        cdef SnapOrder* out = <SnapOrder*>cnp.PyArray_DATA(orders)
+        cdef SnapOrder* rec
+        cdef Py_ssize_t n = 0
+        cdef int32_t b, slot
+        cdef uint8_t side
+        cdef OrderWalk w
+        cdef Order* o
+        for b in range(self.n_books):
+            for side in (BUY, SELL):
+                w = self.walk(b, side)
+                slot = self.next_resting(&w)
+                while slot != -1:
+                    o = &self.orders[slot]
+                    if n >= self.order_live:
+                        raise RuntimeError("more orders in the books than the pool counts")
+                    rec = &out[n]
+                    rec.order_id = o.order_id
+                    rec.client_order_id = o.client_order_id
+                    rec.price = o.price
+                    rec.leaves = o.leaves
+                    rec.account = o.account
+                    rec.instrument = o.instrument
+                    rec.side = o.side
+                    rec.tif = o.tif
+                    rec.stp = o.stp
+                    rec.pad = 0
+                    n += 1
+                    slot = self.next_resting(&w)
+        return orders.tobytes()
+
+    cdef int read_orders(self, bytes data) except -1:
+        """Rest the orders write_orders wrote, in that order (into empty books;
+        the caller has checked their accounts)."""
+        cdef int32_t slot
+        cdef Order* o
+        if len(data) % sizeof(SnapOrder):
+            raise ValueError("snapshot orders are not whole records")
+        cdef cnp.ndarray recs = np.frombuffer(data, dtype=np.uint8)
+        cdef const SnapOrder* src = <const SnapOrder*>cnp.PyArray_DATA(recs)
+        cdef Py_ssize_t r, n_recs = len(data) // sizeof(SnapOrder)
+        for r in range(n_recs):
+            if (src[r].instrument < 0 or src[r].instrument >= self.n_books
+                    or (src[r].side != BUY and src[r].side != SELL) or src[r].leaves <= 0):
+                raise ValueError(f"snapshot order {src[r].order_id} is not valid for this engine")
+            slot = self.alloc_order()
+            if slot == -1:
+                raise ValueError("snapshot holds more orders than max_orders")
+            o = &self.orders[slot]
+            memset(o, 0, sizeof(Order))
+            o.order_id = src[r].order_id
+            o.client_order_id = src[r].client_order_id
+            o.price = src[r].price
+            o.leaves = src[r].leaves
+            o.account = <int32_t>src[r].account
+            o.instrument = src[r].instrument
+            o.side = src[r].side
+            o.tif = src[r].tif
+            o.stp = src[r].stp
+            o.level = -1
+            self.rest(slot, False)
+        return self.rebuild_account_lists()
+
+    cdef int hash_words(self, int32_t instrument, list words) except -1:
+        """One instrument's orders in the state hash, bids then asks, in book order."""
+        cdef uint8_t side
+        cdef int32_t slot
+        cdef OrderWalk w
+        cdef Order* o
+        for side in (BUY, SELL):
+            w = self.walk(instrument, side)
+            words += [side, w.bs.n]
+            slot = self.next_resting(&w)
+            while slot != -1:
+                o = &self.orders[slot]
+                words += [o.order_id, o.client_order_id, o.account, o.price, o.leaves, o.tif, o.stp]
+                slot = self.next_resting(&w)
         return 0
 
     # -- internals --

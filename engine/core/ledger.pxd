@@ -1,5 +1,7 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
+from engine.core.types cimport INSUFFICIENT_BALANCE
+
 
 # One (account, asset) balance: both halves share a cache line.
 ctypedef struct Balance:
@@ -44,14 +46,20 @@ cdef class Ledger:
     cdef inline Balance* at(self, int64_t account, int32_t asset) noexcept nogil:
         return &self.rows[account * self.stride + asset]
 
+    cdef inline int64_t free(self, int64_t account, int32_t asset) noexcept nogil:
+        cdef Balance* b = &self.rows[account * self.stride + asset]
+        return b.total - b.reserved
+
+    cdef list balances(self, int64_t account)
+    cdef list open_accounts(self)
+
     # -- commands --
     cdef uint8_t credit(self, int64_t account, int32_t asset, int64_t amount) noexcept
     cdef uint8_t debit(self, int64_t account, int32_t asset, int64_t amount) noexcept
     cdef inline uint8_t reserve(self, int64_t account, int32_t asset, int64_t amount) noexcept nogil:
-        # 25 = Reject.INSUFFICIENT_BALANCE (types.pxd)
         cdef Balance* b = &self.rows[account * self.stride + asset]
         if amount > b.total - b.reserved:
-            return 25
+            return INSUFFICIENT_BALANCE
         b.reserved += amount
         return 0
     cdef inline void release(self, int64_t account, int32_t asset, int64_t amount) noexcept nogil:
@@ -69,3 +77,8 @@ cdef class Ledger:
     cdef int add_asset(self, int32_t haircut_bps, int64_t unit_scale) except -1
     cdef int add_series(self) except -1
     cdef int open_account(self, int64_t account) except -1
+
+    # -- state (state.pyx puts the parts together) --
+    cdef dict write_part(self)
+    cdef object read_part(self, snap, int64_t max_accounts)
+    cdef int hash_words(self, list words) except -1

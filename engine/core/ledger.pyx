@@ -1,10 +1,11 @@
-"""Balances of every account in ledger units (see engine/assets.py).
+"""Balances of every account in ledger units (see engine/units.py), and the
+ledger's part of a snapshot and of the state hash.
 
 total = everything the account owns; reserved = the part its open orders may
 still spend. Free = total - reserved is what new orders and withdrawals use.
 Option positions are kept beside the balances, one row per account.
 A credit may not take a total or the asset's supply (credits minus debits)
-past BALANCE_LIMIT = 2**62; since fills only move value, no balance can then
+past VALUE_LIMIT = 2**62 (engine/units.py); since fills only move value, no balance can then
 overflow int64.
 """
 
@@ -12,16 +13,12 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
-from engine.core.types cimport AMOUNT_OVERFLOW, INSUFFICIENT_BALANCE, INVALID_AMOUNT
+from engine.core.types cimport AMOUNT_OVERFLOW, INVALID_AMOUNT, MAX_USD_PRICE, VALUE_LIMIT
 
-from engine.core.types import Reject
+import numpy as np
 
-# ledger.pxd's inline reserve() returns the code as a literal.
-assert Reject.INSUFFICIENT_BALANCE == 25
-
-BALANCE_LIMIT = 1 << 62
-cdef int64_t _LIMIT = 4611686018427387904   # a typed global: a DEF this size is a Python int
-DEF _INITIAL_ACCOUNTS = 64
+cdef enum:
+    _INITIAL_ACCOUNTS = 64
 
 
 cdef class Ledger:
@@ -51,7 +48,7 @@ cdef class Ledger:
         cdef Balance* b = self.at(account, asset)
         if amount <= 0:
             return INVALID_AMOUNT
-        if amount > _LIMIT - b.total or amount > _LIMIT - self.net_credits[asset]:
+        if amount > VALUE_LIMIT - b.total or amount > VALUE_LIMIT - self.net_credits[asset]:
             return AMOUNT_OVERFLOW
         b.total += amount
         self.net_credits[asset] += amount
@@ -137,6 +134,111 @@ cdef class Ledger:
         if not self.is_open[account]:
             self.is_open[account] = 1
             self.n_open += 1
+        return 0
+
+    cdef list balances(self, int64_t account):
+        """[(total, reserved)] per asset id."""
+        cdef int32_t a
+        return [(self.at(account, a).total, self.at(account, a).reserved) for a in range(self.n_assets)]
+
+    cdef list open_accounts(self):
+        """The open account ids, ascending."""
+        cdef int64_t acct
+        return [acct for acct in range(self.acct_cap) if self.is_open[acct]]
+
+    # -- state --
+
+    cdef dict write_part(self):
+        """The ledger's fields of an EngineSnapshot (engine/core/snapshot.py)."""
+        cdef int64_t acct
+        cdef int32_t a, s
+        cdef Position* p
+        accounts = self.open_accounts()
+        totals = np.zeros((len(accounts), self.n_assets), dtype=np.int64)
+        reserved = np.zeros((len(accounts), self.n_assets), dtype=np.int64)
+        positions = np.zeros((len(accounts), self.n_series, 3), dtype=np.int64)
+        for row, acct in enumerate(accounts):
+            for a in range(self.n_assets):
+                totals[row, a] = self.at(acct, a).total
+                reserved[row, a] = self.at(acct, a).reserved
+            for s in range(self.n_series):
+                p = self.position(acct, s)
+                positions[row, s] = (p.pos, p.ask_open, p.bid_open)
+        return dict(
+            open_accounts=np.asarray(accounts, dtype=np.int64).tobytes(),
+            totals=totals.tobytes(),
+            reserved=reserved.tobytes(),
+            net_credits=np.asarray([self.net_credits[a] for a in range(self.n_assets)], dtype=np.int64).tobytes(),
+            usd_prices=np.asarray([self.usd_price[a] for a in range(self.n_assets)], dtype=np.int64).tobytes(),
+            positions=positions.tobytes(),
+            margin_flags=np.asarray([self.has_options[acct] for acct in accounts], dtype=np.uint8).tobytes(),
+        )
+
+    cdef object read_part(self, snap, int64_t max_accounts):
+        """Open the snapshot's accounts and restore their balances, positions and
+        margin flags and the asset prices; returns the account ids. Checks every
+        value before it is written. (Version 1 snapshots have no option parts.)"""
+        cdef int64_t acct
+        cdef int32_t a, s
+        cdef Position* p
+        n_assets = self.n_assets
+        if len(snap.net_credits) != n_assets * 8 or len(snap.usd_prices) != n_assets * 8:
+            raise ValueError("snapshot state does not match its instruments and assets")
+        accounts = np.frombuffer(snap.open_accounts, dtype=np.int64)
+        if len(accounts) and (not snap.risk or accounts.min() < 0 or accounts.max() >= max_accounts):
+            raise ValueError(f"snapshot accounts outside [0, {max_accounts}) or kept without risk")
+        totals = np.frombuffer(snap.totals, dtype=np.int64).reshape(len(accounts), n_assets)
+        reserved = np.frombuffer(snap.reserved, dtype=np.int64).reshape(len(accounts), n_assets)
+        prices = np.frombuffer(snap.usd_prices, dtype=np.int64)
+        for a, price in enumerate(prices.tolist()):
+            if not 0 <= price <= MAX_USD_PRICE:
+                raise ValueError(f"snapshot price of asset {a} is not valid")
+        n_pos = len(accounts) * self.n_series * 3
+        positions = (np.frombuffer(snap.positions, dtype=np.int64) if snap.positions
+                     else np.zeros(n_pos, dtype=np.int64))
+        flags = (np.frombuffer(snap.margin_flags, dtype=np.uint8) if snap.margin_flags
+                 else np.zeros(len(accounts), dtype=np.uint8))
+        if len(positions) != n_pos or len(flags) != len(accounts):
+            raise ValueError("snapshot option parts do not match its instruments and accounts")
+        positions = positions.reshape(len(accounts), self.n_series, 3)
+        if positions.size and ((positions > VALUE_LIMIT).any() or (positions < -VALUE_LIMIT).any()
+                               or (positions[:, :, 1:] < 0).any()):
+            raise ValueError("snapshot positions are out of range")
+        for row, acct in enumerate(accounts.tolist()):
+            self.open_account(acct)
+            for a in range(n_assets):
+                self.at(acct, a).total = totals[row, a]
+                self.at(acct, a).reserved = reserved[row, a]
+            self.has_options[acct] = 1 if flags[row] else 0
+            for s in range(self.n_series):
+                p = self.position(acct, s)
+                p.pos = positions[row, s, 0]
+                p.ask_open = positions[row, s, 1]
+                p.bid_open = positions[row, s, 2]
+        for a, credits in enumerate(np.frombuffer(snap.net_credits, dtype=np.int64).tolist()):
+            self.net_credits[a] = credits
+            self.usd_price[a] = prices[a]
+        return accounts
+
+    cdef int hash_words(self, list words) except -1:
+        """The ledger's part of the state hash."""
+        cdef int64_t acct
+        cdef int32_t a, s
+        cdef Position* p
+        words.append(self.n_assets)
+        for a in range(self.n_assets):
+            words += [self.net_credits[a], self.usd_price[a]]
+        for acct in range(self.acct_cap):
+            if not self.is_open[acct]:
+                continue
+            words.append(acct)
+            for a in range(self.n_assets):
+                words += [self.at(acct, a).total, self.at(acct, a).reserved]
+            if self.n_series:
+                words.append(self.has_options[acct])
+            for s in range(self.n_series):
+                p = self.position(acct, s)
+                words += [p.pos, p.ask_open, p.bid_open]
         return 0
 
     def memory_bytes(self):

@@ -1,41 +1,22 @@
+# The matching engine: command dispatch, order handling, price-time matching
+# and events. Risk, margin, instruments, books and state live in their own
+# modules; the engine holds one of each.
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.book cimport Books
+from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
+from engine.core.margin cimport Margin
+from engine.core.risk cimport Risk
+from engine.core.state cimport Parts
 from engine.core.types cimport CommandRec, EventRec, Order, oid_t, price_t, qty_t
 
 
-# Parameters and trading state of one instrument. Band edges are cached when
-# their centre changes; has_static / has_dynamic say whether the band exists.
-ctypedef struct Instrument:
-    int64_t tick
-    int64_t lot
-    int64_t min_qty
-    int64_t max_qty
-    int64_t max_price
-    int64_t static_bps
-    int64_t dynamic_bps
-    int64_t reference
-    int64_t last_trade
-    int64_t s_lo
-    int64_t s_hi
-    int64_t d_lo
-    int64_t d_hi
-    # risk: assets, exact unit mapping, fees (engine/core/ledger.pyx)
-    int32_t base_asset
-    int32_t quote_asset
-    int64_t base_per_qty          # base ledger units per quantity unit
-    int64_t quote_per_tick_qty    # quote ledger units per (tick x quantity unit)
-    int64_t maker_bps
-    int64_t taker_bps
-    int64_t reserve_bps           # fee rate a buy reserves: max(maker, taker, 0)
-    # options (risk mode): position column, margins in USD x 1e8 per quantity unit
-    int32_t series                # -1: not an option series
-    int64_t im_per_qty            # initial margin of a short (0: not set yet)
-    int64_t mm_per_qty            # maintenance margin of a short
-    uint8_t has_static
-    uint8_t has_dynamic
-    uint8_t state
+# Why a taker's walk over the book stopped.
+cdef enum Stop:
+    STOP_NONE = 0
+    STOP_BAND = 1
+    STOP_STP = 2
 
 
 cdef class MatchingEngine:
@@ -45,14 +26,12 @@ cdef class MatchingEngine:
     cdef list specs
     cdef readonly int64_t max_accounts
     cdef Ledger ledger
+    cdef Margin margins
+    cdef Risk funds               # reservations, fills, deposits
     cdef readonly bint risk
-    cdef readonly int64_t fee_account
-    cdef readonly int64_t last_deposit_id
     cdef list asset_specs
     cdef oid_t next_order_id
     cdef readonly int64_t last_seq
-    cdef int32_t* series_inst     # [series]: instrument id
-    cdef bint liquidating         # closing orders of a liquidation skip the margin check
     # events of the command (per-command API) or batch (batch API) in progress
     cdef EventRec* ev
     cdef Py_ssize_t ev_n
@@ -70,13 +49,10 @@ cdef class MatchingEngine:
     cdef int _set_reference(self, const CommandRec* c) except -1
     cdef int _credit_debit(self, const CommandRec* c) except -1
     cdef int _set_asset_price(self, const CommandRec* c) except -1
-    cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept
     cdef int _skip_deposit(self, const CommandRec* c) except -1
     cdef int _set_option_risk(self, const CommandRec* c) except -1
     cdef int _liquidate(self, const CommandRec* c) except -1
-    cdef int _raise_quote(self, int64_t account, int32_t quote, int64_t need) except -1
-    cdef bint _closing_order(self, int32_t instrument, int64_t account, uint8_t side, price_t price,
-                             qty_t qty) except -1
+    cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1
 
     # -- matching --
     cdef int _take(self, Instrument* inst, Order* taker, int32_t slot, price_t lo, price_t hi,
@@ -85,7 +61,6 @@ cdef class MatchingEngine:
     cdef bint _fok_fillable(self, const Order* taker, price_t lo, price_t hi) noexcept
     cdef int _finish(self, Order* taker, int32_t slot, int stop) except -1
     cdef bint _crosses(self, int32_t instrument, uint8_t side, price_t price) noexcept
-    cdef void _execution_band(self, const Instrument* inst, price_t* lo, price_t* hi) noexcept
 
     # -- events --
     cdef list _run_one(self, const CommandRec* c)
@@ -96,21 +71,6 @@ cdef class MatchingEngine:
     cdef int _cancel_slot(self, int32_t slot, uint8_t reason) except -1
 
     # -- queries --
-    cdef list _side_depth(self, int32_t instrument, uint8_t side, int levels)
-    cdef object _info(self, int32_t slot)
-
-    # -- risk --
-    cdef uint8_t _reserve_new(self, const Instrument* inst, const CommandRec* c, price_t price) noexcept
-    cdef void _release(self, const Order* o) noexcept
-    cdef void _settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
-                           price_t p, qty_t q, EventRec* e) noexcept
     cdef bint _account_ok(self, int64_t account) noexcept
-    cdef int64_t _collateral(self, int64_t account, bint free_only) noexcept
-    cdef int64_t _requirement(self, int64_t account, bint initial) noexcept
-    cdef bint _margin_ok(self, int64_t account) noexcept
-    cdef int64_t _free(self, int64_t account, int32_t asset) noexcept
-    cdef int _restore_options(self, snap, accounts) except -1
-
-    # -- validation --
-    cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept
-    cdef uint8_t _check_price(self, const Instrument* inst, price_t price) noexcept
+    cdef int _checked_account(self, int64_t account) except -1
+    cdef Parts _parts(self) noexcept

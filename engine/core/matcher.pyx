@@ -1,8 +1,13 @@
-"""The matching engine: validation, price-time matching, bands, events.
+"""The matching engine: command dispatch, order handling (new, cancel, amend,
+mass cancel), price-time matching inside the bands, and events.
 
-The rules are specified in docs/matching.md; engine/reference.py is the same
-rules in plain Python. Business outcomes (rejects, cancels) are events, never
-exceptions. Nothing here reads a clock or a random source.
+The rules are specified in docs/matching.md; engine/reference/ is the same
+rules in plain Python. The engine holds one of each part: instruments
+(instrument.pyx), resting orders (book.pyx), balances (ledger.pyx),
+reservations, fills and deposits (risk.pyx), option margin and liquidation
+plans (margin.pyx); state.pyx puts their snapshots and hashes together.
+Business outcomes (rejects, cancels) are events, never exceptions. Nothing
+here reads a clock or a random source.
 """
 
 cimport cython
@@ -10,13 +15,14 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
-from engine.core.book cimport BookSide, Books
+from engine.core.book cimport BookSide
 from engine.core.events cimport events_from_recs
-from engine.core.ledger cimport Balance, Ledger, Position
+from engine.core.instrument cimport (check_price, check_qty, execution_band, in_static_band, init_instrument,
+                                     recentre_dynamic, set_reference)
+from engine.core.margin cimport Liquidation
 from engine.core.recarrays cimport new_records, record_data
+from engine.core.state cimport check_integrity, read_snapshot, state_hash, write_snapshot
 from engine.core.types cimport *
-
-import hashlib
 
 import numpy as np
 
@@ -24,10 +30,9 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-from engine.assets import USD_PRICE_SCALE
-from engine.core.order_info import MarginState, OrderInfo, PositionInfo
 from engine.core import snapshot as _snap
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
+from engine.units import instrument_units
 
 if COMMAND_DTYPE.itemsize != sizeof(CommandRec) or EVENT_DTYPE.itemsize != sizeof(EventRec):
     raise ImportError("engine.core.records dtypes do not match the C records")
@@ -44,96 +49,12 @@ cdef inline cnp.ndarray _new_events(Py_ssize_t n):
 cdef inline const CommandRec* _command_data(object commands, Py_ssize_t* n) except NULL:
     return <const CommandRec*>record_data(commands, _COMMAND_DESCR, "engine.core.records.COMMAND_DTYPE", n)
 
-# One resting order in a snapshot (engine/core/snapshot.py ORDER_DTYPE, packed).
-cdef packed struct SnapOrder:
-    int64_t order_id
-    int64_t client_order_id
-    int64_t price
-    int64_t leaves
-    int64_t account
-    int32_t instrument
-    uint8_t side
-    uint8_t tif
-    uint8_t stp
-    uint8_t pad
-
-if _snap.ORDER_DTYPE.itemsize != sizeof(SnapOrder) or _snap.ORDER_DTYPE.fields["instrument"][1] != 40:
-    raise ImportError("engine.core.snapshot.ORDER_DTYPE does not match the C snapshot record")
-
-# Margin and collateral arithmetic: products of an amount and a price need 128 bits.
-cdef extern from *:
-    ctypedef long long int128_t "__int128"
 
 cdef CommandRec _EMPTY_COMMAND
 cdef EventRec _ZERO_EVENT
 
-DEF _STOP_NONE = 0
-DEF _STOP_BAND = 1
-DEF _STOP_STP = 2
-DEF _INITIAL_EVENTS = 256
-DEF _BPS = 10000
-# One order's amounts stay below 2**60 (checked when an instrument is added);
-# balances and each asset's supply stay below 2**62 (checked on credit), and
-# fills only move value: no int64 overflow.
-_ORDER_AMOUNT_LIMIT = 1 << 60
-# 2**62: collateral values saturate here. A typed C global (a literal this
-# size compared with an int128 would go through Python objects).
-cdef int64_t _VALUE_LIMIT = 4611686018427387904
-cdef int64_t _MAX_MARGIN = 1000000000000000      # 1e15: USD x 1e8 per quantity unit
-cdef int64_t _MAX_USD_PRICE = 1000000000000000   # 1e15: USD x 1e8 per whole token
-
-
-cdef inline void _band_around(int64_t centre, int64_t bps, int64_t tick,
-                              int64_t* lo, int64_t* hi) noexcept nogil:
-    # Edges rounded inwards to the tick grid (docs/matching.md, "Numbers").
-    cdef int64_t unit = _BPS * tick
-    lo[0] = (centre * (_BPS - bps) + unit - 1) // unit * tick
-    hi[0] = centre * (_BPS + bps) // unit * tick
-
-
-cdef inline int64_t _bps_of(int64_t amount, int64_t bps) noexcept nogil:
-    # floor(amount * bps / 10000) for amount, bps >= 0, without 128-bit products.
-    return (amount // _BPS) * bps + (amount % _BPS) * bps // _BPS
-
-
-cdef inline int64_t _fee(int64_t notional, int64_t bps) noexcept nogil:
-    # Fees and rebates both round towards zero: the fee account receives exactly
-    # what takers pay minus what makers are rebated, and a maker rebate never
-    # exceeds the taker fee of the same fill (|maker_bps| <= taker_bps).
-    return _bps_of(notional, bps) if bps >= 0 else -_bps_of(notional, -bps)
-
-
-cdef inline int64_t _notional(const Instrument* inst, price_t price, qty_t qty) noexcept nogil:
-    return (price // inst.tick) * qty * inst.quote_per_tick_qty
-
-
-cdef inline int64_t _reservation(const Instrument* inst, uint8_t side, price_t price,
-                                 qty_t leaves) noexcept nogil:
-    # What an order may still spend: a buy its notional at its limit plus the
-    # largest fee it could pay, a sell its base quantity. Floor-rounded fees make
-    # R(leaves) - R(leaves - q) cover every fill of q at or inside the limit.
-    cdef int64_t n
-    if side == BUY:
-        n = _notional(inst, price, leaves)
-        return n + _bps_of(n, inst.reserve_bps)
-    return leaves * inst.base_per_qty
-
-
-cdef inline qty_t _affordable(const Instrument* inst, price_t price, qty_t want, int64_t free) noexcept:
-    # The largest multiple of the lot, at most want, whose buy reservation at
-    # price fits in free. R(k lots) = k n + floor(k n f / 10000) with n the
-    # notional of a lot and f the reserved fee rate, so k0 = floor(free x 10000
-    # / (n (10000 + f))) fits and k0 + 2 never does: only k0 + 1 needs a check.
-    cdef int64_t n = _notional(inst, price, inst.lot)
-    cdef qty_t lots, most = want // inst.lot
-    if n <= 0 or free <= 0:
-        return 0
-    lots = <qty_t>((<int128_t>free * _BPS) // (<int128_t>n * (_BPS + inst.reserve_bps)))
-    if lots >= most:
-        return most * inst.lot
-    if _reservation(inst, BUY, price, (lots + 1) * inst.lot) <= free:
-        lots += 1
-    return lots * inst.lot
+cdef enum:
+    _INITIAL_EVENTS = 256
 
 
 cdef inline CommandRec _command(uint8_t kind, int64_t seq, int64_t ts) noexcept:
@@ -169,8 +90,9 @@ cdef class MatchingEngine:
             raise ValueError("fee_account must be a valid account id")
         self.books = Books(max_orders)
         self.ledger = Ledger()
+        self.margins = Margin(self.ledger)
+        self.funds = Risk(self.ledger, self.margins, fee_account)
         self.risk = risk
-        self.fee_account = fee_account
         self.asset_specs = []
         self.specs = []
         self.max_accounts = max_accounts
@@ -186,7 +108,6 @@ cdef class MatchingEngine:
     def __dealloc__(self):
         PyMem_RawFree(self.insts)
         PyMem_RawFree(self.ev)
-        PyMem_RawFree(self.series_inst)
 
     # ------------------------------------------------------------------
     # set-up
@@ -196,10 +117,11 @@ cdef class MatchingEngine:
         """Register an AssetSpec; returns its asset id (0, 1, ...)."""
         if any(a.symbol == spec.symbol for a in self.asset_specs):
             raise ValueError(f"asset {spec.symbol} already registered")
-        if self.risk and spec.ledger_decimals > 18:
+        if self.risk and spec.ledger_decimals > MAX_LEDGER_DECIMALS:
             # Collateral values divide by 10**ledger_decimals, an int64.
             raise ValueError(f"{spec.symbol}: ledger_decimals above 18 do not fit the engine's int64 ledger")
-        self.ledger.add_asset(spec.haircut_bps, 10 ** spec.ledger_decimals if spec.ledger_decimals <= 18 else 0)
+        self.ledger.add_asset(spec.haircut_bps, 10 ** spec.ledger_decimals
+                              if spec.ledger_decimals <= MAX_LEDGER_DECIMALS else 0)
         self.asset_specs.append(spec)
         return len(self.asset_specs) - 1
 
@@ -215,6 +137,16 @@ cdef class MatchingEngine:
         """The registered AssetSpecs, indexed by asset id."""
         return tuple(self.asset_specs)
 
+    @property
+    def fee_account(self):
+        """The account that receives trading fees."""
+        return self.funds.fee_account
+
+    @property
+    def last_deposit_id(self):
+        """The last vault deposit id credited or skipped (0: none)."""
+        return self.funds.last_deposit_id
+
     def open_account(self, int64_t account):
         """Open an account (risk mode): it may then hold balances and trade."""
         if not self.risk:
@@ -225,67 +157,19 @@ cdef class MatchingEngine:
 
     def add_instrument(self, spec):
         """Register an InstrumentSpec; returns its instrument id (0, 1, ...)."""
-        unit = self._risk_units(spec) if self.risk else None
+        units = instrument_units(spec, self.asset_specs) if self.risk else None
         cdef Instrument* grown = <Instrument*>PyMem_RawRealloc(
             self.insts, (self.n_inst + 1) * sizeof(Instrument))
         if grown == NULL:
             raise MemoryError()
         self.insts = grown
-        cdef Instrument* inst = &self.insts[self.n_inst]
-        memset(inst, 0, sizeof(Instrument))
-        inst.tick = spec.tick_size
-        inst.lot = spec.lot_size
-        inst.min_qty = spec.min_qty
-        inst.max_qty = spec.max_qty
-        inst.max_price = spec.max_price
-        inst.static_bps = spec.static_band_bps
-        inst.dynamic_bps = spec.dynamic_band_bps
-        inst.state = OPEN
-        inst.series = -1
-        cdef int32_t* series_grown
-        if unit is not None:
-            (inst.base_asset, inst.quote_asset, inst.base_per_qty, inst.quote_per_tick_qty) = unit
-            inst.maker_bps = spec.maker_fee_bps
-            inst.taker_bps = spec.taker_fee_bps
-            inst.reserve_bps = max(spec.maker_fee_bps, spec.taker_fee_bps, 0)
-            if spec.option is not None:
-                series_grown = <int32_t*>PyMem_RawRealloc(
-                    self.series_inst, (self.ledger.n_series + 1) * sizeof(int32_t))
-                if series_grown == NULL:
-                    raise MemoryError()
-                self.series_inst = series_grown
-                inst.series = self.ledger.add_series()
-                self.series_inst[inst.series] = self.n_inst
+        init_instrument(&self.insts[self.n_inst], spec, units)
+        if units is not None and spec.option is not None:
+            self.margins.add_series(&self.insts[self.n_inst], self.n_inst)
         self.books.add_book()
         self.specs.append(spec)
         self.n_inst += 1
         return self.n_inst - 1
-
-    def _risk_units(self, spec):
-        """(base id, quote id, base per qty unit, quote per tick x qty unit), exact.
-
-        An option series moves no base asset (its base is the underlying): a
-        fill moves the premium, and positions are kept per account."""
-        base_id, quote_id = self.asset_id(spec.base), self.asset_id(spec.quote)
-        if spec.option is not None and base_id == quote_id:
-            raise ValueError(f"{spec.symbol}: an option's underlying and premium asset must differ")
-        base, quote = self.asset_specs[base_id], self.asset_specs[quote_id]
-        # One quantity unit is 1/qty_scale base tokens; one tick is
-        # tick_size/price_scale quote tokens per base token.
-        bpq_num, bpq_den = 10 ** base.ledger_decimals, spec.qty_scale
-        qpt_num = spec.tick_size * 10 ** quote.ledger_decimals
-        qpt_den = spec.price_scale * spec.qty_scale
-        if bpq_num % bpq_den or qpt_num % qpt_den:
-            raise ValueError(f"{spec.symbol}: a lot or a tick is finer than one ledger unit "
-                             f"of {base.symbol}/{quote.symbol}; raise ledger_decimals")
-        bpq, qpt = bpq_num // bpq_den, qpt_num // qpt_den
-        if spec.option is not None:
-            bpq = 0
-        worst = (spec.max_price // spec.tick_size) * spec.max_qty * qpt
-        worst += worst * max(spec.maker_fee_bps, spec.taker_fee_bps, 0) // 10000
-        if worst >= _ORDER_AMOUNT_LIMIT or spec.max_qty * bpq >= _ORDER_AMOUNT_LIMIT:
-            raise ValueError(f"{spec.symbol}: max_price x max_qty could overflow; lower them")
-        return base_id, quote_id, bpq, qpt
 
     @property
     def instruments(self):
@@ -374,11 +258,18 @@ cdef class MatchingEngine:
 
     def debit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
         """Debit a withdrawal from the free balance (ledger units)."""
-        return self._run_balance(DEBIT, account, asset, amount, seq, ts)
+        cdef CommandRec c = _command(DEBIT, seq, ts)
+        c.account = account
+        c.asset = asset
+        c.qty = amount
+        return self._run_one(&c)
 
     def set_asset_price(self, int32_t asset, int64_t usd_e8, int64_t seq=0, int64_t ts=0):
         """Set an asset's reference price in USD x 1e8 per whole token."""
-        return self._run_balance(SET_ASSET_PRICE, 0, asset, usd_e8, seq, ts)
+        cdef CommandRec c = _command(SET_ASSET_PRICE, seq, ts)
+        c.asset = asset
+        c.price = usd_e8
+        return self._run_one(&c)
 
     def set_option_risk(self, int32_t instrument, int64_t initial, int64_t maintenance,
                         int64_t seq=0, int64_t ts=0):
@@ -394,17 +285,6 @@ cdef class MatchingEngine:
         """Liquidate an account under its maintenance margin (operator)."""
         cdef CommandRec c = _command(LIQUIDATE, seq, ts)
         c.account = account
-        return self._run_one(&c)
-
-    def _run_balance(self, uint8_t kind, int64_t account, int32_t asset, int64_t amount,
-                     int64_t seq, int64_t ts):
-        cdef CommandRec c = _command(kind, seq, ts)
-        c.account = account
-        c.asset = asset
-        if kind == SET_ASSET_PRICE:
-            c.price = amount
-        else:
-            c.qty = amount
         return self._run_one(&c)
 
     def submit(self, record):
@@ -499,21 +379,21 @@ cdef class MatchingEngine:
         if c.stp > CANCEL_BOTH:
             return self._reject(c, INVALID_STP)
         inst = &self.insts[c.instrument]
-        why = self._check_qty(inst, c.qty)
+        why = check_qty(inst, c.qty)
         if why:
             return self._reject(c, why)
         if c.order_type == LIMIT:
-            why = self._check_price(inst, c.price)
+            why = check_price(inst, c.price)
             if why:
                 return self._reject(c, why)
         if inst.state == HALTED:
             return self._reject(c, INSTRUMENT_HALTED)
         if inst.state == CLOSED:
             return self._reject(c, INSTRUMENT_CLOSED)
-        self._execution_band(inst, &lo, &hi)
+        execution_band(inst, &lo, &hi)
         if c.order_type == LIMIT:
             price = c.price
-            if inst.has_static and (price < inst.s_lo or price > inst.s_hi):
+            if not in_static_band(inst, price):
                 return self._reject(c, PRICE_OUTSIDE_BAND)
         else:
             if not inst.has_static and not inst.has_dynamic:
@@ -525,7 +405,7 @@ cdef class MatchingEngine:
                 and self.books.order_live >= self.books.max_orders):
             return self._reject(c, BOOK_FULL)
         if self.risk:
-            why = self._reserve_new(inst, c, price)
+            why = self.funds.reserve(inst, c.account, c.side, 0, 0, price, c.qty)
             if why:
                 return self._reject(c, why)
 
@@ -575,10 +455,6 @@ cdef class MatchingEngine:
         cdef uint8_t why
         cdef price_t new_price, lo, hi
         cdef qty_t new_qty
-        cdef EventRec* e
-        cdef int64_t old_r, new_r
-        cdef int32_t asset
-        cdef Position* p
         if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         slot = self.books.index.find(c.order_id) if c.order_id > 0 else -1
@@ -593,46 +469,24 @@ cdef class MatchingEngine:
         if inst.state == CLOSED:
             return self._reject(c, INSTRUMENT_CLOSED)
         if c.qty != 0:
-            why = self._check_qty(inst, c.qty)
+            why = check_qty(inst, c.qty)
             if why:
                 return self._reject(c, why)
         if c.price != 0:
-            why = self._check_price(inst, c.price)
+            why = check_price(inst, c.price)
             if why:
                 return self._reject(c, why)
-            if inst.has_static and (c.price < inst.s_lo or c.price > inst.s_hi):
+            if not in_static_band(inst, c.price):
                 return self._reject(c, PRICE_OUTSIDE_BAND)
         new_price = c.price if c.price != 0 else o.price
         new_qty = c.qty if c.qty != 0 else o.leaves
         if (new_price != o.price and o.tif == POST_ONLY
                 and self._crosses(o.instrument, o.side, new_price)):
             return self._reject(c, POST_ONLY_WOULD_TAKE)
-        if self.risk and inst.series >= 0 and o.side == SELL:
-            p = self.ledger.position(o.account, inst.series)
-            p.ask_open += new_qty - o.leaves
-            if new_qty > o.leaves and p.ask_open > p.pos and not self._margin_ok(o.account):
-                p.ask_open -= new_qty - o.leaves
-                return self._reject(c, INSUFFICIENT_MARGIN)
-        elif self.risk:
-            old_r = _reservation(inst, o.side, o.price, o.leaves)
-            new_r = _reservation(inst, o.side, new_price, new_qty)
-            asset = inst.quote_asset if o.side == BUY else inst.base_asset
-            if new_r > old_r:
-                why = self.ledger.reserve(o.account, asset, new_r - old_r)
-                if why:
-                    return self._reject(c, why)
-            else:
-                self.ledger.release(o.account, asset, old_r - new_r)
-            p = self.ledger.position(o.account, inst.series) if inst.series >= 0 else NULL
-            if p != NULL:
-                p.bid_open += new_qty - o.leaves
-            if (new_r > old_r and self.ledger.has_options[o.account]
-                    and not (p != NULL and p.bid_open <= -p.pos)
-                    and not self._margin_ok(o.account)):
-                self.ledger.release(o.account, asset, new_r - old_r)
-                if p != NULL:
-                    p.bid_open -= new_qty - o.leaves
-                return self._reject(c, INSUFFICIENT_MARGIN)
+        if self.risk:
+            why = self.funds.reserve(inst, o.account, o.side, o.price, o.leaves, new_price, new_qty)
+            if why:
+                return self._reject(c, why)
         if c.client_order_id != 0:
             o.client_order_id = c.client_order_id
 
@@ -651,7 +505,7 @@ cdef class MatchingEngine:
         o.price = new_price
         o.leaves = new_qty
         self._emit_amended(slot, 1)
-        self._execution_band(inst, &lo, &hi)
+        execution_band(inst, &lo, &hi)
         return self._take(inst, &self.books.orders[slot], slot, lo, hi, False)
 
     cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1:
@@ -669,25 +523,30 @@ cdef class MatchingEngine:
         return 0
 
     cdef int _mass_cancel(self, const CommandRec* c) except -1:
-        cdef int32_t slot, nxt
-        cdef int64_t count = 0
         cdef EventRec* e
         if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
         if c.instrument != -1 and (c.instrument < 0 or c.instrument >= self.n_inst):
             return self._reject(c, UNKNOWN_INSTRUMENT)
-        slot = self.books.acct_head[c.account] if c.account < self.books.acct_cap else -1
-        while slot != -1:
-            nxt = self.books.orders[slot].acct_next
-            if c.instrument == -1 or self.books.orders[slot].instrument == c.instrument:
-                self._cancel_slot(slot, MASS)
-                count += 1
-            slot = nxt
+        cdef int count = self._cancel_account(c.account, c.instrument, MASS)
         e = self._emit(MASS_CANCELLED)
         e.account = c.account
         e.instrument = c.instrument
         e.qty = count
         return 0
+
+    cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1:
+        """Cancel the account's resting orders (in one instrument, or all for -1); returns how many."""
+        cdef int32_t slot, nxt
+        cdef int count = 0
+        slot = self.books.acct_head[account] if account < self.books.acct_cap else -1
+        while slot != -1:
+            nxt = self.books.orders[slot].acct_next
+            if instrument == -1 or self.books.orders[slot].instrument == instrument:
+                self._cancel_slot(slot, reason)
+                count += 1
+            slot = nxt
+        return count
 
     cdef int _set_state(self, const CommandRec* c) except -1:
         cdef EventRec* e
@@ -712,13 +571,11 @@ cdef class MatchingEngine:
         if c.instrument < 0 or c.instrument >= self.n_inst:
             return self._reject(c, UNKNOWN_INSTRUMENT)
         inst = &self.insts[c.instrument]
-        why = self._check_price(inst, c.price)
+        why = check_price(inst, c.price)
         if why:
             return self._reject(c, why)
-        inst.reference = c.price
+        set_reference(inst, c.price)
         if inst.static_bps:
-            inst.has_static = 1
-            _band_around(c.price, inst.static_bps, inst.tick, &inst.s_lo, &inst.s_hi)
             # Cancel what the new band leaves outside: bids lowest first, then
             # asks highest first; each side's arrays run from worst to best.
             for side in (BUY, SELL):
@@ -729,7 +586,7 @@ cdef class MatchingEngine:
                         break
                     lvl = bs.levels[i]
                     p = self.books.levels[lvl].price
-                    if inst.s_lo <= p <= inst.s_hi:
+                    if in_static_band(inst, p):
                         i += 1
                         continue
                     # Cancelling the level's last order removes index i itself.
@@ -738,14 +595,111 @@ cdef class MatchingEngine:
                         nxt = self.books.orders[slot].next
                         self._cancel_slot(slot, BAND)
                         slot = nxt
-            if inst.last_trade and not inst.s_lo <= inst.last_trade <= inst.s_hi:
-                # A last trade outside the new static band is stale: its dynamic
-                # band would not meet the static band and nothing could trade.
-                inst.last_trade = 0
-                inst.has_dynamic = 0
         e = self._emit(REFERENCE_SET)
         e.instrument = c.instrument
         e.price = c.price
+        return 0
+
+    cdef int _credit_debit(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        why = self.funds.credit_debit(c)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(CREDITED if c.kind == CREDIT else DEBITED)
+        e.order_id = c.order_id if c.kind == CREDIT else 0
+        e.account = c.account
+        e.asset = c.asset
+        e.qty = c.qty
+        e.leaves = self.ledger.at(c.account, c.asset).total
+        return 0
+
+    cdef int _skip_deposit(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        why = self.funds.skip_deposit(c.order_id)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(DEPOSIT_SKIPPED)
+        e.order_id = c.order_id
+        return 0
+
+    cdef int _set_asset_price(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if c.asset < 0 or c.asset >= self.ledger.n_assets:
+            return self._reject(c, UNKNOWN_ASSET)
+        why = self.margins.set_asset_price(c.asset, c.price)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(ASSET_PRICE_SET)
+        e.asset = c.asset
+        e.price = c.price
+        return 0
+
+    cdef int _set_option_risk(self, const CommandRec* c) except -1:
+        """Set a series' initial (qty) and maintenance (price) margin of a short,
+        USD x 1e8 per quantity unit (from the option-mark feed)."""
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        if self.insts[c.instrument].series < 0:
+            return self._reject(c, NOT_AN_OPTION)
+        why = self.margins.set_rates(self.insts[c.instrument].series, c.qty, c.price)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(OPTION_RISK_SET)
+        e.instrument = c.instrument
+        e.qty = c.qty
+        e.price = c.price
+        return 0
+
+    cdef int _liquidate(self, const CommandRec* c) except -1:
+        """Liquidate an account under its maintenance margin: cancel its orders,
+        then run the closing orders of its liquidation plan (margin.pyx)."""
+        cdef int64_t acct = c.account
+        cdef int64_t maintenance, value
+        cdef Py_ssize_t head, before
+        cdef int64_t closing = 0
+        cdef Liquidation plan
+        cdef CommandRec order
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if not self.ledger.known(acct):
+            return self._reject(c, UNKNOWN_ACCOUNT)
+        maintenance = self.margins.requirement(acct, False)
+        value = self.margins.collateral(acct, False)
+        if maintenance == 0 or value >= maintenance:
+            return self._reject(c, NOT_UNDER_MAINTENANCE)
+        head = self.ev_n
+        e = self._emit(LIQUIDATED)
+        e.account = acct
+        e.price = maintenance
+        e.leaves = value
+        self._cancel_account(acct, -1, LIQUIDATION)
+        plan = self.margins.plan(acct)
+        self.funds.liquidating = True
+        try:
+            while self.margins.next_order(&plan, self.insts, self.n_inst, &order):
+                order.seq = self.cur_seq
+                order.ts = self.cur_ts
+                before = self.ev_n
+                self._new_order(&order)
+                if self.ev[before].kind == ACCEPTED:
+                    closing += 1
+        finally:
+            self.funds.liquidating = False
+        self.ev[head].qty = closing
         return 0
 
     # ------------------------------------------------------------------
@@ -759,9 +713,8 @@ cdef class MatchingEngine:
         cdef int64_t last_before = inst.last_trade
         cdef int stop = self._match(taker, lo, hi, collared)
         self._finish(taker, slot, stop)
-        if inst.last_trade != last_before and inst.dynamic_bps:
-            inst.has_dynamic = 1
-            _band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
+        if inst.last_trade != last_before:
+            recentre_dynamic(inst)
         return 0
 
     @cython.boundscheck(False)
@@ -786,19 +739,19 @@ cdef class MatchingEngine:
             lvl = bs.levels[bs.n - 1]
             p = books.levels[lvl].price
             if (p > taker.price) if buy else (p < taker.price):
-                return _STOP_BAND if collared else _STOP_NONE
+                return STOP_BAND if collared else STOP_NONE
             if p < lo or p > hi:
-                return _STOP_BAND
+                return STOP_BAND
             slot = books.levels[lvl].head
             while slot != -1 and taker.leaves > 0:
                 maker = &books.orders[slot]
                 nxt = maker.next
                 if maker.account == taker.account and taker.stp != STP_NONE:
                     if taker.stp == CANCEL_NEWEST:
-                        return _STOP_STP
+                        return STOP_STP
                     self._cancel_slot(slot, SELF_TRADE)
                     if taker.stp == CANCEL_BOTH:
-                        return _STOP_STP
+                        return STOP_STP
                     slot = nxt
                     continue
                 q = maker.leaves if maker.leaves < taker.leaves else taker.leaves
@@ -817,15 +770,17 @@ cdef class MatchingEngine:
                 e.maker_account = maker.account
                 e.maker_leaves = maker.leaves - q
                 if self.risk:
-                    self._settle_fill(inst, taker, maker, p, q, e)
+                    self.funds.settle_fill(inst, taker, maker, p, q, e)
                 inst.last_trade = p
                 if maker.leaves == q:
                     books.remove(slot)
                 else:
                     books.take(slot, q)
                 slot = nxt
-        return _STOP_NONE
+        return STOP_NONE
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
     cdef bint _fok_fillable(self, const Order* taker, price_t lo, price_t hi) noexcept:
         """Whether matching would fill the taker completely (walks, changes nothing)."""
         cdef Books books = self.books
@@ -868,9 +823,9 @@ cdef class MatchingEngine:
             if slot != -1:
                 self.books.remove(slot)
             return 0
-        if stop == _STOP_STP:
+        if stop == STOP_STP:
             reason = SELF_TRADE
-        elif stop == _STOP_BAND:
+        elif stop == STOP_BAND:
             reason = BAND
         elif taker.tif == IOC or taker.tif == FOK:
             reason = IOC_REMAINDER
@@ -894,18 +849,6 @@ cdef class MatchingEngine:
         if side == BUY:
             return price >= self.books.levels[lvl].price
         return price <= self.books.levels[lvl].price
-
-    cdef void _execution_band(self, const Instrument* inst, price_t* lo, price_t* hi) noexcept:
-        lo[0] = 0
-        hi[0] = INT64_MAX
-        if inst.has_static:
-            lo[0] = inst.s_lo
-            hi[0] = inst.s_hi
-        if inst.has_dynamic:
-            if inst.d_lo > lo[0]:
-                lo[0] = inst.d_lo
-            if inst.d_hi < hi[0]:
-                hi[0] = inst.d_hi
 
     # ------------------------------------------------------------------
     # events
@@ -933,7 +876,8 @@ cdef class MatchingEngine:
         cdef EventRec* e = self._emit(REJECTED)
         e.reason = reason
         e.instrument = c.instrument
-        # Only cancels and amends name an existing order.
+        # Echo the id the command carries: the order a cancel or an amend names,
+        # the vault deposit id of a credit or a deposit skip.
         e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
                       or c.kind == SKIP_DEPOSIT else 0)
         e.client_order_id = c.client_order_id
@@ -947,7 +891,7 @@ cdef class MatchingEngine:
     cdef int _kill(self, const Order* o, uint8_t reason) except -1:
         """Emit CANCELLED for an order's whole remainder and release its reservation."""
         if self.risk:
-            self._release(o)
+            self.funds.release(&self.insts[o.instrument], o)
         cdef EventRec* e = self._emit(CANCELLED)
         e.reason = reason
         e.instrument = o.instrument
@@ -965,387 +909,10 @@ cdef class MatchingEngine:
         self.books.remove(slot)
         return 0
 
-    # ------------------------------------------------------------------
-    # risk
-    # ------------------------------------------------------------------
-
     cdef bint _account_ok(self, int64_t account) noexcept:
         if self.risk:
             return self.ledger.known(account)
         return 0 <= account < self.max_accounts
-
-    cdef uint8_t _reserve_new(self, const Instrument* inst, const CommandRec* c,
-                              price_t price) noexcept:
-        """Reserve what a new order could spend; a reject code if it cannot.
-
-        No receiving balance can overflow: credits keep each asset's supply
-        (credits minus debits) at most 2**62, balances are never negative and
-        fills only move value, so no single balance exceeds 2**62.
-        """
-        cdef Position* p
-        cdef int32_t asset
-        cdef int64_t amount
-        cdef uint8_t why
-        if inst.series >= 0 and c.side == SELL:
-            # An option sell reserves margin: what it could add to a short.
-            if inst.im_per_qty == 0:
-                return MARGIN_NOT_SET
-            p = self.ledger.position(c.account, inst.series)
-            p.ask_open += c.qty
-            # Open sells within a long can only reduce it: no margin needed.
-            if not self.liquidating and p.ask_open > p.pos and not self._margin_ok(c.account):
-                p.ask_open -= c.qty
-                return INSUFFICIENT_MARGIN
-            self.ledger.has_options[c.account] = 1
-            return 0
-        if c.side == BUY:
-            asset = inst.quote_asset
-            amount = _reservation(inst, BUY, price, c.qty)
-        else:
-            asset = inst.base_asset
-            amount = c.qty * inst.base_per_qty
-        why = self.ledger.reserve(c.account, asset, amount)
-        if why:
-            return why
-        p = self.ledger.position(c.account, inst.series) if inst.series >= 0 else NULL
-        if p != NULL:
-            p.bid_open += c.qty
-        # A reservation takes free balance out of collateral: an account with
-        # option exposure must still cover its initial margin, unless the order
-        # can only reduce a short (with its other open buys in the series, at
-        # most the short).
-        if (self.ledger.has_options[c.account] and not self.liquidating
-                and not (p != NULL and p.bid_open <= -p.pos)
-                and not self._margin_ok(c.account)):
-            self.ledger.release(c.account, asset, amount)
-            if p != NULL:
-                p.bid_open -= c.qty
-            return INSUFFICIENT_MARGIN
-        return 0
-
-    cdef void _release(self, const Order* o) noexcept:
-        cdef Instrument* inst = &self.insts[o.instrument]
-        if inst.series >= 0:
-            if o.side == SELL:
-                self.ledger.position(o.account, inst.series).ask_open -= o.leaves
-                return
-            self.ledger.position(o.account, inst.series).bid_open -= o.leaves
-        self.ledger.release(o.account, inst.quote_asset if o.side == BUY else inst.base_asset,
-                            _reservation(inst, o.side, o.price, o.leaves))
-
-    # Margin (docs/matching.md, "Options"). Collateral counts balances at their
-    # reference price less the haircut; the initial check uses free balances
-    # (reserved amounts are committed to orders), maintenance uses totals.
-
-    cdef int64_t _collateral(self, int64_t account, bint free_only) noexcept:
-        """Collateral value in USD x 1e8: per asset floor(amount x price / unit),
-        capped at 2**62, less its haircut (floored); the sum capped at 2**62."""
-        cdef Ledger ledger = self.ledger
-        cdef int128_t total = 0
-        cdef int128_t v
-        cdef int32_t a
-        cdef const Balance* b
-        cdef int64_t amount
-        for a in range(ledger.n_assets):
-            b = ledger.at(account, a)
-            amount = b.total - b.reserved if free_only else b.total
-            if amount <= 0 or ledger.usd_price[a] == 0:
-                continue
-            v = <int128_t>amount * ledger.usd_price[a] // ledger.unit_scale[a]
-            if v > _VALUE_LIMIT:
-                v = _VALUE_LIMIT
-            total += v * (_BPS - ledger.haircut_bps[a]) // _BPS
-        return <int64_t>(total if total < _VALUE_LIMIT else _VALUE_LIMIT)
-
-    cdef int64_t _requirement(self, int64_t account, bint initial) noexcept:
-        """Margin in USD x 1e8 over the account's option series: initial covers
-        the short it would hold if all its open sells filled (ask_open - pos),
-        maintenance its current short (-pos). Saturates at INT64_MAX."""
-        cdef int128_t total = 0
-        cdef int128_t exposure
-        cdef int32_t s
-        cdef const Position* p
-        cdef const Instrument* inst
-        for s in range(self.ledger.n_series):
-            p = self.ledger.position(account, s)
-            inst = &self.insts[self.series_inst[s]]
-            if initial:
-                exposure = <int128_t>p.ask_open - p.pos
-                if exposure > 0:
-                    total += exposure * inst.im_per_qty
-            elif p.pos < 0:
-                total += -(<int128_t>p.pos) * inst.mm_per_qty
-        return <int64_t>(total if total < INT64_MAX else INT64_MAX)
-
-    cdef bint _margin_ok(self, int64_t account) noexcept:
-        cdef int64_t need = self._requirement(account, True)
-        return need == 0 or self._collateral(account, True) >= need
-
-    cdef void _settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
-                           price_t p, qty_t q, EventRec* e) noexcept:
-        """Move the exact amounts of one fill; called before leaves are reduced
-        (taker.leaves is already reduced by q, maker.leaves not yet)."""
-        cdef int64_t n = _notional(inst, p, q)
-        cdef int64_t base = q * inst.base_per_qty
-        cdef int64_t taker_fee = _fee(n, inst.taker_bps)
-        cdef int64_t maker_fee = _fee(n, inst.maker_bps)
-        cdef int64_t buyer_fee, seller_fee, drop
-        cdef const Order* buyer
-        cdef const Order* seller
-        cdef qty_t buyer_leaves_before
-        # (Separate assignments: a tuple assignment of C values goes through
-        # Python objects.)
-        if taker.side == BUY:
-            buyer = taker
-            seller = maker
-            buyer_fee = taker_fee
-            seller_fee = maker_fee
-            buyer_leaves_before = taker.leaves + q
-        else:
-            buyer = maker
-            seller = taker
-            buyer_fee = maker_fee
-            seller_fee = taker_fee
-            buyer_leaves_before = maker.leaves
-        drop = (_reservation(inst, BUY, buyer.price, buyer_leaves_before)
-                - _reservation(inst, BUY, buyer.price, buyer_leaves_before - q))
-        self.ledger.move(buyer.account, inst.quote_asset, -(n + buyer_fee), -drop)
-        self.ledger.move(buyer.account, inst.base_asset, base, 0)
-        self.ledger.move(seller.account, inst.base_asset, -base, -base)
-        self.ledger.move(seller.account, inst.quote_asset, n - seller_fee, 0)
-        self.ledger.move(self.fee_account, inst.quote_asset, taker_fee + maker_fee, 0)
-        e.fee = taker_fee
-        e.maker_fee = maker_fee
-        cdef Position* held
-        if inst.series >= 0:
-            held = self.ledger.position(buyer.account, inst.series)
-            held.pos += q
-            held.bid_open -= q
-            held = self.ledger.position(seller.account, inst.series)
-            held.pos -= q
-            held.ask_open -= q
-            self.ledger.has_options[buyer.account] = 1
-
-    cdef int _credit_debit(self, const CommandRec* c) except -1:
-        cdef uint8_t why
-        cdef EventRec* e
-        if not self.risk:
-            return self._reject(c, ACCOUNTS_DISABLED)
-        if not self.ledger.known(c.account):
-            return self._reject(c, UNKNOWN_ACCOUNT)
-        if c.asset < 0 or c.asset >= self.ledger.n_assets:
-            return self._reject(c, UNKNOWN_ASSET)
-        if c.kind == CREDIT and c.order_id != 0:
-            why = self._check_deposit_id(c.order_id)
-            if why:
-                return self._reject(c, why)
-        if c.kind == CREDIT:
-            why = self.ledger.credit(c.account, c.asset, c.qty)
-        else:
-            why = self.ledger.debit(c.account, c.asset, c.qty)
-        if why:
-            return self._reject(c, why)
-        if c.kind == DEBIT and self.ledger.has_options[c.account] and not self._margin_ok(c.account):
-            self.ledger.credit(c.account, c.asset, c.qty)   # undo: the withdrawal would leave margin short
-            return self._reject(c, INSUFFICIENT_MARGIN)
-        if c.kind == CREDIT and c.order_id != 0:
-            self.last_deposit_id = c.order_id
-        e = self._emit(CREDITED if c.kind == CREDIT else DEBITED)
-        e.order_id = c.order_id if c.kind == CREDIT else 0
-        e.account = c.account
-        e.asset = c.asset
-        e.qty = c.qty
-        e.leaves = self.ledger.at(c.account, c.asset).total
-        return 0
-
-    cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept:
-        # Deposits from the vault arrive in id order, each exactly once.
-        if deposit_id <= self.last_deposit_id:
-            return DUPLICATE_DEPOSIT
-        if deposit_id != self.last_deposit_id + 1:
-            return DEPOSIT_GAP
-        return 0
-
-    cdef int _skip_deposit(self, const CommandRec* c) except -1:
-        cdef uint8_t why
-        cdef EventRec* e
-        if not self.risk:
-            return self._reject(c, ACCOUNTS_DISABLED)
-        why = self._check_deposit_id(c.order_id)
-        if why:
-            return self._reject(c, why)
-        self.last_deposit_id = c.order_id
-        e = self._emit(DEPOSIT_SKIPPED)
-        e.order_id = c.order_id
-        return 0
-
-    cdef int _set_asset_price(self, const CommandRec* c) except -1:
-        cdef EventRec* e
-        if not self.risk:
-            return self._reject(c, ACCOUNTS_DISABLED)
-        if c.asset < 0 or c.asset >= self.ledger.n_assets:
-            return self._reject(c, UNKNOWN_ASSET)
-        if c.price <= 0 or c.price > _MAX_USD_PRICE:
-            return self._reject(c, INVALID_PRICE)
-        self.ledger.usd_price[c.asset] = c.price
-        e = self._emit(ASSET_PRICE_SET)
-        e.asset = c.asset
-        e.price = c.price
-        return 0
-
-    cdef int _set_option_risk(self, const CommandRec* c) except -1:
-        """Set a series' initial (qty) and maintenance (price) margin of a short,
-        USD x 1e8 per quantity unit (from the option-mark feed)."""
-        cdef EventRec* e
-        cdef Instrument* inst
-        if not self.risk:
-            return self._reject(c, ACCOUNTS_DISABLED)
-        if c.instrument < 0 or c.instrument >= self.n_inst:
-            return self._reject(c, UNKNOWN_INSTRUMENT)
-        inst = &self.insts[c.instrument]
-        if inst.series < 0:
-            return self._reject(c, NOT_AN_OPTION)
-        if not 0 < c.price <= c.qty <= _MAX_MARGIN:
-            return self._reject(c, INVALID_MARGIN)
-        inst.im_per_qty = c.qty
-        inst.mm_per_qty = c.price
-        e = self._emit(OPTION_RISK_SET)
-        e.instrument = c.instrument
-        e.qty = c.qty
-        e.price = c.price
-        return 0
-
-    cdef int _liquidate(self, const CommandRec* c) except -1:
-        """Liquidate an account under its maintenance margin: cancel its orders,
-        sell collateral for the premium asset where it lacks it, and buy back
-        its short options; every closing order is IOC at the edge of the
-        execution band, so it trades only inside the bands."""
-        cdef int64_t acct = c.account
-        cdef int64_t maintenance, value
-        cdef Py_ssize_t head
-        cdef int32_t slot, nxt, s, i
-        cdef int64_t closing = 0
-        cdef Instrument* inst
-        cdef price_t lo, hi, price
-        cdef qty_t want, qty
-        cdef EventRec* e
-        if not self.risk:
-            return self._reject(c, ACCOUNTS_DISABLED)
-        if not self.ledger.known(acct):
-            return self._reject(c, UNKNOWN_ACCOUNT)
-        maintenance = self._requirement(acct, False)
-        value = self._collateral(acct, False)
-        if maintenance == 0 or value >= maintenance:
-            return self._reject(c, NOT_UNDER_MAINTENANCE)
-        head = self.ev_n
-        e = self._emit(LIQUIDATED)
-        e.account = acct
-        e.price = maintenance
-        e.leaves = value
-        slot = self.books.acct_head[acct] if acct < self.books.acct_cap else -1
-        while slot != -1:
-            nxt = self.books.orders[slot].acct_next
-            self._cancel_slot(slot, LIQUIDATION)
-            slot = nxt
-        self.liquidating = True
-        try:
-            for s in range(self.ledger.n_series):
-                want = -self.ledger.position(acct, s).pos
-                i = self.series_inst[s]
-                inst = &self.insts[i]
-                if want <= 0 or inst.state != OPEN:
-                    continue
-                self._execution_band(inst, &lo, &hi)
-                if hi == INT64_MAX or hi < lo:
-                    continue  # no band to bound a closing order, or no price can trade
-                price = min(hi, inst.max_price // inst.tick * inst.tick)
-                want = min(want, inst.max_qty) // inst.lot * inst.lot
-                if want < inst.min_qty:
-                    continue
-                closing += self._raise_quote(acct, inst.quote_asset, _reservation(inst, BUY, price, want))
-                qty = _affordable(inst, price, want, self._free(acct, inst.quote_asset))
-                if qty >= inst.min_qty and self._closing_order(i, acct, BUY, price, qty):
-                    closing += 1
-        finally:
-            self.liquidating = False
-        self.ev[head].qty = closing
-        return 0
-
-    cdef int _raise_quote(self, int64_t account, int32_t quote, int64_t need) except -1:
-        """Sell the account's other assets on spot books quoted in ``quote``
-        (IOC at the band's low edge) until its free quote covers ``need``;
-        returns the number of orders placed."""
-        cdef int32_t i
-        cdef Instrument* inst
-        cdef price_t lo, hi
-        cdef int64_t shortfall, per_lot, free_base
-        cdef qty_t qty
-        cdef int placed = 0
-        for i in range(self.n_inst):
-            shortfall = need - self._free(account, quote)
-            if shortfall <= 0:
-                break
-            inst = &self.insts[i]
-            if inst.series >= 0 or inst.quote_asset != quote or inst.state != OPEN:
-                continue
-            self._execution_band(inst, &lo, &hi)
-            if lo == 0 or hi < lo:
-                continue
-            free_base = self._free(account, inst.base_asset)
-            per_lot = _notional(inst, lo, inst.lot)
-            per_lot -= _fee(per_lot, inst.taker_bps)
-            if free_base <= 0 or per_lot <= 0:
-                continue
-            # One lot more than the proceeds at the band edge need: fees round.
-            qty = min(shortfall // per_lot + 2, inst.max_qty // inst.lot,
-                      free_base // inst.base_per_qty // inst.lot) * inst.lot
-            if qty >= inst.min_qty and self._closing_order(i, account, SELL, lo, qty):
-                placed += 1
-        return placed
-
-    cdef bint _closing_order(self, int32_t instrument, int64_t account, uint8_t side, price_t price,
-                             qty_t qty) except -1:
-        """Place one IOC limit order of a liquidation; True if the engine accepted it."""
-        cdef CommandRec cc = _command(NEW_ORDER, self.cur_seq, self.cur_ts)
-        cdef Py_ssize_t before = self.ev_n
-        cc.instrument = instrument
-        cc.account = account
-        cc.side = side
-        cc.order_type = LIMIT
-        cc.tif = IOC
-        cc.stp = CANCEL_NEWEST
-        cc.price = price
-        cc.qty = qty
-        self._new_order(&cc)
-        return self.ev[before].kind == ACCEPTED
-
-    cdef int64_t _free(self, int64_t account, int32_t asset) noexcept:
-        cdef Balance* b = self.ledger.at(account, asset)
-        return b.total - b.reserved
-
-    # ------------------------------------------------------------------
-    # validation
-    # ------------------------------------------------------------------
-
-    cdef uint8_t _check_qty(self, const Instrument* inst, qty_t qty) noexcept:
-        if qty <= 0:
-            return INVALID_QUANTITY
-        if qty % inst.lot != 0:
-            return QUANTITY_OFF_LOT
-        if qty < inst.min_qty:
-            return QUANTITY_BELOW_MIN
-        if qty > inst.max_qty:
-            return QUANTITY_ABOVE_MAX
-        return 0
-
-    cdef uint8_t _check_price(self, const Instrument* inst, price_t price) noexcept:
-        if price <= 0:
-            return INVALID_PRICE
-        if price % inst.tick != 0:
-            return PRICE_OFF_TICK
-        if price > inst.max_price:
-            return PRICE_ABOVE_MAX
-        return 0
 
     # ------------------------------------------------------------------
     # replay / recovery
@@ -1371,21 +938,16 @@ cdef class MatchingEngine:
         # A recovered order may hold less than min_qty after partial fills.
         if qty <= 0 or qty % inst.lot != 0 or qty > inst.max_qty:
             raise ValueError(f"invalid seed quantity {qty}")
-        if self._check_price(inst, price):
+        if check_price(inst, price):
             raise ValueError(f"invalid seed price {price}")
-        if inst.has_static and not inst.s_lo <= price <= inst.s_hi:
+        if not in_static_band(inst, price):
             raise ValueError(f"seed price {price} outside the static band")
         if self._crosses(instrument, <uint8_t>side, price):
             raise ValueError(f"seed order at {price} would cross the book")
         if self.books.order_live >= self.books.max_orders:
             raise ValueError("order capacity exhausted")
-        cdef CommandRec c
         if self.risk:
-            c = _command(NEW_ORDER, 0, 0)
-            c.account = account
-            c.side = <uint8_t>side
-            c.qty = qty
-            if self._reserve_new(inst, &c, price):
+            if self.funds.reserve(inst, account, <uint8_t>side, 0, 0, price, qty):
                 raise ValueError(f"account {account} cannot cover the seed order")
         slot = self.books.alloc_order()
         o = &self.books.orders[slot]
@@ -1405,83 +967,23 @@ cdef class MatchingEngine:
         return self.books.orders[slot].order_id
 
     # ------------------------------------------------------------------
-    # snapshots
+    # state (state.pyx)
     # ------------------------------------------------------------------
+
+    cdef Parts _parts(self) noexcept:
+        cdef Parts parts
+        parts.insts = self.insts
+        parts.n_inst = self.n_inst
+        parts.next_order_id = self.next_order_id
+        parts.last_seq = self.last_seq
+        parts.max_accounts = self.max_accounts
+        parts.risk = self.risk
+        return parts
 
     def snapshot(self):
         """The full state as bytes (see engine/core/snapshot.py)."""
-        cdef int32_t i, k, slot
-        cdef BookSide* bs
-        cdef Order* o
-        cdef Instrument* inst
-        cdef cnp.ndarray orders = np.zeros(self.books.order_live, dtype=_snap.ORDER_DTYPE)
-        cdef SnapOrder* out = <SnapOrder*>cnp.PyArray_DATA(orders)
-        cdef SnapOrder* rec
-        states = np.zeros(self.n_inst, dtype=_snap.INSTRUMENT_STATE_DTYPE)
-        cdef Py_ssize_t n = 0
-        for i in range(self.n_inst):
-            inst = &self.insts[i]
-            states[i] = (inst.state, inst.reference, inst.last_trade)
-            for side in (BUY, SELL):
-                bs = self.books.side_of(i, side)
-                for k in range(bs.n - 1, -1, -1):
-                    slot = self.books.levels[bs.levels[k]].head
-                    while slot != -1:
-                        o = &self.books.orders[slot]
-                        if n >= self.books.order_live:
-                            raise RuntimeError("more orders in the books than the pool counts")
-                        rec = &out[n]
-                        rec.order_id = o.order_id
-                        rec.client_order_id = o.client_order_id
-                        rec.price = o.price
-                        rec.leaves = o.leaves
-                        rec.account = o.account
-                        rec.instrument = o.instrument
-                        rec.side = o.side
-                        rec.tif = o.tif
-                        rec.stp = o.stp
-                        rec.pad = 0
-                        n += 1
-                        slot = o.next
-        cdef int64_t acct
-        cdef int32_t a
-        accounts = [acct for acct in range(self.ledger.acct_cap) if self.ledger.is_open[acct]]
-        n_assets = self.ledger.n_assets
-        totals = np.zeros((len(accounts), n_assets), dtype=np.int64)
-        reserved = np.zeros((len(accounts), n_assets), dtype=np.int64)
-        for row, acct in enumerate(accounts):
-            for a in range(n_assets):
-                totals[row, a] = self.ledger.at(acct, a).total
-                reserved[row, a] = self.ledger.at(acct, a).reserved
-        snap = _snap.EngineSnapshot(
-            version=_snap.SNAPSHOT_VERSION,
-            max_accounts=self.max_accounts,
-            max_orders=self.books.max_orders,
-            risk=bool(self.risk),
-            fee_account=self.fee_account,
-            next_order_id=self.next_order_id,
-            last_seq=self.last_seq,
-            last_deposit_id=self.last_deposit_id,
-            assets=list(self.asset_specs),
-            instruments=list(self.specs),
-            instrument_state=states.tobytes(),
-            orders=orders.tobytes(),
-            open_accounts=np.asarray(accounts, dtype=np.int64).tobytes(),
-            totals=totals.tobytes(),
-            reserved=reserved.tobytes(),
-            net_credits=np.asarray([self.ledger.net_credits[a] for a in range(n_assets)],
-                                   dtype=np.int64).tobytes(),
-            usd_prices=np.asarray([self.ledger.usd_price[a] for a in range(n_assets)],
-                                  dtype=np.int64).tobytes(),
-            option_risk=np.asarray([(self.insts[i].im_per_qty, self.insts[i].mm_per_qty)
-                                    for i in range(self.n_inst)], dtype=np.int64).reshape(self.n_inst, 2).tobytes(),
-            positions=np.asarray([(self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open,
-                                   self.ledger.position(acct, s).bid_open)
-                                  for acct in accounts for s in range(self.ledger.n_series)],
-                                 dtype=np.int64).tobytes(),
-            margin_flags=np.asarray([self.ledger.has_options[acct] for acct in accounts], dtype=np.uint8).tobytes(),
-        )
-        return _snap.ENCODER.encode(snap)
+        cdef Parts parts = self._parts()
+        return write_snapshot(&parts, self.books, self.funds, self.margins, self.asset_specs, self.specs)
 
     @staticmethod
     def from_snapshot(data):
@@ -1496,134 +998,31 @@ cdef class MatchingEngine:
             raise ValueError(f"not an engine snapshot: {err}") from err
         if snap.version not in _snap.SUPPORTED_VERSIONS:
             raise ValueError(f"snapshot version {snap.version}, expected one of {_snap.SUPPORTED_VERSIONS}")
+        cdef MatchingEngine eng
+        cdef Parts parts
         try:
-            return MatchingEngine._restore(snap)
+            eng = MatchingEngine(snap.max_accounts, snap.max_orders, snap.risk, snap.fee_account)
+            for spec in snap.assets:
+                eng.add_asset(spec)
+            for spec in snap.instruments:
+                eng.add_instrument(spec)
+            parts = eng._parts()
+            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins)
         except (OverflowError, TypeError) as err:
             raise ValueError(f"snapshot value out of range: {err}") from err
-
-    cdef int _restore_options(self, snap, accounts) except -1:
-        """Option margins, positions and margin flags of a snapshot (empty parts:
-        a snapshot without options), for accounts ``_restore`` has opened."""
-        cdef int32_t n_series = self.ledger.n_series
-        cdef int32_t i, s
-        cdef Position* p
-        risk = (np.frombuffer(snap.option_risk, dtype=np.int64).reshape(-1, 2)
-                if snap.option_risk else np.zeros((self.n_inst, 2), dtype=np.int64))
-        n_pos = len(accounts) * n_series * 3
-        positions = (np.frombuffer(snap.positions, dtype=np.int64) if snap.positions
-                     else np.zeros(n_pos, dtype=np.int64))
-        flags = (np.frombuffer(snap.margin_flags, dtype=np.uint8) if snap.margin_flags
-                 else np.zeros(len(accounts), dtype=np.uint8))
-        if len(risk) != self.n_inst or len(positions) != n_pos or len(flags) != len(accounts):
-            raise ValueError("snapshot option parts do not match its instruments and accounts")
-        for i, (initial, maintenance) in enumerate(risk.tolist()):
-            if self.insts[i].series < 0:
-                if initial or maintenance:
-                    raise ValueError(f"snapshot gives margins to instrument {i}, not an option")
-            elif not (initial == maintenance == 0 or 0 < maintenance <= initial <= _MAX_MARGIN):
-                raise ValueError(f"snapshot margins of instrument {i} are not valid")
-            self.insts[i].im_per_qty = initial
-            self.insts[i].mm_per_qty = maintenance
-        positions = positions.reshape(len(accounts), n_series, 3)
-        if positions.size and ((positions > _VALUE_LIMIT).any() or (positions < -_VALUE_LIMIT).any()
-                               or (positions[:, :, 1:] < 0).any()):
-            raise ValueError("snapshot positions are out of range")
-        for s in range(n_series):
-            if self.insts[self.series_inst[s]].im_per_qty == 0 and positions[:, s, :].any():
-                raise ValueError(f"snapshot holds positions or orders in series {s} but no margins for it")
-        for row, acct in enumerate(accounts.tolist()):
-            if not self.ledger.known(acct):
-                raise ValueError(f"snapshot positions of account {acct}, which is not open")
-            self.ledger.has_options[acct] = 1 if flags[row] else 0
-            for s in range(n_series):
-                p = self.ledger.position(acct, s)
-                p.pos = positions[row, s, 0]
-                p.ask_open = positions[row, s, 1]
-                p.bid_open = positions[row, s, 2]
-
-    @staticmethod
-    def _restore(snap):
-        cdef MatchingEngine eng = MatchingEngine(snap.max_accounts, snap.max_orders, snap.risk,
-                                                 snap.fee_account)
-        for spec in snap.assets:
-            eng.add_asset(spec)
-        for spec in snap.instruments:
-            eng.add_instrument(spec)
-        cdef int64_t acct
-        cdef int32_t a
-        n_assets = len(snap.assets)
-        if (len(snap.instrument_state) != eng.n_inst * _snap.INSTRUMENT_STATE_DTYPE.itemsize
-                or len(snap.net_credits) != n_assets * 8 or len(snap.usd_prices) != n_assets * 8):
-            raise ValueError("snapshot state does not match its instruments and assets")
-        accounts = np.frombuffer(snap.open_accounts, dtype=np.int64)
-        if len(accounts) and (not snap.risk or accounts.min() < 0 or accounts.max() >= eng.max_accounts):
-            raise ValueError(f"snapshot accounts outside [0, {eng.max_accounts}) or kept without risk")
-        totals = np.frombuffer(snap.totals, dtype=np.int64).reshape(len(accounts), n_assets)
-        reserved = np.frombuffer(snap.reserved, dtype=np.int64).reshape(len(accounts), n_assets)
-        for row, acct in enumerate(accounts.tolist()):
-            eng.ledger.open_account(acct)
-            for a in range(n_assets):
-                eng.ledger.at(acct, a).total = totals[row, a]
-                eng.ledger.at(acct, a).reserved = reserved[row, a]
-        for a, (credits, price) in enumerate(zip(np.frombuffer(snap.net_credits, dtype=np.int64).tolist(),
-                                                 np.frombuffer(snap.usd_prices, dtype=np.int64).tolist())):
-            if not 0 <= price <= _MAX_USD_PRICE:
-                raise ValueError(f"snapshot price of asset {a} is not valid")
-            eng.ledger.net_credits[a] = credits
-            eng.ledger.usd_price[a] = price
-        eng._restore_options(snap, accounts)
-        cdef Instrument* inst
-        cdef int32_t i
-        for i, (state, reference, last_trade) in enumerate(
-                np.frombuffer(snap.instrument_state, dtype=_snap.INSTRUMENT_STATE_DTYPE).tolist()):
-            if state not in (OPEN, HALTED, CLOSED) or reference < 0 or last_trade < 0:
-                raise ValueError(f"snapshot state of instrument {i} is not valid")
-            inst = &eng.insts[i]
-            inst.state = state
-            inst.reference = reference
-            inst.last_trade = last_trade
-            if reference and inst.static_bps:
-                inst.has_static = 1
-                _band_around(reference, inst.static_bps, inst.tick, &inst.s_lo, &inst.s_hi)
-            if last_trade and inst.dynamic_bps:
-                inst.has_dynamic = 1
-                _band_around(last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
-        cdef int32_t slot
-        cdef Order* o
-        if len(snap.orders) % sizeof(SnapOrder):
-            raise ValueError("snapshot orders are not whole records")
-        cdef cnp.ndarray recs = np.frombuffer(snap.orders, dtype=np.uint8)
-        cdef const SnapOrder* src = <const SnapOrder*>cnp.PyArray_DATA(recs)
-        cdef Py_ssize_t r, n_recs = len(snap.orders) // sizeof(SnapOrder)
-        for r in range(n_recs):
-            if (src[r].instrument < 0 or src[r].instrument >= eng.n_inst or (src[r].side != BUY and src[r].side != SELL)
-                    or not eng._account_ok(src[r].account) or src[r].leaves <= 0):
-                raise ValueError(f"snapshot order {src[r].order_id} is not valid for this engine")
-            slot = eng.books.alloc_order()
-            if slot == -1:
-                raise ValueError("snapshot holds more orders than max_orders")
-            o = &eng.books.orders[slot]
-            memset(o, 0, sizeof(Order))
-            o.order_id = src[r].order_id
-            o.client_order_id = src[r].client_order_id
-            o.price = src[r].price
-            o.leaves = src[r].leaves
-            o.account = <int32_t>src[r].account
-            o.instrument = src[r].instrument
-            o.side = src[r].side
-            o.tif = src[r].tif
-            o.stp = src[r].stp
-            o.level = -1
-            eng.books.rest(slot, False)
-        eng.books.rebuild_account_lists()
-        eng.next_order_id = snap.next_order_id
-        eng.last_seq = snap.last_seq
-        eng.last_deposit_id = snap.last_deposit_id
-        try:
-            eng.check_integrity()
-        except AssertionError as err:
-            raise ValueError(f"snapshot is inconsistent: {err}") from err
+        eng.next_order_id = parts.next_order_id
+        eng.last_seq = parts.last_seq
         return eng
+
+    def state_hash(self):
+        """SHA-256 (hex) over the full state; equal states give equal hashes."""
+        cdef Parts parts = self._parts()
+        return state_hash(&parts, self.books, self.funds, self.margins)
+
+    def check_integrity(self):
+        """Raise AssertionError naming the first broken invariant."""
+        cdef Parts parts = self._parts()
+        check_integrity(&parts, self.books, self.funds)
 
     # ------------------------------------------------------------------
     # queries
@@ -1632,6 +1031,11 @@ cdef class MatchingEngine:
     def _checked_instrument(self, int32_t instrument):
         if instrument < 0 or instrument >= self.n_inst:
             raise ValueError(f"unknown instrument {instrument}")
+
+    cdef int _checked_account(self, int64_t account) except -1:
+        if not self.risk or not self.ledger.known(account):
+            raise ValueError(f"unknown account {account}")
+        return 0
 
     def best_bid(self, int32_t instrument):
         """(price, qty) of the best bid, or None."""
@@ -1651,63 +1055,30 @@ cdef class MatchingEngine:
     def depth(self, int32_t instrument, int levels):
         """(bids, asks), each a list of (price, qty, order count), best first."""
         self._checked_instrument(instrument)
-        return self._side_depth(instrument, BUY, levels), self._side_depth(instrument, SELL, levels)
-
-    cdef list _side_depth(self, int32_t instrument, uint8_t side, int levels):
-        cdef BookSide* bs = self.books.side_of(instrument, side)
-        cdef list out = []
-        cdef int32_t i = bs.n - 1
-        cdef int32_t lvl
-        while i >= 0 and len(out) < levels:
-            lvl = bs.levels[i]
-            out.append((self.books.levels[lvl].price, self.books.levels[lvl].qty,
-                        self.books.levels[lvl].count))
-            i -= 1
-        return out
+        return self.books.depth(instrument, BUY, levels), self.books.depth(instrument, SELL, levels)
 
     def orders_at(self, int32_t instrument, int64_t side, int64_t price):
         """The resting orders at one price, in queue (FIFO) order."""
         self._checked_instrument(instrument)
         if side != BUY and side != SELL:
             raise ValueError(f"invalid side {side}")
-        cdef int32_t lvl = self.books.find_level(instrument, <uint8_t>side, price)
-        cdef list out = []
-        cdef int32_t slot = self.books.levels[lvl].head if lvl != -1 else -1
-        while slot != -1:
-            out.append(self._info(slot))
-            slot = self.books.orders[slot].next
-        return out
+        return self.books.orders_at(instrument, <uint8_t>side, price)
 
     def open_orders(self, int64_t account):
         """The account's resting orders, by order id."""
         if account < 0 or account >= self.max_accounts:
             raise ValueError(f"unknown account {account}")
-        cdef list out = []
-        cdef int32_t slot = self.books.acct_head[account] if account < self.books.acct_cap else -1
-        while slot != -1:
-            out.append(self._info(slot))
-            slot = self.books.orders[slot].acct_next
-        return out
+        return self.books.open_orders(account)
 
     def order(self, int64_t order_id):
         """OrderInfo of a resting order, or None."""
         cdef int32_t slot = self.books.index.find(order_id) if order_id > 0 else -1
-        return self._info(slot) if slot != -1 else None
-
-    cdef object _info(self, int32_t slot):
-        cdef Order* o = &self.books.orders[slot]
-        return OrderInfo(o.order_id, o.client_order_id, o.account, o.instrument, o.side,
-                         o.price, o.leaves, o.tif, o.stp)
+        return self.books.info(slot) if slot != -1 else None
 
     def balances(self, int64_t account):
         """[(total, reserved)] per asset id, in ledger units (risk mode)."""
-        if not self.risk or not self.ledger.known(account):
-            raise ValueError(f"unknown account {account}")
-        cdef int32_t a
-        out = []
-        for a in range(self.ledger.n_assets):
-            out.append((self.ledger.at(account, a).total, self.ledger.at(account, a).reserved))
-        return out
+        self._checked_account(account)
+        return self.ledger.balances(account)
 
     def asset_price(self, int32_t asset):
         """An asset's reference price, USD x 1e8 per whole token (0 = unset)."""
@@ -1719,57 +1090,32 @@ cdef class MatchingEngine:
         """Collateral value of an account in USD x 1e8: over assets, balance x
         reference price (floored to a unit) less the asset's haircut (floored).
         Assets without a reference price count as zero."""
-        if not self.risk or not self.ledger.known(account):
-            raise ValueError(f"unknown account {account}")
-        return self._collateral(account, False)
+        self._checked_account(account)
+        return self.margins.collateral(account, False)
 
     def margin(self, int64_t account):
         """MarginState of an account (risk mode)."""
-        if not self.risk or not self.ledger.known(account):
-            raise ValueError(f"unknown account {account}")
-        return MarginState(self._collateral(account, False), self._collateral(account, True),
-                           self._requirement(account, True), self._requirement(account, False))
+        self._checked_account(account)
+        return self.margins.state(account)
 
     def positions(self, int64_t account):
         """The account's option positions and open sells, [PositionInfo] by instrument id."""
-        if not self.risk or not self.ledger.known(account):
-            raise ValueError(f"unknown account {account}")
-        cdef int32_t s
-        cdef Position* p
-        out = []
-        for s in range(self.ledger.n_series):
-            p = self.ledger.position(account, s)
-            if p.pos or p.ask_open or p.bid_open:
-                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open, p.bid_open))
-        return out
+        self._checked_account(account)
+        return self.margins.positions(account)
 
     def under_maintenance(self):
         """[(account, MarginState)] of every account whose collateral value is
         below its maintenance margin, by account id: the liquidation candidates."""
-        cdef int64_t acct, maintenance, value
-        out = []
-        if not self.risk:
-            return out
-        for acct in range(self.ledger.acct_cap):
-            if not self.ledger.is_open[acct] or not self.ledger.has_options[acct]:
-                continue
-            maintenance = self._requirement(acct, False)
-            if maintenance:
-                value = self._collateral(acct, False)
-                if value < maintenance:
-                    out.append((acct, MarginState(value, self._collateral(acct, True),
-                                                  self._requirement(acct, True), maintenance)))
-        return out
+        return self.margins.under_maintenance() if self.risk else []
 
     def option_risk(self, int32_t instrument):
         """(initial, maintenance) margin of a short in an option series, USD x
         1e8 per quantity unit; (0, 0) until set."""
         self._checked_instrument(instrument)
-        cdef Instrument* inst = &self.insts[instrument]
-        if inst.series < 0:
+        if self.insts[instrument].series < 0:
             raise ValueError(f"instrument {instrument} is not an option series"
                              + ("" if self.risk else " (options are margined only with risk=True)"))
-        return (inst.im_per_qty, inst.mm_per_qty)
+        return self.margins.rates(self.insts[instrument].series)
 
     def instrument_units(self, int32_t instrument):
         """(base asset, quote asset, base per qty unit, quote per tick x qty unit,
@@ -1796,112 +1142,3 @@ cdef class MatchingEngine:
         """Bytes held by the engine's C structures (books, index, event buffer)."""
         return (self.books.memory_bytes() + self.n_inst * sizeof(Instrument)
                 + self.ev_cap * sizeof(EventRec))
-
-    def state_hash(self):
-        """SHA-256 (hex) over the full state; equal states give equal hashes."""
-        h = hashlib.sha256()
-        cdef list words = [self.n_inst, self.next_order_id, self.last_seq]
-        cdef int32_t i, k, slot
-        cdef Instrument* inst
-        cdef BookSide* bs
-        cdef Order* o
-        for i in range(self.n_inst):
-            inst = &self.insts[i]
-            words += [i, inst.state, inst.reference, inst.last_trade]
-            for side in (BUY, SELL):
-                bs = self.books.side_of(i, side)
-                words += [side, bs.n]
-                for k in range(bs.n - 1, -1, -1):
-                    slot = self.books.levels[bs.levels[k]].head
-                    while slot != -1:
-                        o = &self.books.orders[slot]
-                        words += [o.order_id, o.client_order_id, o.account, o.price, o.leaves,
-                                  o.tif, o.stp]
-                        slot = o.next
-        cdef int64_t acct
-        cdef int32_t a, s
-        words += [self.risk, self.fee_account, self.last_deposit_id, self.ledger.n_assets]
-        for a in range(self.ledger.n_assets):
-            words += [self.ledger.net_credits[a], self.ledger.usd_price[a]]
-        for acct in range(self.ledger.acct_cap):
-            if self.ledger.is_open[acct]:
-                words.append(acct)
-                for a in range(self.ledger.n_assets):
-                    words += [self.ledger.at(acct, a).total, self.ledger.at(acct, a).reserved]
-                if self.ledger.n_series:
-                    words.append(self.ledger.has_options[acct])
-                for s in range(self.ledger.n_series):
-                    words += [self.ledger.position(acct, s).pos, self.ledger.position(acct, s).ask_open,
-                              self.ledger.position(acct, s).bid_open]
-        for i in range(self.n_inst):
-            if self.insts[i].series >= 0:
-                words += [i, self.insts[i].im_per_qty, self.insts[i].mm_per_qty]
-        h.update(np.asarray(words, dtype=np.int64).tobytes())
-        return h.hexdigest()
-
-    def check_integrity(self):
-        """Raise AssertionError naming the first broken invariant."""
-        self.books.check_integrity()
-        if self.risk:
-            self.ledger.check_integrity()
-            self._check_reservations()
-        cdef int32_t i, k, slot
-        cdef BookSide* bs
-        cdef Instrument* inst
-        cdef Order* o
-        for i in range(self.n_inst):
-            inst = &self.insts[i]
-            for side in (BUY, SELL):
-                bs = self.books.side_of(i, side)
-                for k in range(bs.n):
-                    slot = self.books.levels[bs.levels[k]].head
-                    while slot != -1:
-                        o = &self.books.orders[slot]
-                        assert 0 < o.order_id < self.next_order_id, f"order id {o.order_id} never issued"
-                        assert o.price % inst.tick == 0, f"order {o.order_id} off tick"
-                        if inst.has_static:
-                            assert inst.s_lo <= o.price <= inst.s_hi, (
-                                f"order {o.order_id} at {o.price} outside the static band")
-                        slot = o.next
-
-    def _check_reservations(self):
-        """Every account's reserved amount equals what its open orders need."""
-        cdef int32_t i, k, slot
-        cdef BookSide* bs
-        cdef Instrument* inst
-        cdef Order* o
-        cdef int64_t acct
-        need = {}
-        held = {}
-        for i in range(self.n_inst):
-            inst = &self.insts[i]
-            for side in (BUY, SELL):
-                bs = self.books.side_of(i, side)
-                asset = inst.quote_asset if side == BUY else inst.base_asset
-                for k in range(bs.n):
-                    slot = self.books.levels[bs.levels[k]].head
-                    while slot != -1:
-                        o = &self.books.orders[slot]
-                        if inst.series >= 0:
-                            key = (o.account, inst.series, side)
-                            held[key] = held.get(key, 0) + o.leaves
-                        if inst.series < 0 or side == BUY:
-                            key = (o.account, asset)
-                            need[key] = need.get(key, 0) + _reservation(inst, o.side, o.price, o.leaves)
-                        slot = o.next
-        cdef int32_t s
-        for acct, s, _side in list(held):
-            assert self.ledger.known(acct), f"account {acct} has open option orders but is not open"
-        for acct in range(self.ledger.acct_cap):
-            for s in range(self.ledger.n_series):
-                for side, have in ((SELL, self.ledger.position(acct, s).ask_open),
-                                   (BUY, self.ledger.position(acct, s).bid_open)):
-                    assert have == held.get((acct, s, side), 0), (
-                        f"account {acct} series {s}: open {'sells' if side == SELL else 'buys'} counted {have}, "
-                        f"open orders hold {held.get((acct, s, side), 0)}")
-        for acct in range(self.ledger.acct_cap):
-            for asset in range(self.ledger.n_assets):
-                have = self.ledger.at(acct, asset).reserved
-                assert have == need.get((acct, asset), 0), (
-                    f"account {acct} asset {asset}: reserved {have}, open orders need "
-                    f"{need.get((acct, asset), 0)}")

@@ -9,11 +9,15 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 
 from engine.core.types cimport oid_t
 
-DEF _INITIAL_BITS = 10
+cdef enum:
+    _INITIAL_BITS = 10
+    _BLOCK_BITS = 4
 
-
-DEF _BLOCK_BITS = 4
-DEF _FIB = 0x9E3779B97F4A7C15
+cdef extern from *:
+    """
+    #define VENUE_FIB 0x9E3779B97F4A7C15ULL
+    """
+    const uint64_t _FIB "VENUE_FIB"   # 2**64 / golden ratio (Fibonacci hashing)
 
 
 cdef inline uint64_t _slot_of(oid_t key, int shift) noexcept nogil:

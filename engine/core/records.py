@@ -2,10 +2,12 @@
 
 The batch API takes an array of COMMAND_DTYPE and returns an array of
 EVENT_DTYPE. Field order, types and padding mirror the C structs exactly; the
-core checks the item sizes when it is imported.
+core checks the item sizes when it is imported. Also which events a journal keeps.
 """
 
 import numpy as np
+
+from engine.core.types import EventKind
 
 COMMAND_DTYPE = np.dtype(
     [
@@ -56,6 +58,10 @@ EVENT_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED))
+"""Event kinds a journal batch record keeps (what settlement needs); the
+journal (engine/journal.py) and the gateway's wire.select_kinds both use it."""
 
 # Event fields without padding: the attributes of engine.core.events.Event.
 EVENT_FIELDS = tuple(name for name in EVENT_DTYPE.names if not name.startswith("pad"))

@@ -1,6 +1,25 @@
-# Shared typedefs, enums and C records of the matching core.
+# Shared typedefs, enums, numeric limits and C records of the matching core.
 # Prices are int64 price units, quantities int64 quantity units (docs/matching.md).
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+
+# -- numeric limits (engine/units.py is their one home; types.pyx refuses to
+# import if a value here differs from it) --
+
+cdef extern from *:
+    """
+    #define VENUE_BPS ((int64_t)10000)
+    #define VENUE_MAX_LEDGER_DECIMALS ((int64_t)18)
+    #define VENUE_ORDER_AMOUNT_LIMIT ((int64_t)1 << 60)
+    #define VENUE_VALUE_LIMIT ((int64_t)1 << 62)
+    #define VENUE_MAX_MARGIN_PER_QTY ((int64_t)1000000000000000)
+    #define VENUE_MAX_USD_PRICE ((int64_t)1000000000000000)
+    """
+    const int64_t BPS "VENUE_BPS"
+    const int64_t MAX_LEDGER_DECIMALS "VENUE_MAX_LEDGER_DECIMALS"
+    const int64_t ORDER_AMOUNT_LIMIT "VENUE_ORDER_AMOUNT_LIMIT"
+    const int64_t VALUE_LIMIT "VENUE_VALUE_LIMIT"
+    const int64_t MAX_MARGIN_PER_QTY "VENUE_MAX_MARGIN_PER_QTY"
+    const int64_t MAX_USD_PRICE "VENUE_MAX_USD_PRICE"
 
 ctypedef int64_t price_t
 ctypedef int64_t qty_t

@@ -1,4 +1,21 @@
-"""Enums of the matching core, importable from Python, and readable reject texts."""
+"""Enums and numeric limits of the matching core, importable from Python, and
+readable reject texts."""
+
+from engine import units
+
+# The core's limits are C constants (types.pxd); engine/units.py is their home.
+LIMITS = {
+    "BPS": BPS,
+    "MAX_LEDGER_DECIMALS": MAX_LEDGER_DECIMALS,
+    "ORDER_AMOUNT_LIMIT": ORDER_AMOUNT_LIMIT,
+    "VALUE_LIMIT": VALUE_LIMIT,
+    "MAX_MARGIN_PER_QTY": MAX_MARGIN_PER_QTY,
+    "MAX_USD_PRICE": MAX_USD_PRICE,
+}
+"""The core's numeric limits by their engine.units name."""
+
+if any(getattr(units, name) != value for name, value in LIMITS.items()):
+    raise ImportError("engine/core/types.pxd limits differ from engine/units.py")
 
 REJECT_TEXT = {
     Reject.UNKNOWN_INSTRUMENT: "unknown instrument",

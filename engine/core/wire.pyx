@@ -1,4 +1,3 @@
-# cython: boundscheck=False, wraparound=False, initializedcheck=False
 """The gateway's per-order work in C (engine/gateway.py drives it).
 
 * ``CommandBatch``: one batch's commands as C records, with, per command, the
@@ -17,9 +16,10 @@ The layouts (which reply field comes from which event column, which request
 field goes to which command column, ranges and defaults) are built from the
 msgspec Structs of engine/schemas.py by the gateway, so this module knows
 MessagePack and the C records, not the protocol. tests/gateway/test_wire.py
-checks it against msgspec on random input.
+checks it against msgspec on random input. wire.pxd is the contract.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Realloc
 from libc.stdint cimport INT64_MAX, int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -52,34 +52,9 @@ OWN_ACCOUNT = -1
 # Request field -> what it fills (the columns of CommandRec, and the request id).
 COLUMNS = ("client_order_id", "instrument", "side", "qty", "price", "order_type", "tif", "stp", "account",
            "order_id", "request_id", "asset", "state")
-DEF COL_CLIENT_ORDER_ID = 0
-DEF COL_INSTRUMENT = 1
-DEF COL_SIDE = 2
-DEF COL_QTY = 3
-DEF COL_PRICE = 4
-DEF COL_ORDER_TYPE = 5
-DEF COL_TIF = 6
-DEF COL_STP = 7
-DEF COL_ACCOUNT = 8
-DEF COL_ORDER_ID = 9
-DEF COL_REQUEST_ID = 10
-DEF COL_ASSET = 11
-DEF COL_STATE = 12
-DEF N_COLUMNS = 13
-
-DEF MAX_FIELDS = 16
-DEF MAX_TAGS = 128
 
 # Reply program operations: where each element of a reply array comes from.
 OPS = ("i64", "i32", "u8", "request_id", "other_side", "text", "const")
-DEF OP_I64 = 0
-DEF OP_I32 = 1
-DEF OP_U8 = 2
-DEF OP_RID = 3
-DEF OP_OTHER_SIDE = 4
-DEF OP_TEXT = 5
-DEF OP_CONST = 6
-DEF MAX_OPS = 24
 
 
 cdef inline const EventRec* _event_data(object events, Py_ssize_t* n) except NULL:
@@ -87,12 +62,6 @@ cdef inline const EventRec* _event_data(object events, Py_ssize_t* n) except NUL
 
 
 # -- growable byte buffer --------------------------------------------------------------------
-
-cdef struct Buf:
-    char* data
-    Py_ssize_t size
-    Py_ssize_t cap
-
 
 cdef int buf_reserve(Buf* b, Py_ssize_t extra) except -1:
     cdef Py_ssize_t cap
@@ -265,21 +234,9 @@ cdef int _grow(void** p, size_t nbytes) except -1:
 
 # -- commands ----------------------------------------------------------------------------------
 
-cdef struct RequestLayout:
-    uint8_t kind            # CommandKind; 0: not on the fast path
-    int n_fields
-    int n_required
-    int column[MAX_FIELDS]
-    int64_t lo[MAX_FIELDS]
-    int64_t hi[MAX_FIELDS]
-    int64_t default[MAX_FIELDS]
-
-
 cdef class RequestLayouts:
     """How the fast path reads each request tag: per field its column, range and
     default (built by the gateway from the request Structs)."""
-
-    cdef RequestLayout tags[MAX_TAGS]
 
     def __init__(self, layouts):
         """``layouts``: {tag: (command kind, [(column name, lo, hi, default or None), ...])}.
@@ -309,13 +266,6 @@ cdef class RequestLayouts:
 cdef class CommandBatch:
     """The commands of one batch (C records) and, per command, its sender's
     session id, the sender's own account and the request id its replies echo."""
-
-    cdef CommandRec* recs
-    cdef int64_t* senders
-    cdef int64_t* accounts
-    cdef int64_t* request_ids
-    cdef Py_ssize_t n
-    cdef Py_ssize_t cap
 
     def __dealloc__(self):
         PyMem_Free(self.recs)
@@ -378,6 +328,9 @@ cdef class CommandBatch:
         for k in range(m):
             memcpy(self._new(sender, sender_account, 0), &src[k], sizeof(CommandRec))
 
+    @cython.boundscheck(False)   # every index below is checked against size/end first
+    @cython.wraparound(False)
+    @cython.initializedcheck(False)
     def pack_requests(self, payload, int64_t sender, int64_t sender_account, bint operator,
                       Py_ssize_t max_requests, RequestLayouts layouts):
         """Read a request message that is entirely on the fast path into the
@@ -475,12 +428,6 @@ cdef class CommandBatch:
 
 # -- replies -------------------------------------------------------------------------------------
 
-cdef struct Program:
-    int n_ops
-    uint8_t op[MAX_OPS]
-    int64_t arg[MAX_OPS]
-
-
 cdef inline Py_ssize_t _column(str name) except -1:
     return EVENT_DTYPE.fields[name][1]
 
@@ -489,17 +436,6 @@ cdef class ReplyEncoder:
     """Encodes one engine event as one reply item, by a program per event kind:
     the reply array's elements in order, each an event column, the request id,
     the other side, the reject text of the reason, or a constant (the tag)."""
-
-    cdef Program kinds[256]
-    cdef bint has[256]
-    cdef Program maker_fill
-    cdef Program fallback
-    cdef object texts            # keeps the text bytes alive
-    cdef const char* text[256]
-    cdef Py_ssize_t text_len[256]
-    cdef uint8_t fill_kind
-    cdef uint8_t fanout[256]
-    cdef Py_ssize_t max_text
 
     def __init__(self, programs, maker_fill, fallback, texts, int fill_kind, fanout):
         """``programs``: {event kind: [(op, arg), ...]}; ``maker_fill``: the program
@@ -536,9 +472,6 @@ cdef class ReplyEncoder:
                 prog.arg[k] = _column(arg)
             else:
                 prog.arg[k] = arg if arg is not None else 0
-
-    cdef inline const Program* program(self, uint8_t kind) noexcept:
-        return &self.kinds[kind] if self.has[kind] else &self.fallback
 
     cdef int encode(self, Buf* out, const Program* prog, const EventRec* ev, int64_t request_id) except -1:
         cdef const char* base = <const char*>ev
@@ -591,8 +524,7 @@ cdef class ReplyEncoder:
 
 
 cdef class _SessionOut:
-    cdef Buf buf
-    cdef Py_ssize_t count
+    """One session's encoded reply items."""
 
     def __dealloc__(self):
         PyMem_Free(self.buf.data)
@@ -601,9 +533,6 @@ cdef class _SessionOut:
 cdef class Outbox:
     """Reply items per session id, encoded as they are added; ``messages()``
     gives each session's items as one MessagePack array."""
-
-    cdef dict by_session
-    cdef Buf scratch
 
     def __cinit__(self):
         self.by_session = {}
@@ -621,6 +550,8 @@ cdef class Outbox:
             self.by_session[sid] = out
         return <_SessionOut>out
 
+    @cython.boundscheck(False)   # view[0] is read only when the item is not empty
+    @cython.initializedcheck(False)
     def add(self, int64_t sid, item):
         """Add one reply item already encoded as MessagePack."""
         cdef const uint8_t[::1] view = item

@@ -1,0 +1,50 @@
+# Option margin: per-series margin rates, collateral value, requirements, the
+# margin check, and liquidation plans (closing orders the matcher runs).
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from engine.core.instrument cimport Instrument
+from engine.core.ledger cimport Ledger
+from engine.core.types cimport CommandRec, price_t, qty_t
+
+
+# Where a liquidation has got to. Each closing order depends on what the ones
+# before it did, so the plan hands them out one at a time.
+ctypedef struct Liquidation:
+    int64_t account
+    int32_t series       # next series to buy back
+    int32_t spot         # next spot book to raise quote on for the current series; -1: none
+    int32_t instrument   # the current series' instrument
+    price_t price        # its buy-back price (the band's high edge)
+    qty_t want           # its short to buy back
+    int64_t need         # the quote the buy-back would reserve
+
+
+cdef class Margin:
+    cdef Ledger ledger           # balances, prices, haircuts and positions it values
+    cdef int32_t* series_inst    # [series]: instrument id
+    cdef int64_t* initial        # [series]: initial margin of a short, USD x 1e8 per qty unit (0: unset)
+    cdef int64_t* maintenance    # [series]: maintenance margin of a short
+
+    # -- queries --
+    cdef inline bint has_rates(self, int32_t series) noexcept nogil:
+        return self.initial[series] != 0
+    cdef int64_t collateral(self, int64_t account, bint free_only) noexcept
+    cdef int64_t requirement(self, int64_t account, bint initial) noexcept
+    cdef bint ok(self, int64_t account) noexcept
+    cdef object state(self, int64_t account)
+    cdef list under_maintenance(self)
+    cdef list positions(self, int64_t account)
+    cdef tuple rates(self, int32_t series)
+
+    # -- commands --
+    cdef int add_series(self, Instrument* inst, int32_t instrument) except -1
+    cdef uint8_t set_rates(self, int32_t series, int64_t initial, int64_t maintenance) noexcept
+    cdef uint8_t set_asset_price(self, int32_t asset, int64_t usd_e8) noexcept
+    cdef Liquidation plan(self, int64_t account) noexcept
+    cdef bint next_order(self, Liquidation* plan, const Instrument* insts, int32_t n_inst,
+                         CommandRec* out) noexcept
+
+    # -- state (state.pyx puts the parts together) --
+    cdef bytes write_rates(self, const Instrument* insts, int32_t n_inst)
+    cdef int read_rates(self, snap, const Instrument* insts, int32_t n_inst, accounts) except -1
+    cdef int hash_words(self, list words) except -1

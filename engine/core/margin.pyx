@@ -1,0 +1,313 @@
+"""Option margin (docs/matching.md, "Options"): the margin rates of each option
+series, the collateral value of an account, its initial and maintenance
+requirements, the check an order or a withdrawal must pass, and liquidation
+plans.
+
+Collateral counts balances at their reference price less the haircut; the
+initial check uses free balances (reserved amounts are committed to orders),
+maintenance uses totals. A liquidation plan hands the matcher its closing
+orders one at a time, so this module never places an order itself.
+"""
+
+from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
+from libc.stdint cimport INT64_MAX
+
+from engine.core.instrument cimport execution_band, fee, notional, reservation
+from engine.core.ledger cimport Balance, Position
+from engine.core.types cimport (BPS, BUY, CANCEL_NEWEST, INVALID_MARGIN, INVALID_PRICE, IOC, LIMIT,
+                                MAX_MARGIN_PER_QTY, MAX_USD_PRICE, NEW_ORDER, OPEN, SELL, VALUE_LIMIT)
+
+import numpy as np
+
+from engine.core.order_info import MarginState, PositionInfo
+
+# Margin and collateral arithmetic: products of an amount and a price need 128 bits.
+cdef extern from *:
+    ctypedef long long int128_t "__int128"
+
+cdef CommandRec _EMPTY_COMMAND
+
+
+cdef void* _grow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:
+    cdef void* out = PyMem_RawRealloc(ptr, count * item)
+    if out == NULL:
+        raise MemoryError()
+    return out
+
+
+cdef inline qty_t _affordable(const Instrument* inst, price_t price, qty_t want, int64_t free) noexcept:
+    # The largest multiple of the lot, at most want, whose buy reservation at
+    # price fits in free. R(k lots) = k n + floor(k n f / 10000) with n the
+    # notional of a lot and f the reserved fee rate, so k0 = floor(free x 10000
+    # / (n (10000 + f))) fits and k0 + 2 never does: only k0 + 1 needs a check.
+    cdef int64_t n = notional(inst, price, inst.lot)
+    cdef qty_t lots, most = want // inst.lot
+    if n <= 0 or free <= 0:
+        return 0
+    lots = <qty_t>((<int128_t>free * BPS) // (<int128_t>n * (BPS + inst.reserve_bps)))
+    if lots >= most:
+        return most * inst.lot
+    if reservation(inst, BUY, price, (lots + 1) * inst.lot) <= free:
+        lots += 1
+    return lots * inst.lot
+
+
+cdef inline void _closing_order(CommandRec* out, int32_t instrument, int64_t account, uint8_t side,
+                                price_t price, qty_t qty) noexcept:
+    # Every closing order is IOC at an edge of the execution band, so it trades
+    # only inside the bands.
+    out[0] = _EMPTY_COMMAND
+    out.kind = NEW_ORDER
+    out.instrument = instrument
+    out.account = account
+    out.side = side
+    out.order_type = LIMIT
+    out.tif = IOC
+    out.stp = CANCEL_NEWEST
+    out.price = price
+    out.qty = qty
+
+
+cdef class Margin:
+    """Margin rates, collateral, requirements and liquidation plans over a Ledger."""
+
+    def __cinit__(self, Ledger ledger):
+        self.ledger = ledger
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.series_inst)
+        PyMem_RawFree(self.initial)
+        PyMem_RawFree(self.maintenance)
+
+    # -- queries --
+
+    cdef int64_t collateral(self, int64_t account, bint free_only) noexcept:
+        """Collateral value in USD x 1e8: per asset floor(amount x price / unit),
+        capped at 2**62, less its haircut (floored); the sum capped at 2**62."""
+        cdef Ledger ledger = self.ledger
+        cdef int128_t total = 0
+        cdef int128_t v
+        cdef int32_t a
+        cdef const Balance* b
+        cdef int64_t amount
+        for a in range(ledger.n_assets):
+            b = ledger.at(account, a)
+            amount = b.total - b.reserved if free_only else b.total
+            if amount <= 0 or ledger.usd_price[a] == 0:
+                continue
+            v = <int128_t>amount * ledger.usd_price[a] // ledger.unit_scale[a]
+            if v > VALUE_LIMIT:
+                v = VALUE_LIMIT
+            total += v * (BPS - ledger.haircut_bps[a]) // BPS
+        return <int64_t>(total if total < VALUE_LIMIT else VALUE_LIMIT)
+
+    cdef int64_t requirement(self, int64_t account, bint initial) noexcept:
+        """Margin in USD x 1e8 over the account's option series: initial covers
+        the short it would hold if all its open sells filled (ask_open - pos),
+        maintenance its current short (-pos). Saturates at INT64_MAX."""
+        cdef int128_t total = 0
+        cdef int128_t exposure
+        cdef int32_t s
+        cdef const Position* p
+        for s in range(self.ledger.n_series):
+            p = self.ledger.position(account, s)
+            if initial:
+                exposure = <int128_t>p.ask_open - p.pos
+                if exposure > 0:
+                    total += exposure * self.initial[s]
+            elif p.pos < 0:
+                total += -(<int128_t>p.pos) * self.maintenance[s]
+        return <int64_t>(total if total < INT64_MAX else INT64_MAX)
+
+    cdef bint ok(self, int64_t account) noexcept:
+        """Whether the account's free collateral covers its initial margin."""
+        cdef int64_t need = self.requirement(account, True)
+        return need == 0 or self.collateral(account, True) >= need
+
+    cdef object state(self, int64_t account):
+        """MarginState of an account."""
+        return MarginState(self.collateral(account, False), self.collateral(account, True),
+                           self.requirement(account, True), self.requirement(account, False))
+
+    cdef list under_maintenance(self):
+        """[(account, MarginState)] of the accounts below their maintenance margin."""
+        cdef int64_t acct, maintenance, value
+        cdef Ledger ledger = self.ledger
+        out = []
+        for acct in range(ledger.acct_cap):
+            if not ledger.is_open[acct] or not ledger.has_options[acct]:
+                continue
+            maintenance = self.requirement(acct, False)
+            if maintenance:
+                value = self.collateral(acct, False)
+                if value < maintenance:
+                    out.append((acct, MarginState(value, self.collateral(acct, True),
+                                                  self.requirement(acct, True), maintenance)))
+        return out
+
+    cdef list positions(self, int64_t account):
+        """[PositionInfo] of the account's option series with a position or open orders."""
+        cdef int32_t s
+        cdef Position* p
+        out = []
+        for s in range(self.ledger.n_series):
+            p = self.ledger.position(account, s)
+            if p.pos or p.ask_open or p.bid_open:
+                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open, p.bid_open))
+        return out
+
+    cdef tuple rates(self, int32_t series):
+        return (self.initial[series], self.maintenance[series])
+
+    # -- commands --
+
+    cdef int add_series(self, Instrument* inst, int32_t instrument) except -1:
+        """Make ``inst`` (instrument id ``instrument``) an option series, rates unset."""
+        cdef int32_t s = self.ledger.n_series
+        self.series_inst = <int32_t*>_grow(self.series_inst, s + 1, sizeof(int32_t))
+        self.initial = <int64_t*>_grow(self.initial, s + 1, sizeof(int64_t))
+        self.maintenance = <int64_t*>_grow(self.maintenance, s + 1, sizeof(int64_t))
+        inst.series = self.ledger.add_series()
+        self.series_inst[s] = instrument
+        self.initial[s] = 0
+        self.maintenance[s] = 0
+        return 0
+
+    cdef uint8_t set_rates(self, int32_t series, int64_t initial, int64_t maintenance) noexcept:
+        """Set a series' margins of a short (USD x 1e8 per quantity unit); a reject code if invalid."""
+        if not 0 < maintenance <= initial <= MAX_MARGIN_PER_QTY:
+            return INVALID_MARGIN
+        self.initial[series] = initial
+        self.maintenance[series] = maintenance
+        return 0
+
+    cdef uint8_t set_asset_price(self, int32_t asset, int64_t usd_e8) noexcept:
+        """Set the reference price collateral is valued at; a reject code if invalid."""
+        if usd_e8 <= 0 or usd_e8 > MAX_USD_PRICE:
+            return INVALID_PRICE
+        self.ledger.usd_price[asset] = usd_e8
+        return 0
+
+    cdef Liquidation plan(self, int64_t account) noexcept:
+        """A liquidation of ``account`` from its first series (its orders already cancelled)."""
+        cdef Liquidation plan
+        plan.account = account
+        plan.series = 0
+        plan.spot = -1
+        plan.instrument = -1
+        plan.price = 0
+        plan.want = 0
+        plan.need = 0
+        return plan
+
+    cdef bint next_order(self, Liquidation* plan, const Instrument* insts, int32_t n_inst,
+                         CommandRec* out) noexcept:
+        """The plan's next closing order into ``out``; False when it is done.
+
+        Per short series in turn: sell the account's other assets on spot books
+        quoted in the premium asset (IOC at the band's low edge) until its free
+        premium covers the buy-back's reservation, then buy back as much of the
+        short as it can afford (IOC at the band's high edge). Each step reads
+        the balances the previous orders left."""
+        cdef const Instrument* inst
+        cdef const Instrument* spot
+        cdef int64_t acct = plan.account
+        cdef int64_t shortfall, per_lot, free_base
+        cdef price_t lo, hi
+        cdef qty_t qty, want
+        cdef int32_t s, i
+        while True:
+            if plan.spot >= 0:
+                inst = &insts[plan.instrument]
+                while plan.spot < n_inst:
+                    i = plan.spot
+                    plan.spot += 1
+                    shortfall = plan.need - self.ledger.free(acct, inst.quote_asset)
+                    if shortfall <= 0:
+                        break
+                    spot = &insts[i]
+                    if spot.series >= 0 or spot.quote_asset != inst.quote_asset or spot.state != OPEN:
+                        continue
+                    execution_band(spot, &lo, &hi)
+                    if lo == 0 or hi < lo:
+                        continue
+                    free_base = self.ledger.free(acct, spot.base_asset)
+                    per_lot = notional(spot, lo, spot.lot)
+                    per_lot -= fee(per_lot, spot.taker_bps)
+                    if free_base <= 0 or per_lot <= 0:
+                        continue
+                    # One lot more than the proceeds at the band edge need: fees round.
+                    qty = min(shortfall // per_lot + 2, spot.max_qty // spot.lot,
+                              free_base // spot.base_per_qty // spot.lot) * spot.lot
+                    if qty >= spot.min_qty:
+                        _closing_order(out, i, acct, SELL, lo, qty)
+                        return True
+                plan.spot = -1
+                qty = _affordable(inst, plan.price, plan.want, self.ledger.free(acct, inst.quote_asset))
+                if qty >= inst.min_qty:
+                    _closing_order(out, plan.instrument, acct, BUY, plan.price, qty)
+                    return True
+            if plan.series >= self.ledger.n_series:
+                return False
+            s = plan.series
+            plan.series += 1
+            want = -self.ledger.position(acct, s).pos
+            i = self.series_inst[s]
+            inst = &insts[i]
+            if want <= 0 or inst.state != OPEN:
+                continue
+            execution_band(inst, &lo, &hi)
+            if hi == INT64_MAX or hi < lo:
+                continue  # no band to bound a closing order, or no price can trade
+            plan.price = min(hi, inst.max_price // inst.tick * inst.tick)
+            plan.want = min(want, inst.max_qty) // inst.lot * inst.lot
+            if plan.want < inst.min_qty:
+                continue
+            plan.instrument = i
+            plan.need = reservation(inst, BUY, plan.price, plan.want)
+            plan.spot = 0
+
+    # -- state --
+
+    cdef bytes write_rates(self, const Instrument* insts, int32_t n_inst):
+        """(initial, maintenance) per instrument, int64 [n_inst, 2] (0, 0 for a non-option)."""
+        cdef int32_t i
+        rates = np.zeros((n_inst, 2), dtype=np.int64)
+        for i in range(n_inst):
+            if insts[i].series >= 0:
+                rates[i] = self.rates(insts[i].series)
+        return rates.tobytes()
+
+    cdef int read_rates(self, snap, const Instrument* insts, int32_t n_inst, accounts) except -1:
+        """Restore what write_rates wrote and check the ledger's restored
+        positions against it (no position or order in a series without margins)."""
+        cdef int32_t i, s
+        cdef int64_t acct
+        cdef const Position* p
+        rates = (np.frombuffer(snap.option_risk, dtype=np.int64).reshape(-1, 2)
+                 if snap.option_risk else np.zeros((n_inst, 2), dtype=np.int64))
+        if len(rates) != n_inst:
+            raise ValueError("snapshot option parts do not match its instruments and accounts")
+        for i, (initial, maintenance) in enumerate(rates.tolist()):
+            if insts[i].series < 0:
+                if initial or maintenance:
+                    raise ValueError(f"snapshot gives margins to instrument {i}, not an option")
+            elif initial == maintenance == 0:
+                continue
+            elif self.set_rates(insts[i].series, initial, maintenance):
+                raise ValueError(f"snapshot margins of instrument {i} are not valid")
+        for s in range(self.ledger.n_series):
+            if self.initial[s] == 0:
+                for acct in accounts.tolist():
+                    p = self.ledger.position(acct, s)
+                    if p.pos or p.ask_open or p.bid_open:
+                        raise ValueError(f"snapshot holds positions or orders in series {s} "
+                                         f"but no margins for it")
+        return 0
+
+    cdef int hash_words(self, list words) except -1:
+        """The margin rates' part of the state hash, by series (instrument order)."""
+        cdef int32_t s
+        for s in range(self.ledger.n_series):
+            words += [self.series_inst[s], self.initial[s], self.maintenance[s]]
+        return 0

@@ -1,0 +1,30 @@
+# Pre-trade risk and the money side of trading: reservations (one check for new
+# and amended orders), fees, fill settlement, deposits, credits and debits.
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from engine.core.book cimport Books
+from engine.core.instrument cimport Instrument
+from engine.core.ledger cimport Ledger
+from engine.core.margin cimport Margin
+from engine.core.types cimport CommandRec, EventRec, Order, price_t, qty_t
+
+
+cdef class Risk:
+    cdef Ledger ledger
+    cdef Margin margin
+    cdef readonly int64_t fee_account
+    cdef readonly int64_t last_deposit_id
+    cdef bint liquidating         # closing orders of a liquidation skip the margin check
+
+    # -- commands --
+    cdef uint8_t reserve(self, const Instrument* inst, int64_t account, uint8_t side,
+                         price_t old_price, qty_t old_leaves, price_t price, qty_t qty) noexcept
+    cdef void release(self, const Instrument* inst, const Order* o) noexcept
+    cdef void settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
+                          price_t p, qty_t q, EventRec* e) noexcept
+    cdef uint8_t credit_debit(self, const CommandRec* c) noexcept
+    cdef uint8_t skip_deposit(self, int64_t deposit_id) noexcept
+    cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept
+
+    # -- state (state.pyx puts the parts together) --
+    cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1

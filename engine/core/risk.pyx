@@ -1,0 +1,221 @@
+"""Pre-trade risk and the money side of trading (docs/matching.md, "Risk").
+
+An order reserves what it could spend before it reaches the book: a buy its
+notional at its limit plus the largest fee, a sell its base quantity, an
+option sell margin (margin.pyx). A fill moves the exact amounts and fees and
+releases what it used. Deposits arrive in vault id order, each exactly once.
+
+No receiving balance can overflow: credits keep each asset's supply (credits
+minus debits) at most 2**62, balances are never negative and fills only move
+value, so no single balance exceeds 2**62.
+"""
+
+from engine.core.instrument cimport fee, notional, reservation
+from engine.core.ledger cimport Position
+from engine.core.book cimport OrderWalk
+from engine.core.types cimport (BUY, CREDIT, DEBIT, DEPOSIT_GAP, DUPLICATE_DEPOSIT, INSUFFICIENT_MARGIN,
+                                MARGIN_NOT_SET, SELL, UNKNOWN_ACCOUNT, UNKNOWN_ASSET)
+
+
+cdef class Risk:
+    """Reservations, fees, fill settlement and deposits over a Ledger."""
+
+    def __cinit__(self, Ledger ledger, Margin margin, int64_t fee_account):
+        self.ledger = ledger
+        self.margin = margin
+        self.fee_account = fee_account
+
+    # -- commands --
+
+    cdef uint8_t reserve(self, const Instrument* inst, int64_t account, uint8_t side,
+                         price_t old_price, qty_t old_leaves, price_t price, qty_t qty) noexcept:
+        """Move an order's reservation from (old_price, old_leaves) to (price,
+        qty): a new order has old_leaves 0, an amend its resting values. A
+        reject code, changing nothing, if the account cannot cover it."""
+        cdef Ledger ledger = self.ledger
+        cdef Position* p
+        cdef int32_t asset
+        cdef int64_t grow
+        cdef qty_t delta = qty - old_leaves
+        cdef uint8_t why
+        if inst.series >= 0 and side == SELL:
+            # An option sell reserves margin: what it could add to a short.
+            if not self.margin.has_rates(inst.series):
+                return MARGIN_NOT_SET
+            p = ledger.position(account, inst.series)
+            p.ask_open += delta
+            # Open sells within a long can only reduce it: no margin needed.
+            if delta > 0 and not self.liquidating and p.ask_open > p.pos and not self.margin.ok(account):
+                p.ask_open -= delta
+                return INSUFFICIENT_MARGIN
+            ledger.has_options[account] = 1
+            return 0
+        asset = inst.quote_asset if side == BUY else inst.base_asset
+        grow = reservation(inst, side, price, qty) - reservation(inst, side, old_price, old_leaves)
+        if grow > 0:
+            why = ledger.reserve(account, asset, grow)
+            if why:
+                return why
+        else:
+            ledger.release(account, asset, -grow)
+        p = ledger.position(account, inst.series) if inst.series >= 0 else NULL
+        if p != NULL:
+            p.bid_open += delta
+        # A reservation takes free balance out of collateral: an account with
+        # option exposure must still cover its initial margin, unless the order
+        # can only reduce a short (with its other open buys in the series, at
+        # most the short).
+        if (grow > 0 and ledger.has_options[account] and not self.liquidating
+                and not (p != NULL and p.bid_open <= -p.pos)
+                and not self.margin.ok(account)):
+            ledger.release(account, asset, grow)
+            if p != NULL:
+                p.bid_open -= delta
+            return INSUFFICIENT_MARGIN
+        return 0
+
+    cdef void release(self, const Instrument* inst, const Order* o) noexcept:
+        """Release what an order's remainder holds (it is cancelled or killed)."""
+        if inst.series >= 0:
+            if o.side == SELL:
+                self.ledger.position(o.account, inst.series).ask_open -= o.leaves
+                return
+            self.ledger.position(o.account, inst.series).bid_open -= o.leaves
+        self.ledger.release(o.account, inst.quote_asset if o.side == BUY else inst.base_asset,
+                            reservation(inst, o.side, o.price, o.leaves))
+
+    cdef void settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
+                          price_t p, qty_t q, EventRec* e) noexcept:
+        """Move the exact amounts of one fill and write its fees into ``e``;
+        called before leaves are reduced (taker.leaves is already reduced by q,
+        maker.leaves not yet)."""
+        cdef Ledger ledger = self.ledger
+        cdef int64_t n = notional(inst, p, q)
+        cdef int64_t base = q * inst.base_per_qty
+        cdef int64_t taker_fee = fee(n, inst.taker_bps)
+        cdef int64_t maker_fee = fee(n, inst.maker_bps)
+        cdef int64_t buyer_fee, seller_fee, drop
+        cdef const Order* buyer
+        cdef const Order* seller
+        cdef qty_t buyer_leaves_before
+        cdef Position* held
+        # (Separate assignments: a tuple assignment of C values goes through
+        # Python objects.)
+        if taker.side == BUY:
+            buyer = taker
+            seller = maker
+            buyer_fee = taker_fee
+            seller_fee = maker_fee
+            buyer_leaves_before = taker.leaves + q
+        else:
+            buyer = maker
+            seller = taker
+            buyer_fee = maker_fee
+            seller_fee = taker_fee
+            buyer_leaves_before = maker.leaves
+        drop = (reservation(inst, BUY, buyer.price, buyer_leaves_before)
+                - reservation(inst, BUY, buyer.price, buyer_leaves_before - q))
+        ledger.move(buyer.account, inst.quote_asset, -(n + buyer_fee), -drop)
+        ledger.move(buyer.account, inst.base_asset, base, 0)
+        ledger.move(seller.account, inst.base_asset, -base, -base)
+        ledger.move(seller.account, inst.quote_asset, n - seller_fee, 0)
+        ledger.move(self.fee_account, inst.quote_asset, taker_fee + maker_fee, 0)
+        e.fee = taker_fee
+        e.maker_fee = maker_fee
+        if inst.series >= 0:
+            held = ledger.position(buyer.account, inst.series)
+            held.pos += q
+            held.bid_open -= q
+            held = ledger.position(seller.account, inst.series)
+            held.pos -= q
+            held.ask_open -= q
+            ledger.has_options[buyer.account] = 1
+
+    cdef uint8_t credit_debit(self, const CommandRec* c) noexcept:
+        """A CREDIT (a deposit; a non-zero order_id is its vault deposit id) or a
+        DEBIT (a withdrawal from the free balance) of c.qty; a reject code, changing
+        nothing, if refused."""
+        cdef uint8_t why
+        if not self.ledger.known(c.account):
+            return UNKNOWN_ACCOUNT
+        if c.asset < 0 or c.asset >= self.ledger.n_assets:
+            return UNKNOWN_ASSET
+        if c.kind == CREDIT:
+            if c.order_id != 0:
+                why = self._check_deposit_id(c.order_id)
+                if why:
+                    return why
+            why = self.ledger.credit(c.account, c.asset, c.qty)
+            if why:
+                return why
+            if c.order_id != 0:
+                self.last_deposit_id = c.order_id
+            return 0
+        why = self.ledger.debit(c.account, c.asset, c.qty)
+        if why:
+            return why
+        if self.ledger.has_options[c.account] and not self.margin.ok(c.account):
+            self.ledger.credit(c.account, c.asset, c.qty)   # undo: the withdrawal would leave margin short
+            return INSUFFICIENT_MARGIN
+        return 0
+
+    cdef uint8_t skip_deposit(self, int64_t deposit_id) noexcept:
+        """Consume a vault deposit id without crediting; a reject code if out of order."""
+        cdef uint8_t why = self._check_deposit_id(deposit_id)
+        if not why:
+            self.last_deposit_id = deposit_id
+        return why
+
+    cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept:
+        # Deposits from the vault arrive in id order, each exactly once.
+        if deposit_id <= self.last_deposit_id:
+            return DUPLICATE_DEPOSIT
+        if deposit_id != self.last_deposit_id + 1:
+            return DEPOSIT_GAP
+        return 0
+
+    # -- state --
+
+    cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1:
+        """Assert every account's reserved amounts and open option orders equal
+        what its resting orders hold."""
+        cdef Ledger ledger = self.ledger
+        cdef int32_t i, slot, s
+        cdef uint8_t side
+        cdef OrderWalk w
+        cdef const Instrument* inst
+        cdef Order* o
+        cdef int64_t acct
+        need = {}
+        held = {}
+        for i in range(n_inst):
+            inst = &insts[i]
+            for side in (BUY, SELL):
+                asset = inst.quote_asset if side == BUY else inst.base_asset
+                w = books.walk(i, side)
+                slot = books.next_resting(&w)
+                while slot != -1:
+                    o = &books.orders[slot]
+                    if inst.series >= 0:
+                        key = (o.account, inst.series, side)
+                        held[key] = held.get(key, 0) + o.leaves
+                    if inst.series < 0 or side == BUY:
+                        key = (o.account, asset)
+                        need[key] = need.get(key, 0) + reservation(inst, o.side, o.price, o.leaves)
+                    slot = books.next_resting(&w)
+        for acct, s, _side in list(held):
+            assert ledger.known(acct), f"account {acct} has open option orders but is not open"
+        for acct in range(ledger.acct_cap):
+            for s in range(ledger.n_series):
+                for side, have in ((SELL, ledger.position(acct, s).ask_open),
+                                   (BUY, ledger.position(acct, s).bid_open)):
+                    assert have == held.get((acct, s, side), 0), (
+                        f"account {acct} series {s}: open {'sells' if side == SELL else 'buys'} counted {have}, "
+                        f"open orders hold {held.get((acct, s, side), 0)}")
+        for acct in range(ledger.acct_cap):
+            for asset in range(ledger.n_assets):
+                have = ledger.at(acct, asset).reserved
+                assert have == need.get((acct, asset), 0), (
+                    f"account {acct} asset {asset}: reserved {have}, open orders need "
+                    f"{need.get((acct, asset), 0)}")
+        return 0

@@ -1,0 +1,108 @@
+"""The engine's state as a whole: snapshot (engine/core/snapshot.py), restore,
+state hash and integrity check.
+
+Each part writes and reads its own state (instrument.pyx the trading states,
+book.pyx the resting orders, ledger.pyx balances and positions, margin.pyx the
+margin rates, risk.pyx the deposit counter); a snapshot is their outputs put
+together, and a restore hands each part its own fields back.
+"""
+
+import hashlib
+
+import numpy as np
+
+from libc.stdint cimport uint8_t
+
+from engine.core.book cimport OrderWalk
+from engine.core.instrument cimport hash_words, in_static_band, read_states, write_states
+from engine.core.types cimport BUY, SELL, Order
+from engine.core.ledger cimport Ledger
+
+from engine.core import snapshot as _snap
+
+
+cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, list assets,
+                          list instruments):
+    """The full state as EngineSnapshot bytes."""
+    snap = _snap.EngineSnapshot(
+        version=_snap.SNAPSHOT_VERSION,
+        max_accounts=parts.max_accounts,
+        max_orders=books.max_orders,
+        risk=bool(parts.risk),
+        fee_account=risk.fee_account,
+        next_order_id=parts.next_order_id,
+        last_seq=parts.last_seq,
+        last_deposit_id=risk.last_deposit_id,
+        assets=list(assets),
+        instruments=list(instruments),
+        instrument_state=write_states(parts.insts, parts.n_inst),
+        orders=books.write_orders(),
+        option_risk=margin.write_rates(parts.insts, parts.n_inst),
+        **risk.ledger.write_part(),
+    )
+    return _snap.ENCODER.encode(snap)
+
+
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin) except -1:
+    """Hand each part of an engine built from the snapshot's specs its own
+    fields; every part checks its values before it writes them."""
+    cdef Ledger ledger = risk.ledger
+    read_states(parts.insts, parts.n_inst, snap.instrument_state)
+    accounts = ledger.read_part(snap, parts.max_accounts)
+    margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
+    if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
+        # Accounts first: resting an order sizes the account lists to its account.
+        orders = np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE)
+        if parts.risk:
+            bad = ~np.isin(orders["account"], accounts)
+        else:
+            bad = (orders["account"] < 0) | (orders["account"] >= parts.max_accounts)
+        if bad.any():
+            raise ValueError(f"snapshot order {orders['order_id'][bad.argmax()]} is not valid for this engine")
+    books.read_orders(snap.orders)
+    parts.next_order_id = snap.next_order_id
+    parts.last_seq = snap.last_seq
+    risk.last_deposit_id = snap.last_deposit_id
+    try:
+        check_integrity(parts, books, risk)
+    except AssertionError as err:
+        raise ValueError(f"snapshot is inconsistent: {err}") from err
+    return 0
+
+
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin):
+    """SHA-256 (hex) over the parts' hash words."""
+    cdef int32_t i
+    cdef list words = [parts.n_inst, parts.next_order_id, parts.last_seq]
+    for i in range(parts.n_inst):
+        hash_words(&parts.insts[i], i, words)
+        books.hash_words(i, words)
+    words += [parts.risk, risk.fee_account, risk.last_deposit_id]
+    risk.ledger.hash_words(words)
+    margin.hash_words(words)
+    return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
+
+
+cdef int check_integrity(const Parts* parts, Books books, Risk risk) except -1:
+    """Raise AssertionError naming the first broken invariant."""
+    cdef int32_t i, slot
+    cdef uint8_t side
+    cdef OrderWalk w
+    cdef const Instrument* inst
+    cdef Order* o
+    books.check_integrity()
+    if parts.risk:
+        risk.ledger.check_integrity()
+        risk.check_reservations(books, parts.insts, parts.n_inst)
+    for i in range(parts.n_inst):
+        inst = &parts.insts[i]
+        for side in (BUY, SELL):
+            w = books.walk(i, side)
+            slot = books.next_resting(&w)
+            while slot != -1:
+                o = &books.orders[slot]
+                assert 0 < o.order_id < parts.next_order_id, f"order id {o.order_id} never issued"
+                assert o.price % inst.tick == 0, f"order {o.order_id} off tick"
+                assert in_static_band(inst, o.price), f"order {o.order_id} at {o.price} outside the static band"
+                slot = books.next_resting(&w)
+    return 0
