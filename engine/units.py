@@ -37,9 +37,10 @@ ORDER_AMOUNT_LIMIT = 1 << 60
 units stays below this; checked when an instrument is added."""
 
 VALUE_LIMIT = 1 << 62
-"""Balances and each asset's supply stay below this (checked on credit); collateral
-values and margin requirements saturate here. With fills only moving value,
-nothing overflows int64."""
+"""Balances and each asset's supply stay below this (checked on credit), and
+collateral values saturate here; with fills only moving value, nothing
+overflows int64. Margin requirements are 128-bit products that saturate at the
+int64 maximum instead (an unpayable requirement, whatever its size)."""
 
 MAX_MARGIN_PER_QTY = 10**15
 """The largest option margin per quantity unit (USD x 1e8) SET_OPTION_RISK takes."""
