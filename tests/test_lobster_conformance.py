@@ -1,11 +1,11 @@
-"""LOBSTER replay (engine/lobster.py): its rules on hand-made days, and the
+"""LOBSTER replay (engine/tools/lobster.py): its rules on hand-made days, and the
 conformance of the matcher on a vendored slice of a real one.
 
 tests/data/ holds the first 20,000 messages of the AMZN 2012-06-21 level-5
 sample day with their orderbook rows, and the AAPL level-10 sample's first
 999 rows (see tests/data/README.md).
 
-Bounds (measured with the rules of engine/lobster.py; the Cython core and the
+Bounds (measured with the rules of engine/tools/lobster.py; the Cython core and the
 reference matcher give identical results):
 
 * Mismatching rows: the issue's target for the full AMZN day is at most 400 of
@@ -39,7 +39,7 @@ from engine.reference import ReferenceMatcher
 # The replay runs on the Cython core; without it there is nothing to test here.
 MatchingEngine = pytest.importorskip("engine.core.matcher", reason=CYTHON_MISSING).MatchingEngine
 
-from engine.lobster import (  # noqa: E402
+from engine.tools.lobster import (  # noqa: E402
     EMPTY_ASK_PRICE,
     EMPTY_BID_PRICE,
     MESSAGE_DTYPE,
