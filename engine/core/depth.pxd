@@ -85,5 +85,6 @@ cdef class LobsterRun:
     cdef int _new_order(self, int64_t account, uint8_t side, price_t price, qty_t qty,
                         uint8_t tif) except -1
     cdef int _cancel(self, int32_t slot) except -1
+    cdef int _cancel_order(self, int64_t account, oid_t order_id) except -1
     cdef int _amend(self, int32_t slot, qty_t qty) except -1
     cdef int _set_state(self, uint8_t state) except -1

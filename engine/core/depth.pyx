@@ -250,12 +250,20 @@ cdef class LobsterRun:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     cdef int _delete(self, int64_t lobster_id, uint8_t side, price_t price, qty_t size) except -1:
-        """Type 3: cancel the named order, or take `size` from the oldest at `price`."""
+        """Type 3: cancel the named order, or take `size` from the oldest at `price`.
+
+        A remembered order that is gone is still sent a cancel, which the
+        engine refuses (as the per-message loop does: same sequence numbers).
+        """
+        cdef oid_t order_id = self.order_ids[lobster_id]
         cdef int32_t slot = self._slot_of(lobster_id)
         self.order_ids[lobster_id] = 0
-        if slot != -1 and self.books.orders[slot].account == self.book_account:
-            return self._cancel(slot)
-        return self._take_oldest(side, price, size)
+        if order_id == 0:
+            return self._take_oldest(side, price, size)
+        self._cancel_order(self.book_account, order_id)
+        if slot == -1 or self.books.orders[slot].account != self.book_account:
+            return self._take_oldest(side, price, size)
+        return 0
 
     cdef int _reduce(self, int64_t lobster_id, uint8_t side, price_t price, qty_t size) except -1:
         """Type 2: amend the named order down by `size`, or take `size` from the oldest at `price`."""
@@ -443,11 +451,14 @@ cdef class LobsterRun:
         return self.engine.execute(&c)
 
     cdef int _cancel(self, int32_t slot) except -1:
+        return self._cancel_order(self.books.orders[slot].account, self.books.orders[slot].order_id)
+
+    cdef int _cancel_order(self, int64_t account, oid_t order_id) except -1:
         cdef CommandRec c
         memset(&c, 0, sizeof(CommandRec))
         c.kind = CANCEL
-        c.account = self.books.orders[slot].account
-        c.order_id = self.books.orders[slot].order_id
+        c.account = account
+        c.order_id = order_id
         return self.engine.execute(&c)
 
     cdef int _amend(self, int32_t slot, qty_t qty) except -1:

@@ -43,6 +43,13 @@ mismatching rows.
 A second count checks time priority directly: an execution names the order
 that filled, so when the engine holds that order but its IOC fills another
 one first, the engine's queue disagrees with the exchange's (a *FIFO miss*).
+
+Two loops apply these rules: for a MatchingEngine, engine.core.depth.LobsterRun
+runs the decoded messages in C, calling the engine's execute() per command and
+writing the top N straight into an int64 row after each message; for any other
+engine (the reference matcher, test wrappers), the per-message loop below, the
+readable reference, uses the engine's Python API. Tests check on real data that
+both give the same rows, counts and final state hash.
 """
 
 from __future__ import annotations
