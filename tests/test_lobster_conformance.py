@@ -41,7 +41,7 @@ from engine.reference import ReferenceMatcher
 # The replay runs on the Cython core; without it there is nothing to test here.
 MatchingEngine = pytest.importorskip("engine.core.matcher", reason=CYTHON_MISSING).MatchingEngine
 
-from engine.core.depth import depth_row  # noqa: E402
+from engine.core.depth import LobsterRun, depth_row  # noqa: E402
 from engine.tools.lobster import (  # noqa: E402
     EMPTY_ASK_PRICE,
     EMPTY_BID_PRICE,
@@ -53,6 +53,7 @@ from engine.tools.lobster import (  # noqa: E402
     load_lobster,
     main,
     replay,
+    view_edges,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -375,6 +376,20 @@ def test_depth_row_is_depth_in_lobster_layout():
     assert row.tolist()[-4:] == [EMPTY_ASK_PRICE, 0, EMPTY_BID_PRICE, 0]
     with pytest.raises(ValueError, match="unknown instrument"):
         depth_row(engine, 1, row, EMPTY_ASK_PRICE, EMPTY_BID_PRICE)
+
+
+def test_a_lobster_run_runs_its_day_once():
+    engine = MatchingEngine()
+    instrument = engine.add_instrument(LOBSTER_SPEC)
+    book = orderbook(1, START, START)
+    steps, n_ids = decode_messages(messages((HIDDEN, 0, 1, ASK, SELL), (HIDDEN, 0, 1, ASK, SELL)))
+    run = LobsterRun(engine, instrument, steps, n_ids, book, *view_edges(book), np.empty_like(book),
+                     empty_ask=EMPTY_ASK_PRICE, empty_bid=EMPTY_BID_PRICE, book_account=1, taker_account=2,
+                     max_align_rounds=1)
+    run.run()
+    assert run.mismatch_rows == [1]  # the engine's book is empty, the file's is not
+    with pytest.raises(RuntimeError, match="once"):
+        run.run()
 
 
 def test_halt_message_with_an_unknown_phase_is_refused():

@@ -53,6 +53,7 @@ cdef class LobsterRun:
     cdef int64_t[::1] have
     cdef int64_t[:, ::1] cuts
     cdef int64_t[:, ::1] adds
+    cdef bint ran
     cdef list mismatches
     cdef list fifo_misses
     cdef object no_commands

@@ -156,8 +156,11 @@ cdef class LobsterRun:
         return list(self.fifo_misses)
 
     def run(self):
-        """Run every message after row 0 (the seeded start), in order."""
+        """Run every message after row 0 (the seeded start), in order; once."""
         cdef Py_ssize_t i
+        if self.ran:
+            raise RuntimeError("a LobsterRun runs its day once")
+        self.ran = True
         for i in range(1, self.steps.shape[0]):
             if i % _EVENTS_CLEARED_EVERY == 1:
                 self.engine.process(self.no_commands)  # a batch of nothing clears the buffer
