@@ -361,13 +361,13 @@ def lobster_files(data_dir: Path) -> tuple[Path, Path, str] | None:
 
 
 def lobster_replay(engine_cls: type, data_dir: Path, reps: int) -> dict:
-    """Messages per second of ``engine.lobster.replay`` on the AMZN day (load untimed).
+    """Messages per second of ``engine.tools.lobster.replay`` on the AMZN day (load untimed).
 
-    The replay's own clock is used: it covers sending every message through the
-    per-command API and comparing the engine's top 5 levels with the file's row
-    after each message (one ``depth()`` call per message).
+    The replay's own clock is used: it covers decoding the messages, running
+    them through the engine in C (engine.core.depth.LobsterRun) and comparing
+    the engine's top 5 levels with the file's row after each message.
     """
-    from engine.lobster import load_lobster, replay
+    from engine.tools.lobster import load_lobster, replay
 
     found = lobster_files(data_dir)
     if found is None:

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         "serve": "engine.gateway",
         "keys": "engine.keys",
         "replay": "engine.replay",
-        "replay-lobster": "engine.lobster",
+        "replay-lobster": "engine.tools.lobster",
     }
     if not argv or argv[0] not in commands:
         print(__doc__.strip(), file=sys.stderr)

@@ -43,6 +43,13 @@ mismatching rows.
 A second count checks time priority directly: an execution names the order
 that filled, so when the engine holds that order but its IOC fills another
 one first, the engine's queue disagrees with the exchange's (a *FIFO miss*).
+
+Two loops apply these rules: for a MatchingEngine, engine.core.depth.LobsterRun
+runs the decoded messages in C, calling the engine's execute() per command and
+writing the top N straight into an int64 row after each message; for any other
+engine (the reference matcher, test wrappers), the per-message loop below, the
+readable reference, uses the engine's Python API. Tests check on real data that
+both give the same rows, counts and final state hash.
 """
 
 from __future__ import annotations
@@ -52,11 +59,13 @@ import gzip
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
+from engine.core.depth import STEP_DTYPE, LobsterRun, depth_row
 from engine.core.matcher import MatchingEngine
 from engine.core.types import EventKind, OrderType, SelfTrade, Side, TimeInForce, TradingState
 from engine.instruments import InstrumentSpec
@@ -212,21 +221,68 @@ def replay(
     """Replay `messages` through a new engine, comparing with `orderbook` (see the module docstring).
 
     `levels` (N) may be at most the file's number of levels. `engine_factory`
-    builds the engine (anything with MatchingEngine's API). With
-    `record_books` the result carries the engine's top N after every message.
-    Only the replay loop is timed, not the set-up.
+    builds the engine (anything with MatchingEngine's API): a MatchingEngine
+    runs the messages in C (engine.core.depth.LobsterRun), any other engine
+    (the reference matcher, test wrappers) through the per-message Python
+    loop, the readable reference of the same rules. With `record_books` the
+    result carries the engine's top N after every message. Only the replay
+    is timed (decoding the messages and the loop), not the set-up.
     """
     check_levels(orderbook, levels)
     if len(messages) != len(orderbook) or len(messages) == 0:
         raise ValueError("messages and orderbook must have the same, non-zero number of rows")
     book = np.ascontiguousarray(orderbook[:, : 4 * levels])
-    ask_edges, bid_edges = view_edges(book)
-    widened_rows = set(np.flatnonzero(ask_edges | bid_edges).tolist())
-    books = np.empty_like(book) if record_books else None
-
+    edges = view_edges(book)
     engine = engine_factory()
     instrument = engine.add_instrument(LOBSTER_SPEC)
     _seed(engine, instrument, book[0].tolist())
+    if type(engine) is MatchingEngine:
+        return _replay_in_c(engine, instrument, messages, book, edges, record_books)
+    return _replay_per_message(engine, instrument, messages, book, edges, record_books)
+
+
+def decode_messages(messages: np.ndarray) -> tuple[np.ndarray, int]:
+    """The messages as engine.core.depth.STEP_DTYPE records, in one vectorised pass.
+
+    Returns ``(steps, n_ids)``: order ids are renumbered 0 .. n_ids - 1,
+    directions become sides, halt messages get the state they set.
+    """
+    halts = messages["type"] == 7
+    unknown = np.setdiff1d(messages["price"][halts], list(HALT_STATES))
+    if len(unknown):
+        raise ValueError(f"halt message with price {unknown[0]}: expected one of {sorted(HALT_STATES)}")
+    steps = np.zeros(len(messages), dtype=STEP_DTYPE)
+    steps["kind"] = messages["type"]
+    ids, steps["order"] = np.unique(messages["order_id"], return_inverse=True)
+    steps["size"] = messages["size"]
+    steps["price"] = messages["price"]
+    steps["side"] = np.where(messages["direction"] == 1, Side.BUY, Side.SELL)
+    for price, state in HALT_STATES.items():
+        steps["state"][halts & (messages["price"] == price)] = state
+    return steps, len(ids)
+
+
+def _replay_in_c(engine: MatchingEngine, instrument: int, messages: np.ndarray, book: np.ndarray,
+                 edges: tuple[np.ndarray, np.ndarray], record_books: bool) -> ReplayResult:
+    """The replay loop in C (engine.core.depth.LobsterRun), with the rules of the per-message loop."""
+    seen = np.empty_like(book)
+    depth_row(engine, instrument, seen[0], EMPTY_ASK_PRICE, EMPTY_BID_PRICE)
+    started = time.perf_counter()
+    steps, n_ids = decode_messages(messages)
+    run = LobsterRun(engine, instrument, steps, n_ids, book, *edges, seen, empty_ask=EMPTY_ASK_PRICE,
+                     empty_bid=EMPTY_BID_PRICE, book_account=BOOK_ACCOUNT, taker_account=TAKER_ACCOUNT,
+                     max_align_rounds=_MAX_ALIGN_ROUNDS)
+    run.run()
+    seconds = time.perf_counter() - started
+    return ReplayResult(len(book) - 1, run.mismatch_rows, run.fifo_miss_rows, seconds,
+                        seen if record_books else None)
+
+
+def _replay_per_message(engine, instrument: int, messages: np.ndarray, book: np.ndarray,
+                        edges: tuple[np.ndarray, np.ndarray], record_books: bool) -> ReplayResult:
+    """The replay loop through the engine's per-command Python API (the reference)."""
+    levels = book.shape[1] // 4
+    books = np.empty_like(book) if record_books else None
     if books is not None:
         books[0] = book_row(*engine.depth(instrument, levels), levels)
 
@@ -236,6 +292,12 @@ def replay(
     ids: dict[int, int] = {}  # LOBSTER order id -> engine order id
     mismatch_rows: list[int] = []
     fifo_miss_rows: list[int] = []
+
+    def recheck(i: int, row: list[int]) -> bool:
+        seen = book_row(*depth(instrument, levels), levels)
+        if books is not None:
+            books[i] = seen
+        return seen == row
 
     started = time.perf_counter()
     for start in range(1, len(book), _CHUNK):
@@ -268,17 +330,24 @@ def replay(
                 _reduce(engine, instrument, ids.get(lid, 0), side, price, size)
             elif kind == 7:
                 engine.set_state(instrument, HALT_STATES[price])
-            seen = book_row(*depth(instrument, levels), levels)
-            if seen != row and i in widened_rows:
-                _align(engine, instrument, row, levels, int(ask_edges[i]) or None, int(bid_edges[i]) or None)
-                seen = book_row(*depth(instrument, levels), levels)
-            if books is not None:
-                books[i] = seen
-            if seen != row:
+            if not recheck(i, row) and _correct(engine, instrument, row, levels, edges, i, partial(recheck, i, row)):
                 mismatch_rows.append(i)
-                _align(engine, instrument, row, levels, 0, EMPTY_ASK_PRICE)  # edges before every price
     seconds = time.perf_counter() - started
     return ReplayResult(len(book) - 1, mismatch_rows, fifo_miss_rows, seconds, books)
+
+
+def _correct(engine, instrument: int, row: list[int], levels: int, edges: tuple[np.ndarray, np.ndarray], i: int,
+             recheck: Callable[[], bool]) -> bool:
+    """Row `i`, the file's `row`, differed from the engine's top N: apply the view rule where
+    the view widened, and if the row still differs (`recheck()` compares and records the
+    engine's top N again), align every visible price. Returns whether row `i` is a mismatch."""
+    ask_edge, bid_edge = int(edges[0][i]), int(edges[1][i])
+    if ask_edge or bid_edge:
+        _align(engine, instrument, row, levels, ask_edge or None, bid_edge or None)
+        if recheck():
+            return False
+    _align(engine, instrument, row, levels, 0, EMPTY_ASK_PRICE)  # edges before every price
+    return True
 
 
 def _seed(engine, instrument: int, row: list[int]) -> None:

@@ -1,0 +1,1 @@
+"""The engine's tools, kept apart from the product modules: the LOBSTER conformance replay."""
