@@ -1,6 +1,7 @@
 """Option series, margin and liquidation (risk=True): premium-only fills,
 positions and open sells, initial and maintenance margin, liquidation and
-snapshots of all of it (engine/core/matcher.pyx, ledger.pyx)."""
+snapshots of all of it (engine/core/margin.pyx, ledger.pyx, the LIQUIDATE
+command in matcher.pyx, state.pyx)."""
 
 import msgspec
 import numpy as np

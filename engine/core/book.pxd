@@ -1,7 +1,7 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.order_index cimport OrderIndex
-from engine.core.types cimport Level, Order, price_t, qty_t
+from engine.core.types cimport BUY, SELL, Level, Order, price_t, qty_t
 
 
 # A walk over the resting orders of one side: best price first, FIFO within a
@@ -69,6 +69,15 @@ cdef class Books:
     cdef inline int32_t best_level(self, int32_t instrument, uint8_t side) noexcept nogil:
         cdef BookSide* bs = &self.sides[2 * instrument + side - 1]
         return bs.levels[bs.n - 1] if bs.n > 0 else -1
+
+    cdef inline bint crosses(self, int32_t instrument, uint8_t side, price_t price) noexcept nogil:
+        """Whether a price on this side reaches the best opposite price."""
+        cdef int32_t lvl = self.best_level(instrument, SELL if side == BUY else BUY)
+        if lvl == -1:
+            return False
+        if side == BUY:
+            return price >= self.levels[lvl].price
+        return price <= self.levels[lvl].price
 
     cdef inline OrderWalk walk(self, int32_t instrument, uint8_t side) noexcept nogil:
         cdef OrderWalk w

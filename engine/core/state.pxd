@@ -25,5 +25,6 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
 cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin)
 cdef int check_integrity(const Parts* parts, Books books, Risk risk) except -1
 
-# -- commands --
+# -- commands (restore: decode, then hand each part its fields) --
+cdef object decode_snapshot(data)
 cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin) except -1

@@ -1,5 +1,5 @@
 """The engine's state as a whole: snapshot (engine/core/snapshot.py), restore,
-state hash and integrity check.
+state hash and integrity check (EngineParts in parts.pyx calls them).
 
 Each part writes and reads its own state (instrument.pyx the trading states,
 book.pyx the resting orders, ledger.pyx balances and positions, margin.pyx the
@@ -41,6 +41,18 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
+
+
+cdef object decode_snapshot(data):
+    """The EngineSnapshot in snapshot() bytes; ValueError if they are not one,
+    or of a version this build does not read."""
+    try:
+        snap = _snap.DECODER.decode(data)
+    except Exception as err:
+        raise ValueError(f"not an engine snapshot: {err}") from err
+    if snap.version not in _snap.SUPPORTED_VERSIONS:
+        raise ValueError(f"snapshot version {snap.version}, expected one of {_snap.SUPPORTED_VERSIONS}")
+    return snap
 
 
 cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin) except -1:

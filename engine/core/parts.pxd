@@ -1,0 +1,35 @@
+# The engine's parts and what reaches them outside a command: set-up, seeded
+# resting orders, queries and state. MatchingEngine (matcher.pxd) extends this
+# class through CommandApi (api.pxd).
+from libc.stdint cimport int32_t, int64_t
+
+from engine.core.book cimport Books
+from engine.core.instrument cimport Instrument
+from engine.core.ledger cimport Ledger
+from engine.core.margin cimport Margin
+from engine.core.risk cimport Risk
+from engine.core.state cimport Parts
+from engine.core.types cimport oid_t
+
+
+cdef class EngineParts:
+    # -- parts --
+    cdef Books books              # resting orders
+    cdef Instrument* insts        # [instrument]
+    cdef int32_t n_inst
+    cdef list specs               # [instrument]: InstrumentSpec
+    cdef list asset_specs         # [asset]: AssetSpec
+    cdef Ledger ledger
+    cdef Margin margins
+    cdef Risk funds               # reservations, fills, deposits
+    cdef readonly bint risk
+    cdef readonly int64_t max_accounts
+    cdef oid_t next_order_id
+    cdef readonly int64_t last_seq
+
+    # -- queries --
+    cdef bint _account_ok(self, int64_t account) noexcept
+    cdef int _checked_account(self, int64_t account) except -1
+
+    # -- state (state.pyx puts the parts together) --
+    cdef Parts _parts(self) noexcept
