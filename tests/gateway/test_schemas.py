@@ -154,3 +154,22 @@ def test_request_tags_are_unique_and_array_like():
 def test_market_data_round_trip():
     for message in (Trades(1, [Trade(5, 100, 10, 1)]), BookDelta(2, [Level(100, 0, 0)], [Level(200, 5, 1)])):
         assert MD_DECODER.decode(MD_ENCODER.encode(message)) == message
+
+
+# Bytes of the query replies built from core query results, pinned from the
+# build before the gateway became a package (OpenOrders, Margin, MarginCalls).
+OPEN_ORDERS_BYTES = bytes.fromhex("919423070392980b0c01026405000198ffcf40000000000000000001fd070200")
+MARGIN_BYTES = bytes.fromhex("9198270804cf000000e8d4a51000cf000000d18c2e2800cf0000000ba43b7400cf00000006fc23ac00"
+                             "929404d09ccc960094051e0002")
+MARGIN_CALLS_BYTES = bytes.fromhex("91932809929301ce3b9aca00ce7735940093040007")
+
+
+def test_query_replies_keep_their_bytes():
+    from engine.schemas import MarginCall, MarginCalls, OpenOrder, OpenOrders, Margin, OptionPosition
+
+    assert REPLY_ENCODER.encode([OpenOrders(7, 3, [OpenOrder(11, 12, 1, 2, 100, 5, 0, 1),
+                                                   OpenOrder(-1, 2**62, 0, 1, -3, 7, 2, 0)])]) == OPEN_ORDERS_BYTES
+    assert REPLY_ENCODER.encode([Margin(8, 4, 10**12, 9 * 10**11, 5 * 10**10, 3 * 10**10,
+                                        [OptionPosition(4, -100, 150, 0), OptionPosition(5, 30, 0, 2)])]) == MARGIN_BYTES
+    assert REPLY_ENCODER.encode([MarginCalls(9, [MarginCall(1, 10**9, 2 * 10**9), MarginCall(4, 0, 7)])]) \
+        == MARGIN_CALLS_BYTES
