@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
         "demo": "engine.demo",
-        "serve": "engine.gateway",
+        "serve": "engine.gateway.__main__",
         "keys": "engine.keys",
         "replay": "engine.replay",
         "replay-lobster": "engine.lobster",

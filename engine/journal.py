@@ -49,8 +49,7 @@ from engine.core.types import EventKind
 
 log = logging.getLogger("engine.journal")
 
-JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, getattr(EventKind, "CREDITED", None),
-                                                   getattr(EventKind, "DEBITED", None)) if k is not None)
+JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED))
 """Event kinds a batch record keeps (what settlement needs)."""
 
 _MAGIC = b"VJR1"

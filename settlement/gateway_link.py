@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.client import Client
-from engine.config import Config, build_engine, load_config
+from engine.config import Config, load_config
+from engine.venue import build_engine
 from engine.core.types import Reject as CoreReject
 from engine.schemas import GatewayReject, Reject, Status
 from settlement.engine_records import InstrumentUnits
