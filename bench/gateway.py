@@ -52,7 +52,7 @@ from hdrh.histogram import HdrHistogram
 from engine.client import ClientKeys
 from engine.config import to_toml
 from engine.core.types import SelfTrade, Side
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 from engine.keys import generate
 from engine.schemas import REPLY_ENCODER, REQUEST_DECODER, REQUEST_ENCODER, Ack, NewOrder, Reject
 

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to the sub-command's own main(argv)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
-        "serve": "engine.gateway",
+        "serve": "engine.gateway.__main__",
         "keys": "engine.keys",
         "replay": "engine.replay",
         "replay-lobster": "engine.tools.lobster",

@@ -27,7 +27,7 @@ import zmq.asyncio
 import zmq.auth
 
 from engine.core.types import CancelReason, OrderType, SelfTrade, TimeInForce
-from engine.marketdata import LocalBook
+from engine.gateway.marketdata import LocalBook
 from engine.schemas import (
     ALL_INSTRUMENTS,
     MD_DECODER,

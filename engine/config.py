@@ -7,13 +7,11 @@ Two parts with different lifetimes:
   their fees and bands, account ids) is engine state. It is written into the
   journal when the journal is created (its *genesis*) and a restart refuses a
   config whose definition differs, because replaying the journal must rebuild the
-  same engine. ``build_engine`` makes the engine from it;
+  same engine (engine/venue.py builds the engine from it);
 * everything else (endpoints, keys, journal policy, session timeouts, limits) is
   runtime and may change between restarts.
 
-The first batch of a new journal (``genesis_commands``) sets the configured
-reference prices, asset prices and opening credits, so they are journaled and
-replayed like every other command. Relative paths are relative to the config file.
+Relative paths are relative to the config file.
 See configs/venue.toml for a commented example.
 """
 
@@ -21,18 +19,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
 import msgspec
-import numpy as np
 import zmq.auth
 from zmq.utils import z85
 
-from engine.assets import USD_PRICE_SCALE, AssetSpec
-from engine.core.records import COMMAND_DTYPE
-from engine.core.types import CommandKind
+from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9._/-]+$")
@@ -355,95 +349,6 @@ def _bind(path: Path, principals: dict[bytes, Principal], key: bytes, who: Princ
         raise ConfigError(f"{path}: key {key.decode()} is bound twice "
                           f"({principals[key].user_id} and {who.user_id})")
     principals[key] = who
-
-
-def build_engine(spec: VenueSpec):
-    """A new MatchingEngine holding the venue definition (no commands run yet)."""
-    from engine.core.matcher import MatchingEngine
-
-    if spec.risk:
-        engine = MatchingEngine(spec.max_accounts, spec.max_orders, True, spec.fee_account)
-        for asset in spec.assets:
-            engine.add_asset(asset)
-        for account in spec.accounts:
-            engine.open_account(account)
-    else:
-        engine = MatchingEngine(spec.max_accounts, spec.max_orders)
-    for inst in spec.instruments:
-        engine.add_instrument(inst)
-    return engine
-
-
-def genesis_commands(config: Config) -> np.ndarray:
-    """The first batch of a new journal: reference prices, asset prices and
-    opening credits from the config (seq and ts are stamped by the gateway)."""
-    file, spec = config.file, config.venue
-    rows = []
-    for iid, (entry, inst) in enumerate(zip(file.instruments, spec.instruments)):
-        if entry.reference_price is not None:
-            rows.append({"kind": CommandKind.SET_REFERENCE, "instrument": iid,
-                         "price": _exact(config, inst.price_to_units, entry.reference_price)})
-    if spec.risk:
-        for iid, (entry, inst) in enumerate(zip(file.instruments, spec.instruments)):
-            if entry.initial_margin is not None:
-                initial, maintenance = (_margin_units(config, inst, text)
-                                        for text in (entry.initial_margin, entry.maintenance_margin))
-                if maintenance > initial:
-                    raise ConfigError(f"{config.path}: {inst.symbol}: maintenance_margin above initial_margin")
-                rows.append({"kind": CommandKind.SET_OPTION_RISK, "instrument": iid, "qty": initial,
-                             "price": maintenance})
-        asset_ids = {a.symbol: i for i, a in enumerate(spec.assets)}
-        for aid, entry in enumerate(file.assets):
-            if entry.usd_price is not None:
-                price = Decimal(entry.usd_price) * USD_PRICE_SCALE
-                rows.append({"kind": CommandKind.SET_ASSET_PRICE, "asset": aid,
-                             "price": _integral(config, price, entry.usd_price)})
-        for acct in file.accounts:
-            for symbol, amount in acct.credit.items():
-                if symbol not in asset_ids:
-                    raise ConfigError(f"{config.path}: account {acct.id}: credit of unknown asset {symbol}")
-                asset = spec.assets[asset_ids[symbol]]
-                units = Decimal(amount) * 10**asset.ledger_decimals
-                rows.append({"kind": CommandKind.CREDIT, "account": acct.id, "asset": asset_ids[symbol],
-                             "qty": _integral(config, units, amount)})
-    commands = np.zeros(len(rows), dtype=COMMAND_DTYPE)
-    for i, row in enumerate(rows):
-        for name, value in row.items():
-            commands[name][i] = value
-    return commands
-
-
-MAX_MARGIN_PER_QTY = 10**15
-"""The core's limit on a margin per quantity unit (USD x 1e8, SET_OPTION_RISK)."""
-
-
-def _margin_units(config: Config, inst: InstrumentSpec, text: str) -> int:
-    """Decimal USD per contract -> USD x 1e8 per quantity unit, rounded up (a
-    margin is never understated)."""
-    try:
-        usd = Decimal(text)
-    except InvalidOperation:
-        raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} is not a decimal") from None
-    if not usd.is_finite() or usd <= 0:
-        raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} must be positive")
-    units = int((usd * USD_PRICE_SCALE / inst.qty_scale).to_integral_value(rounding=ROUND_CEILING))
-    if units > MAX_MARGIN_PER_QTY:
-        raise ConfigError(f"{config.path}: {inst.symbol}: margin {text!r} is above the engine's limit "
-                          f"of 1e15 USD x 1e8 per quantity unit")
-    return units
-
-
-def _exact(config: Config, convert, text: str) -> int:
-    try:
-        return convert(text)
-    except (ValueError, ArithmeticError) as err:
-        raise ConfigError(f"{config.path}: {err}") from err
-
-
-def _integral(config: Config, value: Decimal, text: str) -> int:
-    if value != value.to_integral_value():
-        raise ConfigError(f"{config.path}: amount {text} is finer than one ledger unit")
-    return int(value)
 
 
 def to_toml(doc: dict) -> str:

@@ -1,8 +1,8 @@
 """Rebuilding engine state from a journal: crash recovery (the gateway) and
 ``python -m engine replay JOURNAL`` (offline, prints the state hash).
 
-Recovery loads the newest intact snapshot when the core can restore one
-(``MatchingEngine.from_snapshot``) and replays the journal after it; otherwise it
+Recovery loads the newest intact snapshot (``MatchingEngine.from_snapshot``) and
+replays the journal after it; without one (or with ``use_snapshot=False``) it
 builds an empty engine from the journal's genesis and replays everything. Each
 replayed batch's fills (and credits/debits) must equal the journaled ones, so a
 core that no longer reproduces the journal is caught instead of silently diverging.
@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from engine.config import build_engine, decode_venue
+from engine.config import decode_venue
 from engine.journal import FileJournal, Journal, JournalError, settlement_events
+from engine.venue import build_engine
 
 
 class ReplayError(RuntimeError):
@@ -34,18 +35,11 @@ class Rebuilt(NamedTuple):
     last_ts: int        # ts of the last replayed command (0 if none)
 
 
-def snapshots_supported() -> bool:
-    """Whether the core can save and restore its full state."""
-    from engine.core.matcher import MatchingEngine
-
-    return hasattr(MatchingEngine, "from_snapshot") and hasattr(MatchingEngine, "snapshot")
-
-
 def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) -> Rebuilt:
     """Rebuild the engine state the journal describes."""
     from engine.core.matcher import MatchingEngine
 
-    snap = journal.load_snapshot() if use_snapshot and snapshots_supported() else None
+    snap = journal.load_snapshot() if use_snapshot else None
     if snap is not None:
         try:
             engine = MatchingEngine.from_snapshot(snap.data)

@@ -13,7 +13,7 @@ integer tags (the first array element):
 Replies that come from engine events use the event kind as their tag
 (``Ack`` = ACCEPTED = 1, ``Reject`` = REJECTED = 2, ...). Reply fields named like
 an ``EVENT_DTYPE`` column carry that column (see ``EVENT_COLUMN``), which lets the
-gateway encode replies straight from the event array (engine/gateway.py) with
+gateway encode replies straight from the event array (engine/gateway/wire_layouts.py) with
 bytes identical to encoding these Structs. New fields go at the end, with defaults.
 
 Prices are integer price units, quantities integer quantity units, balances
@@ -28,6 +28,7 @@ from typing import Annotated, Union
 
 import msgspec
 
+from engine.core.order_info import PositionInfo
 from engine.core.types import CANCEL_TEXT, REJECT_TEXT, CancelReason, OrderType, SelfTrade, TimeInForce
 
 I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
@@ -277,8 +278,6 @@ Request = Union[
     SetOptionRisk, Liquidate, GetMarginCalls,
 ]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
-OPERATOR_REQUESTS = (SetState, SetReference, Credit, SetAssetPrice, GetStatus, SkipDeposit, SetOptionRisk,
-                     Liquidate, GetMarginCalls)
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
 
 REQUEST_ENCODER = msgspec.msgpack.Encoder()
@@ -631,16 +630,6 @@ class Status(msgspec.Struct, **_reply(38)):
     last_deposit_id: int = 0
 
 
-class OptionPosition(msgspec.Struct, array_like=True, frozen=True):
-    """A position in one option series (quantity units; negative is short) and
-    the open quantity of the account's sell and buy orders in it."""
-
-    instrument: int
-    position: int
-    open_sells: int
-    open_buys: int
-
-
 class Margin(msgspec.Struct, **_reply(39)):
     """An account's margin, USD x 1e8: collateral value (every balance at its
     reference price less its haircut), the same over free balances, the initial
@@ -653,7 +642,7 @@ class Margin(msgspec.Struct, **_reply(39)):
     free_collateral: int
     initial: int
     maintenance: int
-    positions: list[OptionPosition]
+    positions: list[PositionInfo]
 
 
 class MarginCall(msgspec.Struct, array_like=True, frozen=True):
@@ -669,6 +658,16 @@ class MarginCalls(msgspec.Struct, **_reply(40)):
 
     request_id: int
     accounts: list[MarginCall]
+
+
+def from_core(reply: type[msgspec.Struct], result, **given):
+    """A ``reply`` Struct (or reply element) from a core query result: ``given``
+    fields, and every other field from ``result``'s attribute of the same name
+    (OrderInfo -> OpenOrder, MarginState -> Margin and MarginCall, InstrumentSpec
+    -> InstrumentInfo, AssetSpec -> AssetInfo). The one conversion between the
+    core's query structs and the wire; a position travels as the core's
+    ``PositionInfo`` itself."""
+    return reply(**given, **{name: getattr(result, name) for name in reply.__struct_fields__ if name not in given})
 
 
 Reply = Union[

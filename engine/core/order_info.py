@@ -1,4 +1,7 @@
-"""OrderInfo: a resting order as the query API reports it."""
+"""The core's query results: a resting order (``OrderInfo``), an account's margin
+(``MarginState``) and its option positions (``PositionInfo``). The gateway's
+replies are built from them (``engine.schemas.from_core``); ``PositionInfo`` is
+array_like because it travels on the wire as it is, inside ``Margin``."""
 
 import msgspec
 
@@ -32,9 +35,10 @@ class MarginState(msgspec.Struct, frozen=True):
     maintenance: int
 
 
-class PositionInfo(msgspec.Struct, frozen=True):
+class PositionInfo(msgspec.Struct, array_like=True, frozen=True):
     """An account's position in one option series (quantity units; negative is
-    short) and the open quantity of its sell and buy orders in it."""
+    short) and the open quantity of its sell and buy orders in it (also the
+    wire's element of ``Margin.positions``: new fields only at the end)."""
 
     instrument: int
     position: int

@@ -9,7 +9,7 @@ import pytest
 import zmq
 from gateway_harness import connect, make_keys, write_venue
 
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 
 
 @pytest.fixture(scope="session")

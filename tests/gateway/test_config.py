@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from gateway_harness import PUT_SPEC, venue_doc
 
-from engine.config import ConfigError, build_engine, genesis_commands, load_config, to_toml
+from engine.config import ConfigError, load_config, to_toml
+from engine.venue import build_engine, genesis_commands
 from engine.core.types import CommandKind
 from engine.keys import main as keys_main
 

@@ -20,10 +20,11 @@ from collections import defaultdict
 
 from gateway_harness import AMZN, PX, TICK, connect, write_venue
 
-from engine.config import build_engine, decode_venue
+from engine.config import decode_venue
+from engine.venue import build_engine
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 from engine.core.types import CommandKind, EventKind, Side
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 from engine.journal import FileJournal
 from engine.schemas import Ack, Cancel, NewOrder
 

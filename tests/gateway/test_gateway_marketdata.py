@@ -12,7 +12,7 @@ from gateway_harness import AMZN, PX, TICK, TSLA, client_keys, connect, write_ve
 
 from engine.client import MarketDataSubscriber
 from engine.core.types import Side, TimeInForce
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 from engine.schemas import MD_DECODER, Ack, BookDelta, NewOrder, TopOfBook, Trades, md_seq_from
 
 SYMBOLS = {AMZN: "AMZNX/USDC", TSLA: "TSLA.M/USDC"}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 from gateway_harness import ACCOUNTS, PUT_SPEC, TSLA, venue_doc, write_venue
 
+from engine.core.order_info import PositionInfo
 from engine.core.types import Reject as Code
 from engine.core.types import Side
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 from engine.schemas import (
     Ack,
     Fill,
@@ -19,7 +20,6 @@ from engine.schemas import (
     Margin,
     MarginCall,
     MarginCalls,
-    OptionPosition,
     OptionRiskSet,
     Reject,
 )
@@ -62,7 +62,7 @@ def test_option_series_margin_call_and_liquidation(venue, clients):
         collateral = 17_501 * E8 + premium * 100                         # TSLA.M less haircut, USDC 1 + premium
         margin = holder.margin()
         assert margin == Margin(margin.request_id, poor, collateral, collateral, 10_000 * PUT_IM,
-                                10_000 * PUT_MM, [OptionPosition(PUT, -10_000, 0, 0)])
+                                10_000 * PUT_MM, [PositionInfo(PUT, -10_000, 0, 0)])
         denied = retail.margin(poor)
         assert isinstance(denied, Reject) and denied.code == GatewayReject.NOT_AUTHORIZED
         assert ops.margin_calls().accounts == []
@@ -110,7 +110,7 @@ def test_option_series_margin_call_and_liquidation(venue, clients):
         denied = mm.set_option_risk(PUT, 2, 1)
         assert isinstance(denied, Reject) and denied.code == GatewayReject.NOT_AUTHORIZED
         mm_margin = mm.margin()
-        assert mm_margin.positions == [OptionPosition(PUT, 0, 20_000, 0)]   # bought 100, sold them back, 200 offered
+        assert mm_margin.positions == [PositionInfo(PUT, 0, 20_000, 0)]   # bought 100, sold them back, 200 offered
         state = ops.status().state_hash
 
     # A restart recovers positions and margins from the journal.

@@ -1,6 +1,6 @@
 """Every reject path through a real gateway: the core's codes (reached through
 the wire) and the gateway's own (malformed, unknown request, not authorized,
-too large, too many requests, not supported). Each reject carries its code and
+too large, too many requests). Each reject carries its code and
 a readable reason."""
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from gateway_harness import ACCOUNTS, AMZN, NVDA, PX, TICK, TSLA, USDC, write_ve
 
 from engine.core.types import OrderType, Side, TimeInForce, TradingState
 from engine.core.types import Reject as Code
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 from engine.schemas import (
     Ack,
-    Credit,
     DepositSkipped,
-    REPLY_DECODER,
     GatewayReject,
     NewOrder,
     Reject,
@@ -205,29 +203,16 @@ def test_book_full_and_accounts_disabled(tmp_path, keys, clients):
         _expect(mm.balances(), Code.UNKNOWN_ACCOUNT)
 
 
-def test_not_supported_without_core_balances(tmp_path, keys, monkeypatch):
-    """A core without CREDIT/DEBIT: the gateway refuses them with NOT_SUPPORTED."""
-    import zmq
+def test_every_request_type_has_a_route():
+    """The dispatch table covers the whole protocol: no request falls through
+    (the gateway no longer answers NOT_SUPPORTED for a core feature: the core has them all)."""
+    from engine.gateway.dispatch import ROUTES, Rule
+    from engine.schemas import REQUEST_TYPES
 
-    import engine.gateway as gateway_module
-    from engine.config import load_config
-
-    monkeypatch.setattr(gateway_module, "BALANCES_SUPPORTED", False)
-    context = zmq.Context()
-    gw = gateway_module.Gateway(load_config(write_venue(tmp_path, keys)), context)
-    try:
-        session = gateway_module.Session(1, b"id", "op:ops", gw.principals["op:ops"], 0.0)
-        batch = gateway_module._Batch()
-        gw._dispatch(batch, session, Credit(7, ACCOUNTS["mm"], USDC, 100))
-        assert len(batch.commands) == 0
-        ((sid, count, message),) = batch.replies.messages()
-        (reply,) = REPLY_DECODER.decode(message)
-        assert (sid, count) == (1, 1)
-        _expect(reply, GatewayReject.NOT_SUPPORTED)
-        assert reply.request_id == 7 and "not supported yet" in reply.text
-    finally:
-        gw.close()
-        context.term()
+    assert set(ROUTES) == set(REQUEST_TYPES)
+    operator_only = {t.__name__ for t, route in ROUTES.items() if route.rule is Rule.OPERATOR}
+    assert operator_only == {"SetState", "SetReference", "Credit", "SetAssetPrice", "GetStatus", "SkipDeposit",
+                             "SetOptionRisk", "Liquidate", "GetMarginCalls"}
 
 
 def test_gateway_reject_codes_do_not_collide_with_the_core():

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from gateway_harness import AMZN, PX, TICK, write_venue
 
-from engine.config import build_engine, encode_venue, genesis_commands, load_config
+from engine.config import encode_venue, load_config
+from engine.venue import build_engine, genesis_commands
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 from engine.core.types import CommandKind, EventKind, Side
 from engine.journal import FileJournal, JournalError, settlement_events

@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.order_info import MarginState, OrderInfo, PositionInfo
 from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind
 from engine.schemas import (
@@ -30,15 +31,21 @@ from engine.schemas import (
     Fill,
     Level,
     Liquidity,
+    Margin,
+    MarginCall,
+    MarginCalls,
     MassCancelled,
     NewOrder,
+    OpenOrder,
+    OpenOrders,
     ReferenceSet,
     StateChanged,
     Trade,
     Trades,
+    from_core,
     reject_text,
 )
-from engine.wire_layouts import REPLIES
+from engine.gateway.wire_layouts import REPLIES
 
 I64 = st.integers(-(2**63), 2**63 - 1)
 I32 = st.integers(-(2**31), 2**31 - 1)
@@ -154,3 +161,27 @@ def test_request_tags_are_unique_and_array_like():
 def test_market_data_round_trip():
     for message in (Trades(1, [Trade(5, 100, 10, 1)]), BookDelta(2, [Level(100, 0, 0)], [Level(200, 5, 1)])):
         assert MD_DECODER.decode(MD_ENCODER.encode(message)) == message
+
+
+# Bytes of the query replies built from core query results, pinned from the
+# build before the gateway became a package (OpenOrders, Margin, MarginCalls).
+OPEN_ORDERS_BYTES = bytes.fromhex("919423070392980b0c01026405000198ffcf40000000000000000001fd070200")
+MARGIN_BYTES = bytes.fromhex("9198270804cf000000e8d4a51000cf000000d18c2e2800cf0000000ba43b7400cf00000006fc23ac00"
+                             "929404d09ccc960094051e0002")
+MARGIN_CALLS_BYTES = bytes.fromhex("91932809929301ce3b9aca00ce7735940093040007")
+
+
+def test_query_replies_keep_their_bytes():
+    """Replies built from the core's query results (from_core) are the bytes the
+    field-by-field copies made."""
+    orders = [OrderInfo(11, 12, 3, 1, 2, 100, 5, 0, 1), OrderInfo(-1, 2**62, 3, 0, 1, -3, 7, 2, 0)]
+    assert REPLY_ENCODER.encode([OpenOrders(7, 3, [from_core(OpenOrder, o) for o in orders])]) == OPEN_ORDERS_BYTES
+    margin = MarginState(10**12, 9 * 10**11, 5 * 10**10, 3 * 10**10)
+    positions = [PositionInfo(4, -100, 150, 0), PositionInfo(5, 30, 0, 2)]
+    reply = from_core(Margin, margin, request_id=8, account=4, positions=positions)
+    assert reply == Margin(8, 4, 10**12, 9 * 10**11, 5 * 10**10, 3 * 10**10, positions)
+    assert REPLY_ENCODER.encode([reply]) == MARGIN_BYTES
+    assert REPLY_DECODER.decode(MARGIN_BYTES) == [reply]
+    calls = [(1, MarginState(10**9, 0, 0, 2 * 10**9)), (4, MarginState(0, 5, 6, 7))]
+    assert REPLY_ENCODER.encode([MarginCalls(9, [from_core(MarginCall, m, account=a) for a, m in calls])]) \
+        == MARGIN_CALLS_BYTES

@@ -2,7 +2,7 @@
 
 * pack_requests: on random request messages (good and bad, canonical and wide
   integer encodings), whatever the C reader takes gives exactly the commands
-  the general path (msgspec decode + Gateway._dispatch) gives; whatever it
+  the general path (msgspec decode + engine.gateway.dispatch) gives; whatever it
   leaves is left untouched; and it leaves nothing the general path would take
   without a reject.
 * Outbox.route: replies land where a plain-Python model of the routing rules
@@ -22,8 +22,11 @@ from gateway_harness import write_venue
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import engine.gateway as gateway_module
 from engine.config import load_config
+from engine.gateway.batch import Batch
+from engine.gateway.dispatch import dispatch
+from engine.gateway.server import Gateway
+from engine.gateway.sessions import Session
 from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind
 from engine.core.wire import (
@@ -48,7 +51,7 @@ from engine.schemas import (
     Trade,
     Trades,
 )
-from engine.wire_layouts import FANOUT_KINDS, REPLIES, REQUEST_LAYOUTS
+from engine.gateway.wire_layouts import FANOUT_KINDS, REPLIES, REQUEST_LAYOUTS
 
 MAX_REQUESTS = 8
 FAST_TYPES = (NewOrder, Cancel, Amend, MassCancel)
@@ -125,26 +128,26 @@ def messages(draw):
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory, keys):
     context = zmq.Context()
-    gateway = gateway_module.Gateway(load_config(write_venue(tmp_path_factory.mktemp("wire"), keys)), context)
+    gateway = Gateway(load_config(write_venue(tmp_path_factory.mktemp("wire"), keys)), context)
     yield gateway
     gateway.close()
     context.term()
 
 
-def _session(gw, name: str) -> gateway_module.Session:
-    principal = gw.principals[name]
-    return gateway_module.Session(5, b"id", name, principal, 0.0)
+def _session(gw, name: str) -> Session:
+    principal = gw.sessions.principals[name]
+    return Session(5, b"id", name, principal, 0.0)
 
 
 def _general(gw, session, payload: bytes) -> tuple[CommandBatch | None, list]:
-    """The general path: msgspec decode and _dispatch; None if it does not decode."""
+    """The general path: msgspec decode and dispatch; None if it does not decode."""
     try:
         requests = REQUEST_DECODER.decode(payload)
     except (ValueError, RecursionError):
         return None, []
-    batch = gateway_module._Batch()
+    batch = Batch()
     for request in requests:
-        gw._dispatch(batch, session, request)
+        dispatch(batch, session, request)
     return batch, requests
 
 
@@ -176,18 +179,15 @@ def test_fast_path_reads_what_the_general_path_reads(gw, payload, who):
     expected = CommandBatch()
     expected.add(9, 9, 9, 1)
     for request in requests:
-        gw._dispatch(_with(expected), session, request)
+        dispatch(_with(expected), session, request)
     assert _records(fast) == _records(expected)
 
 
-class _with:
-    """A _Batch-like wrapper that adds to a given CommandBatch."""
-
-    def __init__(self, commands: CommandBatch) -> None:
-        self.commands = commands
-        self.out = self.replies = gateway_module.Outbox()
-
-    command = gateway_module._Batch.command
+def _with(commands: CommandBatch) -> Batch:
+    """A Batch that adds to a given CommandBatch."""
+    batch = Batch()
+    batch.commands = commands
+    return batch
 
 
 def test_fast_path_takes_orders_for_the_own_account_only(gw):

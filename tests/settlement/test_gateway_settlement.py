@@ -16,7 +16,7 @@ from settlement_helpers import ADMIN_KEY, GUARDIAN_KEY, OPERATOR_KEY, Venue, mak
 from engine.client import Client, ClientKeys
 from engine.config import load_config, to_toml
 from engine.core.types import Side
-from engine.gateway import GatewayProcess
+from engine.gateway.process import GatewayProcess
 from engine.journal import FileJournal
 from engine.keys import generate
 from engine.schemas import Balances, Debited, Reject

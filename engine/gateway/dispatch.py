@@ -1,0 +1,184 @@
+"""The request table: for each request type of the wire protocol, who may send
+it (its authorisation rule) and the engine command it becomes; queries are
+answered after the batch runs (engine/gateway/queries.py).
+
+This is the general path; the C reader (engine/core/wire.pyx) applies the same
+rules to the common order messages of a key acting for its own account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import NamedTuple
+
+from engine.core.types import CommandKind
+from engine.gateway.batch import Batch
+from engine.gateway.sessions import Session
+from engine.schemas import (
+    OWN_ACCOUNT,
+    Amend,
+    Cancel,
+    Credit,
+    Debit,
+    GatewayReject,
+    GetBalances,
+    GetBook,
+    GetInstruments,
+    GetMargin,
+    GetMarginCalls,
+    GetOpenOrders,
+    GetStatus,
+    Heartbeat,
+    Liquidate,
+    Logon,
+    MassCancel,
+    NewOrder,
+    SetAssetPrice,
+    SetOptionRisk,
+    SetReference,
+    SetState,
+    SkipDeposit,
+)
+
+
+class Rule(Enum):
+    """Who may send a request."""
+
+    ANYONE = "any configured key"
+    OPERATOR = "operator keys only"
+    ACCOUNT = "acts for its account: the key's own (OWN_ACCOUNT names it), any account for an operator"
+
+
+Command = Callable[[Batch, Session, object, int | None], None]
+"""Adds a request's command to the batch, given the account it acts for (ACCOUNT rule)."""
+
+
+class Route(NamedTuple):
+    """What the gateway does with one request type: ``command`` None is a query."""
+
+    rule: Rule
+    command: Command | None = None
+
+
+def _new_order(batch: Batch, session: Session, req: NewOrder, account: int) -> None:
+    batch.command(session, 0, CommandKind.NEW_ORDER, side=req.side, order_type=req.order_type, tif=req.tif,
+                  stp=req.stp, instrument=req.instrument, account=account, client_order_id=req.client_order_id,
+                  price=req.price, qty=req.qty)
+
+
+def _cancel(batch: Batch, session: Session, req: Cancel, account: int) -> None:
+    batch.command(session, 0, CommandKind.CANCEL, account=account, order_id=req.order_id,
+                  client_order_id=req.client_order_id)
+
+
+def _amend(batch: Batch, session: Session, req: Amend, account: int) -> None:
+    batch.command(session, 0, CommandKind.AMEND, account=account, order_id=req.order_id,
+                  client_order_id=req.client_order_id, price=req.price, qty=req.qty)
+
+
+def _mass_cancel(batch: Batch, session: Session, req: MassCancel, account: int) -> None:
+    batch.command(session, req.request_id, CommandKind.MASS_CANCEL, instrument=req.instrument, account=account)
+
+
+def _debit(batch: Batch, session: Session, req: Debit, account: int) -> None:
+    batch.command(session, req.request_id, CommandKind.DEBIT, asset=req.asset, account=account, qty=req.amount)
+
+
+def _set_state(batch: Batch, session: Session, req: SetState, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SET_STATE, state=req.state, instrument=req.instrument)
+
+
+def _set_reference(batch: Batch, session: Session, req: SetReference, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SET_REFERENCE, instrument=req.instrument, price=req.price)
+
+
+def _credit(batch: Batch, session: Session, req: Credit, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.CREDIT, asset=req.asset, account=req.account,
+                  qty=req.amount, order_id=req.deposit_id)
+
+
+def _set_asset_price(batch: Batch, session: Session, req: SetAssetPrice, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SET_ASSET_PRICE, asset=req.asset, price=req.price)
+
+
+def _skip_deposit(batch: Batch, session: Session, req: SkipDeposit, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SKIP_DEPOSIT, order_id=req.deposit_id)
+
+
+def _set_option_risk(batch: Batch, session: Session, req: SetOptionRisk, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SET_OPTION_RISK, instrument=req.instrument,
+                  qty=req.initial, price=req.maintenance)
+
+
+def _liquidate(batch: Batch, session: Session, req: Liquidate, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.LIQUIDATE, account=req.account)
+
+
+ROUTES: dict[type, Route] = {
+    NewOrder: Route(Rule.ACCOUNT, _new_order),
+    Cancel: Route(Rule.ACCOUNT, _cancel),
+    Amend: Route(Rule.ACCOUNT, _amend),
+    MassCancel: Route(Rule.ACCOUNT, _mass_cancel),
+    Debit: Route(Rule.ACCOUNT, _debit),
+    SetState: Route(Rule.OPERATOR, _set_state),
+    SetReference: Route(Rule.OPERATOR, _set_reference),
+    Credit: Route(Rule.OPERATOR, _credit),
+    SetAssetPrice: Route(Rule.OPERATOR, _set_asset_price),
+    SkipDeposit: Route(Rule.OPERATOR, _skip_deposit),
+    SetOptionRisk: Route(Rule.OPERATOR, _set_option_risk),
+    Liquidate: Route(Rule.OPERATOR, _liquidate),
+    Logon: Route(Rule.ANYONE),
+    Heartbeat: Route(Rule.ANYONE),
+    GetBook: Route(Rule.ANYONE),
+    GetInstruments: Route(Rule.ANYONE),
+    GetBalances: Route(Rule.ACCOUNT),
+    GetOpenOrders: Route(Rule.ACCOUNT),
+    GetMargin: Route(Rule.ACCOUNT),
+    GetStatus: Route(Rule.OPERATOR),
+    GetMarginCalls: Route(Rule.OPERATOR),
+}
+
+# A reject names the request by the fields it has of these (derived once per type).
+_REFERENCE_FIELDS = ("client_order_id", "order_id", "request_id")
+_REFERENCES = {kind: tuple(f for f in _REFERENCE_FIELDS if f in kind.__struct_fields__) for kind in ROUTES}
+
+
+def reference(req) -> dict[str, int]:
+    """The fields a reject of ``req`` carries to name it (client order id, order id, request id)."""
+    return {name: getattr(req, name) for name in _REFERENCES[type(req)]}
+
+
+def act_for(batch: Batch, session: Session, req) -> int | None:
+    """The account an ACCOUNT-rule request acts for, or None after rejecting it."""
+    principal = session.principal
+    requested = req.account
+    if requested == OWN_ACCOUNT:
+        if principal.account is None:
+            batch.reject(session, GatewayReject.NOT_AUTHORIZED, "this key has no trading account; name the account",
+                         **reference(req))
+            return None
+        return principal.account
+    if requested != principal.account and not principal.operator:
+        batch.reject(session, GatewayReject.NOT_AUTHORIZED,
+                     f"this key acts for account {principal.account} only, not {requested}", **reference(req))
+        return None
+    return requested
+
+
+def dispatch(batch: Batch, session: Session, req) -> None:
+    """Authorise one decoded request and add its command to the batch, or queue
+    it as a query. A query's account is checked when it is answered, after the
+    batch's commands, so its reject leaves with the answers."""
+    route = ROUTES[type(req)]
+    if route.rule is Rule.OPERATOR and not session.principal.operator:
+        batch.reject(session, GatewayReject.NOT_AUTHORIZED, f"{type(req).__name__} needs an operator key",
+                     request_id=req.request_id)
+    elif route.command is None:
+        batch.queries.append((session, req))
+    elif route.rule is Rule.ACCOUNT:
+        account = act_for(batch, session, req)
+        if account is not None:
+            route.command(batch, session, req, account)
+    else:
+        route.command(batch, session, req, None)

@@ -1,0 +1,122 @@
+"""Answers to queries, read from the engine after the batch that carried them
+ran: heartbeats and logons, balances, open orders, book snapshots, instruments,
+margin, margin calls, status. Query replies are built from the core's query
+results with ``engine.schemas.from_core``, never copied field by field."""
+
+from __future__ import annotations
+
+from engine.config import Config
+from engine.core.types import Reject as CoreReject
+from engine.gateway.batch import Batch
+from engine.gateway.dispatch import ROUTES, Rule, act_for
+from engine.gateway.marketdata import MarketDataPublisher
+from engine.gateway.sessions import Session, Sessions
+from engine.schemas import (
+    REPLY_ENCODER,
+    AssetBalance,
+    AssetInfo,
+    Balances,
+    GatewayReject,
+    GetBalances,
+    GetBook,
+    GetInstruments,
+    GetMargin,
+    GetMarginCalls,
+    GetOpenOrders,
+    GetStatus,
+    Heartbeat,
+    InstrumentInfo,
+    Instruments,
+    LoggedOn,
+    Logon,
+    Margin,
+    MarginCall,
+    MarginCalls,
+    OpenOrder,
+    OpenOrders,
+    Pong,
+    Status,
+    from_core,
+)
+
+MAX_BOOK_LEVELS = 1_000
+_OPTION_TERMS = ("expiry", "strike", "right", "contract_size")  # InstrumentInfo's; "" for a spot pair
+
+
+class Queries:
+    """Answers queries from the engine's state (and the gateway's, for status)."""
+
+    def __init__(self, engine, publisher: MarketDataPublisher, config: Config, sessions: Sessions) -> None:
+        self.engine = engine
+        self.publisher = publisher
+        self.config = config
+        self.sessions = sessions
+
+    def answer(self, batch: Batch, session: Session, req, ts: int) -> None:
+        """Add the answer to ``req`` (or its reject) to the batch's output for ``session``."""
+        engine = self.engine
+        account = None
+        if ROUTES[type(req)].rule is Rule.ACCOUNT:
+            account = act_for(batch, session, req)
+            if account is None:
+                return
+        match req:
+            case GetBalances() | GetOpenOrders() if not 0 <= account < engine.max_accounts:
+                batch.reject(session, CoreReject.UNKNOWN_ACCOUNT, request_id=req.request_id)
+                return
+            case Heartbeat():
+                reply = Pong(req.request_id, ts, engine.last_seq)
+            case Logon():
+                session.cancel_on_disconnect = req.cancel_on_disconnect
+                s = self.config.session
+                reply = LoggedOn(req.request_id, session.account if session.principal.account is not None else -1,
+                                 session.principal.operator, s.heartbeat_ms, s.timeout_ms, req.cancel_on_disconnect)
+            case GetOpenOrders():
+                reply = OpenOrders(req.request_id, account,
+                                   [from_core(OpenOrder, o) for o in engine.open_orders(account)])
+            case GetBalances():
+                try:
+                    balances = engine.balances(account)
+                except ValueError:
+                    batch.reject(session, CoreReject.UNKNOWN_ACCOUNT, f"no balances kept for account {account}",
+                                 request_id=req.request_id)
+                    return
+                reply = Balances(req.request_id, account, [AssetBalance(asset, total, reserved)
+                                                           for asset, (total, reserved) in enumerate(balances)])
+            case GetBook():
+                if not 0 <= req.instrument < len(engine.instruments):
+                    batch.reject(session, CoreReject.UNKNOWN_INSTRUMENT, request_id=req.request_id)
+                    return
+                if not 0 <= req.levels <= MAX_BOOK_LEVELS:
+                    batch.reject(session, GatewayReject.MALFORMED, f"levels must be in [0, {MAX_BOOK_LEVELS}]",
+                                 request_id=req.request_id)
+                    return
+                reply = self.publisher.snapshot(req.request_id, req.instrument, req.levels, ts)
+            case GetInstruments():
+                reply = self._instruments(req.request_id)
+            case GetMargin():
+                try:
+                    margin, positions = engine.margin(account), engine.positions(account)
+                except ValueError:
+                    batch.reject(session, CoreReject.UNKNOWN_ACCOUNT, f"no balances kept for account {account}",
+                                 request_id=req.request_id)
+                    return
+                reply = from_core(Margin, margin, request_id=req.request_id, account=account, positions=positions)
+            case GetMarginCalls():
+                reply = MarginCalls(req.request_id, [from_core(MarginCall, m, account=acct)
+                                                     for acct, m in engine.under_maintenance()])
+            case GetStatus():
+                reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
+                               engine.last_deposit_id)
+        batch.out.add(session.id, REPLY_ENCODER.encode(reply))
+
+    def _instruments(self, request_id: int) -> Instruments:
+        engine = self.engine
+        infos = []
+        for iid, spec in enumerate(engine.instruments):
+            state, reference, last_trade = engine.instrument_state(iid)
+            terms = {name: getattr(spec.option, name) if spec.option else "" for name in _OPTION_TERMS}
+            infos.append(from_core(InstrumentInfo, spec, instrument=iid, state=state, reference=reference,
+                                   last_trade=last_trade, **terms))
+        assets = [from_core(AssetInfo, asset, asset=aid) for aid, asset in enumerate(engine.assets)]
+        return Instruments(request_id, infos, assets, self.config.market_data.depth)

@@ -1,0 +1,293 @@
+"""The gateway's loop: one process, one thread, one engine (the single writer).
+
+* a ROUTER socket (CURVE) for order entry, queries and operator requests;
+* a PUB socket (CURVE) for market data (engine/gateway/marketdata.py);
+* a ZAP handler (inproc, in the same loop; engine/gateway/zap.py).
+
+The loop: wait for input, drain waiting messages into a batch (bounded by
+``max_batch_messages`` and ``max_batch_commands``), read and authorise each at
+the boundary (engine/gateway/reading.py, dispatch.py), stamp seq and ts on the
+accepted commands, run them through the core's batch API, append the batch to
+the journal, and prepare its replies, market data and query answers
+(queries.py). They leave once the journal has committed the batch
+(outbound.py): under the default ``fsync = "batch"`` the journal's thread
+fdatasyncs while this loop goes on with the next batch (group commit), so no
+acknowledgement precedes durability.
+
+Per order the work is in C (engine/core/wire.pyx, configured by
+engine/gateway/wire_layouts.py): the common request message is read from its
+MessagePack bytes into command records, and events become each session's reply
+bytes. Replies of a command go to the session that sent it; events that concern
+an account without being its own request's answer (a maker fill, a cancel caused
+by an operator or by cancel-on-disconnect, a credit) go to every live session
+of that account. A session that asked for cancel-on-disconnect and sends
+nothing for ``timeout_ms`` has its account's orders mass-cancelled.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+
+import numpy as np
+import zmq
+
+from engine.config import Config, encode_venue
+from engine.core.records import COMMAND_DTYPE
+from engine.core.types import CommandKind
+from engine.core.wire import Outbox, select_kinds
+from engine.gateway.batch import Batch
+from engine.gateway.dispatch import dispatch
+from engine.gateway.marketdata import MarketDataPublisher
+from engine.gateway.outbound import Outbound, Output
+from engine.gateway.queries import Queries
+from engine.gateway.reading import MessageReader
+from engine.gateway.sessions import Session, Sessions
+from engine.gateway.throttle import Throttle
+from engine.gateway.wire_layouts import REPLIES
+from engine.gateway.zap import ZapHandler
+from engine.journal import JOURNALED_EVENT_KINDS, FileJournal
+from engine.replay import rebuild
+from engine.schemas import GatewayReject
+from engine.venue import genesis_commands
+
+log = logging.getLogger("engine.gateway")
+
+# pyzmq's send_multipart combines IntFlag enums per frame; plain ints are much cheaper.
+_MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
+_LAST = int(zmq.NOBLOCK)
+
+
+class Gateway:
+    """The gateway process state: sockets, sessions, engine, journal."""
+
+    def __init__(self, config: Config, context: zmq.Context | None = None) -> None:
+        self.config = config
+        self.limits = config.gateway
+        self.throttle = Throttle(log)
+        self.running = True
+        self.sessions = Sessions(list(config.principals.values()))
+        self.reader = MessageReader(self.limits, self.throttle)
+        self.dropped_replies = 0
+        self.lost_sessions: list[Session] = []  # disconnected with cancel-on-disconnect pending
+        jc = config.journal
+        self.journal = FileJournal.create_or_open(
+            config.journal_path, encode_venue(config.venue), fsync=jc.fsync,
+            fsync_interval_ms=jc.fsync_interval_ms, segment_bytes=jc.segment_bytes,
+            snapshots_kept=jc.snapshots_kept)
+        started = time.perf_counter()
+        rebuilt = rebuild(self.journal)
+        self.engine = rebuilt.engine
+        self.last_ts = rebuilt.last_ts
+        self.snapshot_seq = self.engine.last_seq
+        self.snapshot_at = time.monotonic()
+        log.info("recovered seq %d in %.3f s (snapshot at %d, %d batches / %d commands replayed)",
+                 self.engine.last_seq, time.perf_counter() - started, rebuilt.snapshot_seq,
+                 rebuilt.batches, rebuilt.commands)
+        self.context = context or zmq.Context()
+        self._bind_sockets()
+        self.outbound = Outbound(self._send, self._publish)
+        self.publisher = MarketDataPublisher(self.engine, config.market_data.depth)
+        self.queries = Queries(self.engine, self.publisher, config, self.sessions)
+        if self.engine.last_seq == 0:
+            self._run_internal(genesis_commands(config), "genesis")
+
+    # -- sockets -------------------------------------------------------------------------
+
+    def _bind_sockets(self) -> None:
+        public, secret = self.config.server_keys()
+        self.zap = ZapHandler(self.context, self.config.principals, self.throttle)
+        self.orders = self._curve_server(zmq.ROUTER, public, secret, b"orders")
+        self.orders.router_mandatory = 1
+        self.orders.maxmsgsize = 16 * self.limits.max_message_bytes
+        self.orders.rcvhwm = self.limits.send_hwm
+        self.orders.heartbeat_ivl = self.config.session.heartbeat_ms
+        self.orders.heartbeat_timeout = self.config.session.timeout_ms
+        self.orders.bind(self.config.endpoints.orders)
+        self.md = self._curve_server(zmq.PUB, public, secret, b"md")
+        self.md.bind(self.config.endpoints.market_data)
+
+    def _curve_server(self, kind: int, public: bytes, secret: bytes, domain: bytes) -> zmq.Socket:
+        sock = self.context.socket(kind)
+        sock.linger = 0
+        sock.curve_server = True
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+        sock.zap_domain = domain
+        sock.sndhwm = self.limits.send_hwm
+        return sock
+
+    @property
+    def endpoints(self) -> tuple[str, str]:
+        """The bound (orders, market data) endpoints, with real ports."""
+        return (self.orders.getsockopt_string(zmq.LAST_ENDPOINT),
+                self.md.getsockopt_string(zmq.LAST_ENDPOINT))
+
+    def _publish(self, frames: list[bytes]) -> None:
+        topic, seq, payload = frames
+        self.md.send(topic, _MORE)
+        self.md.send(seq, _MORE)
+        self.md.send(payload, _LAST)
+
+    def _send(self, out: Outbox) -> None:
+        send = self.orders.send
+        for sid, count, message in out.messages():
+            session = self.sessions.by_id.get(sid)
+            if session is None:
+                continue
+            try:
+                send(session.identity, _MORE)
+                send(message, _LAST)
+            except zmq.Again:
+                self.dropped_replies += count
+                self.throttle.warn("dropped replies", "session %d is not reading: %d replies dropped "
+                                   "(%d in total)", sid, count, self.dropped_replies)
+            except zmq.ZMQError as err:
+                if err.errno != errno.EHOSTUNREACH:
+                    raise
+                log.info("session %d (%s) disconnected", sid, session.user_id)
+                self._disconnected(session)
+
+    # -- main loop -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve until stop() (or SIGTERM / SIGINT)."""
+        poller = zmq.Poller()
+        poller.register(self.zap.socket, zmq.POLLIN)
+        poller.register(self.orders, zmq.POLLIN)
+        poller.register(self.journal.notify_fd, zmq.POLLIN)
+        last_timers = 0.0
+        while self.running:
+            ready = dict(poller.poll(100))
+            if self.zap.socket in ready:
+                self.zap.handle()
+            if self.journal.notify_fd in ready:
+                self.journal.clear_notifications()
+                self.outbound.release(self.journal.committed_seq)
+            if self.orders in ready:
+                self._drain()
+            now = time.monotonic()
+            if now - last_timers >= 0.05:
+                last_timers = now
+                self._expire_sessions(now)
+        self.close()
+
+    def stop(self, *_args) -> None:
+        """Ask the loop to finish after the current batch."""
+        self.running = False
+
+    def close(self) -> None:
+        """Send what is committed, snapshot, close the journal and sockets."""
+        self.journal.sync()
+        self.outbound.release(self.journal.committed_seq)
+        if self.engine.last_seq > self.snapshot_seq:
+            self._snapshot()
+        self.journal.close()
+        for sock in (self.orders, self.md):
+            sock.close(linger=1_000)  # let the last replies and updates go out
+        self.zap.close()
+        self.throttle.flush()
+
+    def _drain(self) -> None:
+        """Read waiting messages into one batch (up to the configured bounds) and run it."""
+        batch = Batch()
+        now = time.monotonic()
+        recv = self.orders.recv
+        for _ in range(self.limits.max_batch_messages):
+            try:
+                frames = [recv(_LAST, copy=False)]
+            except zmq.Again:
+                break
+            while frames[-1].more:  # the rest of a multipart message is already there
+                frames.append(recv(_LAST, copy=False))
+            try:
+                self._read_message(batch, frames, now)
+            except Exception:  # noqa: BLE001 - input must never take the gateway down
+                log.exception("internal error reading a message; rejected")
+                session = self.sessions.by_identity.get(frames[0].bytes)
+                if session is not None:
+                    batch.reject(session, GatewayReject.MALFORMED, "internal error reading this message")
+            if len(batch.commands) >= self.limits.max_batch_commands:
+                break
+        self._execute(batch)
+
+    def _read_message(self, batch: Batch, frames: list, now: float) -> None:
+        user_id = frames[-1].get("User-Id")
+        session = self.sessions.attribute(frames[0].bytes, user_id, now)
+        if session is None:
+            self.throttle.warn("unattributed messages", "message without a known User-Id (%r) dropped", user_id)
+            return
+        for request in self.reader.read(batch, session, frames):
+            dispatch(batch, session, request)
+
+    # -- running a batch ---------------------------------------------------------------------
+
+    def _run_internal(self, commands: np.ndarray, why: str) -> None:
+        """Run gateway-originated commands (genesis, cancel-on-disconnect) as a batch."""
+        if len(commands) == 0:
+            return
+        batch = Batch()
+        batch.commands.add_records(commands)
+        log.info("%s: running %d commands", why, len(commands))
+        self._execute(batch)
+
+    def _execute(self, batch: Batch) -> None:
+        """Sequence, run and journal the batch's commands and prepare everything
+        it sends: replies, market data, then the answers to its queries (after the
+        market data, so a book snapshot carries the seq of the updates it already
+        contains). Nothing leaves before the batch is committed in the journal."""
+        ts = max(time.time_ns(), self.last_ts)
+        self.last_ts = ts
+        market_data: list[list[bytes]] = []
+        n = len(batch.commands)
+        if n:
+            first = self.engine.last_seq + 1
+            commands = batch.commands.commands(first, ts)
+            events = self.engine.process(commands)
+            self.journal.append(commands, select_kinds(events, JOURNALED_EVENT_KINDS))
+            batch.replies.route(REPLIES, events, batch.commands, first, self.sessions.by_account)
+            market_data = self.publisher.on_batch(events, ts)
+        batch.out = batch.answers
+        for session, query in batch.queries:
+            self.queries.answer(batch, session, query, ts)
+        self.outbound.hold(Output(self.engine.last_seq, batch.replies, market_data, batch.answers))
+        self.outbound.release(self.journal.committed_seq)
+        jc = self.config.journal
+        if (n and jc.snapshot_every and self.engine.last_seq - self.snapshot_seq >= jc.snapshot_every
+                and time.monotonic() - self.snapshot_at >= jc.snapshot_min_interval_s):
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        started = time.perf_counter()
+        self.journal.write_snapshot(self.engine.last_seq, self.engine.snapshot())
+        self.snapshot_seq = self.engine.last_seq
+        self.snapshot_at = time.monotonic()
+        log.info("snapshot at seq %d written in %.3f s", self.snapshot_seq, time.perf_counter() - started)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def _disconnected(self, session: Session) -> None:
+        """Forget a session; its cancel-on-disconnect runs from the loop, between batches."""
+        self.sessions.drop(session)
+        if session.cancel_on_disconnect and session.principal.account is not None:
+            self.lost_sessions.append(session)
+
+    def _expire_sessions(self, now: float) -> None:
+        s = self.config.session
+        for session in self.sessions.expired(now, s.timeout_ms / 1000, s.idle_expiry_s):
+            self._disconnected(session)
+        if self.lost_sessions:
+            lost, self.lost_sessions = self.lost_sessions, []
+            self._cancel_on_disconnect(lost)
+
+    def _cancel_on_disconnect(self, sessions: list[Session]) -> None:
+        accounts = sorted({s.principal.account for s in sessions})
+        for s in sessions:
+            log.info("session %d (%s) missed its heartbeats: cancelling orders of account %s",
+                     s.id, s.user_id, s.principal.account)
+        commands = np.zeros(len(accounts), dtype=COMMAND_DTYPE)
+        commands["kind"] = CommandKind.MASS_CANCEL
+        commands["instrument"] = -1
+        commands["account"] = accounts
+        self._run_internal(commands, "cancel-on-disconnect")

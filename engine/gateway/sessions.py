@@ -1,0 +1,79 @@
+"""Client sessions: one per ROUTER identity, attributed to a principal by the
+ZAP User-Id of its messages, found by identity, by id and by account."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+from engine.config import Principal
+from engine.core.wire import NO_ACCOUNT
+
+
+class Session:
+    """One client connection (ROUTER identity) and what it is allowed to do."""
+
+    __slots__ = ("id", "identity", "user_id", "principal", "last_seen", "cancel_on_disconnect")
+
+    def __init__(self, sid: int, identity: bytes, user_id: str, principal: Principal, now: float) -> None:
+        self.id = sid
+        self.identity = identity
+        self.user_id = user_id
+        self.principal = principal
+        self.last_seen = now
+        self.cancel_on_disconnect = False
+
+    @property
+    def account(self) -> int:
+        """The session's trading account, or NO_ACCOUNT."""
+        return self.principal.account if self.principal.account is not None else NO_ACCOUNT
+
+
+class Sessions:
+    """The live sessions. ``by_account`` (account -> its sessions) is what the C
+    reply router reads to tell an account about events it did not ask for."""
+
+    def __init__(self, principals: list[Principal]) -> None:
+        self.principals = {p.user_id: p for p in principals}
+        self.by_identity: dict[bytes, Session] = {}
+        self.by_id: dict[int, Session] = {}
+        self.by_account: dict[int, list[Session]] = defaultdict(list)
+        self.ids = itertools.count(1)
+
+    def __len__(self) -> int:
+        return len(self.by_identity)
+
+    def attribute(self, identity: bytes, user_id: str | None, now: float) -> Session | None:
+        """The session of a message from ``identity`` signed ``user_id`` by ZAP,
+        opened anew when the identity is new or now speaks for another principal;
+        None when the User-Id is not a configured principal."""
+        session = self.by_identity.get(identity)
+        if session is not None and session.user_id == user_id:
+            session.last_seen = now
+            return session
+        principal = self.principals.get(user_id)
+        if principal is None:
+            return None
+        if session is not None:
+            self.drop(session)
+        session = Session(next(self.ids), identity, user_id, principal, now)
+        self.by_identity[identity] = session
+        self.by_id[session.id] = session
+        if principal.account is not None:
+            self.by_account[principal.account].append(session)
+        return session
+
+    def drop(self, session: Session) -> None:
+        """Forget a session."""
+        self.by_identity.pop(session.identity, None)
+        self.by_id.pop(session.id, None)
+        if session.principal.account is not None:
+            peers = self.by_account[session.principal.account]
+            if session in peers:
+                peers.remove(session)
+
+    def expired(self, now: float, timeout_s: float, idle_s: float) -> list[Session]:
+        """Sessions silent too long: past ``timeout_s`` with cancel-on-disconnect,
+        past ``idle_s`` in any case."""
+        return [s for s in self.by_identity.values()
+                if (s.cancel_on_disconnect and now - s.last_seen > timeout_s) or now - s.last_seen > idle_s]
