@@ -1,4 +1,4 @@
-"""The gateway's per-order work in C (engine/gateway.py drives it).
+"""The gateway's per-order work in C (engine/gateway/server.py drives it).
 
 * ``CommandBatch``: one batch's commands as C records, with, per command, the
   session that sent it, that session's own account and the request id its
