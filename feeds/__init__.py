@@ -1,0 +1,1 @@
+"""Feeds of the venue: option marks and margins (options.py)."""
