@@ -1,4 +1,5 @@
-"""Compile the settlement contracts with solc-js from node_modules into settlement/artifacts/.
+"""Compile the settlement contracts (and the mock Chainlink aggregator the feeds are tested
+against) with solc-js from node_modules into settlement/artifacts/.
 
 ``python -m settlement.compile`` rewrites the artifacts; ``--check`` recompiles into memory and
 exits 1 if a committed artifact differs. Nothing is downloaded: solc-js (the npm package
@@ -20,7 +21,7 @@ CONTRACTS_DIR = REPO_ROOT / "settlement" / "contracts"
 ARTIFACTS_DIR = REPO_ROOT / "settlement" / "artifacts"
 NODE_MODULES = REPO_ROOT / "node_modules"
 
-CONTRACTS = ("SettlementVault", "TestToken")
+CONTRACTS = ("SettlementVault", "TestToken", "MockAggregator")
 
 # Cancun runs on both py-evm (eth-tester) and anvil; the optimizer favours runtime gas.
 SETTINGS = {
