@@ -1,1 +1,3 @@
-"""Feeds of the venue: option marks and margins (options.py)."""
+"""Feeds of the venue: price sources (replay, Chainlink oracle, synthetic GBM), their
+staleness and confidence rules, the median, the feed process, and option marks and margins
+(options.py)."""

@@ -43,10 +43,11 @@ class PriceUpdate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Source(Protocol):
-    """A price source. ``poll`` never blocks: it returns the updates that became
-    available by ``now`` (ns since the epoch, from the injected clock), oldest first."""
+    """A price source of one asset. ``poll`` never blocks: it returns the updates that
+    became available by ``now`` (ns since the epoch, from the injected clock), oldest first."""
 
     name: str
+    asset: str
 
     def poll(self, now: int) -> list[PriceUpdate]:
         """Updates available by ``now`` and not returned before."""

@@ -1,0 +1,199 @@
+"""The feed process: polls its sources, combines each asset's usable updates, and
+turns the result into operator commands through the gateway (SET_ASSET_PRICE per
+asset, SET_REFERENCE per spot instrument whose base or quote it prices), so they are
+sequenced and journaled like any command.
+
+Stale-price protection: when an asset has no usable update (every source is older
+than its own heartbeat, too unsure, or an outlier), the instruments that depend on
+it (spot pairs with it as base or quote, option series on it) are moved to the
+configured state with SET_STATE (HALTED: the core has no per-instrument band-width
+command to widen bands instead), and reopened once a fresh price has been sent.
+The process reopens only instruments it halted itself, so an operator's halt stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+from engine.client import Client, ClientKeys
+from engine.core.types import TradingState
+from engine.schemas import Instruments, Reject
+from feeds.chainlink import ChainlinkSource
+from feeds.clock import Clock
+from feeds.config import (
+    ChainlinkSourceConfig,
+    CsvSourceConfig,
+    FeedsConfig,
+    GbmSourceConfig,
+    LobsterSourceConfig,
+    SourceConfig,
+)
+from feeds.median import Combined, combine
+from feeds.replay import Replay, csv_ticks, lobster_mids
+from feeds.rules import FeedRule, rejection
+from feeds.synthetic import GbmSource
+from feeds.update import PriceUpdate, Source, usd_units
+
+log = logging.getLogger(__name__)
+
+STALE_STATES = {"halt": TradingState.HALTED}
+
+
+class FeedProcess:
+    """One gateway client driving reference and asset prices from ``sources``.
+    ``rules`` holds each source's FeedRule by source name; ``fixed_prices`` the USD x 1e8
+    price of assets without a feed that quote instruments (e.g. USDC)."""
+
+    def __init__(self, client: Client, sources: Sequence[Source], rules: dict[str, FeedRule], clock: Clock, *,
+                 outlier_bps: int = 200, fixed_prices: dict[str, int] | None = None,
+                 stale_state: str = "halt") -> None:
+        self.client = client
+        self.sources = list(sources)
+        self.rules = rules
+        self.clock = clock
+        self.outlier_bps = outlier_bps
+        self.fixed_prices = dict(fixed_prices or {})
+        self.stale_state = STALE_STATES[stale_state]
+        listing = client.instruments()
+        if not isinstance(listing, Instruments):
+            raise RuntimeError(f"the gateway refused the instrument list: {listing.code} {listing.text}")
+        self.asset_ids = {a.symbol: a.asset for a in listing.assets}
+        self.instruments = listing.instruments
+        self.latest: dict[tuple[str, str], PriceUpdate] = {}   # (asset, source) -> newest update
+        self.fed_assets = sorted({source.asset for source in self.sources})
+        self.prices: dict[str, int] = {}                      # last sent USD x 1e8 per asset
+        self.references: dict[int, int] = {}                  # last sent reference per instrument
+        self.halted: set[int] = set()                         # instruments this process halted
+        self.combined: dict[str, Combined] = {}
+
+    # -- one step ------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Poll every source once and send what changed."""
+        now = self.clock.now()
+        for source in self.sources:
+            for update in source.poll(now):
+                key = (update.asset, update.source)
+                if key not in self.latest or update.timestamp >= self.latest[key].timestamp:
+                    self.latest[key] = update
+        self.client.events.clear()
+        for asset in self.fed_assets:
+            usable = [u for (a, source), u in self.latest.items()
+                      if a == asset and rejection(u, self.rules[source], now) is None]
+            self.combined[asset] = combined = combine(usable, self.outlier_bps)
+            if combined.flagged:
+                log.warning("%s: outliers left out: %s", asset, ", ".join(combined.flagged))
+            if combined.price is not None and combined.price != self.prices.get(asset):
+                self._send_asset_price(asset, combined.price)
+        fresh = {a for a in self.fed_assets if self.combined[a].price is not None}
+        stale = set(self.fed_assets) - fresh
+        for inst in self.instruments:
+            depends = {inst.base} if inst.expiry else {inst.base, inst.quote}
+            if inst.expiry == "" and depends & fresh:
+                self._send_reference(inst)
+            if depends & stale:
+                self._halt(inst.instrument, sorted(depends & stale))
+            elif inst.instrument in self.halted and self._reference_sent(inst):
+                self._reopen(inst.instrument)
+
+    def run(self, steps: int | None = None, interval_ns: int = 1_000_000_000) -> None:
+        """Step every ``interval_ns`` on the clock, ``steps`` times or forever."""
+        done = 0
+        while steps is None or done < steps:
+            started = self.clock.now()
+            self.step()
+            done += 1
+            if steps is None or done < steps:
+                self.clock.sleep_until(started + interval_ns)
+
+    # -- commands --------------------------------------------------------------------------
+
+    def usd_price(self, asset: str) -> int | None:
+        """The asset's current USD x 1e8 price: its fresh feed, else its fixed price."""
+        combined = self.combined.get(asset)
+        if combined is not None:
+            return combined.price
+        return self.fixed_prices.get(asset)
+
+    def reference_units(self, inst) -> int | None:
+        """The spot instrument's reference in its price units (nearest tick), or None
+        when base or quote has no price."""
+        base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
+        if base is None or quote is None:
+            return None
+        ticks = round(Fraction(base, quote) * inst.price_scale / inst.tick_size)
+        return ticks * inst.tick_size if ticks > 0 else None
+
+    def _reference_sent(self, inst) -> bool:
+        return inst.expiry != "" or inst.instrument in self.references
+
+    def _send_asset_price(self, asset: str, price: int) -> None:
+        if asset not in self.asset_ids:
+            log.warning("%s: not an asset of the venue; price not sent", asset)
+            return
+        if self._accepted(self.client.set_asset_price(self.asset_ids[asset], price), f"asset price of {asset}"):
+            self.prices[asset] = price
+
+    def _send_reference(self, inst) -> None:
+        units = self.reference_units(inst)
+        if units is None or self.references.get(inst.instrument) == units:
+            return
+        if self._accepted(self.client.set_reference(inst.instrument, units), f"reference of {inst.symbol}"):
+            self.references[inst.instrument] = units
+
+    def _halt(self, instrument: int, stale: list[str]) -> None:
+        if instrument in self.halted:
+            return
+        log.warning("instrument %d: stale price of %s; moving it to %s", instrument, ", ".join(stale),
+                    self.stale_state.name)
+        if self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
+            self.halted.add(instrument)
+
+    def _reopen(self, instrument: int) -> None:
+        log.info("instrument %d: fresh price; reopening", instrument)
+        if self._accepted(self.client.set_state(instrument, TradingState.OPEN), f"reopening of {instrument}"):
+            self.halted.discard(instrument)
+
+    @staticmethod
+    def _accepted(reply, what: str) -> bool:
+        if isinstance(reply, Reject):
+            log.error("%s refused: code %d %s", what, reply.code, reply.text)
+            return False
+        return True
+
+
+def build_source(entry: SourceConfig, base: Path, clock: Clock) -> Source:
+    """The Source a config entry describes; replays start now on ``clock``."""
+    match entry:
+        case LobsterSourceConfig():
+            ticks = lobster_mids(base / entry.messages, base / entry.orderbook)
+            return Replay(entry.name, entry.asset, ticks, start=clock.now(), speed=entry.speed)
+        case CsvSourceConfig():
+            return Replay(entry.name, entry.asset, csv_ticks(base / entry.path), start=clock.now(),
+                          speed=entry.speed)
+        case ChainlinkSourceConfig():
+            from web3 import Web3
+
+            w3 = Web3(Web3.HTTPProvider(entry.rpc, request_kwargs={"timeout": 10}))
+            return ChainlinkSource(entry.name, entry.asset, w3, entry.address,
+                                   interval_ns=int(entry.interval_s * 1e9))
+        case GbmSourceConfig():
+            return GbmSource(entry.name, entry.asset, initial=float(entry.initial), sigma=entry.sigma,
+                             mu=entry.mu, seed=entry.seed, start=clock.now(), step_ns=entry.step_ms * 1_000_000,
+                             confidence_bps=entry.confidence_bps)
+    raise TypeError(f"unknown source {entry!r}")
+
+
+def from_config(config: FeedsConfig, base: Path, clock: Clock) -> FeedProcess:
+    """A FeedProcess connected to the configured gateway with the configured sources."""
+    gateway = config.gateway
+    keys = ClientKeys.from_files(base / gateway.key_file, base / gateway.server_key_file)
+    client = Client(gateway.endpoint, keys, timeout=gateway.timeout_ms / 1000)
+    sources = [build_source(entry, base, clock) for entry in config.sources]
+    rules = {entry.name: entry.rule() for entry in config.sources}
+    fixed = {symbol: usd_units(text) for symbol, text in config.feeds.fixed_prices.items()}
+    return FeedProcess(client, sources, rules, clock, outlier_bps=config.feeds.outlier_bps, fixed_prices=fixed,
+                       stale_state=config.feeds.stale_state)

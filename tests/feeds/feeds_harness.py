@@ -1,0 +1,57 @@
+"""Shared set-up of the feed tests: a small venue (AMZNX and AAPLX against USDC,
+a WBTC option series) behind a real gateway process, and the operator's keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.client import Client, ClientKeys
+from engine.config import to_toml
+from engine.keys import generate
+
+AMZN, AAPL, BTC_CALL = 0, 1, 2      # instrument ids
+USDC, AMZNX, AAPLX, WBTC = 0, 1, 2, 3  # asset ids
+
+
+def _stock(symbol: str, reference: str) -> dict:
+    return {"symbol": f"{symbol}/USDC", "base": symbol, "quote": "USDC", "tick_size": 100, "lot_size": 1,
+            "min_qty": 1, "max_qty": 1_000_000_000, "max_price": 1_000_000_000, "static_band_bps": 1_000,
+            "dynamic_band_bps": 500, "price_scale": 10_000, "qty_scale": 1_000, "maker_fee_bps": 0,
+            "taker_fee_bps": 5, "reference_price": reference}
+
+
+def write_feed_venue(directory: Path) -> tuple[Path, Path]:
+    """Keys (server, ops) and a venue config in ``directory``; returns (config, keys dir)."""
+    keys = directory / "keys"
+    keys.mkdir(parents=True)
+    for name in ("server", "ops"):
+        generate(keys, name)
+    call = {"symbol": "BTC-20261231-100000-C", "base": "WBTC", "quote": "USDC",
+            "option": {"expiry": "2026-12-31", "strike": "100000", "right": "C"},
+            "tick_size": 100, "lot_size": 1, "min_qty": 1, "max_qty": 1_000_000, "max_price": 10_000_000_000,
+            "static_band_bps": 2_000, "dynamic_band_bps": 1_000, "price_scale": 10_000, "qty_scale": 100,
+            "maker_fee_bps": 0, "taker_fee_bps": 3, "reference_price": "5000",
+            "initial_margin": "20000", "maintenance_margin": "15000"}
+    doc = {
+        "venue": {"name": "feeds-test", "max_accounts": 16, "max_orders": 10_000, "fee_account": 0},
+        "endpoints": {"orders": "tcp://127.0.0.1:*", "market_data": "tcp://127.0.0.1:*"},
+        "server": {"secret_key_file": str(keys / "server.key_secret")},
+        "journal": {"path": str(directory / "journal"), "fsync": "batch", "snapshot_every": 0},
+        "assets": [
+            {"symbol": "USDC", "decimals": 6, "ledger_decimals": 6, "usd_price": "1"},
+            {"symbol": "AMZNX", "decimals": 18, "ledger_decimals": 6, "haircut_bps": 2_000, "usd_price": "185"},
+            {"symbol": "AAPLX", "decimals": 18, "ledger_decimals": 6, "haircut_bps": 2_000, "usd_price": "190"},
+            {"symbol": "WBTC", "decimals": 8, "ledger_decimals": 8, "haircut_bps": 1_000, "usd_price": "90000"},
+        ],
+        "instruments": [_stock("AMZNX", "185.00"), _stock("AAPLX", "190.00"), call],
+        "accounts": [],
+        "operators": [{"name": "ops", "key_files": [str(keys / "ops.key")]}],
+    }
+    path = directory / "venue.toml"
+    path.write_text(to_toml(doc))
+    return path, keys
+
+
+def operator(endpoint: str, keys: Path) -> Client:
+    """An operator client (the feed process's identity)."""
+    return Client(endpoint, ClientKeys.from_files(keys / "ops.key_secret", keys / "server.key"), timeout=10)
