@@ -43,7 +43,8 @@ class GbmSource:
         if not self._started:
             steps[0] = 0.0   # the first update is the initial price itself
             self._started = True
-        paths = self._log_price + np.cumsum(steps)
+        # Summed from the carried log price, in order, so any split of the polls gives the same floats.
+        paths = np.cumsum(np.concatenate(([self._log_price], steps)))[1:]
         out = []
         for i, log_price in enumerate(paths):
             price = usd_units_rounded(math.exp(log_price))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from feeds_harness import AAPL, AMZN, AMZNX, BTC_CALL, WBTC, operator, write_feed_venue
+from feeds_harness import AAPL, AMZN, BTC_CALL, operator, write_feed_venue
 
 from engine.core.types import TradingState
 from engine.gateway.process import GatewayProcess
@@ -94,7 +94,7 @@ def test_outlier_is_left_out_and_asset_price_is_the_median(gateway):
 
 def test_feeds_run_cli_sets_references_from_a_csv(gateway, tmp_path):
     gw, keys, _ = gateway
-    (tmp_path / "amzn.csv").write_text("timestamp,price,confidence\n1700000000,187.25,0.05\n")
+    (tmp_path / "aapl.csv").write_text("timestamp,price,confidence\n1700000000,187.25,0.05\n")
     (tmp_path / "feeds.toml").write_text(f"""
 [gateway]
 endpoint = "{gw.orders}"
@@ -107,9 +107,9 @@ fixed_prices = {{ USDC = "1" }}
 
 [[sources]]
 kind = "csv"
-name = "amzn-csv"
-asset = "AMZNX"
-path = "amzn.csv"
+name = "aapl-csv"
+asset = "AAPLX"
+path = "aapl.csv"
 heartbeat_s = 3600
 max_confidence_bps = 10
 """)
@@ -117,4 +117,4 @@ max_confidence_bps = 10
                           "--steps", "2"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     with operator(gw.orders, keys) as client:
-        assert _states(client)[AMZN] == (TradingState.OPEN, 1_872_500)
+        assert _states(client)[AAPL] == (TradingState.OPEN, 1_872_500)
