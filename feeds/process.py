@@ -8,7 +8,9 @@ than its own heartbeat, too unsure, or an outlier), the instruments that depend 
 it (spot pairs with it as base or quote, option series on it) are moved to the
 configured state with SET_STATE (HALTED: the core has no per-instrument band-width
 command to widen bands instead), and reopened once a fresh price has been sent.
-The process reopens only instruments it halted itself, so an operator's halt stands.
+The process halts only open instruments and reopens only those it halted itself, so
+an operator's halt stands (and one a previous run of the process left stays until an
+operator reopens it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+
+from web3 import Web3
 
 from engine.client import Client, ClientKeys
 from engine.core.types import TradingState
@@ -50,6 +54,9 @@ class FeedProcess:
     def __init__(self, client: Client, sources: Sequence[Source], rules: dict[str, FeedRule], clock: Clock, *,
                  outlier_bps: int = 200, fixed_prices: dict[str, int] | None = None,
                  stale_state: str = "halt") -> None:
+        missing = sorted({s.name for s in sources} - set(rules))
+        if missing:
+            raise ValueError(f"no FeedRule for the sources {', '.join(missing)}")
         self.client = client
         self.sources = list(sources)
         self.rules = rules
@@ -145,8 +152,8 @@ class FeedProcess:
             self.references[inst.instrument] = units
 
     def _halt(self, instrument: int, stale: list[str]) -> None:
-        if instrument in self.halted:
-            return
+        if instrument in self.halted or self._current_state(instrument) != TradingState.OPEN:
+            return   # already ours, or halted / closed by someone else: theirs to reopen
         log.warning("instrument %d: stale price of %s; moving it to %s", instrument, ", ".join(stale),
                     self.stale_state.name)
         if self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
@@ -156,6 +163,13 @@ class FeedProcess:
         log.info("instrument %d: fresh price; reopening", instrument)
         if self._accepted(self.client.set_state(instrument, TradingState.OPEN), f"reopening of {instrument}"):
             self.halted.discard(instrument)
+
+    def _current_state(self, instrument: int) -> int | None:
+        listing = self.client.instruments()
+        if not isinstance(listing, Instruments):
+            log.error("instrument list refused: code %d %s", listing.code, listing.text)
+            return None
+        return next(i.state for i in listing.instruments if i.instrument == instrument)
 
     @staticmethod
     def _accepted(reply, what: str) -> bool:
@@ -175,8 +189,6 @@ def build_source(entry: SourceConfig, base: Path, clock: Clock) -> Source:
             return Replay(entry.name, entry.asset, csv_ticks(base / entry.path), start=clock.now(),
                           speed=entry.speed)
         case ChainlinkSourceConfig():
-            from web3 import Web3
-
             w3 = Web3(Web3.HTTPProvider(entry.rpc, request_kwargs={"timeout": 10}))
             return ChainlinkSource(entry.name, entry.asset, w3, entry.address,
                                    interval_ns=int(entry.interval_s * 1e9))

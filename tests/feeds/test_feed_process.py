@@ -1,25 +1,34 @@
 """The feed process end to end through a real gateway process: prices become
 journaled SET_ASSET_PRICE / SET_REFERENCE commands; a feed older than its heartbeat
 halts the instruments on its asset (spot pair and option series) and a fresh price
-reopens them; an outlier source is left out; the CLI runs from a config file."""
+reopens them (an operator's own halt stands); an outlier source is left out; a
+LOBSTER replay's references are in the journal, which replays to the live state
+hash; the CLI runs from a config file."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from feeds_harness import AAPL, AMZN, BTC_CALL, operator, write_feed_venue
 
-from engine.core.types import TradingState
+from engine.core.types import CommandKind, TradingState
 from engine.gateway.process import GatewayProcess
+from engine.journal import FileJournal
+from engine.replay import rebuild
 from engine.schemas import Instruments
 from feeds.clock import ManualClock
 from feeds.process import FeedProcess
-from feeds.replay import Replay, Tick
+from feeds.replay import Replay, Tick, lobster_mids
 from feeds.rules import FeedRule
 from feeds.update import NS_PER_SECOND, usd_units
 
+DATA = Path(__file__).resolve().parents[1] / "data"
+AMZN_MESSAGES = DATA / "AMZN_2012-06-21_34200000_57600000_message_5.first20000rows.csv.gz"
+AMZN_BOOK = DATA / "AMZN_2012-06-21_34200000_57600000_orderbook_5.first20000rows.csv.gz"
 SECOND = NS_PER_SECOND
 START = 1_800_000_000 * SECOND
 
@@ -118,3 +127,51 @@ max_confidence_bps = 10
     assert run.returncode == 0, run.stderr
     with operator(gw.orders, keys) as client:
         assert _states(client)[AAPL] == (TradingState.OPEN, 1_872_500)
+
+
+@pytest.fixture
+def fresh_gateway(tmp_path):
+    config, keys = write_feed_venue(tmp_path)
+    with GatewayProcess(config, tmp_path / "gateway.log") as gw:
+        yield gw, keys, tmp_path
+
+
+def test_lobster_replay_references_are_journaled_and_replay(fresh_gateway):
+    gw, keys, directory = fresh_gateway
+    clock = ManualClock(START)
+    ticks = lobster_mids(AMZN_MESSAGES, AMZN_BOOK)
+    replay = Replay("amzn-lobster", "AMZNX", ticks, start=START, speed=600)
+    with operator(gw.orders, keys) as client:
+        feed = FeedProcess(client, [replay], {"amzn-lobster": FeedRule(heartbeat_ns=60 * SECOND)}, clock,
+                           fixed_prices={"USDC": usd_units("1")})
+        feed.run(steps=5, interval_ns=SECOND)       # five seconds at 600x: 40 minutes of the book
+        status = client.status()
+    expected, due = [], [t for i, t in enumerate(ticks) if replay.due(i) <= START + 4 * SECOND]
+    for step in range(5):
+        last = [t for i, t in enumerate(ticks) if replay.due(i) <= START + step * SECOND][-1]
+        units = round(Fraction(last.price, 10**8) * 100) * 100   # nearest $0.01 tick, price units of $0.0001
+        if not expected or expected[-1] != units:
+            expected.append(units)
+    assert len(due) > 1000 and len(expected) == 5
+    journal = FileJournal(directory / "journal", writer=False)
+    journaled = [int(row["price"]) for batch in journal.read(2) for row in batch.commands
+                 if row["kind"] == CommandKind.SET_REFERENCE and row["instrument"] == AMZN]
+    assert journaled == expected
+    assert rebuild(journal).engine.state_hash() == status.state_hash
+
+
+def test_an_operator_halt_stands(fresh_gateway):
+    gw, keys, _ = fresh_gateway
+    clock = ManualClock(START)
+    aapl = _replay("aapl-replay", "AAPLX", [(0, "191.00"), (100, "192.00")])
+    with operator(gw.orders, keys) as client:
+        feed = FeedProcess(client, [aapl], {"aapl-replay": FeedRule(heartbeat_ns=60 * SECOND)}, clock,
+                           fixed_prices={"USDC": usd_units("1")})
+        feed.step()
+        client.set_state(AAPL, TradingState.HALTED)    # the operator's own halt
+        clock.advance(61 * SECOND)
+        feed.step()                                      # stale: already halted, not the feed's
+        clock.advance(39 * SECOND)
+        feed.step()                                      # fresh again: the operator's halt stands
+        assert _states(client)[AAPL] == (TradingState.HALTED, 1_920_000)
+        assert feed.halted == set()
