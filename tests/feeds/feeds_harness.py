@@ -1,5 +1,6 @@
 """Shared set-up of the feed tests: a small venue (AMZNX and AAPLX against USDC,
-a WBTC option series) behind a real gateway process, and the operator's keys."""
+a WBTC option series) behind a real gateway process, the operator's keys, and a
+MockAggregator deployed on a chain."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from pathlib import Path
 from engine.client import Client, ClientKeys
 from engine.config import to_toml
 from engine.keys import generate
+from settlement.accounts import dev_private_key
+from settlement.chain import ChainClient, fund_dev_account
+from settlement.vault import load_artifact
 
 AMZN, AAPL, BTC_CALL = 0, 1, 2      # instrument ids
 USDC, AMZNX, AAPLX, WBTC = 0, 1, 2, 3  # asset ids
+DEPLOYER = -1                       # the dev key (settlement/accounts.py) that deploys mock aggregators
+UPDATED = 1_800_000_000             # a round's updatedAt in the tests, Unix seconds
 
 
 def _stock(symbol: str, reference: str) -> dict:
@@ -55,3 +61,19 @@ def write_feed_venue(directory: Path) -> tuple[Path, Path]:
 def operator(endpoint: str, keys: Path) -> Client:
     """An operator client (the feed process's identity)."""
     return Client(endpoint, ClientKeys.from_files(keys / "ops.key_secret", keys / "server.key"), timeout=10)
+
+
+def deploy_aggregator(w3, decimals: int, description: str):
+    """Deploy a MockAggregator with a dev key; returns (address, push(answer, updated_at[, answered_in]))."""
+    client = ChainClient(w3, dev_private_key(DEPLOYER))
+    fund_dev_account(w3, client.address, 10**20)
+    artifact = load_artifact("MockAggregator")
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    address = client.transact(factory.constructor(decimals, description))["contractAddress"]
+    aggregator = w3.eth.contract(address=address, abi=artifact["abi"])
+
+    def push(answer: int, updated_at: int, answered_in: int | None = None) -> None:
+        round_id = aggregator.functions.latestRound().call() + 1
+        client.transact(aggregator.functions.pushRound(answer, updated_at, updated_at,
+                                                       round_id if answered_in is None else answered_in))
+    return address, push

@@ -6,32 +6,13 @@ from __future__ import annotations
 import logging
 
 import pytest
+from feeds_harness import UPDATED, deploy_aggregator
 
 from feeds.chainlink import ChainlinkSource
 from feeds.rules import FeedRule, rejection
 from feeds.update import NS_PER_SECOND, usd_units
-from settlement.accounts import dev_private_key
 from settlement.anvil import Anvil, anvil_command
-from settlement.chain import ChainClient, connect, fund_dev_account
-from settlement.vault import load_artifact
-
-DEPLOYER = -1                     # a dev key (settlement/accounts.py)
-UPDATED = 1_800_000_000           # a round's updatedAt, Unix seconds
-
-
-def _deploy(w3, decimals: int, description: str):
-    client = ChainClient(w3, dev_private_key(DEPLOYER))
-    fund_dev_account(w3, client.address, 10**20)
-    artifact = load_artifact("MockAggregator")
-    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    address = client.transact(factory.constructor(decimals, description))["contractAddress"]
-    aggregator = w3.eth.contract(address=address, abi=artifact["abi"])
-
-    def push(answer: int, updated_at: int, answered_in: int | None = None) -> None:
-        round_id = aggregator.functions.latestRound().call() + 1
-        client.transact(aggregator.functions.pushRound(answer, updated_at, updated_at,
-                                                       round_id if answered_in is None else answered_in))
-    return address, push
+from settlement.chain import connect
 
 
 @pytest.fixture(params=["embedded", "anvil"])
@@ -46,7 +27,7 @@ def w3(request):
 
 
 def test_rounds_become_updates_with_the_feed_heartbeat(w3):
-    address, push = _deploy(w3, 8, "BTC / USD")
+    address, push = deploy_aggregator(w3, 8, "BTC / USD")
     source = ChainlinkSource("btc-chainlink", "WBTC", w3, address)
     push(9_000_012_345_678, UPDATED)
     [update] = source.poll(0)
@@ -61,7 +42,7 @@ def test_rounds_become_updates_with_the_feed_heartbeat(w3):
 
 
 def test_rounds_that_are_not_prices_are_skipped(w3, caplog):
-    address, push = _deploy(w3, 8, "ETH / USD")
+    address, push = deploy_aggregator(w3, 8, "ETH / USD")
     source = ChainlinkSource("eth-chainlink", "WETH", w3, address)
     with caplog.at_level(logging.WARNING, logger="feeds.chainlink"):
         push(300_000_000_000, UPDATED, answered_in=0)    # carried over from an earlier round
@@ -72,7 +53,7 @@ def test_rounds_that_are_not_prices_are_skipped(w3, caplog):
 
 
 def test_eighteen_decimals_round_to_the_venue_unit_and_reads_are_paced(w3):
-    address, push = _deploy(w3, 18, "ETH / USD (18)")
+    address, push = deploy_aggregator(w3, 18, "ETH / USD (18)")
     source = ChainlinkSource("eth-18", "WETH", w3, address, interval_ns=10 * NS_PER_SECOND)
     push(3_000_123_456_789_012_345_678, UPDATED)
     assert [u.price for u in source.poll(0)] == [usd_units("3000.12345679")]

@@ -13,18 +13,21 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from feeds_harness import AAPL, AMZN, BTC_CALL, operator, write_feed_venue
+from feeds_harness import AAPL, AMZN, BTC_CALL, UPDATED, WBTC, deploy_aggregator, operator, write_feed_venue
 
 from engine.core.types import CommandKind, TradingState
 from engine.gateway.process import GatewayProcess
 from engine.journal import FileJournal
 from engine.replay import rebuild
 from engine.schemas import Instruments
+from feeds.chainlink import ChainlinkSource
 from feeds.clock import ManualClock
 from feeds.process import FeedProcess
 from feeds.replay import Replay, Tick, lobster_mids
 from feeds.rules import FeedRule
 from feeds.update import NS_PER_SECOND, usd_units
+from settlement.anvil import Anvil, anvil_command
+from settlement.chain import connect
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 AMZN_MESSAGES = DATA / "AMZN_2012-06-21_34200000_57600000_message_5.first20000rows.csv.gz"
@@ -154,7 +157,7 @@ def test_lobster_replay_references_are_journaled_and_replay(fresh_gateway):
             expected.append(units)
     assert len(due) > 1000 and len(expected) == 5
     journal = FileJournal(directory / "journal", writer=False)
-    journaled = [int(row["price"]) for batch in journal.read(2) for row in batch.commands
+    journaled = [int(row["price"]) for batch in journal.read(gw.last_seq + 1) for row in batch.commands
                  if row["kind"] == CommandKind.SET_REFERENCE and row["instrument"] == AMZN]
     assert journaled == expected
     assert rebuild(journal).engine.state_hash() == status.state_hash
@@ -175,3 +178,30 @@ def test_an_operator_halt_stands(fresh_gateway):
         feed.step()                                      # fresh again: the operator's halt stands
         assert _states(client)[AAPL] == (TradingState.HALTED, 1_920_000)
         assert feed.halted == set()
+
+
+def test_chainlink_feed_on_anvil_halts_and_reopens_the_option_series(fresh_gateway):
+    if anvil_command() is None:
+        pytest.skip("anvil not installed: run `npm ci` (package @foundry-rs/anvil)")
+    gw, keys, directory = fresh_gateway
+    with Anvil() as node, operator(gw.orders, keys) as client:
+        w3 = connect(node.url)
+        address, push = deploy_aggregator(w3, 8, "BTC / USD")
+        push(95_000 * 10**8, UPDATED)
+        clock = ManualClock((UPDATED + 10) * SECOND)
+        feed = FeedProcess(client, [ChainlinkSource("btc-chainlink", "WBTC", w3, address)],
+                           {"btc-chainlink": FeedRule(heartbeat_ns=3600 * SECOND)}, clock)
+        feed.step()
+        assert _states(client)[BTC_CALL][0] == TradingState.OPEN
+        clock.advance(3600 * SECOND)       # the round is now 3610 s old: past the feed's one-hour heartbeat
+        feed.step()
+        states = _states(client)
+        assert states[BTC_CALL][0] == TradingState.HALTED
+        assert states[AMZN][0] == states[AAPL][0] == TradingState.OPEN
+        push(96_000 * 10**8, UPDATED + 3605)
+        feed.step()
+        assert _states(client)[BTC_CALL][0] == TradingState.OPEN
+    journal = FileJournal(directory / "journal", writer=False)
+    journaled = [int(row["price"]) for batch in journal.read(gw.last_seq + 1) for row in batch.commands
+                 if row["kind"] == CommandKind.SET_ASSET_PRICE and row["asset"] == WBTC]
+    assert journaled == [95_000 * 10**8, 96_000 * 10**8]
