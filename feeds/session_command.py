@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from exchange_calendars.errors import CalendarError
 
 from feeds.sessions import SessionCalendar
-
-# The calendar is built for the days around the instant asked about: the
-# longest US market closure since 1900 (9/11, four weekdays plus a weekend)
-# spans fewer days than this margin.
-_RANGE_MARGIN = timedelta(days=14)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +23,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Print the session at ``args.at`` as JSON; a bad exchange or instant is a usage error."""
     day = args.at.astimezone(UTC).date()
     try:
-        calendar = SessionCalendar(args.exchange, day - _RANGE_MARGIN, day + _RANGE_MARGIN)
+        calendar = SessionCalendar(args.exchange, day, day)
         state = calendar.at(args.at)
     except (ValueError, CalendarError) as err:
         parser.error(f"{type(err).__name__}: {err}")
