@@ -107,7 +107,9 @@ def token_reference(state: TokenMultiplier, share_price: Fraction, price_time: d
     """What the feed process must do at ``now`` with a share price observed at
     ``price_time`` (both timezone-aware). Pure: the caller keeps the returned
     state. Once a staged multiplier is in force and its halt (if any) is over,
-    it becomes the current one."""
+    it becomes the current one. Call it for every share price and, with the
+    last one, on a timer: a split's halt starts at ``activates_at -
+    halt_before`` whether or not a price arrives then."""
     if now.utcoffset() is None or price_time.utcoffset() is None:
         raise ValueError("now and price_time must be timezone-aware")
     share_price = Fraction(share_price)

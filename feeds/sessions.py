@@ -107,6 +107,7 @@ class SessionCalendar:
         def add(instant: datetime, session: Session) -> None:
             if times and instant < times[-1]:
                 raise ValueError(f"{exchange}: sessions overlap at {instant.isoformat()}")
+            # A post session that ends as the next night's overnight starts leaves no closed gap.
             if times and instant == times[-1]:
                 times.pop()
                 kinds.pop()
