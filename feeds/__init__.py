@@ -1,3 +1,4 @@
-"""Feeds of the venue: price sources (replay, Chainlink oracle, synthetic GBM), their
-staleness and confidence rules, the median, the feed process, and option marks and margins
-(options.py)."""
+"""Feeds of the venue: price sources and their rules (update, rules, median, replay,
+chainlink, synthetic), the feed process (process, config, run_command), US market
+sessions and their policies, stock-token multipliers, and option pricing (options,
+everlasting). ``python -m feeds run / session / price``."""

@@ -1,44 +1,38 @@
-"""Command line of the feeds: ``python -m feeds run --config FEEDS.toml`` runs the
-feed process against a gateway."""
+"""``python -m feeds COMMAND ...``: the feeds' command line.
+
+Each command is a module with ``add_arguments(parser)`` and ``run(args) -> int``,
+imported only when it is the one asked for (the session calendar loads pandas;
+pricing should not wait for it). A new command is one line in ``COMMANDS``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import sys
+from collections.abc import Sequence
 
-from feeds.clock import SystemClock
-from feeds.config import FeedsConfigError, load_feeds_config
-from feeds.process import from_config
-
-
-def _run(args: argparse.Namespace) -> int:
-    try:
-        config, base = load_feeds_config(args.config)
-    except FeedsConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
-    process = from_config(config, base, SystemClock())
-    try:
-        process.run(steps=args.steps, interval_ns=config.feeds.poll_interval_ms * 1_000_000)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        process.client.close()
-    return 0
+COMMANDS: dict[str, tuple[str, str]] = {
+    "session": ("feeds.session_command", "the home market's session at an instant and the next transition"),
+    "price": ("feeds.price_command", "an option's mark and greeks (dated or everlasting)"),
+    "run": ("feeds.run_command", "run the feed process against a gateway"),
+}
+"""command -> (module, one-line help)."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the chosen command."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the command asked for and return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m feeds", description="Feeds of the venue.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the feed process against a gateway")
-    run.add_argument("--config", required=True, help="the feeds config (configs/feeds.toml)")
-    run.add_argument("--steps", type=int, default=None, help="stop after this many polls (default: run forever)")
-    run.set_defaults(handler=_run)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.handler(args)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        commands.add_parser(name, help=help_text, add_help=False)
+    chosen, _ = parser.parse_known_args(argv[:1])
+    module = importlib.import_module(COMMANDS[chosen.command][0])
+    command_parser = argparse.ArgumentParser(prog=f"python -m feeds {chosen.command}",
+                                             description=COMMANDS[chosen.command][1])
+    module.add_arguments(command_parser)
+    return int(module.run(command_parser, command_parser.parse_args(argv[1:])))
 
 
 if __name__ == "__main__":

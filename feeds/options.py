@@ -99,12 +99,12 @@ def black_scholes(
     its discounted forward intrinsic value ``max(±(S - K e^{-rT}), 0)``: delta is
     a step (one half exactly at the forward strike), gamma and vega are 0 and
     theta is the carry of the discounted strike."""
-    s = _floats("spot", spot, "> 0")
-    k = _floats("strike", strike, "> 0")
-    t = _floats("years", years, ">= 0")
-    v = _floats("vol", vol, ">= 0")
-    r = _floats("rate", rate)
-    s, k, t, v, r, call = np.broadcast_arrays(s, k, t, v, r, _bools("is_call", is_call))
+    s = as_floats("spot", spot, "> 0")
+    k = as_floats("strike", strike, "> 0")
+    t = as_floats("years", years, ">= 0")
+    v = as_floats("vol", vol, ">= 0")
+    r = as_floats("rate", rate)
+    s, k, t, v, r, call = np.broadcast_arrays(s, k, t, v, r, as_bools("is_call", is_call))
 
     w = np.where(call, 1.0, -1.0)  # +1 call, -1 put
     discounted_strike = k * np.exp(-r * t)
@@ -146,10 +146,10 @@ def short_margin(
     The put floor uses the strike because a short put can lose at most the strike.
     Arguments broadcast; ``0 < min_rate <= base_rate < 1``."""
     _check_rates("base_rate", base_rate, "min_rate", min_rate)
-    m = _floats("mark", mark, ">= 0")
-    s = _floats("spot", spot, "> 0")
-    k = _floats("strike", strike, "> 0")
-    call = _bools("is_call", is_call)
+    m = as_floats("mark", mark, ">= 0")
+    s = as_floats("spot", spot, "> 0")
+    k = as_floats("strike", strike, "> 0")
+    call = as_bools("is_call", is_call)
     otm = np.where(call, np.maximum(k - s, 0.0), np.maximum(s - k, 0.0))
     minimum = min_rate * np.where(call, s, k)
     return m + np.maximum(base_rate * s - otm, minimum)
@@ -205,9 +205,9 @@ def core_option_risk(
             raise ValueError(f"{name} must be positive")
     if max_price < tick_size:
         raise ValueError("max_price must be at least one tick")
-    mark = _floats("greeks_mark_per_underlying", greeks_mark_per_underlying, ">= 0")
-    im = _floats("im_per_underlying", im_per_underlying, ">= 0")
-    mm = _floats("mm_per_underlying", mm_per_underlying, ">= 0")
+    mark = as_floats("greeks_mark_per_underlying", greeks_mark_per_underlying, ">= 0")
+    im = as_floats("im_per_underlying", im_per_underlying, ">= 0")
+    mm = as_floats("mm_per_underlying", mm_per_underlying, ">= 0")
     mark, im, mm = np.broadcast_arrays(mark, im, mm)
     if np.any(mm > im):
         raise ValueError("maintenance margin must not exceed initial margin")
@@ -247,7 +247,7 @@ def option_risk(
     )
 
 
-def _floats(name: str, value: npt.ArrayLike, bound: Literal["", "> 0", ">= 0"] = "") -> FloatArray:
+def as_floats(name: str, value: npt.ArrayLike, bound: Literal["", "> 0", ">= 0"] = "") -> FloatArray:
     """``value`` as float64; ValueError naming ``name`` if not finite or out of ``bound``."""
     array = np.asarray(value, dtype=np.float64)
     if not np.all(np.isfinite(array)):
@@ -271,7 +271,7 @@ def _margin_units(name: str, usd: FloatArray, contract_size: Fraction, qty_scale
     return np.maximum(units, 1).reshape(usd.shape)[()]  # [()]: a numpy scalar for 0-d input
 
 
-def _bools(name: str, value: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+def as_bools(name: str, value: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """``value`` as a bool array; ValueError naming ``name`` if it is not boolean."""
     array = np.asarray(value)
     if array.dtype != np.bool_:
