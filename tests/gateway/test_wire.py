@@ -26,6 +26,7 @@ from engine.config import load_config
 from engine.gateway.batch import Batch
 from engine.gateway.dispatch import dispatch
 from engine.gateway.server import Gateway
+from engine.gateway.limits import SessionLimits
 from engine.gateway.sessions import Session
 from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind
@@ -136,7 +137,7 @@ def gw(tmp_path_factory, keys):
 
 def _session(gw, name: str) -> Session:
     principal = gw.sessions.principals[name]
-    return Session(5, b"id", name, principal, 0.0)
+    return Session(5, b"id", name, principal, 0.0, SessionLimits(gw.limits))
 
 
 def _general(gw, session, payload: bytes) -> tuple[CommandBatch | None, list]:
