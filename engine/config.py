@@ -88,8 +88,8 @@ class GatewaySection(msgspec.Struct, **_section()):
     """Bounds of the batching loop and of inbound messages. A batch ends when the
     socket is drained or either batch bound is reached (a message is never split).
 
-    Fairness between sessions (operator keys are exempt from the rates): each
-    session may send ``max_messages_per_s`` messages and ``max_requests_per_s``
+    Fairness between clients (operator keys are exempt from the rates): the
+    sessions of one principal together may send ``max_messages_per_s`` messages and ``max_requests_per_s``
     requests a second, and have ``max_query_items_per_s`` items (book levels,
     orders, balances ...) answered a second, each with a burst of one second's
     worth; a book query asks for at most ``max_book_levels`` levels; no reply

@@ -1,5 +1,6 @@
-"""Per-session rate limits: token buckets over real time for messages, requests
-and answered query items, so one session cannot take the loop from the others."""
+"""Rate limits of a session: token buckets over real time for messages, requests
+and answered query items, so one client cannot take the loop from the others.
+The buckets belong to the session's principal (engine/gateway/sessions.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class Bucket:
 
 
 class SessionLimits:
-    """The buckets of one session: messages, requests, answered query items."""
+    """The buckets of one principal's sessions: messages, requests, answered query items."""
 
     __slots__ = ("messages", "requests", "query_items")
 

@@ -1,6 +1,7 @@
 """Client sessions: one per ROUTER identity, attributed to a principal by the
 ZAP User-Id of its messages, found by identity, by id and by account; each with
-its rate limits and the replies ZeroMQ would not take yet.
+the rate limits of its principal (shared by the principal's sessions, so more
+connections do not buy more rate) and the replies ZeroMQ would not take yet.
 
 ``last_seen`` is on the gateway's observed clock (``Gateway.observed``), not
 wall time: silence is measured only over time the loop spent reading input."""
@@ -46,6 +47,7 @@ class Sessions:
     def __init__(self, principals: list[Principal], limits: GatewaySection) -> None:
         self.principals = {p.user_id: p for p in principals}
         self.limits = limits
+        self.limits_by_user: dict[str, SessionLimits] = {}
         self.by_identity: dict[bytes, Session] = {}
         self.by_id: dict[int, Session] = {}
         self.by_account: dict[int, list[Session]] = defaultdict(list)
@@ -67,7 +69,10 @@ class Sessions:
             return None
         if session is not None:
             self.drop(session)
-        session = Session(next(self.ids), identity, user_id, principal, now, SessionLimits(self.limits))
+        limits = self.limits_by_user.get(user_id)
+        if limits is None:
+            limits = self.limits_by_user[user_id] = SessionLimits(self.limits)
+        session = Session(next(self.ids), identity, user_id, principal, now, limits)
         self.by_identity[identity] = session
         self.by_id[session.id] = session
         if principal.account is not None:
