@@ -86,7 +86,8 @@ class SessionSection(msgspec.Struct, **_section()):
 
 class GatewaySection(msgspec.Struct, **_section()):
     """Bounds of the batching loop and of inbound messages. A batch ends when the
-    socket is drained or either batch bound is reached (a message is never split).
+    socket is drained or either batch bound is reached (a message is never split;
+    queries count toward ``max_batch_commands`` as commands do).
 
     Fairness between clients (operator keys are exempt from the rates): the
     sessions of one principal together may send ``max_messages_per_s`` messages and ``max_requests_per_s``

@@ -4,8 +4,9 @@ margin, margin calls, status. Query replies are built from the core's query
 results with ``engine.schemas.from_core``, never copied field by field.
 
 A query costs its session one item of ``max_query_items_per_s`` per entry
-it answers (book level, order, balance ...); a session in debt is refused until
-its bucket refills. An answer larger than ``max_reply_bytes`` is refused, not
+it answers (book level, order, balance ...): its least cost is charged when it
+is read (engine/gateway/dispatch.py), the rest here; a session in debt is
+refused until its bucket refills. An answer larger than ``max_reply_bytes`` is refused, not
 split: one answer in pieces would need a continuation protocol every client
 must learn, while a refusal is explicit and the bound holds a venue's normal
 answers (about 25,000 open orders in the default 1 MiB)."""
@@ -18,6 +19,7 @@ from engine.config import Config
 from engine.core.types import Reject as CoreReject
 from engine.gateway.batch import Batch
 from engine.gateway.dispatch import ROUTES, Rule, act_for
+from engine.gateway.limits import UNMETERED_QUERIES
 from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas import (
@@ -64,12 +66,6 @@ class Queries:
         """Add the answer to ``req`` (or its reject) to the batch's output for ``session``."""
         engine = self.engine
         limits = self.config.gateway
-        metered = not session.principal.operator and not isinstance(req, Heartbeat | Logon)
-        now = time.monotonic()
-        if metered and not session.limits.query_items.has_credit(now):
-            batch.reject(session, GatewayReject.RATE_LIMITED,
-                         f"more than {limits.max_query_items_per_s} query items a second", request_id=req.request_id)
-            return
         account = None
         if ROUTES[type(req)].rule is Rule.ACCOUNT:
             account = act_for(batch, session, req)
@@ -125,8 +121,8 @@ class Queries:
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)
         encoded = REPLY_ENCODER.encode(reply)
-        if metered:
-            session.limits.query_items.charge(_items(reply), now)
+        if not session.principal.operator and not isinstance(req, UNMETERED_QUERIES):
+            session.limits.query_items.charge(_items(reply) - session.limits.query_cost(req), time.monotonic())
         if len(encoded) > limits.max_reply_bytes:
             batch.reject(session, GatewayReject.QUERY_TOO_LARGE,
                          f"answer of {len(encoded)} bytes exceeds {limits.max_reply_bytes}", request_id=req.request_id)

@@ -68,6 +68,12 @@ class MessageReader:
         if batch.commands.pack_requests(payload, session.id, session.account, session.principal.operator,
                                         limits.max_requests_per_message, REQUEST_LAYOUTS) > 0:
             return []  # the common case, read in C; anything else takes the general path below
+        if not session.principal.operator and not session.limits.query_items.has_credit(now):
+            # queries (and the rarer requests) wait until the debt is paid; refused before decoding,
+            # a flood of them costs one reject a message
+            batch.reject(session, GatewayReject.RATE_LIMITED, session.limits.query_refusal() +
+                         "; only orders, cancels and amends are read until the budget refills")
+            return []
         try:
             requests = REQUEST_DECODER.decode(payload)
         except DECODE_ERRORS:

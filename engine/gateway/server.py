@@ -256,8 +256,8 @@ class Gateway:
                 session = self.sessions.by_identity.get(frames[0].bytes)
                 if session is not None:
                     batch.reject(session, GatewayReject.MALFORMED, "internal error reading this message")
-            if len(batch.commands) >= self.limits.max_batch_commands:
-                break
+            if len(batch.commands) + len(batch.queries) >= self.limits.max_batch_commands:
+                break  # queries count too: they are answered in this batch, and a batch is a client's wait
         self._execute(batch)
 
     def _read_message(self, batch: Batch, frames: list, now: float) -> None:
@@ -269,7 +269,7 @@ class Gateway:
         for request in self.reader.read(batch, session, frames, now):
             if type(request) is Logon:
                 self._replace_silent_peers(batch, session)
-            dispatch(batch, session, request)
+            dispatch(batch, session, request, now)
 
     # -- running a batch ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import msgspec
 import numpy as np
@@ -148,7 +149,7 @@ def _general(gw, session, payload: bytes) -> tuple[CommandBatch | None, list]:
         return None, []
     batch = Batch()
     for request in requests:
-        dispatch(batch, session, request)
+        dispatch(batch, session, request, time.monotonic())
     return batch, requests
 
 
@@ -180,7 +181,7 @@ def test_fast_path_reads_what_the_general_path_reads(gw, payload, who):
     expected = CommandBatch()
     expected.add(9, 9, 9, 1)
     for request in requests:
-        dispatch(_with(expected), session, request)
+        dispatch(_with(expected), session, request, time.monotonic())
     assert _records(fast) == _records(expected)
 
 
