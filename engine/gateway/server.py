@@ -187,8 +187,13 @@ class Gateway:
         """Hand ZeroMQ what sessions' queues hold, as far as it takes it."""
         for session in list(self.backlogged):
             pending = session.pending
-            while pending and self._deliver(session, pending[0]):
-                session.pending_bytes -= len(pending.popleft())
+            while pending:
+                message = pending.popleft()
+                session.pending_bytes -= len(message)  # first: a disconnect in _deliver clears the queue
+                if not self._deliver(session, message):
+                    pending.appendleft(message)
+                    session.pending_bytes += len(message)
+                    break
             if not pending:
                 self.backlogged.discard(session)
 

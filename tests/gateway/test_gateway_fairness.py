@@ -12,11 +12,13 @@ import os
 import signal
 import time
 
+import msgspec
 import pytest
 import zmq
 from gateway_harness import ACCOUNTS, AMZN, PX, TICK, UNLIMITED_RATES, client_keys, write_venue
 
 from engine.core.types import Side
+from engine.gateway.outbound import split_message
 from engine.gateway.process import GatewayProcess
 from engine.schemas import (
     REPLY_DECODER,
@@ -223,3 +225,12 @@ def test_reconnect_does_not_cancel_what_the_new_connection_placed(venue, clients
     resting = _resting(ops, "mm")
     assert new_orders <= resting
     assert resting.isdisjoint(old_orders)  # the old connection's cancel-on-disconnect did run
+
+
+def test_split_message_cuts_between_replies_only():
+    items = [[1, "x" * size] for size in (10, 500, 3_000, 20, 9_000, 1)]
+    message = msgspec.msgpack.encode(items)
+    parts = split_message(message, 4_000)
+    assert [msgspec.msgpack.decode(p) for p in parts] == [items[:4], items[4:5], items[5:]]
+    assert all(len(p) <= 4_000 for p in parts if len(msgspec.msgpack.decode(p)) > 1)  # one big reply goes alone
+    assert split_message(message, len(message)) == [message]
