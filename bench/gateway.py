@@ -480,7 +480,8 @@ def run_gateway_bench(plan: Plan, log=print) -> dict:
                         results[f"{prefix}rtt_lost_{rate}{suffix}"] = r["lost"]
                         for name in ("p50", "p99"):
                             echo = results[f"{prefix}echo_rtt_{name}_us_{rate}"]
-                            results[f"{prefix}rtt_{name}_over_echo_us_{rate}{suffix}"] = None if r[name] is None else r[name] - echo
+                            over = None if r[name] is None else r[name] - echo
+                            results[f"{prefix}rtt_{name}_over_echo_us_{rate}{suffix}"] = over
                         log(f"  {transport} fsync={fsync} {rate:,}/s offered: p50 {r['p50']} us, p99 {r['p99']} us, "
                             f"p99.9 {r['p999']} us, max {r['max']} us ({r['rate_achieved']:,.0f}/s acked, "
                             f"{r['lost']} unanswered)")
