@@ -397,7 +397,8 @@ def measure_rtt(gw: GatewayProcess | EchoProcess, directory: Path, plan: Plan, r
     measured = {"p50": hist.get_value_at_percentile(50.0) if answered else None,
                 "p99": hist.get_value_at_percentile(99.0) if answered else None,
                 "p999": hist.get_value_at_percentile(99.9) if answered else None,
-                "max": hist.get_max_value() if answered else None, "sent": result["sent"], "acked": result["acked"], "lost": result["lost"],
+                "max": hist.get_max_value() if answered else None,
+                "sent": result["sent"], "acked": result["acked"], "lost": result["lost"],
                 "rate_achieved": result["recorded"] / plan.rtt_duration}
     for r in results:
         if "flood_messages" in r:

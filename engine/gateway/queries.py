@@ -6,10 +6,10 @@ results with ``engine.schemas.from_core``, never copied field by field.
 A query costs its session one item of ``max_query_items_per_s`` per entry
 it answers (book level, order, balance ...): its least cost is charged when it
 is read (engine/gateway/dispatch.py), the rest here; a session in debt is
-refused until its bucket refills. An answer larger than ``max_reply_bytes`` is refused, not
-split: one answer in pieces would need a continuation protocol every client
-must learn, while a refusal is explicit and the bound holds a venue's normal
-answers (about 25,000 open orders in the default 1 MiB)."""
+refused until its bucket refills. An answer larger than ``max_reply_bytes`` is
+refused, not split: one answer in pieces would need a continuation protocol
+every client must learn, while a refusal is explicit and the bound holds a
+venue's normal answers (about 25,000 open orders in the default 1 MiB)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Reading a request message at the boundary: size and frame checks, the
-session's rate limits, the C fast path for the common orders, msgspec for everything else, and a reasoned reject
-for each request that does not decode (the gateway never crashes on input)."""
+session's rate limits, the C fast path for the common orders, msgspec for
+everything else, and a reasoned reject for each request that does not decode
+(the gateway never crashes on input)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class MessageReader:
                          f"message of {len(payload)} bytes exceeds {limits.max_message_bytes}")
             return []
         if not session.principal.operator:
-            why = session.limits.admit(request_count(payload), now)
+            why = session.limits.admit(min(request_count(payload), limits.max_requests_per_message + 1), now)
             if why:
                 self.throttle.warn("rate limited", "session %d (%s): message refused: %s",
                                    session.id, session.user_id, why)
