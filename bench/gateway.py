@@ -28,6 +28,20 @@ keys, which answers each order with an Ack and does nothing else (no engine,
 journal, market data or sessions). It is the floor that ZeroMQ, CURVE, the
 kernel and Python wake-ups set on this machine; ``*_over_echo_us_R`` is what
 the gateway adds to it at p50 and p99.
+
+These scenarios run with the fairness rates out of reach (``UNLIMITED_RATES``):
+they measure capacity, and one benchmark client offers more than a default
+principal may send.
+
+**Flood** (``python -m bench gateway --flood``, its own run): an honest client
+sends orders at ``--flood-rate`` (default 5,000/s, half the default message rate) over TCP, and its round
+trip (``flood_off_rtt_*``) is measured alone, then beside a hostile client of
+another account (``flood_on_rtt_*``) that sends, as fast as it can, messages of
+20 ``GetBook`` at the level cap on a book it made deep, reading what comes back.
+Both are measured on a gateway with the venue's default fairness limits and
+again with the rates out of reach (``unlimited_*``: what the limits buy). The
+hostile client's counts say what it got: books answered and messages refused
+(``RATE_LIMITED``).
 """
 
 from __future__ import annotations
@@ -54,14 +68,28 @@ from engine.config import to_toml
 from engine.core.types import SelfTrade, Side
 from engine.gateway.process import GatewayProcess
 from engine.keys import generate
-from engine.schemas import REPLY_ENCODER, REQUEST_DECODER, REQUEST_ENCODER, Ack, NewOrder, Reject
+from engine.config import GatewaySection
+from engine.schemas import (
+    REPLY_ENCODER,
+    REQUEST_DECODER,
+    REQUEST_ENCODER,
+    Ack,
+    BookSnapshot,
+    GetBook,
+    NewOrder,
+    Reject,
+)
 
 MID = 1_850_000
 TICK = 100
 _ITEMS = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _ACK_TAGS = (1, 2)  # Ack, Reject: every order gets exactly one of them
+_REJECT_TAG = Reject.__struct_config__.tag
+_BOOK_TAG = BookSnapshot.__struct_config__.tag
 _ACK = msgspec.msgpack.Decoder(Ack)
 _REJECT = msgspec.msgpack.Decoder(Reject)
+UNLIMITED_RATES = {"max_messages_per_s": 10**9, "max_requests_per_s": 10**9, "max_query_items_per_s": 10**9}
+FLOOD_BOOKS = 20  # GetBook requests in one message of the hostile client
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,7 @@ class Plan:
     transports: tuple[str, ...] = ("tcp", "ipc")
     fsync: str = "batch"
     nofsync_rtt: bool = True
+    flood_rate: int = 5_000
 
     @classmethod
     def quick(cls) -> Plan:
@@ -85,8 +114,10 @@ class Plan:
         return cls(warmup=0.5, duration=2.0, rtt_duration=1.5, nofsync_rtt=False)
 
 
-def write_venue(directory: Path, transport: str, clients: int, fsync: str) -> Path:
-    """Keys and a one-instrument venue config for the benchmark; returns the config path."""
+def write_venue(directory: Path, transport: str, clients: int, fsync: str,
+                rates: dict[str, int] | None = None) -> Path:
+    """Keys and a one-instrument venue config for the benchmark; returns the config path.
+    ``rates`` are the [gateway] fairness rates (default: out of reach)."""
     keys = directory / "keys"
     for name in ["server"] + [f"c{k}" for k in range(clients)]:
         if not (keys / f"{name}.key").exists():
@@ -101,7 +132,8 @@ def write_venue(directory: Path, transport: str, clients: int, fsync: str) -> Pa
         "server": {"secret_key_file": str(keys / "server.key_secret")},
         "journal": {"path": str(directory / f"journal-{transport}-{fsync}-{time.time_ns()}"), "fsync": fsync,
                     "snapshot_every": 0},
-        "gateway": {"max_batch_messages": 1024, "max_requests_per_message": 1024, "send_hwm": 1_000_000},
+        "gateway": {"max_batch_messages": 1024, "max_requests_per_message": 1024, "send_hwm": 1_000_000,
+                    **(UNLIMITED_RATES if rates is None else rates)},
         "market_data": {"depth": 10},
         "assets": [{"symbol": "USDC", "decimals": 6, "ledger_decimals": 6},
                    {"symbol": "AMZNX", "decimals": 18, "ledger_decimals": 6}],
@@ -249,6 +281,40 @@ def rtt_worker(endpoint: str, directory: str, rate: int, plan: Plan, start: floa
     context.term()
 
 
+def flood_worker(endpoint: str, directory: str, plan: Plan, start: float, out) -> None:
+    """The hostile client (account of client 1): makes the book deep with its own
+    orders far from the mid, then sends messages of FLOOD_BOOKS GetBook at the
+    level cap as fast as ZeroMQ takes them until the round trip ends, reading
+    and counting what comes back."""
+    levels = GatewaySection().max_book_levels
+    context, sock = _socket(endpoint, _keys(Path(directory), 1))
+    sock.sndhwm = 1_000
+    deep = [NewOrder(k + 1, 0, side, 10, MID + sign * (200 + k) * TICK)
+            for k in range(levels) for side, sign in ((Side.BUY, -1), (Side.SELL, 1))]
+    sock.send(REQUEST_ENCODER.encode(deep))
+    flood = REQUEST_ENCODER.encode([GetBook(k, 0, levels) for k in range(FLOOD_BOOKS)])
+    sent = books = limited = 0
+    t_end = start + plan.warmup + plan.rtt_duration
+    while time.monotonic() < start:
+        time.sleep(0.001)
+    while time.monotonic() < t_end:
+        try:
+            sock.send(flood, zmq.NOBLOCK)
+            sent += 1
+        except zmq.Again:
+            sock.poll(1)
+        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            for item in _ITEMS.decode(sock.recv()):
+                tag = memoryview(item)[1]
+                if tag == _REJECT_TAG:
+                    limited += 1
+                elif tag == _BOOK_TAG:
+                    books += 1
+    out.put({"flood_messages": sent, "flood_books": books, "flood_rejects": limited})
+    sock.close()
+    context.term()
+
+
 def echo_server(endpoint: str, directory: str, ready) -> None:
     """The baseline: a CURVE ROUTER that answers every order with an Ack (order id 0)."""
     keys = Path(directory) / "keys"
@@ -288,10 +354,13 @@ class EchoProcess:
         self.process.join(10)
 
 
-def _run_workers(target, args_list: list[tuple]) -> list[dict]:
+def _run_workers(target, args_list: list[tuple], also: tuple | None = None) -> list[dict]:
+    """Run target(*args, queue) for each args in child processes (and ``also``,
+    a (target, args) run beside them); every child's result dict."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args, out)) for args in args_list]
+    jobs = [(target, args) for args in args_list] + ([also] if also else [])
+    procs = [ctx.Process(target=job, args=(*args, out)) for job, args in jobs]
     for p in procs:
         p.start()
     results = []
@@ -316,15 +385,63 @@ def measure_throughput(gw: GatewayProcess, directory: Path, plan: Plan) -> dict:
             "acked": sum(r["acked"] for r in results)}
 
 
-def measure_rtt(gw: GatewayProcess | EchoProcess, directory: Path, plan: Plan, rate: int) -> dict:
-    """Round-trip percentiles at one offered rate."""
+def measure_rtt(gw: GatewayProcess | EchoProcess, directory: Path, plan: Plan, rate: int,
+                flood: bool = False) -> dict:
+    """Round-trip percentiles at one offered rate (beside the hostile flood_worker if ``flood``)."""
     start = time.monotonic() + 3.0 + _rtt_orders(rate, plan) / 250_000  # spawn, then make the orders
-    (result,) = _run_workers(rtt_worker, [(gw.orders, str(directory), rate, plan, start)])
+    also = (flood_worker, (gw.orders, str(directory), plan, start)) if flood else None
+    results = _run_workers(rtt_worker, [(gw.orders, str(directory), rate, plan, start)], also)
+    (result,) = [r for r in results if "hist" in r]
     hist = HdrHistogram.decode(result["hist"])
-    return {"p50": hist.get_value_at_percentile(50.0), "p99": hist.get_value_at_percentile(99.0),
-            "p999": hist.get_value_at_percentile(99.9), "max": hist.get_max_value(),
-            "sent": result["sent"], "acked": result["acked"], "lost": result["lost"],
-            "rate_achieved": result["recorded"] / plan.rtt_duration}
+    answered = result["recorded"] > 0  # no percentile of nothing: None when no order came back
+    measured = {"p50": hist.get_value_at_percentile(50.0) if answered else None,
+                "p99": hist.get_value_at_percentile(99.0) if answered else None,
+                "p999": hist.get_value_at_percentile(99.9) if answered else None,
+                "max": hist.get_max_value() if answered else None,
+                "sent": result["sent"], "acked": result["acked"], "lost": result["lost"],
+                "rate_achieved": result["recorded"] / plan.rtt_duration}
+    for r in results:
+        if "flood_messages" in r:
+            measured.update(r)
+    return measured
+
+
+def run_flood_bench(plan: Plan, log=print) -> dict:
+    """The honest client's round trip alone and beside the hostile flood, on a
+    gateway with the default fairness limits and on one with rates out of reach."""
+    rate = plan.flood_rate
+    defaults = GatewaySection()
+    limited = {name: getattr(defaults, name) for name in UNLIMITED_RATES}
+    results: dict = {"flood_rate": rate, "flood_rtt_duration_s": plan.rtt_duration, "gateway_fsync": plan.fsync,
+                     "flood_books_per_message": FLOOD_BOOKS, "flood_book_levels": defaults.max_book_levels,
+                     **{f"flood_limit_{name}": value for name, value in limited.items()}}
+    with tempfile.TemporaryDirectory(prefix="bench-flood-") as tmp:
+        directory = Path(tmp)
+        for prefix, rates in (("", limited), ("unlimited_", UNLIMITED_RATES)):
+            for state in ("off", "on"):
+                config = write_venue(directory, "tcp", 2, plan.fsync, rates)
+                with GatewayProcess(config, directory / "gateway.log") as gw:
+                    r = measure_rtt(gw, directory, plan, rate, flood=state == "on")
+                for name in ("p50", "p99", "p999", "max"):
+                    results[f"{prefix}flood_{state}_rtt_{name}_us"] = r[name]
+                results[f"{prefix}flood_{state}_rate_achieved"] = round(r["rate_achieved"])
+                results[f"{prefix}flood_{state}_lost"] = r["lost"]
+                line = (f"  {'limits' if not prefix else 'no rate limits'}, flood {state}: honest {rate:,}/s "
+                        f"p50 {r['p50']} us, p99 {r['p99']} us, p99.9 {r['p999']} us "
+                        f"({r['rate_achieved']:,.0f}/s acked, {r['lost']} unanswered)")
+                if state == "on":
+                    for name in ("flood_messages", "flood_books", "flood_rejects"):
+                        results[f"{prefix}{name}"] = r[name]
+                    line += (f"; hostile: {r['flood_messages']:,} messages, {r['flood_books']:,} books answered, "
+                             f"{r['flood_rejects']:,} rejects")
+                log(line)
+    try:
+        from bench.core import machine
+
+        results.update(machine())
+    except ImportError:
+        pass
+    return results
 
 
 def run_gateway_bench(plan: Plan, log=print) -> dict:
@@ -364,7 +481,8 @@ def run_gateway_bench(plan: Plan, log=print) -> dict:
                         results[f"{prefix}rtt_lost_{rate}{suffix}"] = r["lost"]
                         for name in ("p50", "p99"):
                             echo = results[f"{prefix}echo_rtt_{name}_us_{rate}"]
-                            results[f"{prefix}rtt_{name}_over_echo_us_{rate}{suffix}"] = r[name] - echo
+                            over = None if r[name] is None else r[name] - echo
+                            results[f"{prefix}rtt_{name}_over_echo_us_{rate}{suffix}"] = over
                         log(f"  {transport} fsync={fsync} {rate:,}/s offered: p50 {r['p50']} us, p99 {r['p99']} us, "
                             f"p99.9 {r['p999']} us, max {r['max']} us ({r['rate_achieved']:,.0f}/s acked, "
                             f"{r['lost']} unanswered)")
@@ -387,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", help="comma-separated offered rates for the round trip")
     parser.add_argument("--fsync", choices=("batch", "interval", "none"), help="journal fsync policy")
     parser.add_argument("--transports", help="tcp,ipc (default both)")
+    parser.add_argument("--flood", action="store_true",
+                        help="only the flood scenario: honest round trip without and with a hostile client")
+    parser.add_argument("--flood-rate", type=int, help="the honest client's offered rate (default 5000/s)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     plan = Plan.quick() if args.quick else Plan()
     changes = {}
@@ -400,8 +521,11 @@ def main(argv: list[str] | None = None) -> int:
         changes["fsync"] = args.fsync
     if args.transports:
         changes["transports"] = tuple(args.transports.split(","))
+    if args.flood_rate:
+        changes["flood_rate"] = args.flood_rate
     plan = replace(plan, **changes)
-    results = run_gateway_bench(plan, log=lambda line: print(line, file=sys.stderr, flush=True))
+    bench = run_flood_bench if args.flood else run_gateway_bench
+    results = bench(plan, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(results, indent=2))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

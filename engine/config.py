@@ -86,13 +86,31 @@ class SessionSection(msgspec.Struct, **_section()):
 
 class GatewaySection(msgspec.Struct, **_section()):
     """Bounds of the batching loop and of inbound messages. A batch ends when the
-    socket is drained or either batch bound is reached (a message is never split)."""
+    socket is drained or either batch bound is reached (a message is never split;
+    queries count toward ``max_batch_commands`` as commands do).
+
+    Fairness between clients (operator keys are exempt from the rates): the
+    sessions of one principal together may send ``max_messages_per_s`` messages and ``max_requests_per_s``
+    requests a second, and have ``max_query_items_per_s`` items (book levels,
+    orders, balances ...) answered a second, each with a burst of one second's
+    worth; a book query asks for at most ``max_book_levels`` levels; no reply
+    message is larger than ``max_reply_bytes`` (a batch's replies are split
+    into several messages, a single answer larger than that is refused); a
+    session whose unsent replies exceed ``reply_hwm`` messages in ZeroMQ plus
+    ``max_session_buffer_bytes`` held by the gateway is cut off as a slow reader."""
 
     max_batch_messages: int = 1_024
     max_batch_commands: int = 2_048
     max_message_bytes: int = 64 << 10
     max_requests_per_message: int = 1_024
     send_hwm: int = 100_000
+    max_messages_per_s: int = 10_000
+    max_requests_per_s: int = 100_000
+    max_query_items_per_s: int = 100_000
+    max_book_levels: int = 100
+    max_reply_bytes: int = 1 << 20
+    reply_hwm: int = 16
+    max_session_buffer_bytes: int = 16 << 20
 
 
 class MarketDataSection(msgspec.Struct, **_section()):
@@ -312,7 +330,9 @@ def _check_unique(path: Path, what: str, names: list) -> None:
 def _check_positive(path: Path, file: ConfigFile) -> None:
     for section, names in ((file.session, ("heartbeat_ms", "timeout_ms", "idle_expiry_s")),
                            (file.gateway, ("max_batch_messages", "max_batch_commands", "max_message_bytes",
-                                           "max_requests_per_message", "send_hwm")),
+                                           "max_requests_per_message", "send_hwm", "max_messages_per_s",
+                                           "max_requests_per_s", "max_query_items_per_s", "max_book_levels",
+                                           "max_reply_bytes", "reply_hwm", "max_session_buffer_bytes")),
                            (file.market_data, ("depth",)),
                            (file.journal, ("fsync_interval_ms", "segment_bytes", "snapshots_kept"))):
         for name in names:

@@ -51,6 +51,8 @@ class GatewayReject(IntEnum):
     MESSAGE_TOO_LARGE = 103
     TOO_MANY_REQUESTS = 104
     NOT_SUPPORTED = 105
+    RATE_LIMITED = 106
+    QUERY_TOO_LARGE = 107
 
 
 GATEWAY_REJECT_TEXT = {
@@ -60,6 +62,8 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.MESSAGE_TOO_LARGE: "message too large",
     GatewayReject.TOO_MANY_REQUESTS: "too many requests in one message",
     GatewayReject.NOT_SUPPORTED: "not supported by this engine",
+    GatewayReject.RATE_LIMITED: "rate limit exceeded; slow down",
+    GatewayReject.QUERY_TOO_LARGE: "query answer too large",
 }
 
 

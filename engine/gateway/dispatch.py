@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from engine.core.types import CommandKind
 from engine.gateway.batch import Batch
+from engine.gateway.limits import UNMETERED_QUERIES
 from engine.gateway.sessions import Session
 from engine.schemas import (
     OWN_ACCOUNT,
@@ -166,16 +167,23 @@ def act_for(batch: Batch, session: Session, req) -> int | None:
     return requested
 
 
-def dispatch(batch: Batch, session: Session, req) -> None:
+def dispatch(batch: Batch, session: Session, req, now: float) -> None:
     """Authorise one decoded request and add its command to the batch, or queue
-    it as a query. A query's account is checked when it is answered, after the
-    batch's commands, so its reject leaves with the answers."""
+    it as a query, charged to the session's query items now (``now`` is
+    monotonic time) so that one batch cannot hold more queries than the budget.
+    A query's account is checked when it is answered, after the batch's
+    commands, so its reject leaves with the answers."""
     route = ROUTES[type(req)]
     if route.rule is Rule.OPERATOR and not session.principal.operator:
         batch.reject(session, GatewayReject.NOT_AUTHORIZED, f"{type(req).__name__} needs an operator key",
                      request_id=req.request_id)
     elif route.command is None:
-        batch.queries.append((session, req))
+        limits = session.limits
+        if (session.principal.operator or isinstance(req, UNMETERED_QUERIES)
+                or limits.query_items.spend(limits.query_cost(req), now)):
+            batch.queries.append((session, req))
+        else:
+            batch.reject(session, GatewayReject.RATE_LIMITED, limits.query_refusal(), request_id=req.request_id)
     elif route.rule is Rule.ACCOUNT:
         account = act_for(batch, session, req)
         if account is not None:

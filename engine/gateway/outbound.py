@@ -1,6 +1,7 @@
 """Output held until the journal commits: no reply, market data or query answer
 of a batch leaves before the batch is durable (group commit: the journal's
-thread syncs while the loop goes on with the next batch)."""
+thread syncs while the loop goes on with the next batch), and the splitting of
+a session's reply message that would exceed the reply size bound."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple
 
+import msgspec
+
 from engine.core.wire import Outbox
+from engine.schemas import RAW_LIST_DECODER
+
+_ARRAY_HEADER_BYTES = 5  # the largest MessagePack array header
 
 
 class Output(NamedTuple):
@@ -42,3 +48,23 @@ class Outbound:
             for frames in out.market_data:
                 self.publish(frames)
             self.send(out.answers)
+
+
+def split_message(message: bytes, max_bytes: int) -> list[bytes]:
+    """A reply message (a MessagePack array of replies) as messages of at most
+    ``max_bytes``, cut between replies; one reply larger than that goes alone.
+    Clients read every message as a list of replies, so the cut is invisible to
+    them; only the rare large message is decoded."""
+    if len(message) <= max_bytes:
+        return [message]
+    parts: list[bytes] = []
+    chunk: list[msgspec.Raw] = []
+    size = _ARRAY_HEADER_BYTES
+    for item in RAW_LIST_DECODER.decode(message):
+        if chunk and size + len(item) > max_bytes:
+            parts.append(msgspec.msgpack.encode(chunk))
+            chunk, size = [], _ARRAY_HEADER_BYTES
+        chunk.append(item)
+        size += len(item)
+    parts.append(msgspec.msgpack.encode(chunk))
+    return parts

@@ -1,14 +1,25 @@
 """Answers to queries, read from the engine after the batch that carried them
 ran: heartbeats and logons, balances, open orders, book snapshots, instruments,
 margin, margin calls, status. Query replies are built from the core's query
-results with ``engine.schemas.from_core``, never copied field by field."""
+results with ``engine.schemas.from_core``, never copied field by field.
+
+A query costs its session one item of ``max_query_items_per_s`` per entry
+it answers (book level, order, balance ...): its least cost is charged when it
+is read (engine/gateway/dispatch.py), the rest here; a session in debt is
+refused until its bucket refills. An answer larger than ``max_reply_bytes`` is
+refused, not split: one answer in pieces would need a continuation protocol
+every client must learn, while a refusal is explicit and the bound holds a
+venue's normal answers (about 25,000 open orders in the default 1 MiB)."""
 
 from __future__ import annotations
+
+import time
 
 from engine.config import Config
 from engine.core.types import Reject as CoreReject
 from engine.gateway.batch import Batch
 from engine.gateway.dispatch import ROUTES, Rule, act_for
+from engine.gateway.limits import UNMETERED_QUERIES
 from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas import (
@@ -39,7 +50,6 @@ from engine.schemas import (
     from_core,
 )
 
-MAX_BOOK_LEVELS = 1_000
 _OPTION_TERMS = ("expiry", "strike", "right", "contract_size")  # InstrumentInfo's; "" for a spot pair
 
 
@@ -55,6 +65,7 @@ class Queries:
     def answer(self, batch: Batch, session: Session, req, ts: int) -> None:
         """Add the answer to ``req`` (or its reject) to the batch's output for ``session``."""
         engine = self.engine
+        limits = self.config.gateway
         account = None
         if ROUTES[type(req)].rule is Rule.ACCOUNT:
             account = act_for(batch, session, req)
@@ -87,8 +98,9 @@ class Queries:
                 if not 0 <= req.instrument < len(engine.instruments):
                     batch.reject(session, CoreReject.UNKNOWN_INSTRUMENT, request_id=req.request_id)
                     return
-                if not 0 <= req.levels <= MAX_BOOK_LEVELS:
-                    batch.reject(session, GatewayReject.MALFORMED, f"levels must be in [0, {MAX_BOOK_LEVELS}]",
+                if not 0 <= req.levels <= limits.max_book_levels:
+                    batch.reject(session, GatewayReject.MALFORMED,
+                                 f"levels must be in [0, {limits.max_book_levels}] (gateway.max_book_levels)",
                                  request_id=req.request_id)
                     return
                 reply = self.publisher.snapshot(req.request_id, req.instrument, req.levels, ts)
@@ -108,7 +120,14 @@ class Queries:
             case GetStatus():
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)
-        batch.out.add(session.id, REPLY_ENCODER.encode(reply))
+        encoded = REPLY_ENCODER.encode(reply)
+        if not session.principal.operator and not isinstance(req, UNMETERED_QUERIES):
+            session.limits.query_items.charge(_items(reply) - session.limits.query_cost(req), time.monotonic())
+        if len(encoded) > limits.max_reply_bytes:
+            batch.reject(session, GatewayReject.QUERY_TOO_LARGE,
+                         f"answer of {len(encoded)} bytes exceeds {limits.max_reply_bytes}", request_id=req.request_id)
+            return
+        batch.out.add(session.id, encoded)
 
     def _instruments(self, request_id: int) -> Instruments:
         engine = self.engine
@@ -120,3 +139,9 @@ class Queries:
                                    last_trade=last_trade, **terms))
         assets = [from_core(AssetInfo, asset, asset=aid) for aid, asset in enumerate(engine.assets)]
         return Instruments(request_id, infos, assets, self.config.market_data.depth)
+
+
+def _items(reply) -> int:
+    """What an answer costs: one, plus one per entry of each of its lists."""
+    return 1 + sum(len(value) for value in (getattr(reply, f) for f in reply.__struct_fields__)
+                   if isinstance(value, list))

@@ -1,6 +1,7 @@
-"""Reading a request message at the boundary: size and frame checks, the C fast
-path for the common orders, msgspec for everything else, and a reasoned reject
-for each request that does not decode (the gateway never crashes on input)."""
+"""Reading a request message at the boundary: size and frame checks, the
+session's rate limits, the C fast path for the common orders, msgspec for
+everything else, and a reasoned reject for each request that does not decode
+(the gateway never crashes on input)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,21 @@ DECODE_ERRORS = (ValueError, RecursionError)
 _TAG_DECODER = msgspec.msgpack.Decoder(int)
 
 
+def request_count(payload) -> int:
+    """How many requests a message's MessagePack array header announces (1 when
+    it is not an array header: such a message is rejected as one bad request)."""
+    if not len(payload):
+        return 1
+    head = payload[0]
+    if 0x90 <= head <= 0x9F:
+        return head & 0x0F
+    if head == 0xDC and len(payload) >= 3:
+        return int.from_bytes(payload[1:3], "big")
+    if head == 0xDD and len(payload) >= 5:
+        return int.from_bytes(payload[1:5], "big")
+    return 1
+
+
 class MessageReader:
     """Turns one message ([identity, payload] frames) of a session into commands
     in the batch (fast path) or decoded requests (general path)."""
@@ -27,9 +43,10 @@ class MessageReader:
         self.limits = limits
         self.throttle = throttle
 
-    def read(self, batch: Batch, session: Session, frames: list) -> list:
+    def read(self, batch: Batch, session: Session, frames: list, now: float) -> list:
         """The requests left for dispatch: none when the message was refused or
-        the C reader already put its commands in the batch."""
+        the C reader already put its commands in the batch. ``now`` is
+        monotonic time, for the session's rate limits."""
         if len(frames) != 2:
             self.throttle.warn("malformed messages", "session %d: message with %d frames rejected",
                                session.id, len(frames) - 1)
@@ -42,9 +59,22 @@ class MessageReader:
             batch.reject(session, GatewayReject.MESSAGE_TOO_LARGE,
                          f"message of {len(payload)} bytes exceeds {limits.max_message_bytes}")
             return []
+        if not session.principal.operator:
+            why = session.limits.admit(min(request_count(payload), limits.max_requests_per_message + 1), now)
+            if why:
+                self.throttle.warn("rate limited", "session %d (%s): message refused: %s",
+                                   session.id, session.user_id, why)
+                batch.reject(session, GatewayReject.RATE_LIMITED, why)
+                return []
         if batch.commands.pack_requests(payload, session.id, session.account, session.principal.operator,
                                         limits.max_requests_per_message, REQUEST_LAYOUTS) > 0:
             return []  # the common case, read in C; anything else takes the general path below
+        if not session.principal.operator and not session.limits.query_items.has_credit(now):
+            # queries (and the rarer requests) wait until the debt is paid; refused before decoding,
+            # a flood of them costs one reject a message
+            batch.reject(session, GatewayReject.RATE_LIMITED, session.limits.query_refusal() +
+                         "; only orders, cancels and amends are read until the budget refills")
+            return []
         try:
             requests = REQUEST_DECODER.decode(payload)
         except DECODE_ERRORS:

@@ -22,6 +22,17 @@ an account without being its own request's answer (a maker fill, a cancel caused
 by an operator or by cancel-on-disconnect, a credit) go to every live session
 of that account. A session that asked for cancel-on-disconnect and sends
 nothing for ``timeout_ms`` has its account's orders mass-cancelled.
+
+Fairness: sessions are rate-limited (reading.py, limits.py, queries.py); no
+reply message exceeds ``max_reply_bytes``; replies ZeroMQ will not queue (its
+queue per session holds ``reply_hwm`` messages) wait in the session's own
+queue, and a session whose queue passes ``max_session_buffer_bytes`` is cut off
+as a slow reader. Silence is measured on the observed clock: it advances by at
+most ``_OBSERVED_STEP_S`` per loop iteration, so a stall of this loop (a long
+batch, a paused process) never makes a client that kept heartbeating look
+silent. A Logon ends its principal's earlier cancel-on-disconnect sessions that
+have gone silent, cancelling their orders in the Logon's batch, before anything
+the new session sends, so their late expiry cannot cancel the new orders.
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from engine.core.wire import Outbox, select_kinds
 from engine.gateway.batch import Batch
 from engine.gateway.dispatch import dispatch
 from engine.gateway.marketdata import MarketDataPublisher
-from engine.gateway.outbound import Outbound, Output
+from engine.gateway.outbound import Outbound, Output, split_message
 from engine.gateway.queries import Queries
 from engine.gateway.reading import MessageReader
 from engine.gateway.sessions import Session, Sessions
@@ -49,7 +60,7 @@ from engine.gateway.wire_layouts import REPLIES
 from engine.gateway.zap import ZapHandler
 from engine.journal import JOURNALED_EVENT_KINDS, FileJournal
 from engine.replay import rebuild
-from engine.schemas import GatewayReject
+from engine.schemas import GatewayReject, Logon
 from engine.venue import genesis_commands
 
 log = logging.getLogger("engine.gateway")
@@ -57,6 +68,8 @@ log = logging.getLogger("engine.gateway")
 # pyzmq's send_multipart combines IntFlag enums per frame; plain ints are much cheaper.
 _MORE = int(zmq.SNDMORE | zmq.NOBLOCK)
 _LAST = int(zmq.NOBLOCK)
+_POLL_MS = 100
+_OBSERVED_STEP_S = 0.15  # a loop iteration adds at most this to the observed clock (a poll, plus a batch)
 
 
 class Gateway:
@@ -67,10 +80,11 @@ class Gateway:
         self.limits = config.gateway
         self.throttle = Throttle(log)
         self.running = True
-        self.sessions = Sessions(list(config.principals.values()))
+        self.sessions = Sessions(list(config.principals.values()), self.limits)
         self.reader = MessageReader(self.limits, self.throttle)
-        self.dropped_replies = 0
+        self.observed = 0.0  # seconds of loop time in which input was read (see the module docstring)
         self.lost_sessions: list[Session] = []  # disconnected with cancel-on-disconnect pending
+        self.backlogged: set[Session] = set()  # sessions with replies waiting in their own queue
         jc = config.journal
         self.journal = FileJournal.create_or_open(
             config.journal_path, encode_venue(config.venue), fsync=jc.fsync,
@@ -100,6 +114,7 @@ class Gateway:
         self.zap = ZapHandler(self.context, self.config.principals, self.throttle)
         self.orders = self._curve_server(zmq.ROUTER, public, secret, b"orders")
         self.orders.router_mandatory = 1
+        self.orders.sndhwm = self.limits.reply_hwm  # then bytes, counted in the session's queue
         self.orders.maxmsgsize = 16 * self.limits.max_message_bytes
         self.orders.rcvhwm = self.limits.send_hwm
         self.orders.heartbeat_ivl = self.config.session.heartbeat_ms
@@ -131,23 +146,56 @@ class Gateway:
         self.md.send(payload, _LAST)
 
     def _send(self, out: Outbox) -> None:
-        send = self.orders.send
-        for sid, count, message in out.messages():
-            session = self.sessions.by_id.get(sid)
+        """Send each session its messages (split to ``max_reply_bytes``), behind
+        whatever already waits in its queue."""
+        by_id = self.sessions.by_id
+        for sid, _count, message in out.messages():
+            session = by_id.get(sid)
             if session is None:
                 continue
-            try:
-                send(session.identity, _MORE)
-                send(message, _LAST)
-            except zmq.Again:
-                self.dropped_replies += count
-                self.throttle.warn("dropped replies", "session %d is not reading: %d replies dropped "
-                                   "(%d in total)", sid, count, self.dropped_replies)
-            except zmq.ZMQError as err:
-                if err.errno != errno.EHOSTUNREACH:
-                    raise
-                log.info("session %d (%s) disconnected", sid, session.user_id)
-                self._disconnected(session)
+            for part in split_message(message, self.limits.max_reply_bytes):
+                if by_id.get(sid) is not session:
+                    break  # disconnected or cut off meanwhile
+                if session.pending or not self._deliver(session, part):
+                    self._hold(session, part)
+
+    def _deliver(self, session: Session, message: bytes) -> bool:
+        """Hand one message to ZeroMQ; False when its queue for the session is full."""
+        try:
+            self.orders.send(session.identity, _MORE)
+            self.orders.send(message, _LAST)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as err:
+            if err.errno != errno.EHOSTUNREACH:
+                raise
+            log.info("session %d (%s) disconnected", session.id, session.user_id)
+            self._disconnected(session)
+        return True
+
+    def _hold(self, session: Session, message: bytes) -> None:
+        """Queue a message ZeroMQ refused; cut the session off past its byte bound."""
+        session.pending.append(message)
+        session.pending_bytes += len(message)
+        self.backlogged.add(session)
+        if session.pending_bytes > self.limits.max_session_buffer_bytes:
+            self.throttle.warn("slow readers", "session %d (%s) does not read its replies: %d bytes waiting, "
+                               "cut off", session.id, session.user_id, session.pending_bytes)
+            self._disconnected(session)
+
+    def _flush_backlog(self) -> None:
+        """Hand ZeroMQ what sessions' queues hold, as far as it takes it."""
+        for session in list(self.backlogged):
+            pending = session.pending
+            while pending:
+                message = pending.popleft()
+                session.pending_bytes -= len(message)  # first: a disconnect in _deliver clears the queue
+                if not self._deliver(session, message):
+                    pending.appendleft(message)
+                    session.pending_bytes += len(message)
+                    break
+            if not pending:
+                self.backlogged.discard(session)
 
     # -- main loop -------------------------------------------------------------------------
 
@@ -158,8 +206,12 @@ class Gateway:
         poller.register(self.orders, zmq.POLLIN)
         poller.register(self.journal.notify_fd, zmq.POLLIN)
         last_timers = 0.0
+        last_iteration = time.monotonic()
         while self.running:
-            ready = dict(poller.poll(100))
+            ready = dict(poller.poll(_POLL_MS))
+            now = time.monotonic()
+            self.observed += min(now - last_iteration, _OBSERVED_STEP_S)
+            last_iteration = now
             if self.zap.socket in ready:
                 self.zap.handle()
             if self.journal.notify_fd in ready:
@@ -167,10 +219,11 @@ class Gateway:
                 self.outbound.release(self.journal.committed_seq)
             if self.orders in ready:
                 self._drain()
-            now = time.monotonic()
+            if self.backlogged:
+                self._flush_backlog()
             if now - last_timers >= 0.05:
                 last_timers = now
-                self._expire_sessions(now)
+                self._expire_sessions()
         self.close()
 
     def stop(self, *_args) -> None:
@@ -208,18 +261,20 @@ class Gateway:
                 session = self.sessions.by_identity.get(frames[0].bytes)
                 if session is not None:
                     batch.reject(session, GatewayReject.MALFORMED, "internal error reading this message")
-            if len(batch.commands) >= self.limits.max_batch_commands:
-                break
+            if len(batch.commands) + len(batch.queries) >= self.limits.max_batch_commands:
+                break  # queries count too: they are answered in this batch, and a batch is a client's wait
         self._execute(batch)
 
     def _read_message(self, batch: Batch, frames: list, now: float) -> None:
         user_id = frames[-1].get("User-Id")
-        session = self.sessions.attribute(frames[0].bytes, user_id, now)
+        session = self.sessions.attribute(frames[0].bytes, user_id, self.observed)
         if session is None:
             self.throttle.warn("unattributed messages", "message without a known User-Id (%r) dropped", user_id)
             return
-        for request in self.reader.read(batch, session, frames):
-            dispatch(batch, session, request)
+        for request in self.reader.read(batch, session, frames, now):
+            if type(request) is Logon:
+                self._replace_silent_peers(batch, session)
+            dispatch(batch, session, request, now)
 
     # -- running a batch ---------------------------------------------------------------------
 
@@ -267,27 +322,50 @@ class Gateway:
 
     # -- sessions ----------------------------------------------------------------------------
 
+    def _forget(self, session: Session) -> bool:
+        """Forget a session and the replies waiting for it; False if it was already gone."""
+        if self.sessions.by_id.get(session.id) is not session:
+            return False
+        self.sessions.drop(session)
+        session.pending.clear()
+        session.pending_bytes = 0
+        self.backlogged.discard(session)
+        return True
+
     def _disconnected(self, session: Session) -> None:
         """Forget a session; its cancel-on-disconnect runs from the loop, between batches."""
-        self.sessions.drop(session)
-        if session.cancel_on_disconnect and session.principal.account is not None:
+        if self._forget(session) and session.cancel_on_disconnect and session.principal.account is not None:
             self.lost_sessions.append(session)
 
-    def _expire_sessions(self, now: float) -> None:
+    def _replace_silent_peers(self, batch: Batch, session: Session) -> None:
+        """On a Logon: end the principal's other cancel-on-disconnect sessions that
+        sent nothing for a heartbeat interval (the connection this one replaces),
+        their mass cancels sequenced here, before the new session's orders."""
+        silent = self.sessions.silent_peers(session, self.observed, self.config.session.heartbeat_ms / 1000)
+        for peer in silent:
+            self._forget(peer)
+            log.info("session %d (%s) replaced by session %d: cancelling orders of account %s",
+                     peer.id, peer.user_id, session.id, peer.principal.account)
+        accounts = {p.principal.account for p in silent if p.principal.account is not None}
+        if accounts:
+            batch.commands.add_records(_mass_cancels(accounts))
+
+    def _expire_sessions(self) -> None:
         s = self.config.session
-        for session in self.sessions.expired(now, s.timeout_ms / 1000, s.idle_expiry_s):
+        for session in self.sessions.expired(self.observed, s.timeout_ms / 1000, s.idle_expiry_s):
             self._disconnected(session)
         if self.lost_sessions:
             lost, self.lost_sessions = self.lost_sessions, []
-            self._cancel_on_disconnect(lost)
+            for session in lost:
+                log.info("session %d (%s) missed its heartbeats: cancelling orders of account %s",
+                         session.id, session.user_id, session.principal.account)
+            self._run_internal(_mass_cancels({s.principal.account for s in lost}), "cancel-on-disconnect")
 
-    def _cancel_on_disconnect(self, sessions: list[Session]) -> None:
-        accounts = sorted({s.principal.account for s in sessions})
-        for s in sessions:
-            log.info("session %d (%s) missed its heartbeats: cancelling orders of account %s",
-                     s.id, s.user_id, s.principal.account)
-        commands = np.zeros(len(accounts), dtype=COMMAND_DTYPE)
-        commands["kind"] = CommandKind.MASS_CANCEL
-        commands["instrument"] = -1
-        commands["account"] = accounts
-        self._run_internal(commands, "cancel-on-disconnect")
+
+def _mass_cancels(accounts: set[int]) -> np.ndarray:
+    """MASS_CANCEL commands (every instrument) of the accounts, in account order."""
+    commands = np.zeros(len(accounts), dtype=COMMAND_DTYPE)
+    commands["kind"] = CommandKind.MASS_CANCEL
+    commands["instrument"] = -1
+    commands["account"] = sorted(accounts)
+    return commands

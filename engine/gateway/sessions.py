@@ -1,27 +1,38 @@
 """Client sessions: one per ROUTER identity, attributed to a principal by the
-ZAP User-Id of its messages, found by identity, by id and by account."""
+ZAP User-Id of its messages, found by identity, by id and by account; each with
+the rate limits of its principal (shared by the principal's sessions, so more
+connections do not buy more rate) and the replies ZeroMQ would not take yet.
+
+``last_seen`` is on the gateway's observed clock (``Gateway.observed``), not
+wall time: silence is measured only over time the loop spent reading input."""
 
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
+from collections import defaultdict, deque
 
-from engine.config import Principal
+from engine.config import GatewaySection, Principal
 from engine.core.wire import NO_ACCOUNT
+from engine.gateway.limits import SessionLimits
 
 
 class Session:
     """One client connection (ROUTER identity) and what it is allowed to do."""
 
-    __slots__ = ("id", "identity", "user_id", "principal", "last_seen", "cancel_on_disconnect")
+    __slots__ = ("id", "identity", "user_id", "principal", "last_seen", "cancel_on_disconnect", "limits",
+                 "pending", "pending_bytes")
 
-    def __init__(self, sid: int, identity: bytes, user_id: str, principal: Principal, now: float) -> None:
+    def __init__(self, sid: int, identity: bytes, user_id: str, principal: Principal, now: float,
+                 limits: SessionLimits) -> None:
         self.id = sid
         self.identity = identity
         self.user_id = user_id
         self.principal = principal
         self.last_seen = now
         self.cancel_on_disconnect = False
+        self.limits = limits
+        self.pending: deque[bytes] = deque()  # reply messages ZeroMQ refused (its queue was full)
+        self.pending_bytes = 0
 
     @property
     def account(self) -> int:
@@ -33,8 +44,10 @@ class Sessions:
     """The live sessions. ``by_account`` (account -> its sessions) is what the C
     reply router reads to tell an account about events it did not ask for."""
 
-    def __init__(self, principals: list[Principal]) -> None:
+    def __init__(self, principals: list[Principal], limits: GatewaySection) -> None:
         self.principals = {p.user_id: p for p in principals}
+        self.limits = limits
+        self.limits_by_user: dict[str, SessionLimits] = {}
         self.by_identity: dict[bytes, Session] = {}
         self.by_id: dict[int, Session] = {}
         self.by_account: dict[int, list[Session]] = defaultdict(list)
@@ -56,7 +69,10 @@ class Sessions:
             return None
         if session is not None:
             self.drop(session)
-        session = Session(next(self.ids), identity, user_id, principal, now)
+        limits = self.limits_by_user.get(user_id)
+        if limits is None:
+            limits = self.limits_by_user[user_id] = SessionLimits(self.limits)
+        session = Session(next(self.ids), identity, user_id, principal, now, limits)
         self.by_identity[identity] = session
         self.by_id[session.id] = session
         if principal.account is not None:
@@ -71,6 +87,13 @@ class Sessions:
             peers = self.by_account[session.principal.account]
             if session in peers:
                 peers.remove(session)
+
+    def silent_peers(self, session: Session, now: float, silence_s: float) -> list[Session]:
+        """The other sessions of ``session``'s principal with cancel-on-disconnect
+        that have sent nothing for more than ``silence_s``."""
+        return [s for s in self.by_identity.values()
+                if s is not session and s.user_id == session.user_id and s.cancel_on_disconnect
+                and now - s.last_seen > silence_s]
 
     def expired(self, now: float, timeout_s: float, idle_s: float) -> list[Session]:
         """Sessions silent too long: past ``timeout_s`` with cancel-on-disconnect,

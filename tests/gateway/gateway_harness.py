@@ -25,6 +25,10 @@ PUT_SPEC = {"symbol": "TSLA.M-20261218-250-P", "base": "TSLA.M", "quote": "USDC"
 """A TSLA.M put (mark $14.62, margins $52.13 / $39.63 per contract) a test may add to the venue."""
 
 
+UNLIMITED_RATES = {"max_messages_per_s": 10**9, "max_requests_per_s": 10**9, "max_query_items_per_s": 10**9}
+"""[gateway] rates no test client reaches, for tests about something else than fairness."""
+
+
 def make_keys(directory: Path) -> Path:
     """Key pairs for every name in KEY_NAMES ('stranger' is never configured)."""
     for name in KEY_NAMES:

@@ -11,9 +11,10 @@ import re
 
 import msgspec
 import pytest
-from gateway_harness import AMZN, PX, TICK, connect
+from gateway_harness import AMZN, PX, TICK, UNLIMITED_RATES, connect, write_venue
 
 from engine.core.types import Side
+from engine.gateway.process import GatewayProcess
 from engine.schemas import (
     RAW_LIST_DECODER,
     REQUEST_DECODER,
@@ -29,6 +30,15 @@ MESSAGES = 110_000
 MAX_REQUESTS = 256       # gateway.max_requests_per_message of the test venue
 MAX_BYTES = 65_536       # gateway.max_message_bytes of the test venue
 enc = msgspec.msgpack.encode
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, keys):
+    """The test venue with rates out of reach: this module checks reading, not
+    fairness (tests/gateway/test_gateway_fairness.py), and floods on purpose."""
+    directory = tmp_path_factory.mktemp("venue")
+    with GatewayProcess(write_venue(directory, keys, gateway=UNLIMITED_RATES), directory / "gateway.log") as gw:
+        yield gw
 
 
 def _valid_order(rng: random.Random) -> list:

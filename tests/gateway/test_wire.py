@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import msgspec
 import numpy as np
@@ -26,6 +27,7 @@ from engine.config import load_config
 from engine.gateway.batch import Batch
 from engine.gateway.dispatch import dispatch
 from engine.gateway.server import Gateway
+from engine.gateway.limits import SessionLimits
 from engine.gateway.sessions import Session
 from engine.core.records import EVENT_DTYPE
 from engine.core.types import EventKind
@@ -136,7 +138,7 @@ def gw(tmp_path_factory, keys):
 
 def _session(gw, name: str) -> Session:
     principal = gw.sessions.principals[name]
-    return Session(5, b"id", name, principal, 0.0)
+    return Session(5, b"id", name, principal, 0.0, SessionLimits(gw.limits))
 
 
 def _general(gw, session, payload: bytes) -> tuple[CommandBatch | None, list]:
@@ -147,7 +149,7 @@ def _general(gw, session, payload: bytes) -> tuple[CommandBatch | None, list]:
         return None, []
     batch = Batch()
     for request in requests:
-        dispatch(batch, session, request)
+        dispatch(batch, session, request, time.monotonic())
     return batch, requests
 
 
@@ -179,7 +181,7 @@ def test_fast_path_reads_what_the_general_path_reads(gw, payload, who):
     expected = CommandBatch()
     expected.add(9, 9, 9, 1)
     for request in requests:
-        dispatch(_with(expected), session, request)
+        dispatch(_with(expected), session, request, time.monotonic())
     assert _records(fast) == _records(expected)
 
 
