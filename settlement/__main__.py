@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", type=Path, required=True, help="deployment JSON to write")
     sub.add_argument("--operator", help="operator address (default: the deployer)")
     sub.add_argument("--guardian", help="guardian address (default: the deployer)")
-    sub.add_argument("--escape-delay", type=int, default=7 * 24 * 3600, help="seconds without a batch (default 7 d)")
-    sub.add_argument("--exit-delay", type=int, default=24 * 3600, help="seconds after an exit request (default 1 d)")
+    sub.add_argument("--exit-window", type=int, default=7 * 24 * 3600,
+                     help="seconds the operator has to serve an exit request before the vault may freeze (default 7 d)")
 
     sub = command("status", _status, "last batch on chain vs the job's checkpoint and the source")
     sub.add_argument("--deployment", type=Path, required=True)
@@ -126,7 +126,7 @@ def _deploy(args) -> int:
     w3 = connect(args.chain)
     client = _client(args, w3)
     deployment = deploy(client, operator=args.operator or client.address, guardian=args.guardian or client.address,
-                        escape_delay=args.escape_delay, exit_delay=args.exit_delay)
+                        exit_window=args.exit_window)
     deployment.save(args.out)
     print(f"vault {deployment.vault} on chain {deployment.chain_id}; wrote {args.out}")
     return 0

@@ -1,4 +1,5 @@
-"""A settlement batch: netted deltas, withdrawals, the fills' Merkle root and the batch hash,
+"""A settlement batch: netted deltas, withdrawals, the exit requests it serves, the fills' Merkle
+root and the batch hash,
 encoded exactly as SettlementVault.settle takes them (see the contract's doc comment).
 
 Nothing here talks to a chain; the same code builds a batch for the job, for `verify` and
@@ -7,10 +8,12 @@ for `prove`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from eth_hash.backends.pysha3 import keccak256 as keccak
+from web3 import Web3
 
 from settlement.accounts import AddressBook
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hashes_of_encoded
@@ -44,10 +47,12 @@ class Batch:
     batch_hash: bytes
     tree: StandardMerkleTree | None
     book: AddressBook
+    served: tuple[str, ...] = ()   # wallets whose exit requests this batch serves
 
     def settle_args(self) -> tuple:
         """The arguments of SettlementVault.settle."""
-        return (self.batch_id, self.prev_hash, self.fills_root, list(self.deltas), list(self.withdrawal_words))
+        return (self.batch_id, self.prev_hash, self.fills_root, list(self.deltas), list(self.withdrawal_words),
+                list(self.served))
 
     def proof(self, fill_id: int) -> tuple[tuple, list[bytes]]:
         """(leaf values, Merkle proof) of the fill `fill_id` in this batch."""
@@ -59,8 +64,10 @@ class Batch:
 
 
 def build_batch(batch_id: int, prev_hash: bytes, fills: np.ndarray, withdrawals: np.ndarray,
-                book: AddressBook) -> Batch:
-    """Net `fills` and `withdrawals`, commit the fills in a Merkle tree and encode the batch."""
+                book: AddressBook, served: Sequence[str] = ()) -> Batch:
+    """Net `fills` and `withdrawals`, commit the fills in a Merkle tree and encode the batch;
+    `served` are the wallets whose exit requests it serves (their accounts are frozen and
+    every record of theirs is in this batch or an earlier one)."""
     if fills.dtype != SETTLEMENT_FILL_DTYPE or withdrawals.dtype != WITHDRAWAL_DTYPE:
         raise BatchError("fills / withdrawals have the wrong dtype")
     for name, values in (("base_asset", fills["base_asset"]), ("quote_asset", fills["quote_asset"]),
@@ -76,8 +83,9 @@ def build_batch(batch_id: int, prev_hash: bytes, fills: np.ndarray, withdrawals:
         fills_root = tree.root
     deltas = entry_words(net["asset"], book.wallet_ints(net["account"]), net["delta"])
     withdrawal_words = entry_words(net["asset"], book.wallet_ints(net["account"]), net["withdrawn"])
+    served = tuple(Web3.to_checksum_address(wallet) for wallet in served)
     return Batch(batch_id, bytes(prev_hash), fills, withdrawals, net, fills_root, deltas, withdrawal_words,
-                 batch_hash(prev_hash, batch_id, fills_root, deltas, withdrawal_words), tree, book)
+                 batch_hash(prev_hash, batch_id, fills_root, deltas, withdrawal_words, served), tree, book, served)
 
 
 def entry_words(assets: np.ndarray, wallets: list[int], amounts: np.ndarray) -> tuple[int, ...]:
@@ -92,15 +100,18 @@ def entry_words(assets: np.ndarray, wallets: list[int], amounts: np.ndarray) -> 
     return tuple(words)
 
 
-def batch_hash(prev_hash: bytes, batch_id: int, fills_root: bytes, deltas, withdrawal_words) -> bytes:
+def batch_hash(prev_hash: bytes, batch_id: int, fills_root: bytes, deltas, withdrawal_words,
+               served: Sequence[str] = ()) -> bytes:
     """keccak256(abi.encode(prevHash, batchId, fillsRoot, keccak256(packed deltas),
-    keccak256(packed withdrawals))): the vault's batch chaining."""
+    keccak256(packed withdrawals), keccak256(packed served))): the vault's batch chaining
+    (abi.encodePacked pads each address of an array to 32 bytes)."""
     return keccak(b"".join([
         bytes(prev_hash),
         batch_id.to_bytes(32, "big"),
         bytes(fills_root),
         keccak(b"".join(word.to_bytes(32, "big") for word in deltas)),
         keccak(b"".join(word.to_bytes(32, "big") for word in withdrawal_words)),
+        keccak(b"".join(bytes.fromhex(wallet[2:]).rjust(32, b"\0") for wallet in served)),
     ]))
 
 

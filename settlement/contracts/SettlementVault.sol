@@ -29,7 +29,16 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// with `claim`, so one bad token or address never blocks a batch.
 ///
 /// Batches chain: batchHash = keccak256(abi.encode(prevBatchHash, batchId, fillsRoot,
-/// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)))).
+/// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)),
+/// keccak256(abi.encodePacked(served)))).
+///
+/// Forced exit (as StarkEx forced withdrawals and dYdX v3): a wallet calls `requestExit`; the
+/// operator must serve it within `exitWindow` by naming the wallet in `served` of a batch that
+/// settles everything the wallet traded (off chain its account is frozen first, so nothing of it
+/// is left to settle). A served wallet withdraws its whole balance with `escape`; no batch may
+/// touch it again. If a request is not served in time, anyone may `freezeVault`: no batch ever
+/// settles again and every wallet leaves with its last settled balance. No wallet can escape
+/// while the operator is live and settling, so none can race a pending batch.
 ///
 /// Fills are committed by `fillsRoot`, the root of an OpenZeppelin StandardMerkleTree over
 /// the leaf type (uint64,address,address,uint16,uint16,uint64,uint64,int64,int64).
@@ -70,10 +79,12 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         int64 sellerFee;
     }
 
-    /// @notice Seconds without a settled batch after which every wallet may escape.
-    uint256 public immutable escapeDelay;
-    /// @notice Seconds between a wallet's exit request and its escape.
-    uint256 public immutable exitDelay;
+    /// @notice Seconds the operator has to serve an exit request before the vault may be frozen.
+    uint256 public immutable exitWindow;
+
+    /// @notice Set by `freezeVault` once an exit request went unserved: settlement has stopped for
+    /// good and every wallet may escape with its last settled balance.
+    bool public frozen;
 
     uint64 public lastBatchId;
     uint64 public lastSettledAt;
@@ -95,6 +106,8 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     event WithdrawalQueued(address indexed wallet, uint16 indexed assetId, uint256 ledgerAmount);
     event Claimed(address indexed wallet, address indexed token, uint256 amount);
     event ExitRequested(address indexed wallet, uint256 requestedAt);
+    event ExitServed(address indexed wallet, uint64 indexed batchId);
+    event VaultFrozen(address indexed unservedWallet, uint256 frozenAt);
     event Escaped(address indexed wallet, address indexed token, uint256 amount);
 
     error UnexpectedBatchId(uint64 expected, uint64 given);
@@ -112,13 +125,16 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     error FeeOnTransferToken(address token);
     error NothingToClaim(address wallet, uint16 assetId);
     error EscapeNotOpen(address wallet);
+    error ExitPending(address wallet);
+    error ExitNotPending(address wallet);
+    error ExitWindowOpen(address wallet, uint256 deadline);
+    error VaultIsFrozen();
 
-    constructor(address admin, address operator, address guardian, uint256 escapeDelay_, uint256 exitDelay_) {
+    constructor(address admin, address operator, address guardian, uint256 exitWindow_) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, operator);
         _grantRole(GUARDIAN_ROLE, guardian);
-        escapeDelay = escapeDelay_;
-        exitDelay = exitDelay_;
+        exitWindow = exitWindow_;
         lastSettledAt = uint64(block.timestamp);
     }
 
@@ -156,7 +172,11 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     function deposit(uint16 assetId, uint256 amount) external nonReentrant whenNotPaused returns (uint64 depositId) {
         Asset memory asset = _listed(assetId);
         if (amount == 0 || amount % asset.scale != 0) revert InvalidAmount(amount);
-        if (_wallets[msg.sender].exited) revert WalletExited(msg.sender);
+        if (frozen) revert VaultIsFrozen();
+        WalletState memory state = _wallets[msg.sender];
+        if (state.exited) revert WalletExited(msg.sender);
+        // After its exit request the account is frozen off chain: a deposit would never be credited.
+        if (state.exitRequestedAt != 0) revert ExitPending(msg.sender);
         Balance storage balance = _balances[msg.sender][assetId];
         uint256 settled = balance.settled + amount / asset.scale;
         if (settled > MAX_LEDGER_BALANCE) revert BalanceTooLarge(msg.sender, assetId);
@@ -181,27 +201,37 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         emit Claimed(msg.sender, address(asset.token), amount);
     }
 
-    /// @notice Start the caller's exit: after `exitDelay` it may `escape`. Batches may still
-    /// settle its pending fills until then.
+    /// @notice Ask the operator to settle everything the caller traded and let it withdraw its
+    /// whole balance (`escape`). The operator must serve the request in a batch within
+    /// `exitWindow`, else anyone may `freezeVault`. Open while paused: it is the users' way out.
     function requestExit() external {
         WalletState storage state = _wallets[msg.sender];
+        if (frozen) revert VaultIsFrozen();
         if (state.exited) revert WalletExited(msg.sender);
-        if (state.exitRequestedAt == 0) {
-            state.exitRequestedAt = uint64(block.timestamp);
-            emit ExitRequested(msg.sender, block.timestamp);
-        }
+        if (state.exitRequestedAt != 0) revert ExitPending(msg.sender);
+        state.exitRequestedAt = uint64(block.timestamp);
+        emit ExitRequested(msg.sender, block.timestamp);
     }
 
-    /// @notice Whether `wallet` may escape now: no batch for `escapeDelay`, its exit request
-    /// is `exitDelay` old, or it has already exited.
-    function escapeOpen(address wallet) public view returns (bool) {
+    /// @notice Stop settlement for good because `wallet`'s exit request was not served within
+    /// `exitWindow`; every wallet may then escape with its last settled balance. Anyone may call.
+    function freezeVault(address wallet) external {
+        if (frozen) revert VaultIsFrozen();
         WalletState memory state = _wallets[wallet];
-        if (state.exited || block.timestamp >= uint256(lastSettledAt) + escapeDelay) return true;
-        return state.exitRequestedAt != 0 && block.timestamp >= uint256(state.exitRequestedAt) + exitDelay;
+        if (state.exitRequestedAt == 0 || state.exited) revert ExitNotPending(wallet);
+        uint256 deadline = uint256(state.exitRequestedAt) + exitWindow;
+        if (block.timestamp < deadline) revert ExitWindowOpen(wallet, deadline);
+        frozen = true;
+        emit VaultFrozen(wallet, block.timestamp);
     }
 
-    /// @notice Escape hatch: withdraw the caller's last settled (and claimable) balance of each
-    /// asset directly. The wallet is then exited: batches touching it revert.
+    /// @notice Whether `wallet` may escape now: its exit was served, or the vault is frozen.
+    function escapeOpen(address wallet) public view returns (bool) {
+        return frozen || _wallets[wallet].exited;
+    }
+
+    /// @notice Withdraw the caller's whole settled (and claimable) balance of each asset directly,
+    /// once its exit was served or the vault frozen. Works while paused.
     function escape(uint16[] calldata assetIds) external nonReentrant {
         if (!escapeOpen(msg.sender)) revert EscapeNotOpen(msg.sender);
         _wallets[msg.sender].exited = true;
@@ -220,26 +250,32 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     // -- operator --
 
-    /// @notice Apply one batch: netted fill deltas and withdrawals (encoding in the contract doc).
+    /// @notice Apply one batch: netted fill deltas and withdrawals (encoding in the contract doc),
+    /// then mark the exit requests of `served` served (each wallet's last fills are in this batch
+    /// or an earlier one).
     function settle(
         uint64 batchId,
         bytes32 prevBatchHash,
         bytes32 fillsRoot,
         uint256[] calldata deltas,
-        uint256[] calldata withdrawals
+        uint256[] calldata withdrawals,
+        address[] calldata served
     ) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (bytes32 batchHash) {
+        if (frozen) revert VaultIsFrozen();
         uint64 expected = lastBatchId + 1;
         if (batchId != expected) revert UnexpectedBatchId(expected, batchId);
         if (prevBatchHash != lastBatchHash) revert WrongPrevBatchHash(lastBatchHash, prevBatchHash);
         _applyDeltas(deltas);
         _applyWithdrawals(withdrawals);
+        _serveExits(served, batchId);
         batchHash = keccak256(
             abi.encode(
                 prevBatchHash,
                 batchId,
                 fillsRoot,
                 keccak256(abi.encodePacked(deltas)),
-                keccak256(abi.encodePacked(withdrawals))
+                keccak256(abi.encodePacked(withdrawals)),
+                keccak256(abi.encodePacked(served))
             )
         );
         lastBatchId = batchId;
@@ -263,7 +299,7 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         return (address(asset.token), asset.scale);
     }
 
-    /// @notice Exit request time (0 if none) and whether `wallet` has exited.
+    /// @notice Exit request time (0 if none) and whether `wallet`'s exit was served (or it escaped).
     function walletState(address wallet) external view returns (uint64 exitRequestedAt, bool exited) {
         WalletState memory state = _wallets[wallet];
         return (state.exitRequestedAt, state.exited);
@@ -333,6 +369,15 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
             balance.settled -= amount;
             balance.claimable += amount;
             emit WithdrawalQueued(wallet, assetId, amount);
+        }
+    }
+
+    function _serveExits(address[] calldata served, uint64 batchId) private {
+        for (uint256 i; i < served.length; ++i) {
+            WalletState storage state = _wallets[served[i]];
+            if (state.exitRequestedAt == 0 || state.exited) revert ExitNotPending(served[i]);
+            state.exited = true;
+            emit ExitServed(served[i], batchId);
         }
     }
 
