@@ -1,8 +1,10 @@
-"""``python -m settlement deploy|status|verify|prove|run|watch``: the settlement command line.
+"""``python -m settlement deploy|status|verify|prove|run|watch|exits``: the settlement command line.
 
 ``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``) or from the
 gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
-the engine through the gateway (an operator key: ``--key-file``, ``--server-key``).
+the engine through the gateway (an operator key: ``--key-file``, ``--server-key``); ``exits``
+freezes, the same way, the account of each wallet whose exit request is final, and ``run``
+serves those requests in its batches (settlement/exits.py).
 
 Keys: ``--key-env NAME`` names an environment variable holding the hex private key; on local
 chains ``--dev-key ID`` uses the deterministic dev key ID (settlement.accounts.dev_private_key)
@@ -26,6 +28,7 @@ from settlement.accounts import AddressBook, dev_private_key
 from settlement.batch import BatchError
 from settlement.chain import EMBEDDED, ChainClient, ChainError, connect, fund_dev_account
 from settlement.deposits import DepositError, DepositWatcher
+from settlement.exits import ExitError, ExitQueue, ExitWatcher, GatewayFreezes
 from settlement.gateway_link import GatewayDeposits, GatewayError, unit_table_from_config
 from settlement.job import JobError, JobStore, SettlementJob, rebuild_batch
 from settlement.netting import NettingError
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except (ChainError, JobError, BatchError, NettingError, KeyError, OSError, ConfigError, JournalError,
-            DepositError, GatewayError, TimeoutError) as err:
+            DepositError, ExitError, GatewayError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -106,6 +109,16 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--confirmations", type=int, default=1)
     sub.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="credit what is confirmed now, then exit")
+
+    sub = command("exits", _exits, "freeze the engine account of each final exit request through the gateway")
+    sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
+    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
+    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
+    sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
+    sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
+    sub.add_argument("--confirmations", type=int, help="blocks deep (default: the chain's finalized block)")
+    sub.add_argument("--poll", type=float, default=5.0, help="seconds between polls")
+    sub.add_argument("--once", action="store_true", help="freeze what is final now, then exit")
     return parser
 
 
@@ -195,9 +208,11 @@ def _source(args):
 
 def _run(args) -> int:
     w3 = connect(args.chain)
-    job = SettlementJob(_source(args), _client(args, w3), Vault(w3, Deployment.load(args.deployment).vault),
-                        AddressBook.load(args.addressbook), args.state, max_records=args.max_records,
-                        max_wait=0.0 if args.once else args.max_wait, max_entries=args.max_entries)
+    deployment = Deployment.load(args.deployment)
+    vault, book = Vault(w3, deployment.vault), AddressBook.load(args.addressbook)
+    job = SettlementJob(_source(args), _client(args, w3), vault, book, args.state, max_records=args.max_records,
+                        max_wait=0.0 if args.once else args.max_wait, max_entries=args.max_entries,
+                        exits=ExitQueue(vault, book, deployment.block))
     if args.once:
         while job.step() is not None:
             pass
@@ -223,6 +238,26 @@ def _watch(args) -> int:
             done = watcher.poll()
             if done:
                 print(f"{done} deposit(s) credited or skipped", flush=True)
+            if args.once:
+                return 0
+            try:
+                time.sleep(args.poll)
+            except KeyboardInterrupt:
+                return 0
+
+
+def _exits(args) -> int:
+    config = load_config(args.config)
+    server_key = args.server_key or config.server_key_file.with_suffix(".key")
+    deployment = Deployment.load(args.deployment)
+    w3 = connect(args.chain)
+    with Client(config.endpoints.orders, ClientKeys.from_files(args.key_file, server_key)) as client:
+        watcher = ExitWatcher(Vault(w3, deployment.vault), deployment.block, AddressBook.load(args.addressbook),
+                              GatewayFreezes(client), confirmations=args.confirmations)
+        while True:
+            done = watcher.poll()
+            if done:
+                print(f"{done} account(s) frozen for their exit requests", flush=True)
             if args.once:
                 return 0
             try:

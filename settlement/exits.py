@@ -19,8 +19,11 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.core.types import EventKind, Reject
+from engine.core.types import EventKind
+from engine.core.types import Reject as CoreReject
+from engine.schemas import Reject
 from settlement.accounts import AddressBook, AddressBookError
+from settlement.gateway_link import reject_name
 from settlement.source import FillSource
 from settlement.vault import Vault
 
@@ -131,6 +134,17 @@ class ExitQueue:
         return tuple(served)
 
 
+class GatewayFreezes:
+    """EngineFreezes through the gateway, with an operator key's Client."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def freeze_account(self, account: int) -> str | None:
+        reply = self.client.freeze_account(account)
+        return reject_name(reply.code) if isinstance(reply, Reject) else None
+
+
 class InProcessFreezes:
     """EngineFreezes over a MatchingEngine in this process (tests, demo)."""
 
@@ -139,4 +153,4 @@ class InProcessFreezes:
 
     def freeze_account(self, account: int) -> str | None:
         event = self.engine.freeze_account(account)[0]
-        return None if event.kind != EventKind.REJECTED else Reject(event.reason).name
+        return None if event.kind != EventKind.REJECTED else CoreReject(event.reason).name

@@ -13,9 +13,11 @@ from test_deposit_watcher import chain_ledger, engine_for, engine_ledger
 from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind, EventKind, Reject, Side, TimeInForce
 from engine.defaults import stock_pair
+from engine.schemas import AccountFrozen
+from engine.schemas import Reject as RejectReply
 from settlement.chain import ChainClient, RevertError, fund_dev_account
 from settlement.deposits import DepositWatcher, InProcessDeposits
-from settlement.exits import ExitQueue, ExitWatcher, InProcessFreezes
+from settlement.exits import ExitQueue, ExitWatcher, GatewayFreezes, InProcessFreezes
 from settlement.records import FREEZE_DTYPE, UnitTable, freeze_records, settlement_records
 from settlement.source import RecordFileSource
 
@@ -172,3 +174,16 @@ def test_in_process_freezes_report_the_engine_outcome(venue, exchange):
     assert freezes.freeze_account(OTHER) is None
     assert freezes.freeze_account(OTHER) == "ACCOUNT_IS_FROZEN"
     assert freezes.freeze_account(0) == "FEE_ACCOUNT_NOT_FREEZABLE"
+
+
+def test_gateway_freezes_name_the_gateways_reject():
+    class Operator:
+        def __init__(self, reply) -> None:
+            self.reply = reply
+
+        def freeze_account(self, account):
+            return self.reply
+
+    assert GatewayFreezes(Operator(AccountFrozen(5, 0, 1, 3, 2))).freeze_account(3) is None
+    refused = RejectReply(seq=6, ts=0, code=int(Reject.ACCOUNT_IS_FROZEN), text="frozen", request_id=1)
+    assert GatewayFreezes(Operator(refused)).freeze_account(3) == "ACCOUNT_IS_FROZEN"
