@@ -18,7 +18,7 @@ from web3 import Web3
 from settlement.accounts import AddressBook
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hashes_of_encoded
 from settlement.netting import check_conservation, net_fills
-from settlement.records import SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
+from settlement.records import FEE_ACCOUNT, SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
 
 FILL_LEAF_TYPES = ("uint64", "address", "address", "uint16", "uint16", "uint64", "uint64", "int64", "int64")
 """StandardMerkleTree leaf of a fill: (fillId, buyer wallet, seller wallet, baseAsset,
@@ -50,9 +50,10 @@ class Batch:
     served: tuple[str, ...] = ()   # wallets whose exit requests this batch serves
 
     def settle_args(self) -> tuple:
-        """The arguments of SettlementVault.settle."""
-        return (self.batch_id, self.prev_hash, self.fills_root, list(self.deltas), list(self.withdrawal_words),
-                list(self.served))
+        """The arguments of SettlementVault.settle: header (id, previous hash, fills root, served),
+        deltas, withdrawals and the published fills."""
+        return ((self.batch_id, self.prev_hash, self.fills_root, list(self.served)), list(self.deltas),
+                list(self.withdrawal_words), publish_fills(self.fills, self.book))
 
     def proof(self, fill_id: int) -> tuple[tuple, list[bytes]]:
         """(leaf values, Merkle proof) of the fill `fill_id` in this batch."""
@@ -76,16 +77,20 @@ def build_batch(batch_id: int, prev_hash: bytes, fills: np.ndarray, withdrawals:
             raise BatchError(f"{name} outside [0, {MAX_ASSET_ID}]: the vault keys assets by uint16")
     net = net_fills(fills, withdrawals)
     check_conservation(net)
-    tree = None
-    fills_root = EMPTY_ROOT
-    if len(fills):
-        tree = StandardMerkleTree(leaf_hashes_of_encoded(encode_fill_leaves(fills, book)))
-        fills_root = tree.root
+    tree = fills_tree(fills, book)
+    fills_root = EMPTY_ROOT if tree is None else tree.root
     deltas = entry_words(net["asset"], book.wallet_ints(net["account"]), net["delta"])
     withdrawal_words = entry_words(net["asset"], book.wallet_ints(net["account"]), net["withdrawn"])
     served = tuple(Web3.to_checksum_address(wallet) for wallet in served)
     return Batch(batch_id, bytes(prev_hash), fills, withdrawals, net, fills_root, deltas, withdrawal_words,
                  batch_hash(prev_hash, batch_id, fills_root, deltas, withdrawal_words, served), tree, book, served)
+
+
+def fills_tree(fills: np.ndarray, book: AddressBook) -> StandardMerkleTree | None:
+    """The StandardMerkleTree of the fills' leaves (None for no fills: the root is EMPTY_ROOT)."""
+    if len(fills) == 0:
+        return None
+    return StandardMerkleTree(leaf_hashes_of_encoded(encode_fill_leaves(fills, book)))
 
 
 def entry_words(assets: np.ndarray, wallets: list[int], amounts: np.ndarray) -> tuple[int, ...]:
@@ -133,6 +138,45 @@ def encode_fill_leaves(fills: np.ndarray, book: AddressBook) -> np.ndarray:
         if values.dtype == np.int64:
             out[:, word, :24] = np.where(values < 0, 0xFF, 0).astype(np.uint8)[:, None]
     return out.reshape(n, len(FILL_LEAF_TYPES) * 32)
+
+
+PUBLISHED_FILL_DTYPE = np.dtype([("fill_id", ">u8"), ("buyer", "u1", 20), ("seller", "u1", 20), ("base_asset", ">u2"),
+                                 ("quote_asset", ">u2"), ("base_amount", ">u8"), ("quote_amount", ">u8"),
+                                 ("buyer_fee", ">i8"), ("seller_fee", ">i8")])
+"""One published fill: the leaf values of the fills tree, big-endian, 84 bytes."""
+
+
+def publish_fills(fills: np.ndarray, book: AddressBook) -> bytes:
+    """The fills as the vault publishes them (settle's `fills`): the fee account's wallet
+    (20 bytes), then one PUBLISHED_FILL_DTYPE row per fill. Anyone can recompute the batch's
+    deltas and fills root from it (settlement/audit.py)."""
+    rows = np.zeros(len(fills), dtype=PUBLISHED_FILL_DTYPE)
+    for name in PUBLISHED_FILL_DTYPE.names:
+        if name in ("buyer", "seller"):
+            rows[name] = np.frombuffer(b"".join(wallet.to_bytes(20, "big") for wallet in book.wallet_ints(fills[name])),
+                                       dtype=np.uint8).reshape(len(fills), 20)
+        else:
+            rows[name] = fills[name]
+    return book.wallet_ints(np.array([FEE_ACCOUNT]))[0].to_bytes(20, "big") + rows.tobytes()
+
+
+def read_published_fills(data: bytes) -> tuple[np.ndarray, AddressBook]:
+    """(fills, address book) of published fills: accounts are numbered by wallet (the fee
+    wallet is FEE_ACCOUNT); BatchError if the bytes are not published fills."""
+    if len(data) < 20 or (len(data) - 20) % PUBLISHED_FILL_DTYPE.itemsize:
+        raise BatchError(f"{len(data)} bytes are not published fills")
+    rows = np.frombuffer(data, dtype=PUBLISHED_FILL_DTYPE, offset=20)
+    wallets = {bytes(data[:20]): FEE_ACCOUNT}
+    for row in np.concatenate([rows["buyer"], rows["seller"]]):
+        wallets.setdefault(row.tobytes(), len(wallets))
+    fills = np.zeros(len(rows), dtype=SETTLEMENT_FILL_DTYPE)
+    for name in PUBLISHED_FILL_DTYPE.names:
+        if name in ("buyer", "seller"):
+            fills[name] = [wallets[row.tobytes()] for row in rows[name]]
+        else:
+            fills[name] = rows[name]
+    book = AddressBook({account: "0x" + wallet.hex() for wallet, account in wallets.items()})
+    return fills, book
 
 
 def fill_leaf_values(fills: np.ndarray, book: AddressBook) -> list[tuple]:

@@ -59,10 +59,15 @@ class Deployment:
         return cls(**data)
 
 
+CHALLENGE_WINDOW = 3600
+"""Production default of the vault's challenge window (seconds before a withdrawal is claimable)."""
+
+
 def deploy(client: ChainClient, *, operator: str, guardian: str, exit_window: int,
-           assets: dict[int, AssetSpec] = TEST_ASSETS) -> Deployment:
+           challenge_window: int = CHALLENGE_WINDOW, assets: dict[int, AssetSpec] = TEST_ASSETS) -> Deployment:
     """Deploy a TestToken per asset and a SettlementVault (client's key = admin), list the assets.
-    `exit_window`: seconds the operator has to serve an exit request."""
+    `exit_window`: seconds the operator has to serve an exit request; `challenge_window`: seconds
+    a withdrawal waits before it is claimable."""
     w3 = client.w3
     token_artifact = load_artifact("TestToken")
     token_factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
@@ -73,7 +78,7 @@ def deploy(client: ChainClient, *, operator: str, guardian: str, exit_window: in
                             "ledger_decimals": spec.ledger_decimals}
     vault_artifact = load_artifact("SettlementVault")
     vault_factory = w3.eth.contract(abi=vault_artifact["abi"], bytecode=vault_artifact["bytecode"])
-    receipt = client.transact(vault_factory.constructor(client.address, operator, guardian, exit_window))
+    receipt = client.transact(vault_factory.constructor(client.address, operator, guardian, exit_window, challenge_window))
     vault = Vault(w3, receipt["contractAddress"])
     for asset_id, info in listed.items():
         client.transact(vault.contract.functions.listAsset(asset_id, info["token"], info["ledger_decimals"]))

@@ -58,12 +58,22 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     struct Balance {
         uint128 settled;
-        uint128 claimable;
+        uint64 claimable;
+        uint64 claimableAt; // the challenge window of the last withdrawal ends here
     }
 
     struct WalletState {
         uint64 exitRequestedAt;
         bool exited;
+    }
+
+    /// @notice A batch's place in the chain, its fills commitment and the wallets whose exit
+    /// requests it serves.
+    struct BatchHeader {
+        uint64 batchId;
+        bytes32 prevBatchHash;
+        bytes32 fillsRoot;
+        address[] served;
     }
 
     /// @notice One fill as committed in a batch's Merkle tree (amounts in ledger units).
@@ -81,6 +91,9 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     /// @notice Seconds the operator has to serve an exit request before the vault may be frozen.
     uint256 public immutable exitWindow;
+    /// @notice Seconds a batch's withdrawals wait before they can be claimed: the watchtowers'
+    /// time to recompute the batch from its published fills and have the guardian pause.
+    uint256 public immutable challengeWindow;
 
     /// @notice Set by `freezeVault` once an exit request went unserved: settlement has stopped for
     /// good and every wallet may escape with its last settled balance.
@@ -101,7 +114,12 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     event AssetListed(uint16 indexed assetId, address indexed token, uint64 scale);
     event Deposit(address indexed wallet, address indexed token, uint256 amount, uint64 depositId);
     event BatchSettled(
-        uint64 indexed batchId, bytes32 batchHash, bytes32 fillsRoot, uint256 deltaCount, uint256 withdrawalCount
+        uint64 indexed batchId,
+        bytes32 batchHash,
+        bytes32 fillsRoot,
+        bytes32 deltasHash,
+        bytes32 withdrawalsHash,
+        uint256 publishedBytes
     );
     event WithdrawalQueued(address indexed wallet, uint16 indexed assetId, uint256 ledgerAmount);
     event Claimed(address indexed wallet, address indexed token, uint256 amount);
@@ -129,12 +147,14 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     error ExitNotPending(address wallet);
     error ExitWindowOpen(address wallet, uint256 deadline);
     error VaultIsFrozen();
+    error ClaimNotYet(address wallet, uint16 assetId, uint256 claimableAt);
 
-    constructor(address admin, address operator, address guardian, uint256 exitWindow_) {
+    constructor(address admin, address operator, address guardian, uint256 exitWindow_, uint256 challengeWindow_) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, operator);
         _grantRole(GUARDIAN_ROLE, guardian);
         exitWindow = exitWindow_;
+        challengeWindow = challengeWindow_;
         lastSettledAt = uint64(block.timestamp);
     }
 
@@ -189,12 +209,14 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         emit Deposit(msg.sender, address(asset.token), amount, depositId);
     }
 
-    /// @notice Transfer the caller's claimable balance of `assetId` (withdrawals settled in batches).
+    /// @notice Transfer the caller's claimable balance of `assetId` (withdrawals settled in batches),
+    /// once the challenge window of its last withdrawal has passed.
     function claim(uint16 assetId) external nonReentrant whenNotPaused returns (uint256 amount) {
         Asset memory asset = _listed(assetId);
         Balance storage balance = _balances[msg.sender][assetId];
         uint256 ledgerAmount = balance.claimable;
         if (ledgerAmount == 0) revert NothingToClaim(msg.sender, assetId);
+        if (block.timestamp < balance.claimableAt) revert ClaimNotYet(msg.sender, assetId, balance.claimableAt);
         balance.claimable = 0;
         amount = ledgerAmount * asset.scale;
         asset.token.safeTransfer(msg.sender, amount);
@@ -252,37 +274,19 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     /// @notice Apply one batch: netted fill deltas and withdrawals (encoding in the contract doc),
     /// then mark the exit requests of `served` served (each wallet's last fills are in this batch
-    /// or an earlier one).
+    /// or an earlier one). `fills` publishes the batch's fills for watchtowers (settlement/batch.py
+    /// `publish_fills`: the fee wallet, then 84 bytes a fill); the vault only carries them.
     function settle(
-        uint64 batchId,
-        bytes32 prevBatchHash,
-        bytes32 fillsRoot,
+        BatchHeader calldata header,
         uint256[] calldata deltas,
         uint256[] calldata withdrawals,
-        address[] calldata served
-    ) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (bytes32 batchHash) {
-        if (frozen) revert VaultIsFrozen();
-        uint64 expected = lastBatchId + 1;
-        if (batchId != expected) revert UnexpectedBatchId(expected, batchId);
-        if (prevBatchHash != lastBatchHash) revert WrongPrevBatchHash(lastBatchHash, prevBatchHash);
-        _applyDeltas(deltas);
-        _applyWithdrawals(withdrawals);
-        _serveExits(served, batchId);
-        batchHash = keccak256(
-            abi.encode(
-                prevBatchHash,
-                batchId,
-                fillsRoot,
-                keccak256(abi.encodePacked(deltas)),
-                keccak256(abi.encodePacked(withdrawals)),
-                keccak256(abi.encodePacked(served))
-            )
-        );
-        lastBatchId = batchId;
-        lastSettledAt = uint64(block.timestamp);
-        lastBatchHash = batchHash;
-        fillsRootOf[batchId] = fillsRoot;
-        emit BatchSettled(batchId, batchHash, fillsRoot, deltas.length, withdrawals.length);
+        bytes calldata fills
+    ) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (bytes32) {
+        _checkNext(header.batchId, header.prevBatchHash);
+        bytes32 deltasHash = _applyDeltas(deltas);
+        bytes32 withdrawalsHash = _applyWithdrawals(withdrawals);
+        bytes32 servedHash = _serveExits(header.served, header.batchId);
+        return _chain(header.batchId, header.fillsRoot, deltasHash, withdrawalsHash, servedHash, fills.length);
     }
 
     // -- views --
@@ -320,7 +324,8 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         if (address(asset.token) == address(0)) revert UnknownAsset(assetId);
     }
 
-    function _applyDeltas(uint256[] calldata deltas) private {
+    /// @dev Returns keccak256(abi.encodePacked(deltas)).
+    function _applyDeltas(uint256[] calldata deltas) private returns (bytes32) {
         uint256 previousKey;
         uint256 currentAsset = type(uint256).max;
         int256 sum;
@@ -352,9 +357,11 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
             }
         }
         if (sum != 0) revert NonZeroSum(uint16(currentAsset), sum);
+        return keccak256(abi.encodePacked(deltas));
     }
 
-    function _applyWithdrawals(uint256[] calldata withdrawals) private {
+    /// @dev Returns keccak256(abi.encodePacked(withdrawals)).
+    function _applyWithdrawals(uint256[] calldata withdrawals) private returns (bytes32) {
         for (uint256 i; i < withdrawals.length; ++i) {
             uint256 word = withdrawals[i];
             if (uint16(word >> 64) != 0) revert MalformedEntry(i);
@@ -368,17 +375,44 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
             if (balance.settled < amount) revert NegativeBalance(wallet, assetId);
             balance.settled -= amount;
             balance.claimable += amount;
+            balance.claimableAt = uint64(block.timestamp + challengeWindow);
             emit WithdrawalQueued(wallet, assetId, amount);
         }
+        return keccak256(abi.encodePacked(withdrawals));
     }
 
-    function _serveExits(address[] calldata served, uint64 batchId) private {
+    /// @dev Chain the batch: batchHash over the previous hash and the batch's commitments.
+    function _chain(
+        uint64 batchId,
+        bytes32 fillsRoot,
+        bytes32 deltasHash,
+        bytes32 withdrawalsHash,
+        bytes32 servedHash,
+        uint256 publishedBytes
+    ) private returns (bytes32 batchHash) {
+        batchHash = keccak256(abi.encode(lastBatchHash, batchId, fillsRoot, deltasHash, withdrawalsHash, servedHash));
+        lastBatchId = batchId;
+        lastSettledAt = uint64(block.timestamp);
+        lastBatchHash = batchHash;
+        fillsRootOf[batchId] = fillsRoot;
+        emit BatchSettled(batchId, batchHash, fillsRoot, deltasHash, withdrawalsHash, publishedBytes);
+    }
+
+    function _checkNext(uint64 batchId, bytes32 prevBatchHash) private view {
+        if (frozen) revert VaultIsFrozen();
+        if (batchId != lastBatchId + 1) revert UnexpectedBatchId(lastBatchId + 1, batchId);
+        if (prevBatchHash != lastBatchHash) revert WrongPrevBatchHash(lastBatchHash, prevBatchHash);
+    }
+
+    /// @dev Mark the exit requests of `served` served; returns keccak256(abi.encodePacked(served)).
+    function _serveExits(address[] calldata served, uint64 batchId) private returns (bytes32) {
         for (uint256 i; i < served.length; ++i) {
             WalletState storage state = _wallets[served[i]];
             if (state.exitRequestedAt == 0 || state.exited) revert ExitNotPending(served[i]);
             state.exited = true;
             emit ExitServed(served[i], batchId);
         }
+        return keccak256(abi.encodePacked(served));
     }
 
     function _checkActive(address wallet) private view {

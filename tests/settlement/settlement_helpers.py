@@ -18,6 +18,7 @@ from settlement.vault import Deployment, Vault, deploy, revert_decoder
 ADMIN_KEY, OPERATOR_KEY, GUARDIAN_KEY = -1, -2, -3  # dev key ids of the venue's roles
 ACCOUNTS = tuple(range(7))  # 0 is the fee account
 EXIT_WINDOW = 24 * 3600  # seconds the operator has to serve an exit request
+CHALLENGE_WINDOW = 3600  # seconds before a withdrawal is claimable
 AAPLX, USDC, WETH = 1, 5, 7
 INITIAL = {AAPLX: 1_000_000_000, USDC: 5_000_000_000_000, WETH: 500_000_000_000}  # ledger units per user
 
@@ -106,7 +107,8 @@ def setup_venue(w3, confirmations: int = 1) -> Venue:
     admin = ChainClient(w3, dev_private_key(ADMIN_KEY), decoder=revert_decoder())
     operator = ChainClient(w3, dev_private_key(OPERATOR_KEY)).address
     guardian = ChainClient(w3, dev_private_key(GUARDIAN_KEY)).address
-    deployment = deploy(admin, operator=operator, guardian=guardian, exit_window=EXIT_WINDOW)
+    deployment = deploy(admin, operator=operator, guardian=guardian, exit_window=EXIT_WINDOW,
+                        challenge_window=CHALLENGE_WINDOW)
     venue = Venue(w3, deployment, Vault(w3, deployment.vault), book, confirmations)
     for account in ACCOUNTS:
         for asset_id, amount in INITIAL.items():

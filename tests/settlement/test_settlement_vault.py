@@ -10,6 +10,7 @@ import pytest
 from settlement_helpers import (
     AAPLX,
     ADMIN_KEY,
+    CHALLENGE_WINDOW,
     EXIT_WINDOW,
     GUARDIAN_KEY,
     INITIAL,
@@ -21,6 +22,7 @@ from settlement_helpers import (
     make_withdrawals,
 )
 
+from eth_hash.backends.pysha3 import keccak256 as keccak
 from web3.logs import DISCARD
 
 from settlement.batch import batch_hash, entry_words
@@ -48,7 +50,9 @@ def test_settle_moves_balances_and_chains_hashes(venue):
     assert venue.vault.last_batch() == (1, batch.batch_hash)
     assert venue.vault.fills_root(1) == batch.fills_root
     event = venue.vault.contract.events.BatchSettled().process_receipt(receipt, errors=DISCARD)[0]["args"]
-    assert (event["batchId"], bytes(event["batchHash"]), event["deltaCount"]) == (1, batch.batch_hash, len(batch.deltas))
+    assert (event["batchId"], bytes(event["batchHash"]), bytes(event["deltasHash"])) == (
+        1, batch.batch_hash, keccak(b"".join(word.to_bytes(32, "big") for word in batch.deltas)))
+    assert event["publishedBytes"] == 20 + 84 * len(fills)
 
     second = venue.build(make_fills([(262144, 3, 1, AAPLX, USDC, 100_000, 22_000_000, 22_000, 22_000)]))
     assert second.prev_hash == batch.batch_hash
@@ -68,23 +72,24 @@ def test_wrong_operator_is_rejected(venue):
 def test_gap_replay_and_wrong_prev_hash_are_rejected(venue):
     settle = venue.vault.contract.functions.settle
     batch = venue.build(make_fills(FILLS))
-    _, prev, root, deltas, withdrawals, served = batch.settle_args()
+    (_, prev, root, served), deltas, withdrawals, published = batch.settle_args()
     with reverts("UnexpectedBatchId(expected=1, given=2)"):
-        venue.operator.prepare(settle(2, prev, root, deltas, withdrawals, served))
+        venue.operator.prepare(settle((2, prev, root, served), deltas, withdrawals, published))
     with reverts("WrongPrevBatchHash"):
-        venue.operator.prepare(settle(1, b"\x01" * 32, root, deltas, withdrawals, served))
+        venue.operator.prepare(settle((1, b"\x01" * 32, root, served), deltas, withdrawals, published))
     venue.settle(batch)
     with reverts("UnexpectedBatchId(expected=2, given=1)"):
         venue.operator.prepare(settle(*batch.settle_args()))
     with reverts("WrongPrevBatchHash"):
-        venue.operator.prepare(settle(2, prev, root, [], [], []))
+        venue.operator.prepare(settle((2, prev, root, []), [], [], b""))
 
 
 def test_deltas_must_sum_to_zero_per_asset(venue):
     book = venue.book
     words = entry_words(np.array([USDC, USDC]), book.wallet_ints(np.array([1, 2])), np.array([5, -4]))
     with reverts(f"NonZeroSum(assetId={USDC}, sum=1)"):
-        venue.operator.prepare(venue.vault.contract.functions.settle(1, bytes(32), bytes(32), list(words), [], []))
+        venue.operator.prepare(venue.vault.contract.functions.settle((1, bytes(32), bytes(32), []), list(words), [],
+                                                                     b""))
 
 
 def test_no_balance_may_go_negative(venue):
@@ -102,12 +107,12 @@ def test_entries_must_be_sorted_well_formed_and_listed(venue):
     wallets = venue.book.wallet_ints(np.array([1, 2]))
     ordered = list(entry_words(np.array([USDC, USDC]), wallets, np.array([5, -5])))
     with reverts("UnsortedDeltas(index=1)"):
-        venue.operator.prepare(settle(1, bytes(32), bytes(32), ordered[::-1], [], []))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), ordered[::-1], [], b""))
     with reverts("MalformedEntry(index=0)"):
-        venue.operator.prepare(settle(1, bytes(32), bytes(32), [ordered[0] | (1 << 64), ordered[1]], [], []))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), [ordered[0] | (1 << 64), ordered[1]], [], b""))
     unlisted = list(entry_words(np.array([9, 9]), wallets, np.array([5, -5])))
     with reverts("UnknownAsset(assetId=9)"):
-        venue.operator.prepare(settle(1, bytes(32), bytes(32), unlisted, [], []))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), unlisted, [], b""))
 
 
 def test_paused_vault_rejects_settle_deposit_and_claim(venue):
@@ -136,6 +141,9 @@ def test_withdrawal_becomes_claimable_and_claim_pulls_tokens(venue):
     user = venue.client(2)
     token = venue.token(USDC)
     before = token.functions.balanceOf(user.address).call()
+    with reverts("ClaimNotYet"):   # the watchtowers' challenge window
+        user.prepare(venue.vault.contract.functions.claim(USDC))
+    advance_time(venue.w3, CHALLENGE_WINDOW)
     user.transact(venue.vault.contract.functions.claim(USDC))
     assert token.functions.balanceOf(user.address).call() - before == 400_000_000 * venue.scale(USDC)
     assert venue.vault.balance(user.address, USDC)[1] == 0
