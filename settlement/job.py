@@ -11,6 +11,9 @@ that record and resumes:
 * chain one batch ahead with the recorded hash: the transaction was mined; confirm, checkpoint;
 * chain behind the checkpoint, or the checkpointed transaction's block gone: ReorgError (a
   reorg deeper than the confirmations); chain further ahead or with another hash: JobError.
+
+With an ExitQueue (settlement/exits.py) each batch also serves the exit requests it may, and
+a batch without records is settled just to serve them; the batch record keeps `served`.
 """
 
 from __future__ import annotations

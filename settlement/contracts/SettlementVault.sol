@@ -26,7 +26,9 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// `deltas` are the netted fills: strictly increasing in (asset, wallet), so every
 /// (wallet, asset) appears once and each asset's run must sum to zero. `withdrawals` move
 /// an amount from a wallet's settled balance to its claimable balance; the wallet pulls it
-/// with `claim`, so one bad token or address never blocks a batch.
+/// with `claim` once `challengeWindow` has passed (the watchtowers' time to recompute the batch
+/// from the fills its settle call published and have the guardian pause), so one bad token or
+/// address never blocks a batch.
 ///
 /// Batches chain: batchHash = keccak256(abi.encode(prevBatchHash, batchId, fillsRoot,
 /// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)),
