@@ -202,7 +202,8 @@ def test_journal_source_yields_the_journaled_fills_in_id_order(tmp_path):
 
 
 def test_unit_table_from_specs_equals_the_engines_for_the_venue_config(tmp_path, capsys):
-    from engine.config import build_engine, load_config
+    from engine.config import load_config
+    from engine.venue import build_engine
     from engine.keys import main as keys_main
 
     config_path = tmp_path / "venue.toml"
