@@ -42,9 +42,8 @@ class EngineFreezes(Protocol):
         ...
 
 
-def exit_requests(vault: Vault, from_block: int, to_block: int | str, max_blocks: int = 5_000) -> list[str]:
+def exit_requests(vault: Vault, from_block: int, to_block: int, max_blocks: int = 5_000) -> list[str]:
     """Wallets of the ExitRequested events in [from_block, to_block], in block order."""
-    to_block = vault.w3.eth.get_block(to_block)["number"] if isinstance(to_block, str) else to_block
     wallets = []
     while from_block <= to_block:
         end = min(to_block, from_block + max_blocks - 1)
@@ -117,7 +116,9 @@ class ExitQueue:
         pending = self.pending()
         if not pending:
             return ()
-        freezes = source.freezes()   # before the next record: a freeze seen implies its records are
+        # Freezes first, the next record after: a freeze the source shows was committed after
+        # every record of its account, so the next record read later cannot hide one of them.
+        freezes = source.freezes()
         fills, withdrawals = source.read(last_id, 1)
         following = [int(ids[0]) for ids in (fills["fill_id"], withdrawals["withdrawal_id"]) if len(ids)]
         covered = freezes[freezes["freeze_id"] < np.uint64(min(following))] if following else freezes
