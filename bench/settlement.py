@@ -99,8 +99,7 @@ def _funded_venue(w3, accounts: int) -> tuple[Vault, ChainClient, AddressBook]:
     operator = ChainClient(w3, dev_private_key(OPERATOR_KEY), decoder=revert_decoder())
     for client in (treasury, operator):
         fund_dev_account(w3, client.address, 10**22)
-    deployment = deploy(treasury, operator=operator.address, guardian=treasury.address, escape_delay=10**9,
-                        exit_delay=10**9)
+    deployment = deploy(treasury, operator=operator.address, guardian=treasury.address, exit_window=10**9, challenge_window=0)
     vault = Vault(w3, deployment.vault)
     total = FUNDING * (accounts + 1)
     for asset_id, spec in TEST_ASSETS.items():

@@ -50,7 +50,7 @@ def run(out=print) -> None:
     operator = ChainClient(w3, dev_private_key(OPERATOR_KEY), decoder=revert_decoder())
     deployment = deploy(admin, operator=operator.address,
                         guardian=ChainClient(w3, dev_private_key(GUARDIAN_KEY)).address,
-                        escape_delay=7 * 86_400, exit_delay=86_400, assets=dict(enumerate(DEFAULT_ASSETS)))
+                        exit_window=86_400, challenge_window=0, assets=dict(enumerate(DEFAULT_ASSETS)))
     vault = Vault(w3, deployment.vault)
     out(f"  vault {vault.address} on the embedded EVM (chain id {deployment.chain_id}), "
         f"{len(deployment.assets)} listed tokens")

@@ -34,6 +34,7 @@ from engine.schemas import (
     OWN_ACCOUNT,
     REPLY_DECODER,
     REQUEST_ENCODER,
+    AccountFrozen,
     Ack,
     Amend,
     Amended,
@@ -47,6 +48,7 @@ from engine.schemas import (
     Debit,
     Debited,
     DepositSkipped,
+    FreezeAccount,
     GetBalances,
     GetBook,
     GetInstruments,
@@ -82,7 +84,7 @@ from engine.schemas import (
 )
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
-                  OptionRiskSet, Liquidated, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
+                  OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls)
 
 
@@ -335,6 +337,10 @@ class Client:
     def liquidate(self, account: int) -> Liquidated | Reject:
         """Liquidate an account under its maintenance margin (operator key)."""
         return self.request(*self._requests.by_request_id(Liquidate, account))
+
+    def freeze_account(self, account: int) -> AccountFrozen | Reject:
+        """Freeze an account whose wallet requested an exit on chain (operator key)."""
+        return self.request(*self._requests.by_request_id(FreezeAccount, account))
 
 
 class AsyncClient:

@@ -275,11 +275,20 @@ class GetMarginCalls(msgspec.Struct, **_request(29)):
     request_id: I64
 
 
+class FreezeAccount(msgspec.Struct, **_request(30)):
+    """Freeze an account whose wallet requested an exit on chain (the exit
+    watcher sends it once the request is final): its orders are cancelled, its
+    new orders and withdrawals refused; the vault then pays out its balance."""
+
+    request_id: I64
+    account: I64
+
+
 Request = Union[
     NewOrder, Cancel, Amend, MassCancel,
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
-    SetOptionRisk, Liquidate, GetMarginCalls,
+    SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount,
 ]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -466,6 +475,17 @@ class Liquidated(msgspec.Struct, **_reply(14)):
     account: int
     collateral: int
     maintenance: int
+    orders: int
+
+
+class AccountFrozen(msgspec.Struct, **_reply(15)):
+    """An account was frozen by its wallet's exit request, with the number of
+    its orders cancelled (their cancels follow as their own replies)."""
+
+    seq: int
+    ts: int
+    request_id: int
+    account: int
     orders: int
 
 
@@ -676,7 +696,7 @@ def from_core(reply: type[msgspec.Struct], result, **given):
 
 Reply = Union[
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
-    Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, EngineEvent,
+    Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls,
 ]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__

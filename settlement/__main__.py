@@ -1,8 +1,11 @@
-"""``python -m settlement deploy|status|verify|prove|run|watch``: the settlement command line.
+"""``python -m settlement deploy|status|verify|prove|run|watch|exits|audit``: the settlement command line.
 
 ``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``) or from the
 gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
-the engine through the gateway (an operator key: ``--key-file``, ``--server-key``).
+the engine through the gateway (an operator key: ``--key-file``, ``--server-key``); ``exits``
+freezes, the same way, the account of each wallet whose exit request is final, and ``run``
+serves those requests in its batches (settlement/exits.py). ``audit`` is the watchtower
+(settlement/audit.py): it needs only an RPC URL and the vault's address.
 
 Keys: ``--key-env NAME`` names an environment variable holding the hex private key; on local
 chains ``--dev-key ID`` uses the deterministic dev key ID (settlement.accounts.dev_private_key)
@@ -23,9 +26,11 @@ from engine.client import Client, ClientKeys
 from engine.config import ConfigError, load_config
 from engine.journal import FileJournal, JournalError
 from settlement.accounts import AddressBook, dev_private_key
+from settlement.audit import Watchtower
 from settlement.batch import BatchError
 from settlement.chain import EMBEDDED, ChainClient, ChainError, connect, fund_dev_account
 from settlement.deposits import DepositError, DepositWatcher
+from settlement.exits import ExitError, ExitQueue, ExitWatcher, GatewayFreezes
 from settlement.gateway_link import GatewayDeposits, GatewayError, unit_table_from_config
 from settlement.job import JobError, JobStore, SettlementJob, rebuild_batch
 from settlement.netting import NettingError
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except (ChainError, JobError, BatchError, NettingError, KeyError, OSError, ConfigError, JournalError,
-            DepositError, GatewayError, TimeoutError) as err:
+            DepositError, ExitError, GatewayError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -75,8 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", type=Path, required=True, help="deployment JSON to write")
     sub.add_argument("--operator", help="operator address (default: the deployer)")
     sub.add_argument("--guardian", help="guardian address (default: the deployer)")
-    sub.add_argument("--escape-delay", type=int, default=7 * 24 * 3600, help="seconds without a batch (default 7 d)")
-    sub.add_argument("--exit-delay", type=int, default=24 * 3600, help="seconds after an exit request (default 1 d)")
+    sub.add_argument("--exit-window", type=int, default=7 * 24 * 3600,
+                     help="seconds the operator has to serve an exit request before the vault may freeze (default 7 d)")
+    sub.add_argument("--challenge-window", type=int, default=3600,
+                     help="seconds a withdrawal waits before it is claimable: the watchtowers' time (default 1 h)")
 
     sub = command("status", _status, "last batch on chain vs the job's checkpoint and the source")
     sub.add_argument("--deployment", type=Path, required=True)
@@ -106,6 +113,24 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--confirmations", type=int, default=1)
     sub.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="credit what is confirmed now, then exit")
+
+    sub = command("exits", _exits, "freeze the engine account of each final exit request through the gateway")
+    sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
+    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
+    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
+    sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
+    sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
+    sub.add_argument("--confirmations", type=int, help="blocks deep (default: the chain's finalized block)")
+    sub.add_argument("--poll", type=float, default=5.0, help="seconds between polls")
+    sub.add_argument("--once", action="store_true", help="freeze what is final now, then exit")
+
+    sub = commands.add_parser("audit", help="watchtower: recompute every batch from its published fills")
+    sub.set_defaults(command=_audit)
+    sub.add_argument("--rpc-url", required=True, help="JSON-RPC URL of the chain")
+    sub.add_argument("--vault", required=True, help="the vault's address")
+    sub.add_argument("--from-block", type=int, default=0, help="first block to scan")
+    sub.add_argument("--guardian-key-env", help="env variable with the guardian's hex key: pause on a mismatch")
+    sub.add_argument("--poll", type=float, help="keep watching, polling every POLL seconds")
     return parser
 
 
@@ -126,7 +151,7 @@ def _deploy(args) -> int:
     w3 = connect(args.chain)
     client = _client(args, w3)
     deployment = deploy(client, operator=args.operator or client.address, guardian=args.guardian or client.address,
-                        escape_delay=args.escape_delay, exit_delay=args.exit_delay)
+                        exit_window=args.exit_window, challenge_window=args.challenge_window)
     deployment.save(args.out)
     print(f"vault {deployment.vault} on chain {deployment.chain_id}; wrote {args.out}")
     return 0
@@ -195,9 +220,11 @@ def _source(args):
 
 def _run(args) -> int:
     w3 = connect(args.chain)
-    job = SettlementJob(_source(args), _client(args, w3), Vault(w3, Deployment.load(args.deployment).vault),
-                        AddressBook.load(args.addressbook), args.state, max_records=args.max_records,
-                        max_wait=0.0 if args.once else args.max_wait, max_entries=args.max_entries)
+    deployment = Deployment.load(args.deployment)
+    vault, book = Vault(w3, deployment.vault), AddressBook.load(args.addressbook)
+    job = SettlementJob(_source(args), _client(args, w3), vault, book, args.state, max_records=args.max_records,
+                        max_wait=0.0 if args.once else args.max_wait, max_entries=args.max_entries,
+                        exits=ExitQueue(vault, book, deployment.block))
     if args.once:
         while job.step() is not None:
             pass
@@ -229,6 +256,49 @@ def _watch(args) -> int:
                 time.sleep(args.poll)
             except KeyboardInterrupt:
                 return 0
+
+
+def _exits(args) -> int:
+    config = load_config(args.config)
+    server_key = args.server_key or config.server_key_file.with_suffix(".key")
+    deployment = Deployment.load(args.deployment)
+    w3 = connect(args.chain)
+    with Client(config.endpoints.orders, ClientKeys.from_files(args.key_file, server_key)) as client:
+        watcher = ExitWatcher(Vault(w3, deployment.vault), deployment.block, AddressBook.load(args.addressbook),
+                              GatewayFreezes(client), confirmations=args.confirmations)
+        while True:
+            done = watcher.poll()
+            if done:
+                print(f"{done} account(s) frozen for their exit requests", flush=True)
+            if args.once:
+                return 0
+            try:
+                time.sleep(args.poll)
+            except KeyboardInterrupt:
+                return 0
+
+
+def _audit(args) -> int:
+    w3 = connect(args.rpc_url)
+    guardian = None
+    if args.guardian_key_env:
+        hex_key = os.environ.get(args.guardian_key_env)
+        if not hex_key:
+            raise ChainError(f"no guardian key in {args.guardian_key_env}")
+        guardian = ChainClient(w3, bytes.fromhex(hex_key.removeprefix("0x")), decoder=revert_decoder())
+    tower = Watchtower(Vault(w3, args.vault), args.from_block, guardian)
+    mismatches = 0
+    while True:
+        for audit in tower.poll():
+            mismatches += not audit.ok
+            print(json.dumps({"batch_id": audit.batch_id, "tx": audit.tx_hash, "fills": audit.fills,
+                              "match": audit.ok, "problem": audit.problem}), flush=True)
+        if args.poll is None:
+            return 1 if mismatches else 0
+        try:
+            time.sleep(args.poll)
+        except KeyboardInterrupt:
+            return 1 if mismatches else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ that record and resumes:
 * chain one batch ahead with the recorded hash: the transaction was mined; confirm, checkpoint;
 * chain behind the checkpoint, or the checkpointed transaction's block gone: ReorgError (a
   reorg deeper than the confirmations); chain further ahead or with another hash: JobError.
+
+With an ExitQueue (settlement/exits.py) each batch also serves the exit requests it may, and
+a batch without records is settled just to serve them; the batch record keeps `served`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from settlement.accounts import AddressBook
 from settlement.batch import Batch, build_batch
 from settlement.chain import ChainClient, ChainError, ReorgError, RpcError, SignedTx
+from settlement.exits import ExitQueue
 from settlement.source import FillSource
 from settlement.vault import Vault
 
@@ -65,6 +69,7 @@ class BatchRecord:
     fills_root: str
     batch_hash: str
     txs: list[dict] = field(default_factory=list)  # {"hash", "raw", "fields"}
+    served: list[str] = field(default_factory=list)  # wallets whose exit requests it serves
 
     def signed(self) -> list[SignedTx]:
         """The recorded transactions, oldest first."""
@@ -125,7 +130,7 @@ class JobStore:
 def rebuild_batch(record: BatchRecord, source: FillSource, book: AddressBook) -> Batch:
     """Batch `record` rebuilt from the source; JobError if the source no longer yields it."""
     fills, withdrawals = source.read(record.after_id, record.record_count)
-    batch = build_batch(record.batch_id, bytes.fromhex(record.prev_hash[2:]), fills, withdrawals, book)
+    batch = build_batch(record.batch_id, bytes.fromhex(record.prev_hash[2:]), fills, withdrawals, book, record.served)
     if len(fills) + len(withdrawals) != record.record_count or "0x" + batch.batch_hash.hex() != record.batch_hash:
         raise JobError(f"the source no longer yields batch {record.batch_id} as recorded")
     return batch
@@ -136,7 +141,8 @@ class SettlementJob:
 
     def __init__(self, source: FillSource, client: ChainClient, vault: Vault, book: AddressBook, state_dir: Path,
                  *, max_records: int = 10_000, max_wait: float = 5.0, max_entries: int = 3_000, start_after: int = 0,
-                 step_hook: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 step_hook: Callable[[str], None] | None = None, clock: Callable[[], float] = time.monotonic,
+                 exits: ExitQueue | None = None) -> None:
         self.source = source
         self.client = client
         self.vault = vault
@@ -147,18 +153,23 @@ class SettlementJob:
         self.max_entries = max_entries
         self.step_hook = step_hook
         self.clock = clock
+        self.exits = exits
         self._waiting_since: float | None = None
 
     def step(self) -> int | None:
         """Finish any batch in flight, then settle the next one if it is due (max_records
         available, or records waiting for max_wait seconds). Return the id of the batch
-        settled now, or None."""
+        settled now, or None. A batch also serves the exit requests it may (exits.py); with
+        no records due, one without records serves them."""
         checkpoint, finished = self.resume()
         fills, withdrawals = self.source.read(checkpoint.last_id, self.max_records)
         count = len(fills) + len(withdrawals)
         if count == 0:
             self._waiting_since = None
-            return finished
+            if self.exits is None or not (served := self.exits.servable(self.source, checkpoint.last_id)):
+                return finished
+            return self._settle(checkpoint, build_batch(checkpoint.batch_id + 1, bytes.fromhex(
+                checkpoint.batch_hash[2:]), fills, withdrawals, self.book, served))
         if count < self.max_records:
             now = self.clock()
             if self._waiting_since is None:
@@ -167,14 +178,10 @@ class SettlementJob:
                 return finished
         self._waiting_since = None
         batch = self._fitting_batch(checkpoint, fills, withdrawals)
-        fills, withdrawals = batch.fills, batch.withdrawals
-        count = len(fills) + len(withdrawals)
-        record = BatchRecord(batch.batch_id, checkpoint.batch_hash, checkpoint.last_id,
-                             last_record_id(fills, withdrawals), count,
-                             "0x" + batch.fills_root.hex(), "0x" + batch.batch_hash.hex())
-        self.store.write_batch(record)
-        self._finish(record, batch)
-        return batch.batch_id
+        if self.exits is not None and (served := self.exits.servable(
+                self.source, last_record_id(batch.fills, batch.withdrawals))):
+            batch = build_batch(batch.batch_id, batch.prev_hash, batch.fills, batch.withdrawals, self.book, served)
+        return self._settle(checkpoint, batch)
 
     def run(self, stop: threading.Event, poll_interval: float = 0.5) -> None:
         """Call `step` until `stop` is set."""
@@ -203,6 +210,16 @@ class SettlementJob:
         return checkpoint, record.batch_id
 
     # -- internals --
+
+    def _settle(self, checkpoint: Checkpoint, batch: Batch) -> int:
+        """Record `batch` (the source after the checkpoint, cut where it ends), settle it."""
+        fills, withdrawals = batch.fills, batch.withdrawals
+        record = BatchRecord(batch.batch_id, checkpoint.batch_hash, checkpoint.last_id,
+                             last_record_id(fills, withdrawals) or checkpoint.last_id, len(fills) + len(withdrawals),
+                             "0x" + batch.fills_root.hex(), "0x" + batch.batch_hash.hex(), served=list(batch.served))
+        self.store.write_batch(record)
+        self._finish(record, batch)
+        return batch.batch_id
 
     def _fitting_batch(self, checkpoint: Checkpoint, fills: np.ndarray, withdrawals: np.ndarray) -> Batch:
         """The next batch, cut shorter while it has more than max_entries deltas + withdrawals

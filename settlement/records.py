@@ -1,13 +1,15 @@
 """Settlement records: their numpy layouts and how engine events become them.
 
-* Layouts: ``SETTLEMENT_FILL_DTYPE`` (a fill), ``WITHDRAWAL_DTYPE`` (an approved debit)
-  and ``NET_DTYPE`` (what netting returns). Every amount is an int64 in *ledger units* of
+* Layouts: ``SETTLEMENT_FILL_DTYPE`` (a fill), ``WITHDRAWAL_DTYPE`` (an approved debit),
+  ``FREEZE_DTYPE`` (an account frozen by its wallet's exit request) and ``NET_DTYPE``
+  (what netting returns). Every amount is an int64 in *ledger units* of
   its asset (engine/units.py); accounts are engine account ids (int64), assets engine asset
   ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
   DEBITED -> withdrawal) into those records, vectorised, with each instrument's exact
-  ledger-unit mapping from a ``UnitTable``. Ids are ``seq * FILLS_PER_SEQ + index of the
-  event within its command``, so fills and withdrawals share one increasing id space.
+  ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN
+  events. Ids are ``seq * FILLS_PER_SEQ + index of the event within its command``, so all
+  records share one increasing id space.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ WITHDRAWAL_DTYPE = np.dtype(
 )
 """A debit the engine approved: `amount` > 0 leaves the account's settled balance and becomes
 claimable on chain by its wallet."""
+
+FREEZE_DTYPE = np.dtype([("freeze_id", "<u8"), ("account", "<i8")])
+"""An account frozen by its wallet's exit request: no record of it has an id above freeze_id."""
 
 NET_DTYPE = np.dtype(
     [
@@ -118,14 +123,31 @@ def _index_in_command(seq: np.ndarray) -> np.ndarray:
     return np.arange(len(seq)) - np.repeat(starts, counts)
 
 
+def _record_ids(events: np.ndarray) -> np.ndarray:
+    """The record id of every event (seq * FILLS_PER_SEQ + index within its command)."""
+    index = _index_in_command(events["seq"])
+    if index.max() >= FILLS_PER_SEQ:
+        raise ValueError(f"a command produced more than {FILLS_PER_SEQ} events")
+    return events["seq"].astype(np.uint64) * np.uint64(FILLS_PER_SEQ) + index.astype(np.uint64)
+
+
+def freeze_records(events: np.ndarray) -> np.ndarray:
+    """The account freezes (FREEZE_DTYPE) of one batch of engine events, in id order."""
+    frozen = np.zeros(0, dtype=FREEZE_DTYPE)
+    if len(events) == 0:
+        return frozen
+    is_freeze = events["kind"] == EventKind.ACCOUNT_FROZEN
+    frozen = np.zeros(int(is_freeze.sum()), dtype=FREEZE_DTYPE)
+    frozen["freeze_id"] = _record_ids(events)[is_freeze]
+    frozen["account"] = events["account"][is_freeze]
+    return frozen
+
+
 def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray, np.ndarray]:
     """(fills, withdrawals) of one batch of engine events (EVENT_DTYPE), in id order."""
     if len(events) == 0:
         return empty_fills(0), empty_withdrawals(0)
-    index = _index_in_command(events["seq"])
-    if index.max() >= FILLS_PER_SEQ:
-        raise ValueError(f"a command produced more than {FILLS_PER_SEQ} events")
-    ids = events["seq"].astype(np.uint64) * np.uint64(FILLS_PER_SEQ) + index.astype(np.uint64)
+    ids = _record_ids(events)
 
     is_fill = events["kind"] == EventKind.FILL
     f = events[is_fill]

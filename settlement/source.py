@@ -1,9 +1,10 @@
-"""Where the batch job reads settled-to-be records: the FillSource interface and an
-append-only file implementation (until the engine's journal provides one).
+"""Where the batch job reads settled-to-be records: the FillSource interface, an append-only
+file implementation and the engine's journal.
 
-Fill ids and withdrawal ids share one id space (engine seq * 65536 + index within the
-command) and increase with the engine's sequence, so one cursor orders both: a withdrawal
-is never settled before the fills that preceded it in the engine.
+Fill ids, withdrawal ids and freeze ids share one id space (engine seq * 65536 + index within
+the command) and increase with the engine's sequence, so one cursor orders them: a withdrawal
+is never settled before the fills that preceded it in the engine, and an account's freeze
+(its wallet's exit request) comes after every record of that account.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import numpy as np
 
 from settlement.records import (
     FILLS_PER_SEQ,
+    FREEZE_DTYPE,
     SETTLEMENT_FILL_DTYPE,
     WITHDRAWAL_DTYPE,
     UnitTable,
     empty_fills,
     empty_withdrawals,
+    freeze_records,
     settlement_records,
 )
 
@@ -32,21 +35,28 @@ class FillSource(Protocol):
         """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
         ...
 
+    def freezes(self) -> np.ndarray:
+        """Every account freeze (FREEZE_DTYPE) the source holds, in id order."""
+        ...
+
 
 class RecordFileSource:
-    """Two append-only files of raw records in `directory`: fills.bin (SETTLEMENT_FILL_DTYPE)
-    and withdrawals.bin (WITHDRAWAL_DTYPE). A torn record at the end (crash mid-append) is
-    ignored until it is complete."""
+    """Three append-only files of raw records in `directory`: fills.bin (SETTLEMENT_FILL_DTYPE),
+    withdrawals.bin (WITHDRAWAL_DTYPE) and freezes.bin (FREEZE_DTYPE). A torn record at the end
+    (crash mid-append) is ignored until it is complete."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._files = {"fill_id": self.directory / "fills.bin", "withdrawal_id": self.directory / "withdrawals.bin"}
+        self._files = {"fill_id": self.directory / "fills.bin", "withdrawal_id": self.directory / "withdrawals.bin",
+                       "freeze_id": self.directory / "freezes.bin"}
 
-    def append(self, fills: np.ndarray | None = None, withdrawals: np.ndarray | None = None) -> None:
+    def append(self, fills: np.ndarray | None = None, withdrawals: np.ndarray | None = None,
+               freezes: np.ndarray | None = None) -> None:
         """Append records (ids must keep increasing) and fsync."""
         for key, records, dtype in (("fill_id", fills, SETTLEMENT_FILL_DTYPE),
-                                    ("withdrawal_id", withdrawals, WITHDRAWAL_DTYPE)):
+                                    ("withdrawal_id", withdrawals, WITHDRAWAL_DTYPE),
+                                    ("freeze_id", freezes, FREEZE_DTYPE)):
             if records is None or len(records) == 0:
                 continue
             if records.dtype != dtype:
@@ -66,6 +76,10 @@ class RecordFileSource:
         withdrawals = self._after(self._load("withdrawal_id", WITHDRAWAL_DTYPE), "withdrawal_id", after_id, limit)
         fills, withdrawals = _lowest_ids(fills, withdrawals, limit)
         return fills.copy(), withdrawals.copy()
+
+    def freezes(self) -> np.ndarray:
+        """Every account freeze (FREEZE_DTYPE) in the file, in id order."""
+        return self._load("freeze_id", FREEZE_DTYPE).copy()
 
     def _load(self, key: str, dtype: np.dtype) -> np.ndarray:
         path = self._files[key]
@@ -91,6 +105,8 @@ class JournalFillSource:
     def __init__(self, journal, units: UnitTable) -> None:
         self.journal = journal
         self.units = units
+        self._freezes = [np.zeros(0, dtype=FREEZE_DTYPE)]
+        self._freezes_to = 0   # the freezes of seqs up to here are in _freezes
 
     def read(self, after_id: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
@@ -112,10 +128,25 @@ class JournalFillSource:
         withdrawals = np.concatenate(withdrawal_parts) if withdrawal_parts else empty_withdrawals(0)
         return _lowest_ids(fills, withdrawals, limit)
 
+    def freezes(self) -> np.ndarray:
+        """Every account freeze (FREEZE_DTYPE) in committed journal batches, in id order
+        (each journal batch is read once)."""
+        committed = self.journal.committed_seq
+        for batch in self.journal.read(self._freezes_to + 1):
+            if batch.last_seq > committed:
+                break
+            if batch.first_seq > self._freezes_to:
+                self._freezes.append(freeze_records(batch.events))
+                self._freezes_to = batch.last_seq
+        self._freezes = [np.concatenate(self._freezes)]
+        return self._freezes[0].copy()
+
 
 def _lowest_ids(fills: np.ndarray, withdrawals: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """The fills and withdrawals among the ``limit`` lowest ids of both kinds together
     (each kind is in id order)."""
+    if limit <= 0:
+        return fills[:0], withdrawals[:0]
     if len(fills) + len(withdrawals) > limit:
         cutoff = np.sort(np.concatenate([fills["fill_id"], withdrawals["withdrawal_id"]]))[limit - 1]
         fills = fills[fills["fill_id"] <= cutoff]

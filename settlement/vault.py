@@ -59,9 +59,15 @@ class Deployment:
         return cls(**data)
 
 
-def deploy(client: ChainClient, *, operator: str, guardian: str, escape_delay: int, exit_delay: int,
-           assets: dict[int, AssetSpec] = TEST_ASSETS) -> Deployment:
-    """Deploy a TestToken per asset and a SettlementVault (client's key = admin), list the assets."""
+CHALLENGE_WINDOW = 3600
+"""Production default of the vault's challenge window (seconds before a withdrawal is claimable)."""
+
+
+def deploy(client: ChainClient, *, operator: str, guardian: str, exit_window: int,
+           challenge_window: int = CHALLENGE_WINDOW, assets: dict[int, AssetSpec] = TEST_ASSETS) -> Deployment:
+    """Deploy a TestToken per asset and a SettlementVault (client's key = admin), list the assets.
+    `exit_window`: seconds the operator has to serve an exit request; `challenge_window`: seconds
+    a withdrawal waits before it is claimable."""
     w3 = client.w3
     token_artifact = load_artifact("TestToken")
     token_factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
@@ -72,7 +78,7 @@ def deploy(client: ChainClient, *, operator: str, guardian: str, escape_delay: i
                             "ledger_decimals": spec.ledger_decimals}
     vault_artifact = load_artifact("SettlementVault")
     vault_factory = w3.eth.contract(abi=vault_artifact["abi"], bytecode=vault_artifact["bytecode"])
-    receipt = client.transact(vault_factory.constructor(client.address, operator, guardian, escape_delay, exit_delay))
+    receipt = client.transact(vault_factory.constructor(client.address, operator, guardian, exit_window, challenge_window))
     vault = Vault(w3, receipt["contractAddress"])
     for asset_id, info in listed.items():
         client.transact(vault.contract.functions.listAsset(asset_id, info["token"], info["ledger_decimals"]))
@@ -97,6 +103,11 @@ class Vault:
         """(settled, claimable) of `wallet` in ledger units."""
         settled, claimable = self.contract.functions.balanceOf(wallet, asset_id).call()
         return settled, claimable
+
+    def wallet_state(self, wallet: str, block: int | str = "latest") -> tuple[int, bool]:
+        """(exit request time or 0, whether its exit was served or it escaped)."""
+        requested_at, exited = self.contract.functions.walletState(wallet).call(block_identifier=block)
+        return int(requested_at), bool(exited)
 
     def fills_root(self, batch_id: int) -> bytes:
         """The fills root recorded for `batch_id` (zero if none)."""

@@ -11,8 +11,8 @@ from libc.string cimport memcpy
 from engine.core.events cimport events_from_recs
 from engine.core.instrument cimport Instrument
 from engine.core.recarrays cimport new_records, record_data
-from engine.core.types cimport (AMEND, CANCEL, CANCEL_NEWEST, CREDIT, DEBIT, GTC, LIMIT, LIQUIDATE, MASS_CANCEL,
-                                NEW_ORDER, SET_ASSET_PRICE, SET_OPTION_RISK, SET_REFERENCE, SET_STATE,
+from engine.core.types cimport (AMEND, CANCEL, CANCEL_NEWEST, CREDIT, DEBIT, FREEZE_ACCOUNT, GTC, LIMIT, LIQUIDATE,
+                                MASS_CANCEL, NEW_ORDER, SET_ASSET_PRICE, SET_OPTION_RISK, SET_REFERENCE, SET_STATE,
                                 SKIP_DEPOSIT)
 
 import numpy as np
@@ -153,6 +153,13 @@ cdef class CommandApi(EngineParts):
         account here); the funds stay on the wallet's vault balance."""
         cdef CommandRec c = _command(SKIP_DEPOSIT, seq, ts)
         c.order_id = deposit_id
+        return self._run_one(&c)
+
+    def freeze_account(self, int64_t account, int64_t seq=0, int64_t ts=0):
+        """Freeze an account whose wallet requested an exit on chain: its orders
+        are cancelled, new orders and withdrawals refused (ACCOUNT_IS_FROZEN)."""
+        cdef CommandRec c = _command(FREEZE_ACCOUNT, seq, ts)
+        c.account = account
         return self._run_one(&c)
 
     def debit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):

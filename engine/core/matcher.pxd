@@ -33,6 +33,7 @@ cdef class MatchingEngine(CommandApi):
     cdef int _skip_deposit(self, const CommandRec* c) except -1
     cdef int _set_option_risk(self, const CommandRec* c) except -1
     cdef int _liquidate(self, const CommandRec* c) except -1
+    cdef int _freeze_account(self, const CommandRec* c) except -1
     cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1
 
     # -- matching --

@@ -58,6 +58,8 @@ cdef class MatchingEngine(CommandApi):
             return self._set_option_risk(c)
         if c.kind == LIQUIDATE:
             return self._liquidate(c)
+        if c.kind == FREEZE_ACCOUNT:
+            return self._freeze_account(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -74,6 +76,8 @@ cdef class MatchingEngine(CommandApi):
             return self._reject(c, UNKNOWN_INSTRUMENT)
         if not self._account_ok(c.account):
             return self._reject(c, UNKNOWN_ACCOUNT)
+        if self.funds.n_frozen and self.funds.is_frozen(c.account):
+            return self._reject(c, ACCOUNT_IS_FROZEN)
         if c.side != BUY and c.side != SELL:
             return self._reject(c, INVALID_SIDE)
         if c.order_type == LIMIT:
@@ -385,6 +389,8 @@ cdef class MatchingEngine(CommandApi):
             return self._reject(c, ACCOUNTS_DISABLED)
         if not self.ledger.known(acct):
             return self._reject(c, UNKNOWN_ACCOUNT)
+        if self.funds.n_frozen and self.funds.is_frozen(acct):
+            return self._reject(c, ACCOUNT_IS_FROZEN)
         maintenance = self.margins.requirement(acct, False)
         value = self.margins.collateral(acct, False)
         if maintenance == 0 or value >= maintenance:
@@ -408,6 +414,23 @@ cdef class MatchingEngine(CommandApi):
         finally:
             self.funds.liquidating = False
         self.ev[head].qty = closing
+        return 0
+
+    cdef int _freeze_account(self, const CommandRec* c) except -1:
+        """Freeze an account whose wallet requested an exit on chain (the exit
+        watcher sends this once the request is final): cancel its orders and
+        refuse its new orders and withdrawals from now on, so nothing of it is
+        left to settle after this command. qty of the event: orders cancelled."""
+        cdef uint8_t why
+        cdef Py_ssize_t head
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        why = self.funds.freeze(c.account)
+        if why:
+            return self._reject(c, why)
+        head = self.ev_n
+        self._emit(ACCOUNT_FROZEN).account = c.account
+        self.ev[head].qty = self._cancel_account(c.account, -1, FROZEN)
         return 0
 
     # ------------------------------------------------------------------

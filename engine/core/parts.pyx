@@ -90,6 +90,15 @@ cdef class EngineParts:
         """The last vault deposit id credited or skipped (0: none)."""
         return self.funds.last_deposit_id
 
+    def is_frozen(self, int64_t account):
+        """Whether the account is frozen by its wallet's exit request."""
+        return bool(self.funds.is_frozen(account))
+
+    @property
+    def frozen_accounts(self):
+        """The frozen accounts, sorted."""
+        return tuple(self.funds.write_frozen())
+
     def open_account(self, int64_t account):
         """Open an account (risk mode): it may then hold balances and trade."""
         if not self.risk:

@@ -59,7 +59,8 @@ EVENT_DTYPE = np.dtype(
     align=True,
 )
 
-JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED))
+JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED,
+                                                    EventKind.ACCOUNT_FROZEN))
 """Event kinds a journal batch record keeps (what settlement needs); the
 journal (engine/journal.py) and the gateway's wire.select_kinds both use it."""
 

@@ -15,6 +15,8 @@ cdef class Risk:
     cdef readonly int64_t fee_account
     cdef readonly int64_t last_deposit_id
     cdef bint liquidating         # closing orders of a liquidation skip the margin check
+    cdef set frozen               # accounts frozen by their wallet's exit request
+    cdef readonly int64_t n_frozen  # len(frozen): the hot path tests this int, not the set
 
     # -- commands --
     cdef uint8_t reserve(self, const Instrument* inst, int64_t account, uint8_t side,
@@ -25,6 +27,10 @@ cdef class Risk:
     cdef uint8_t credit_debit(self, const CommandRec* c) noexcept
     cdef uint8_t skip_deposit(self, int64_t deposit_id) noexcept
     cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept
+    cdef uint8_t freeze(self, int64_t account) except 255
+    cdef bint is_frozen(self, int64_t account) except -1
 
     # -- state (state.pyx puts the parts together) --
+    cdef list write_frozen(self)
+    cdef int read_frozen(self, list accounts) except -1
     cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1

@@ -4,6 +4,8 @@ An order reserves what it could spend before it reaches the book: a buy its
 notional at its limit plus the largest fee, a sell its base quantity, an
 option sell margin (margin.pyx). A fill moves the exact amounts and fees and
 releases what it used. Deposits arrive in vault id order, each exactly once.
+An account frozen by its wallet's on-chain exit request neither trades nor
+withdraws again: what it holds is settled and paid out by the vault.
 
 No receiving balance can overflow: credits keep each asset's supply (credits
 minus debits) at most 2**62, balances are never negative and fills only move
@@ -13,8 +15,9 @@ value, so no single balance exceeds 2**62.
 from engine.core.instrument cimport fee, notional, reservation
 from engine.core.ledger cimport Position
 from engine.core.book cimport OrderWalk
-from engine.core.types cimport (BUY, CREDIT, DEBIT, DEPOSIT_GAP, DUPLICATE_DEPOSIT, INSUFFICIENT_MARGIN,
-                                MARGIN_NOT_SET, SELL, UNKNOWN_ACCOUNT, UNKNOWN_ASSET)
+from engine.core.types cimport (ACCOUNT_IS_FROZEN, BUY, CREDIT, DEBIT, DEPOSIT_GAP, DUPLICATE_DEPOSIT,
+                                FEE_ACCOUNT_NOT_FREEZABLE, INSUFFICIENT_MARGIN, MARGIN_NOT_SET, SELL,
+                                UNKNOWN_ACCOUNT, UNKNOWN_ASSET)
 
 
 cdef class Risk:
@@ -24,6 +27,7 @@ cdef class Risk:
         self.ledger = ledger
         self.margin = margin
         self.fee_account = fee_account
+        self.frozen = set()
 
     # -- commands --
 
@@ -151,6 +155,8 @@ cdef class Risk:
             if c.order_id != 0:
                 self.last_deposit_id = c.order_id
             return 0
+        if self.n_frozen and self.is_frozen(c.account):
+            return ACCOUNT_IS_FROZEN
         why = self.ledger.debit(c.account, c.asset, c.qty)
         if why:
             return why
@@ -174,7 +180,39 @@ cdef class Risk:
             return DEPOSIT_GAP
         return 0
 
+    cdef uint8_t freeze(self, int64_t account) except 255:
+        """Freeze an account for good (its wallet's exit request); a reject code,
+        changing nothing, if it is unknown, already frozen or the fee account.
+        The caller cancels its orders."""
+        if not self.ledger.known(account):
+            return UNKNOWN_ACCOUNT
+        if account == self.fee_account:
+            return FEE_ACCOUNT_NOT_FREEZABLE
+        if self.is_frozen(account):
+            return ACCOUNT_IS_FROZEN
+        self.frozen.add(account)
+        self.n_frozen += 1
+        return 0
+
+    cdef bint is_frozen(self, int64_t account) except -1:
+        """Whether the account is frozen (callers test n_frozen first)."""
+        return account in self.frozen
+
     # -- state --
+
+    cdef list write_frozen(self):
+        """The frozen accounts, sorted (snapshot and state hash)."""
+        return sorted(self.frozen)
+
+    cdef int read_frozen(self, list accounts) except -1:
+        """Restore the frozen accounts of a snapshot; ValueError on an unknown
+        or repeated account."""
+        for account in accounts:
+            if not self.ledger.known(account) or account in self.frozen:
+                raise ValueError(f"snapshot frozen account {account} is not valid for this engine")
+            self.frozen.add(account)
+        self.n_frozen = len(self.frozen)
+        return 0
 
     cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1:
         """Assert every account's reserved amounts and open option orders equal

@@ -58,6 +58,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     option_risk: bytes = b""  # int64 [len(instruments), 2]: initial, maintenance per qty unit
     positions: bytes = b""    # int64 [len(open_accounts), option series, 3]: position, open sells, open buys
     margin_flags: bytes = b"" # uint8 per open account: has held option exposure
+    frozen_accounts: list[int] = []  # accounts frozen by their wallet's exit request, sorted
 
 
 ENCODER = msgspec.msgpack.Encoder()

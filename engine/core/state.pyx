@@ -3,7 +3,7 @@ state hash and integrity check (EngineParts in parts.pyx calls them).
 
 Each part writes and reads its own state (instrument.pyx the trading states,
 book.pyx the resting orders, ledger.pyx balances and positions, margin.pyx the
-margin rates, risk.pyx the deposit counter); a snapshot is their outputs put
+margin rates, risk.pyx the deposit counter and frozen accounts); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
 
@@ -38,6 +38,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         instrument_state=write_states(parts.insts, parts.n_inst),
         orders=books.write_orders(),
         option_risk=margin.write_rates(parts.insts, parts.n_inst),
+        frozen_accounts=risk.write_frozen(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -75,6 +76,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     parts.next_order_id = snap.next_order_id
     parts.last_seq = snap.last_seq
     risk.last_deposit_id = snap.last_deposit_id
+    risk.read_frozen(list(snap.frozen_accounts))
     try:
         check_integrity(parts, books, risk)
     except AssertionError as err:
@@ -90,6 +92,9 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin):
         hash_words(&parts.insts[i], i, words)
         books.hash_words(i, words)
     words += [parts.risk, risk.fee_account, risk.last_deposit_id]
+    if risk.n_frozen:
+        # Only when present: a state without frozen accounts hashes as before.
+        words += [risk.n_frozen, *risk.write_frozen()]
     risk.ledger.hash_words(words)
     margin.hash_words(words)
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()

@@ -65,6 +65,7 @@ cpdef enum CommandKind:
     SKIP_DEPOSIT = 10
     SET_OPTION_RISK = 11
     LIQUIDATE = 12
+    FREEZE_ACCOUNT = 13
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -81,6 +82,7 @@ cpdef enum EventKind:
     DEPOSIT_SKIPPED = 12
     OPTION_RISK_SET = 13
     LIQUIDATED = 14
+    ACCOUNT_FROZEN = 15
 
 cpdef enum CancelReason:
     USER = 1
@@ -90,6 +92,7 @@ cpdef enum CancelReason:
     BAND = 5
     MASS = 6
     LIQUIDATION = 7
+    FROZEN = 8
 
 cpdef enum Reject:
     UNKNOWN_INSTRUMENT = 1
@@ -127,6 +130,8 @@ cpdef enum Reject:
     NOT_AN_OPTION = 33
     INVALID_MARGIN = 34
     MARGIN_NOT_SET = 35
+    ACCOUNT_IS_FROZEN = 36
+    FEE_ACCOUNT_NOT_FREEZABLE = 37
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

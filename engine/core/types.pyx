@@ -53,6 +53,8 @@ REJECT_TEXT = {
     Reject.NOT_AN_OPTION: "instrument is not an option series",
     Reject.INVALID_MARGIN: "margins must be positive, maintenance at most initial",
     Reject.MARGIN_NOT_SET: "option series has no margin rates yet (operator SetOptionRisk)",
+    Reject.ACCOUNT_IS_FROZEN: "account is frozen: its wallet requested an exit on chain",
+    Reject.FEE_ACCOUNT_NOT_FREEZABLE: "the fee account cannot be frozen (every fill pays it)",
 }
 
 CANCEL_TEXT = {
@@ -63,4 +65,5 @@ CANCEL_TEXT = {
     CancelReason.BAND: "price band: could not trade inside the band",
     CancelReason.MASS: "mass cancel",
     CancelReason.LIQUIDATION: "liquidation of the account",
+    CancelReason.FROZEN: "account frozen by its on-chain exit request",
 }

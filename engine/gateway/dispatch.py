@@ -23,6 +23,7 @@ from engine.schemas import (
     Credit,
     Debit,
     GatewayReject,
+    FreezeAccount,
     GetBalances,
     GetBook,
     GetInstruments,
@@ -116,6 +117,10 @@ def _liquidate(batch: Batch, session: Session, req: Liquidate, _account: None) -
     batch.command(session, req.request_id, CommandKind.LIQUIDATE, account=req.account)
 
 
+def _freeze_account(batch: Batch, session: Session, req: FreezeAccount, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.FREEZE_ACCOUNT, account=req.account)
+
+
 ROUTES: dict[type, Route] = {
     NewOrder: Route(Rule.ACCOUNT, _new_order),
     Cancel: Route(Rule.ACCOUNT, _cancel),
@@ -129,6 +134,7 @@ ROUTES: dict[type, Route] = {
     SkipDeposit: Route(Rule.OPERATOR, _skip_deposit),
     SetOptionRisk: Route(Rule.OPERATOR, _set_option_risk),
     Liquidate: Route(Rule.OPERATOR, _liquidate),
+    FreezeAccount: Route(Rule.OPERATOR, _freeze_account),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),
     GetBook: Route(Rule.ANYONE),

@@ -26,10 +26,21 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// `deltas` are the netted fills: strictly increasing in (asset, wallet), so every
 /// (wallet, asset) appears once and each asset's run must sum to zero. `withdrawals` move
 /// an amount from a wallet's settled balance to its claimable balance; the wallet pulls it
-/// with `claim`, so one bad token or address never blocks a batch.
+/// with `claim` once `challengeWindow` has passed (the watchtowers' time to recompute the batch
+/// from the fills its settle call published and have the guardian pause), so one bad token or
+/// address never blocks a batch.
 ///
 /// Batches chain: batchHash = keccak256(abi.encode(prevBatchHash, batchId, fillsRoot,
-/// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)))).
+/// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)),
+/// keccak256(abi.encodePacked(served)))).
+///
+/// Forced exit (as StarkEx forced withdrawals and dYdX v3): a wallet calls `requestExit`; the
+/// operator must serve it within `exitWindow` by naming the wallet in `served` of a batch that
+/// settles everything the wallet traded (off chain its account is frozen first, so nothing of it
+/// is left to settle). A served wallet withdraws its whole balance with `escape`; no batch may
+/// touch it again. If a request is not served in time, anyone may `freezeVault`: no batch ever
+/// settles again and every wallet leaves with its last settled balance. No wallet can escape
+/// while the operator is live and settling, so none can race a pending batch.
 ///
 /// Fills are committed by `fillsRoot`, the root of an OpenZeppelin StandardMerkleTree over
 /// the leaf type (uint64,address,address,uint16,uint16,uint64,uint64,int64,int64).
@@ -49,12 +60,22 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     struct Balance {
         uint128 settled;
-        uint128 claimable;
+        uint64 claimable;
+        uint64 claimableAt; // the challenge window of the last withdrawal ends here
     }
 
     struct WalletState {
         uint64 exitRequestedAt;
         bool exited;
+    }
+
+    /// @notice A batch's place in the chain, its fills commitment and the wallets whose exit
+    /// requests it serves.
+    struct BatchHeader {
+        uint64 batchId;
+        bytes32 prevBatchHash;
+        bytes32 fillsRoot;
+        address[] served;
     }
 
     /// @notice One fill as committed in a batch's Merkle tree (amounts in ledger units).
@@ -70,10 +91,15 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         int64 sellerFee;
     }
 
-    /// @notice Seconds without a settled batch after which every wallet may escape.
-    uint256 public immutable escapeDelay;
-    /// @notice Seconds between a wallet's exit request and its escape.
-    uint256 public immutable exitDelay;
+    /// @notice Seconds the operator has to serve an exit request before the vault may be frozen.
+    uint256 public immutable exitWindow;
+    /// @notice Seconds a batch's withdrawals wait before they can be claimed: the watchtowers'
+    /// time to recompute the batch from its published fills and have the guardian pause.
+    uint256 public immutable challengeWindow;
+
+    /// @notice Set by `freezeVault` once an exit request went unserved: settlement has stopped for
+    /// good and every wallet may escape with its last settled balance.
+    bool public frozen;
 
     uint64 public lastBatchId;
     uint64 public lastSettledAt;
@@ -90,11 +116,18 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     event AssetListed(uint16 indexed assetId, address indexed token, uint64 scale);
     event Deposit(address indexed wallet, address indexed token, uint256 amount, uint64 depositId);
     event BatchSettled(
-        uint64 indexed batchId, bytes32 batchHash, bytes32 fillsRoot, uint256 deltaCount, uint256 withdrawalCount
+        uint64 indexed batchId,
+        bytes32 batchHash,
+        bytes32 fillsRoot,
+        bytes32 deltasHash,
+        bytes32 withdrawalsHash,
+        uint256 publishedBytes
     );
     event WithdrawalQueued(address indexed wallet, uint16 indexed assetId, uint256 ledgerAmount);
     event Claimed(address indexed wallet, address indexed token, uint256 amount);
     event ExitRequested(address indexed wallet, uint256 requestedAt);
+    event ExitServed(address indexed wallet, uint64 indexed batchId);
+    event VaultFrozen(address indexed unservedWallet, uint256 frozenAt);
     event Escaped(address indexed wallet, address indexed token, uint256 amount);
 
     error UnexpectedBatchId(uint64 expected, uint64 given);
@@ -112,13 +145,18 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     error FeeOnTransferToken(address token);
     error NothingToClaim(address wallet, uint16 assetId);
     error EscapeNotOpen(address wallet);
+    error ExitPending(address wallet);
+    error ExitNotPending(address wallet);
+    error ExitWindowOpen(address wallet, uint256 deadline);
+    error VaultIsFrozen();
+    error ClaimNotYet(address wallet, uint16 assetId, uint256 claimableAt);
 
-    constructor(address admin, address operator, address guardian, uint256 escapeDelay_, uint256 exitDelay_) {
+    constructor(address admin, address operator, address guardian, uint256 exitWindow_, uint256 challengeWindow_) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(OPERATOR_ROLE, operator);
         _grantRole(GUARDIAN_ROLE, guardian);
-        escapeDelay = escapeDelay_;
-        exitDelay = exitDelay_;
+        exitWindow = exitWindow_;
+        challengeWindow = challengeWindow_;
         lastSettledAt = uint64(block.timestamp);
     }
 
@@ -156,7 +194,11 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     function deposit(uint16 assetId, uint256 amount) external nonReentrant whenNotPaused returns (uint64 depositId) {
         Asset memory asset = _listed(assetId);
         if (amount == 0 || amount % asset.scale != 0) revert InvalidAmount(amount);
-        if (_wallets[msg.sender].exited) revert WalletExited(msg.sender);
+        if (frozen) revert VaultIsFrozen();
+        WalletState memory state = _wallets[msg.sender];
+        if (state.exited) revert WalletExited(msg.sender);
+        // After its exit request the account is frozen off chain: a deposit would never be credited.
+        if (state.exitRequestedAt != 0) revert ExitPending(msg.sender);
         Balance storage balance = _balances[msg.sender][assetId];
         uint256 settled = balance.settled + amount / asset.scale;
         if (settled > MAX_LEDGER_BALANCE) revert BalanceTooLarge(msg.sender, assetId);
@@ -169,39 +211,51 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         emit Deposit(msg.sender, address(asset.token), amount, depositId);
     }
 
-    /// @notice Transfer the caller's claimable balance of `assetId` (withdrawals settled in batches).
+    /// @notice Transfer the caller's claimable balance of `assetId` (withdrawals settled in batches),
+    /// once the challenge window of its last withdrawal has passed.
     function claim(uint16 assetId) external nonReentrant whenNotPaused returns (uint256 amount) {
         Asset memory asset = _listed(assetId);
         Balance storage balance = _balances[msg.sender][assetId];
         uint256 ledgerAmount = balance.claimable;
         if (ledgerAmount == 0) revert NothingToClaim(msg.sender, assetId);
+        if (block.timestamp < balance.claimableAt) revert ClaimNotYet(msg.sender, assetId, balance.claimableAt);
         balance.claimable = 0;
         amount = ledgerAmount * asset.scale;
         asset.token.safeTransfer(msg.sender, amount);
         emit Claimed(msg.sender, address(asset.token), amount);
     }
 
-    /// @notice Start the caller's exit: after `exitDelay` it may `escape`. Batches may still
-    /// settle its pending fills until then.
+    /// @notice Ask the operator to settle everything the caller traded and let it withdraw its
+    /// whole balance (`escape`). The operator must serve the request in a batch within
+    /// `exitWindow`, else anyone may `freezeVault`. Open while paused: it is the users' way out.
     function requestExit() external {
         WalletState storage state = _wallets[msg.sender];
+        if (frozen) revert VaultIsFrozen();
         if (state.exited) revert WalletExited(msg.sender);
-        if (state.exitRequestedAt == 0) {
-            state.exitRequestedAt = uint64(block.timestamp);
-            emit ExitRequested(msg.sender, block.timestamp);
-        }
+        if (state.exitRequestedAt != 0) revert ExitPending(msg.sender);
+        state.exitRequestedAt = uint64(block.timestamp);
+        emit ExitRequested(msg.sender, block.timestamp);
     }
 
-    /// @notice Whether `wallet` may escape now: no batch for `escapeDelay`, its exit request
-    /// is `exitDelay` old, or it has already exited.
-    function escapeOpen(address wallet) public view returns (bool) {
+    /// @notice Stop settlement for good because `wallet`'s exit request was not served within
+    /// `exitWindow`; every wallet may then escape with its last settled balance. Anyone may call.
+    function freezeVault(address wallet) external {
+        if (frozen) revert VaultIsFrozen();
         WalletState memory state = _wallets[wallet];
-        if (state.exited || block.timestamp >= uint256(lastSettledAt) + escapeDelay) return true;
-        return state.exitRequestedAt != 0 && block.timestamp >= uint256(state.exitRequestedAt) + exitDelay;
+        if (state.exitRequestedAt == 0 || state.exited) revert ExitNotPending(wallet);
+        uint256 deadline = uint256(state.exitRequestedAt) + exitWindow;
+        if (block.timestamp < deadline) revert ExitWindowOpen(wallet, deadline);
+        frozen = true;
+        emit VaultFrozen(wallet, block.timestamp);
     }
 
-    /// @notice Escape hatch: withdraw the caller's last settled (and claimable) balance of each
-    /// asset directly. The wallet is then exited: batches touching it revert.
+    /// @notice Whether `wallet` may escape now: its exit was served, or the vault is frozen.
+    function escapeOpen(address wallet) public view returns (bool) {
+        return frozen || _wallets[wallet].exited;
+    }
+
+    /// @notice Withdraw the caller's whole settled (and claimable) balance of each asset directly,
+    /// once its exit was served or the vault frozen. Works while paused.
     function escape(uint16[] calldata assetIds) external nonReentrant {
         if (!escapeOpen(msg.sender)) revert EscapeNotOpen(msg.sender);
         _wallets[msg.sender].exited = true;
@@ -220,33 +274,21 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     // -- operator --
 
-    /// @notice Apply one batch: netted fill deltas and withdrawals (encoding in the contract doc).
+    /// @notice Apply one batch: netted fill deltas and withdrawals (encoding in the contract doc),
+    /// then mark the exit requests of `served` served (each wallet's last fills are in this batch
+    /// or an earlier one). `fills` publishes the batch's fills for watchtowers (settlement/batch.py
+    /// `publish_fills`: the fee wallet, then 84 bytes a fill); the vault only carries them.
     function settle(
-        uint64 batchId,
-        bytes32 prevBatchHash,
-        bytes32 fillsRoot,
+        BatchHeader calldata header,
         uint256[] calldata deltas,
-        uint256[] calldata withdrawals
-    ) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (bytes32 batchHash) {
-        uint64 expected = lastBatchId + 1;
-        if (batchId != expected) revert UnexpectedBatchId(expected, batchId);
-        if (prevBatchHash != lastBatchHash) revert WrongPrevBatchHash(lastBatchHash, prevBatchHash);
-        _applyDeltas(deltas);
-        _applyWithdrawals(withdrawals);
-        batchHash = keccak256(
-            abi.encode(
-                prevBatchHash,
-                batchId,
-                fillsRoot,
-                keccak256(abi.encodePacked(deltas)),
-                keccak256(abi.encodePacked(withdrawals))
-            )
-        );
-        lastBatchId = batchId;
-        lastSettledAt = uint64(block.timestamp);
-        lastBatchHash = batchHash;
-        fillsRootOf[batchId] = fillsRoot;
-        emit BatchSettled(batchId, batchHash, fillsRoot, deltas.length, withdrawals.length);
+        uint256[] calldata withdrawals,
+        bytes calldata fills
+    ) external onlyRole(OPERATOR_ROLE) whenNotPaused returns (bytes32) {
+        _checkNext(header.batchId, header.prevBatchHash);
+        bytes32 deltasHash = _applyDeltas(deltas);
+        bytes32 withdrawalsHash = _applyWithdrawals(withdrawals);
+        bytes32 servedHash = _serveExits(header.served, header.batchId);
+        return _chain(header.batchId, header.fillsRoot, deltasHash, withdrawalsHash, servedHash, fills.length);
     }
 
     // -- views --
@@ -263,7 +305,7 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         return (address(asset.token), asset.scale);
     }
 
-    /// @notice Exit request time (0 if none) and whether `wallet` has exited.
+    /// @notice Exit request time (0 if none) and whether `wallet`'s exit was served (or it escaped).
     function walletState(address wallet) external view returns (uint64 exitRequestedAt, bool exited) {
         WalletState memory state = _wallets[wallet];
         return (state.exitRequestedAt, state.exited);
@@ -284,7 +326,8 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         if (address(asset.token) == address(0)) revert UnknownAsset(assetId);
     }
 
-    function _applyDeltas(uint256[] calldata deltas) private {
+    /// @dev Returns keccak256(abi.encodePacked(deltas)).
+    function _applyDeltas(uint256[] calldata deltas) private returns (bytes32) {
         uint256 previousKey;
         uint256 currentAsset = type(uint256).max;
         int256 sum;
@@ -316,9 +359,11 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
             }
         }
         if (sum != 0) revert NonZeroSum(uint16(currentAsset), sum);
+        return keccak256(abi.encodePacked(deltas));
     }
 
-    function _applyWithdrawals(uint256[] calldata withdrawals) private {
+    /// @dev Returns keccak256(abi.encodePacked(withdrawals)).
+    function _applyWithdrawals(uint256[] calldata withdrawals) private returns (bytes32) {
         for (uint256 i; i < withdrawals.length; ++i) {
             uint256 word = withdrawals[i];
             if (uint16(word >> 64) != 0) revert MalformedEntry(i);
@@ -332,8 +377,44 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
             if (balance.settled < amount) revert NegativeBalance(wallet, assetId);
             balance.settled -= amount;
             balance.claimable += amount;
+            balance.claimableAt = uint64(block.timestamp + challengeWindow);
             emit WithdrawalQueued(wallet, assetId, amount);
         }
+        return keccak256(abi.encodePacked(withdrawals));
+    }
+
+    /// @dev Chain the batch: batchHash over the previous hash and the batch's commitments.
+    function _chain(
+        uint64 batchId,
+        bytes32 fillsRoot,
+        bytes32 deltasHash,
+        bytes32 withdrawalsHash,
+        bytes32 servedHash,
+        uint256 publishedBytes
+    ) private returns (bytes32 batchHash) {
+        batchHash = keccak256(abi.encode(lastBatchHash, batchId, fillsRoot, deltasHash, withdrawalsHash, servedHash));
+        lastBatchId = batchId;
+        lastSettledAt = uint64(block.timestamp);
+        lastBatchHash = batchHash;
+        fillsRootOf[batchId] = fillsRoot;
+        emit BatchSettled(batchId, batchHash, fillsRoot, deltasHash, withdrawalsHash, publishedBytes);
+    }
+
+    function _checkNext(uint64 batchId, bytes32 prevBatchHash) private view {
+        if (frozen) revert VaultIsFrozen();
+        if (batchId != lastBatchId + 1) revert UnexpectedBatchId(lastBatchId + 1, batchId);
+        if (prevBatchHash != lastBatchHash) revert WrongPrevBatchHash(lastBatchHash, prevBatchHash);
+    }
+
+    /// @dev Mark the exit requests of `served` served; returns keccak256(abi.encodePacked(served)).
+    function _serveExits(address[] calldata served, uint64 batchId) private returns (bytes32) {
+        for (uint256 i; i < served.length; ++i) {
+            WalletState storage state = _wallets[served[i]];
+            if (state.exitRequestedAt == 0 || state.exited) revert ExitNotPending(served[i]);
+            state.exited = true;
+            emit ExitServed(served[i], batchId);
+        }
+        return keccak256(abi.encodePacked(served));
     }
 
     function _checkActive(address wallet) private view {

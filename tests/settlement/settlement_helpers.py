@@ -17,8 +17,8 @@ from settlement.vault import Deployment, Vault, deploy, revert_decoder
 
 ADMIN_KEY, OPERATOR_KEY, GUARDIAN_KEY = -1, -2, -3  # dev key ids of the venue's roles
 ACCOUNTS = tuple(range(7))  # 0 is the fee account
-ESCAPE_DELAY = 7 * 24 * 3600
-EXIT_DELAY = 24 * 3600
+EXIT_WINDOW = 24 * 3600  # seconds the operator has to serve an exit request
+CHALLENGE_WINDOW = 3600  # seconds before a withdrawal is claimable
 AAPLX, USDC, WETH = 1, 5, 7
 INITIAL = {AAPLX: 1_000_000_000, USDC: 5_000_000_000_000, WETH: 500_000_000_000}  # ledger units per user
 
@@ -66,12 +66,12 @@ class Venue:
         user.transact(token.functions.approve(self.vault.address, amount))
         return user.transact(self.vault.contract.functions.deposit(asset_id, amount))
 
-    def build(self, fills: np.ndarray, withdrawals: np.ndarray | None = None) -> Batch:
-        """The next batch over `fills` and `withdrawals`."""
+    def build(self, fills: np.ndarray, withdrawals: np.ndarray | None = None, served: tuple[str, ...] = ()) -> Batch:
+        """The next batch over `fills` and `withdrawals`, serving the exit requests of `served`."""
         batch_id, last_hash = self.vault.last_batch()
         if withdrawals is None:
             withdrawals = np.zeros(0, dtype=WITHDRAWAL_DTYPE)
-        return build_batch(batch_id + 1, last_hash, fills, withdrawals, self.book)
+        return build_batch(batch_id + 1, last_hash, fills, withdrawals, self.book, served)
 
     def settle(self, batch: Batch) -> dict:
         """Settle `batch` as the operator."""
@@ -107,7 +107,8 @@ def setup_venue(w3, confirmations: int = 1) -> Venue:
     admin = ChainClient(w3, dev_private_key(ADMIN_KEY), decoder=revert_decoder())
     operator = ChainClient(w3, dev_private_key(OPERATOR_KEY)).address
     guardian = ChainClient(w3, dev_private_key(GUARDIAN_KEY)).address
-    deployment = deploy(admin, operator=operator, guardian=guardian, escape_delay=ESCAPE_DELAY, exit_delay=EXIT_DELAY)
+    deployment = deploy(admin, operator=operator, guardian=guardian, exit_window=EXIT_WINDOW,
+                        challenge_window=CHALLENGE_WINDOW)
     venue = Venue(w3, deployment, Vault(w3, deployment.vault), book, confirmations)
     for account in ACCOUNTS:
         for asset_id, amount in INITIAL.items():

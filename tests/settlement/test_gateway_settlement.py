@@ -89,7 +89,7 @@ def _chain_venue(config_path: Path, w3=None) -> Venue:
     assets = dict(enumerate(load_config(config_path).venue.assets))
     deployment = deploy(admin, operator=ChainClient(w3, dev_private_key(OPERATOR_KEY)).address,
                         guardian=ChainClient(w3, dev_private_key(GUARDIAN_KEY)).address,
-                        escape_delay=7 * 24 * 3600, exit_delay=24 * 3600, assets=assets)
+                        exit_window=24 * 3600, challenge_window=0, assets=assets)
     book = dev_address_book([FEE, *TRADERS.values()])
     return Venue(w3, deployment, Vault(w3, deployment.vault), book)
 

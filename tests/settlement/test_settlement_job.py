@@ -14,7 +14,6 @@ from settlement_helpers import (
     USDC,
     Crash,
     Venue,
-    advance_time,
     assert_settled_exactly_once,
     expected_ledger,
     make_job,
@@ -25,7 +24,8 @@ from settlement_helpers import (
 
 from settlement.chain import ReorgError, RevertError
 from settlement.job import STEPS, JobError, JobStore, rebuild_batch
-from settlement.records import WITHDRAWAL_DTYPE
+from settlement.exits import ExitQueue
+from settlement.records import FREEZE_DTYPE, WITHDRAWAL_DTYPE
 from settlement.source import RecordFileSource
 
 
@@ -146,10 +146,12 @@ def test_revert_is_decoded_and_batch_retried_after_fix(venue, tmp_path):
 def test_batch_touching_an_exited_wallet_is_reported(venue, tmp_path):
     user = venue.client(2)
     user.transact(venue.vault.contract.functions.requestExit())
-    advance_time(venue.w3, 24 * 3600)
-    user.transact(venue.vault.contract.functions.escape([USDC]))
-    fills, _ = random_records(7, 6)
     source = RecordFileSource(tmp_path / "source")
+    source.append(freezes=np.array([(1, 2)], dtype=FREEZE_DTYPE))
+    exits = ExitQueue(venue.vault, venue.book, venue.deployment.block)
+    assert make_job(venue, source, tmp_path / "state", exits=exits).step() == 1   # serves the request
+    user.transact(venue.vault.contract.functions.escape([USDC]))
+    fills, _ = random_records(7, 6)   # records after its freeze: the engine never makes them
     source.append(fills)
     with pytest.raises(RevertError, match="WalletExited"):
         make_job(venue, source, tmp_path / "state").step()

@@ -1,4 +1,5 @@
-"""SettlementVault on the embedded EVM: settlement, every revert path, withdrawals, escape hatch."""
+"""SettlementVault on the embedded EVM: settlement, every revert path, withdrawals, forced exits
+(served by a batch, or the vault frozen when one is not served in time)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from settlement_helpers import (
     AAPLX,
     ADMIN_KEY,
-    ESCAPE_DELAY,
-    EXIT_DELAY,
+    CHALLENGE_WINDOW,
+    EXIT_WINDOW,
     GUARDIAN_KEY,
     INITIAL,
     USDC,
@@ -21,6 +22,7 @@ from settlement_helpers import (
     make_withdrawals,
 )
 
+from eth_hash.backends.pysha3 import keccak256 as keccak
 from web3.logs import DISCARD
 
 from settlement.batch import batch_hash, entry_words
@@ -48,7 +50,9 @@ def test_settle_moves_balances_and_chains_hashes(venue):
     assert venue.vault.last_batch() == (1, batch.batch_hash)
     assert venue.vault.fills_root(1) == batch.fills_root
     event = venue.vault.contract.events.BatchSettled().process_receipt(receipt, errors=DISCARD)[0]["args"]
-    assert (event["batchId"], bytes(event["batchHash"]), event["deltaCount"]) == (1, batch.batch_hash, len(batch.deltas))
+    assert (event["batchId"], bytes(event["batchHash"]), bytes(event["deltasHash"])) == (
+        1, batch.batch_hash, keccak(b"".join(word.to_bytes(32, "big") for word in batch.deltas)))
+    assert event["publishedBytes"] == 20 + 84 * len(fills)
 
     second = venue.build(make_fills([(262144, 3, 1, AAPLX, USDC, 100_000, 22_000_000, 22_000, 22_000)]))
     assert second.prev_hash == batch.batch_hash
@@ -68,23 +72,24 @@ def test_wrong_operator_is_rejected(venue):
 def test_gap_replay_and_wrong_prev_hash_are_rejected(venue):
     settle = venue.vault.contract.functions.settle
     batch = venue.build(make_fills(FILLS))
-    _, prev, root, deltas, withdrawals = batch.settle_args()
+    (_, prev, root, served), deltas, withdrawals, published = batch.settle_args()
     with reverts("UnexpectedBatchId(expected=1, given=2)"):
-        venue.operator.prepare(settle(2, prev, root, deltas, withdrawals))
+        venue.operator.prepare(settle((2, prev, root, served), deltas, withdrawals, published))
     with reverts("WrongPrevBatchHash"):
-        venue.operator.prepare(settle(1, b"\x01" * 32, root, deltas, withdrawals))
+        venue.operator.prepare(settle((1, b"\x01" * 32, root, served), deltas, withdrawals, published))
     venue.settle(batch)
     with reverts("UnexpectedBatchId(expected=2, given=1)"):
         venue.operator.prepare(settle(*batch.settle_args()))
     with reverts("WrongPrevBatchHash"):
-        venue.operator.prepare(settle(2, prev, root, [], []))
+        venue.operator.prepare(settle((2, prev, root, []), [], [], b""))
 
 
 def test_deltas_must_sum_to_zero_per_asset(venue):
     book = venue.book
     words = entry_words(np.array([USDC, USDC]), book.wallet_ints(np.array([1, 2])), np.array([5, -4]))
     with reverts(f"NonZeroSum(assetId={USDC}, sum=1)"):
-        venue.operator.prepare(venue.vault.contract.functions.settle(1, bytes(32), bytes(32), list(words), []))
+        venue.operator.prepare(venue.vault.contract.functions.settle((1, bytes(32), bytes(32), []), list(words), [],
+                                                                     b""))
 
 
 def test_no_balance_may_go_negative(venue):
@@ -102,12 +107,12 @@ def test_entries_must_be_sorted_well_formed_and_listed(venue):
     wallets = venue.book.wallet_ints(np.array([1, 2]))
     ordered = list(entry_words(np.array([USDC, USDC]), wallets, np.array([5, -5])))
     with reverts("UnsortedDeltas(index=1)"):
-        venue.operator.prepare(settle(1, bytes(32), bytes(32), ordered[::-1], []))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), ordered[::-1], [], b""))
     with reverts("MalformedEntry(index=0)"):
-        venue.operator.prepare(settle(1, bytes(32), bytes(32), [ordered[0] | (1 << 64), ordered[1]], []))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), [ordered[0] | (1 << 64), ordered[1]], [], b""))
     unlisted = list(entry_words(np.array([9, 9]), wallets, np.array([5, -5])))
     with reverts("UnknownAsset(assetId=9)"):
-        venue.operator.prepare(settle(1, bytes(32), bytes(32), unlisted, []))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), unlisted, [], b""))
 
 
 def test_paused_vault_rejects_settle_deposit_and_claim(venue):
@@ -136,6 +141,9 @@ def test_withdrawal_becomes_claimable_and_claim_pulls_tokens(venue):
     user = venue.client(2)
     token = venue.token(USDC)
     before = token.functions.balanceOf(user.address).call()
+    with reverts("ClaimNotYet"):   # the watchtowers' challenge window
+        user.prepare(venue.vault.contract.functions.claim(USDC))
+    advance_time(venue.w3, CHALLENGE_WINDOW)
     user.transact(venue.vault.contract.functions.claim(USDC))
     assert token.functions.balanceOf(user.address).call() - before == 400_000_000 * venue.scale(USDC)
     assert venue.vault.balance(user.address, USDC)[1] == 0
@@ -162,41 +170,75 @@ def test_deposit_emits_event_and_requires_whole_ledger_units(venue):
         user.prepare(venue.vault.contract.functions.deposit(9, 1))
 
 
-def test_exit_request_then_escape_and_exited_wallet_rejects_batches(venue):
+def test_exit_request_is_served_by_a_batch_then_the_wallet_takes_everything(venue):
     vault = venue.vault.contract.functions
     user = venue.client(3)
     with reverts("EscapeNotOpen"):
         user.prepare(vault.escape([USDC]))
-    user.transact(vault.requestExit())
-    venue.settle(venue.build(make_fills(FILLS)))  # pending fills still settle during the delay
-    settled = venue.vault.balance(user.address, USDC)[0]
+    with reverts(f"ExitNotPending(wallet={user.address.lower()})"):
+        venue.settle(venue.build(make_fills([]), served=(user.address,)))
+    receipt = user.transact(vault.requestExit())
+    requested = venue.vault.contract.events.ExitRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    assert requested["wallet"] == user.address
+    with reverts("ExitPending"):
+        user.prepare(vault.requestExit())
+    with reverts(f"ExitPending(wallet={user.address.lower()})"):
+        user.prepare(vault.deposit(USDC, 1))    # its account is frozen off chain: never credited
+    # The old hole: after a delay the wallet escaped on its own while a batch against it was
+    # pending. Now only the operator's batch opens the way out, even after the window.
+    advance_time(venue.w3, EXIT_WINDOW + 1)
     with reverts("EscapeNotOpen"):
         user.prepare(vault.escape([USDC]))
-    advance_time(venue.w3, EXIT_DELAY)
+    receipt = venue.settle(venue.build(make_fills(FILLS), served=(user.address,)))
+    served = venue.vault.contract.events.ExitServed().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    assert (served["wallet"], served["batchId"]) == (user.address, 1)
+    settled = venue.vault.balance(user.address, USDC)[0]
+    assert settled == expected_ledger(make_fills(FILLS))[(3, USDC)][0]   # its last fill settled first
     user.transact(vault.escape([USDC, AAPLX]))
     assert venue.token(USDC).functions.balanceOf(user.address).call() == settled * venue.scale(USDC)
     assert venue.vault.balance(user.address, USDC) == (0, 0)
-    assert venue.vault.contract.functions.walletState(user.address).call()[1] is True
+    assert venue.vault.wallet_state(user.address)[1] is True
 
     touching = venue.build(make_fills([(999 << 16, 3, 1, AAPLX, USDC, 1, 1, 0, 0)]))
     with reverts(f"WalletExited(wallet={user.address.lower()})"):
         venue.settle(touching)
     with reverts("WalletExited"):
         venue.settle(venue.build(make_fills([]), make_withdrawals([(1, 3, WETH, 1)])))
+    with reverts("ExitNotPending"):
+        venue.settle(venue.build(make_fills([]), served=(user.address,)))
     with reverts("WalletExited"):
         venue.deposit(3, USDC, 1)
     venue.settle(venue.build(make_fills([(999 << 16, 2, 1, AAPLX, USDC, 1, 1, 0, 0)])))
 
 
-def test_escape_opens_for_everyone_when_no_batch_settles(venue):
+def test_unserved_exit_request_freezes_the_vault_and_everyone_leaves(venue):
     vault = venue.vault.contract.functions
-    user = venue.client(5)
-    advance_time(venue.w3, ESCAPE_DELAY - 100)
+    requester, bystander = venue.client(5), venue.client(4)
+    with reverts("ExitNotPending"):
+        bystander.prepare(vault.freezeVault(requester.address))
+    requester.transact(vault.requestExit())
+    venue.settle(venue.build(make_fills(FILLS)))   # batches go on; the request is not served
+    advance_time(venue.w3, EXIT_WINDOW - 100)
+    with reverts("ExitWindowOpen"):
+        bystander.prepare(vault.freezeVault(requester.address))
     with reverts("EscapeNotOpen"):
-        user.prepare(vault.escape([WETH]))
+        bystander.prepare(vault.escape([WETH]))
     advance_time(venue.w3, 200)
-    user.transact(vault.escape([WETH]))
-    assert venue.token(WETH).functions.balanceOf(user.address).call() == INITIAL[WETH] * venue.scale(WETH)
+    bystander.transact(vault.freezeVault(requester.address))
+    assert vault.frozen().call() is True
+    with reverts("VaultIsFrozen"):
+        venue.settle(venue.build(make_fills([])))
+    with reverts("VaultIsFrozen"):
+        venue.deposit(6, USDC, 1)
+    with reverts("VaultIsFrozen"):
+        venue.client(6).prepare(vault.requestExit())
+    venue.client(GUARDIAN_KEY).transact(vault.pause())   # a pause cannot keep anyone in
+    after = expected_ledger(make_fills(FILLS))
+    for account in (4, 5):
+        wallet = venue.client(account)
+        wallet.transact(vault.escape([WETH, USDC]))
+        assert venue.token(WETH).functions.balanceOf(wallet.address).call() == after[(account, WETH)][0] * venue.scale(WETH)
+        assert venue.token(USDC).functions.balanceOf(wallet.address).call() == after[(account, USDC)][0] * venue.scale(USDC)
 
 
 def test_listing_twice_is_rejected(venue):
@@ -210,6 +252,13 @@ def test_python_batch_hash_matches_contract(venue):
     venue.settle(batch)
     expected = batch_hash(bytes(32), 1, batch.fills_root, batch.deltas, batch.withdrawal_words)
     assert venue.vault.last_batch()[1] == expected == batch.batch_hash
+    wallets = [venue.client(account).address for account in (4, 6)]
+    for wallet in wallets:
+        venue.client(wallets.index(wallet) * 2 + 4).transact(venue.vault.contract.functions.requestExit())
+    second = venue.build(make_fills([]), served=tuple(wallets))
+    venue.settle(second)
+    expected = batch_hash(batch.batch_hash, 2, second.fills_root, (), (), wallets)
+    assert venue.vault.last_batch()[1] == expected == second.batch_hash
 
 
 def test_every_fill_proof_verifies_on_chain(venue):
