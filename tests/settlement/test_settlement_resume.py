@@ -90,6 +90,26 @@ def test_a_checkpointed_batch_mined_again_in_another_block_is_recognised(chain, 
     assert venue.vault.last_batch()[0] == 2  # nothing settled twice
 
 
+def test_anvil_reorg_putting_the_batch_in_a_new_block_is_recognised(anvil_node, tmp_path):
+    """anvil_reorg replaces the last block with a new one holding the same settle transaction."""
+    venue = setup_venue(connect(anvil_node.url))
+    fills, withdrawals = random_records(34, 12, 2)
+    source = RecordFileSource(tmp_path / "source")
+    source.append(fills, withdrawals)
+    job = make_job(venue, source, tmp_path / "state")
+    assert settle_all(job) == [1, 2]
+    dropped = job.store.checkpoint()
+    (tx,) = job.store.batch(2).signed()
+    anvil_node.rpc("anvil_reorg", [1, [["0x" + tx.raw.hex(), 0]]])
+    assert "0x" + bytes(venue.w3.eth.get_block(dropped.block_number)["hash"]).hex() != dropped.block_hash
+    job = make_job(venue, source, tmp_path / "state")
+    assert job.step() is None
+    moved = job.store.checkpoint()
+    assert (moved.batch_id, moved.tx_hash, moved.block_number) == (2, dropped.tx_hash, dropped.block_number)
+    assert moved.block_hash != dropped.block_hash
+    assert_settled_exactly_once(venue, job, fills, withdrawals)
+
+
 def test_a_checkpointed_batch_pending_again_after_a_reorg_is_waited_for(anvil_node, tmp_path):
     chain = Chain(setup_venue(connect(anvil_node.url)), anvil_node)
     venue = chain.venue
