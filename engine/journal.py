@@ -420,7 +420,7 @@ class FileJournal(Journal):
                     os.fdatasync(self._fd)
             self._set_durable(target)
         except OSError as err:
-            self._fail("fdatasync", err)
+            self._fail("sync", err)
             return
         self._signal()
 
