@@ -25,6 +25,13 @@ Seqs are contiguous: each record starts at the previous record's last seq + 1.
 A crash can leave a torn record at the end of the last segment; opening for
 writing truncates it (and only it: a bad record followed by a good one is
 corruption and raises). Readers stop before a torn tail.
+
+Fail-stop: a failed write or sync (EIO, ENOSPC ...) stops the journal for good.
+A failed fsync is never retried, because after one the page cache no longer
+tells what reached the disk (the "fsyncgate" lesson of PostgreSQL). From then on
+``committed_seq``, ``append``, ``sync`` and ``write_snapshot`` raise
+``JournalFailure``, so nothing past the durable mark is acknowledged; the
+writer's process exits and recovery starts again from what is on disk.
 """
 
 from __future__ import annotations
@@ -64,6 +71,11 @@ FSYNC_POLICIES = ("batch", "interval", "none")
 
 class JournalError(RuntimeError):
     """The journal is corrupt, locked, or does not match the venue."""
+
+
+class JournalFailure(JournalError):
+    """A write or sync of the journal failed and the journal has stopped: its
+    process must exit without acknowledging anything more, then recover."""
 
 
 class JournalBatch(NamedTuple):
@@ -196,6 +208,7 @@ class FileJournal(Journal):
         self._fd_lock = threading.Lock()         # held while the fd is synced or swapped
         self._changed = threading.Condition()    # guards _last_seq / _durable for the syncer
         self._stopping = False
+        self._failure: tuple[str, OSError] | None = None  # what failed first; set once, never cleared
         if writer:
             # What survived a crash in the page cache is made durable before anything new.
             if self._fd != -1:
@@ -287,7 +300,31 @@ class FileJournal(Journal):
     def committed_seq(self) -> int:
         if not self.writer:
             return self.durable_seq
+        self._check()
         return self._durable if self.fsync_policy == "batch" else self._last_seq
+
+    @property
+    def failed(self) -> bool:
+        """Whether a write or sync failed (the journal has stopped)."""
+        return self._failure is not None
+
+    def _fail(self, what: str, err: OSError) -> None:
+        """Stop the journal after a failed write or sync: wake everyone waiting (the
+        syncer, sync(), the gateway's loop through notify_fd) to see the failure."""
+        with self._changed:
+            if self._failure is None:
+                self._failure = (what, err)
+                log.critical("journal %s: %s failed (%s); the journal has stopped at durable seq %d",
+                             self.path, what, err, self._durable)
+            self._changed.notify_all()
+        self._signal()
+
+    def _check(self) -> None:
+        """Raise JournalFailure if the journal has stopped."""
+        if self._failure is not None:
+            what, err = self._failure
+            raise JournalFailure(f"journal {self.path}: {what} failed ({err}); stopped at durable seq "
+                                 f"{self._durable}: exit and recover from the disk") from err
 
     @property
     def durable_seq(self) -> int:
@@ -334,16 +371,22 @@ class FileJournal(Journal):
             raise JournalError("journal opened read-only")
         if commands.dtype != COMMAND_DTYPE or events.dtype != EVENT_DTYPE or len(commands) == 0:
             raise ValueError("append() takes a non-empty COMMAND_DTYPE array and an EVENT_DTYPE array")
+        self._check()
         first, last = int(commands["seq"][0]), int(commands["seq"][-1])
         if first != self._last_seq + 1 or last - first + 1 != len(commands):
             raise JournalError(f"batch seqs {first}..{last} do not follow last seq {self._last_seq}")
-        if self._fd == -1 or self._segment_size >= self.segment_bytes:
-            self._rotate(first)
         body = commands.tobytes() + events.tobytes()
         head = _HEADER.pack(_MAGIC, 0, len(body), len(commands), len(events), 0, first, last)
         crc = zlib.crc32(body, zlib.crc32(head[_CRC_FROM:]))
         record = _HEADER.pack(_MAGIC, crc, len(body), len(commands), len(events), 0, first, last) + body
-        _write_all(self._fd, record)
+        try:
+            if self._fd == -1 or self._segment_size >= self.segment_bytes:
+                self._rotate(first)
+            _write_all(self._fd, record)
+        except OSError as err:
+            # A short write leaves a torn record, which recovery truncates.
+            self._fail("append", err)
+            self._check()
         self._segment_size += len(record)
         with self._changed:
             self._last_seq = last
@@ -360,9 +403,9 @@ class FileJournal(Journal):
     def _sync_loop(self) -> None:
         while True:
             with self._changed:
-                while self._durable >= self._last_seq and not self._stopping:
+                while self._durable >= self._last_seq and not self._stopping and self._failure is None:
                     self._changed.wait()
-                if self._stopping and self._durable >= self._last_seq:
+                if self._failure is not None or (self._stopping and self._durable >= self._last_seq):
                     return
                 target = self._last_seq
             if self.fsync_policy == "interval":
@@ -370,20 +413,27 @@ class FileJournal(Journal):
             self._sync_to(target)
 
     def _sync_to(self, target: int) -> None:
-        with self._fd_lock:
-            if self._fd != -1:
-                os.fdatasync(self._fd)
-        self._set_durable(target)
+        """Sync the segment, then move the durable mark to target; a failure stops the journal."""
+        try:
+            with self._fd_lock:
+                if self._fd != -1:
+                    os.fdatasync(self._fd)
+            self._set_durable(target)
+        except OSError as err:
+            self._fail("sync", err)
+            return
         self._signal()
 
     def sync(self) -> None:
         target = self._last_seq
         if self._syncer is None:
+            self._check()
             self._sync_to(target)
-            return
-        with self._changed:
-            while self._durable < target:
-                self._changed.wait()
+        else:
+            with self._changed:
+                while self._durable < target and self._failure is None:
+                    self._changed.wait()
+        self._check()
 
     def _rotate(self, first_seq: int) -> None:
         path = self.path / f"journal-{first_seq:020d}.log"
@@ -426,10 +476,15 @@ class FileJournal(Journal):
             raise JournalError(f"snapshot at seq {seq} is past the journal's last seq {self._last_seq}")
         self.sync()  # the snapshot must never be ahead of the durable journal
         crc = zlib.crc32(data, zlib.crc32(struct.pack("<qQ", seq, len(data))))
-        _atomic_write(self.path / f"snapshot-{seq:020d}.snap",
-                      _SNAP_HEADER.pack(_SNAP_MAGIC, crc, seq, len(data)) + data)
-        for _seq, old in self._snapshots()[:-self.snapshots_kept]:
-            old.unlink()
+        try:
+            _atomic_write(self.path / f"snapshot-{seq:020d}.snap",
+                          _SNAP_HEADER.pack(_SNAP_MAGIC, crc, seq, len(data)) + data)
+            for _seq, old in self._snapshots()[:-self.snapshots_kept]:
+                old.unlink()
+        except OSError as err:
+            # The older snapshots and the journal are intact; the disk is not to be trusted.
+            self._fail("snapshot write", err)
+            self._check()
 
     def _snapshots(self) -> list[tuple[int, Path]]:
         found = []
@@ -455,24 +510,23 @@ class FileJournal(Journal):
         return None
 
     def close(self) -> None:
+        """Sync and release the journal; after a failure, release it without syncing
+        (and raise JournalFailure if this last sync is what failed)."""
         if self._syncer is not None:
             with self._changed:
                 self._stopping = True
                 self._changed.notify_all()
             self._syncer.join()
             self._syncer = None
-        if self._fd != -1:
-            os.fdatasync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
-            self._set_durable(self._last_seq)
-        for fd in (self._notify_r, self._notify_w, self._durable_fd):
+        stopped_before = self._failure is not None
+        if self._fd != -1 and not stopped_before:
+            self._sync_to(self._last_seq)
+        for fd in (self._fd, self._notify_r, self._notify_w, self._durable_fd, self._lock_fd):
             if fd != -1:
                 os.close(fd)
-        self._notify_r = self._notify_w = self._durable_fd = -1
-        if self._lock_fd != -1:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        self._fd = self._notify_r = self._notify_w = self._durable_fd = self._lock_fd = -1
+        if not stopped_before:
+            self._check()
 
     def __enter__(self) -> FileJournal:
         return self
@@ -559,10 +613,14 @@ def _fsync_dir(path: Path) -> None:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write a file so that it either exists whole or not at all."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a partial file would only take space (readers ignore *.tmp)
+        raise
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 

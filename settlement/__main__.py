@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
             keys.add_argument("--key-env", default="SETTLEMENT_KEY", help="env variable with the hex private key")
             keys.add_argument("--dev-key", type=int, help="use (and fund) deterministic dev key ID: local chains only")
             sub.add_argument("--confirmations", type=int, default=1)
+            sub.add_argument("--max-fee-gwei", type=float,
+                             help="fee cap: never pay more than this per gas, replacements included (default: none)")
         if state:
             sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
             sub.add_argument("--state", type=Path, required=True, help="job state directory")
@@ -135,16 +137,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client(args, w3) -> ChainClient:
+    cap = None if args.max_fee_gwei is None else int(args.max_fee_gwei * 10**9)
+    options = {"confirmations": args.confirmations, "max_fee_per_gas": cap, "decoder": revert_decoder()}
     if args.dev_key is not None:
-        key = dev_private_key(args.dev_key)
-        client = ChainClient(w3, key, confirmations=args.confirmations, decoder=revert_decoder())
+        client = ChainClient(w3, dev_private_key(args.dev_key), **options)
         fund_dev_account(w3, client.address, 10**21)
         return client
     hex_key = os.environ.get(args.key_env)
     if not hex_key:
         raise ChainError(f"no private key: set {args.key_env} or use --dev-key on a local chain")
-    return ChainClient(w3, bytes.fromhex(hex_key.removeprefix("0x")), confirmations=args.confirmations,
-                       decoder=revert_decoder())
+    return ChainClient(w3, bytes.fromhex(hex_key.removeprefix("0x")), **options)
 
 
 def _deploy(args) -> int:

@@ -166,13 +166,19 @@ class SignedTx:
 
 
 class ChainClient:
-    """Sends transactions for one locally held key and waits for them safely."""
+    """Sends transactions for one locally held key and waits for them safely.
+
+    A stuck transaction is replaced at most `max_replacements` times per wait (each wait
+    starts from the newest version, so a restarted job goes on bumping where it stopped)
+    and never above `max_fee_per_gas` wei, the fee cap (None: no cap)."""
 
     def __init__(self, w3: Web3, private_key: bytes, *, confirmations: int = 1, receipt_timeout: float = 120.0,
-                 stuck_after: float = 30.0, max_replacements: int = 3, poll_interval: float = 0.05,
-                 decoder: RevertDecoder | None = None) -> None:
+                 stuck_after: float = 30.0, max_replacements: int = 3, max_fee_per_gas: int | None = None,
+                 poll_interval: float = 0.05, decoder: RevertDecoder | None = None) -> None:
         if confirmations < 1:
             raise ValueError("confirmations counts the including block: at least 1")
+        if max_fee_per_gas is not None and max_fee_per_gas < 1:
+            raise ValueError("the fee cap max_fee_per_gas must be a positive number of wei")
         self.w3 = w3
         self._account = Account.from_key(private_key)
         self.address = self._account.address
@@ -181,6 +187,7 @@ class ChainClient:
         self.receipt_timeout = receipt_timeout
         self.stuck_after = stuck_after
         self.max_replacements = max_replacements
+        self.max_fee_per_gas = max_fee_per_gas
         self.poll_interval = poll_interval
         self.decoder = decoder or RevertDecoder()
 
@@ -200,13 +207,14 @@ class ChainClient:
             request["to"] = tx["to"]
         gas = self._estimate(request)
         priority, max_fee = self._fees()
+        max_fee = self._capped(max_fee)
         fields = {
             "type": 2,
             "chainId": self.w3.eth.chain_id,
             "data": tx["data"],
             "value": value,
             "gas": gas + gas // 5 + 10_000,
-            "maxPriorityFeePerGas": priority,
+            "maxPriorityFeePerGas": min(priority, max_fee),
             "maxFeePerGas": max_fee,
             "nonce": self.nonces.take(),
         }
@@ -235,15 +243,21 @@ class ChainClient:
             self.nonces.resync()
             raise RpcError(f"cannot send transaction 0x{tx.tx_hash.hex()}: {err}") from err
 
-    def replacement(self, tx: SignedTx) -> SignedTx:
+    def replacement(self, tx: SignedTx) -> SignedTx | None:
         """The same transaction (same nonce) paying at least 12.5% more, and no less than the
-        fees the chain asks now."""
+        fees the chain asks now, up to the fee cap; None when the cap leaves no room for it."""
         priority, max_fee = self._fees()
+        bumped_priority = math.ceil(tx.fields["maxPriorityFeePerGas"] * FEE_BUMP)
+        bumped_max = math.ceil(tx.fields["maxFeePerGas"] * FEE_BUMP)
         fields = dict(tx.fields)
-        fields["maxPriorityFeePerGas"] = max(math.ceil(tx.fields["maxPriorityFeePerGas"] * FEE_BUMP), priority)
-        fields["maxFeePerGas"] = max(math.ceil(tx.fields["maxFeePerGas"] * FEE_BUMP), max_fee,
-                                     fields["maxPriorityFeePerGas"])
+        fields["maxFeePerGas"] = self._capped(max(bumped_max, max_fee, bumped_priority))
+        fields["maxPriorityFeePerGas"] = min(max(bumped_priority, priority), fields["maxFeePerGas"])
+        if fields["maxFeePerGas"] < bumped_max or fields["maxPriorityFeePerGas"] < bumped_priority:
+            return None  # nodes refuse a replacement that pays less than 12.5% more on both fees
         return self.sign(fields)
+
+    def _capped(self, fee: int) -> int:
+        return fee if self.max_fee_per_gas is None else min(fee, self.max_fee_per_gas)
 
     def transact(self, call: Any, value: int = 0) -> dict:
         """Prepare, send and wait for a call: replaced when stuck, confirmed, status checked."""
@@ -263,11 +277,13 @@ class ChainClient:
         """Wait until one of `sent` (versions of one nonce) is mined; return (receipt, that tx).
 
         When `replace_stuck`, the newest version still pending after `stuck_after` seconds is
-        replaced with higher fees (at most `max_replacements` times); `on_replace(new)` runs
-        before the new version is broadcast. Raise ReceiptTimeout after `receipt_timeout`.
+        replaced with higher fees (at most `max_replacements` times in this wait, and not above
+        the fee cap); `on_replace(new)` runs before the new version is broadcast. Raise
+        ReceiptTimeout after `receipt_timeout`.
         """
         sent = list(sent)
         start = last_sent = time.monotonic()
+        replaced, capped = 0, False
         while True:
             for tx in sent:
                 receipt = self.find_receipt(tx.tx_hash)
@@ -275,10 +291,15 @@ class ChainClient:
                     return receipt, tx
             now = time.monotonic()
             if now - start > self.receipt_timeout:
+                at_cap = f", fees at the cap of {self.max_fee_per_gas} wei" if capped else ""
                 raise ReceiptTimeout(f"nonce {sent[-1].nonce}: no receipt after {self.receipt_timeout:.0f} s "
-                                     f"(tx 0x{sent[-1].tx_hash.hex()})")
-            if replace_stuck and now - last_sent > self.stuck_after and len(sent) <= self.max_replacements:
+                                     f"(tx 0x{sent[-1].tx_hash.hex()}, {replaced} replacement(s){at_cap})")
+            if (replace_stuck and not capped and now - last_sent > self.stuck_after
+                    and replaced < self.max_replacements):
                 newer = self.replacement(sent[-1])
+                if newer is None:
+                    capped = True
+                    continue
                 if on_replace is not None:
                     on_replace(newer)
                 try:
@@ -289,6 +310,7 @@ class ChainClient:
                         raise
                     continue
                 sent.append(newer)
+                replaced += 1
                 last_sent = now
             time.sleep(self.poll_interval)
 

@@ -9,8 +9,12 @@ that record and resumes:
 * chain at the checkpoint, batch record without a mined transaction: rebroadcast the recorded
   signed transaction (or sign one) and wait - the same batch, never a second one;
 * chain one batch ahead with the recorded hash: the transaction was mined; confirm, checkpoint;
-* chain behind the checkpoint, or the checkpointed transaction's block gone: ReorgError (a
-  reorg deeper than the confirmations); chain further ahead or with another hash: JobError.
+* the checkpointed transaction's block gone, but a recorded version of that transaction mined
+  again in another block (or pending again, then mined): after a shallow reorg it is the same
+  batch on chain, recognised by the batch id and hash its BatchSettled log carries; confirm it
+  again and move the checkpoint to its new block;
+* chain behind the checkpoint with the batch neither mined nor pending: ReorgError (a reorg
+  deeper than the confirmations); chain further ahead or with another hash: JobError.
 
 With an ExitQueue (settlement/exits.py) each batch also serves the exit requests it may, and
 a batch without records is settled just to serve them; the batch record keeps `served`.
@@ -27,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from web3.logs import DISCARD
 
 from settlement.accounts import AddressBook
 from settlement.batch import Batch, build_batch
@@ -194,8 +199,10 @@ class SettlementJob:
         Return the checkpoint to continue from and the id of a batch finished now, if any."""
         checkpoint = self.store.checkpoint()
         chain_id, chain_hash = self.vault.last_batch()
+        if not self._checkpoint_canonical(checkpoint, chain_id):
+            checkpoint = self._checkpoint_remined(checkpoint)
+            chain_id, chain_hash = self.vault.last_batch()
         chain_hash_hex = "0x" + chain_hash.hex()
-        self._check_checkpoint_canonical(checkpoint, chain_id)
         if chain_id > checkpoint.batch_id + 1:
             raise JobError(f"chain is at batch {chain_id}, this job checkpointed {checkpoint.batch_id}: "
                            "another settler is using this vault")
@@ -232,15 +239,49 @@ class SettlementJob:
                 return batch
             fills, withdrawals = self.source.read(checkpoint.last_id, count // 2)
 
-    def _check_checkpoint_canonical(self, checkpoint: Checkpoint, chain_id: int) -> None:
-        depth = f"a reorg deeper than {self.client.confirmations} confirmation(s)"
-        if chain_id < checkpoint.batch_id:
-            raise ReorgError(f"chain is back at batch {chain_id} after checkpoint {checkpoint.batch_id}: {depth}")
+    def _reorg_depth(self) -> str:
+        return f"a reorg deeper than {self.client.confirmations} confirmation(s)"
+
+    def _checkpoint_canonical(self, checkpoint: Checkpoint, chain_id: int) -> bool:
+        """Whether the checkpointed batch is still in the block the checkpoint names."""
         if checkpoint.tx_hash is None:
-            return
+            if chain_id < checkpoint.batch_id:
+                raise ReorgError(f"chain is back at batch {chain_id} after checkpoint {checkpoint.batch_id}: "
+                                 f"{self._reorg_depth()}")
+            return True
         receipt = self.client.find_receipt(bytes.fromhex(checkpoint.tx_hash[2:]))
-        if receipt is None or "0x" + bytes(receipt["blockHash"]).hex() != checkpoint.block_hash:
-            raise ReorgError(f"batch {checkpoint.batch_id} left block {checkpoint.block_number}: {depth}")
+        return (chain_id >= checkpoint.batch_id and receipt is not None
+                and "0x" + bytes(receipt["blockHash"]).hex() == checkpoint.block_hash)
+
+    def _checkpoint_remined(self, checkpoint: Checkpoint) -> Checkpoint:
+        """The checkpoint moved to the block where a reorg put its batch again: a recorded version
+        of the settle transaction mined (or pending, then mined) whose BatchSettled log names the
+        checkpointed batch id and hash, confirmed again. ReorgError if the batch is gone."""
+        gone = f"batch {checkpoint.batch_id} left block {checkpoint.block_number}"
+        record = self.store.batch(checkpoint.batch_id)
+        versions = record.signed() if record is not None else []
+        mined = [(receipt, tx) for tx in versions if (receipt := self.client.find_receipt(tx.tx_hash)) is not None]
+        if not mined:
+            if not any(self.client.is_known(tx.tx_hash) for tx in versions):
+                raise ReorgError(f"{gone} and is neither mined nor pending: {self._reorg_depth()}")
+            mined = [self.client.wait_mined(versions)]
+        receipt, tx = mined[0]
+        if not self._settled_by(receipt, checkpoint):
+            raise ReorgError(f"{gone}; its transaction 0x{tx.tx_hash.hex()} was mined again but did not settle "
+                             f"batch {checkpoint.batch_id} with hash {checkpoint.batch_hash}: {self._reorg_depth()}")
+        receipt = self.client.confirm(receipt, tx)
+        moved = Checkpoint(checkpoint.batch_id, checkpoint.batch_hash, checkpoint.last_id, "0x" + tx.tx_hash.hex(),
+                           receipt["blockNumber"], "0x" + bytes(receipt["blockHash"]).hex())
+        self.store.write_checkpoint(moved)
+        return moved
+
+    def _settled_by(self, receipt: dict, checkpoint: Checkpoint) -> bool:
+        """Whether `receipt` is a successful settle of the checkpointed batch (its id and hash)."""
+        if receipt["status"] != 1:
+            return False
+        logs = self.vault.contract.events.BatchSettled().process_receipt(receipt, errors=DISCARD)
+        return any(log["address"] == self.vault.address and log["args"]["batchId"] == checkpoint.batch_id
+                   and "0x" + bytes(log["args"]["batchHash"]).hex() == checkpoint.batch_hash for log in logs)
 
     def _finish(self, record: BatchRecord, batch: Batch) -> Checkpoint:
         """Get `record`'s batch settled and confirmed, sending only what is needed; checkpoint it."""

@@ -15,14 +15,15 @@ import zmq
 
 from engine.config import ConfigError, load_config
 from engine.gateway.server import Gateway
-from engine.journal import JournalError
+from engine.journal import JournalError, JournalFailure
 from engine.replay import ReplayError
 
 log = logging.getLogger("engine.gateway")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the gateway until SIGTERM/SIGINT; 1 if it cannot start."""
+    """Run the gateway until SIGTERM/SIGINT; 1 if it cannot start, 3 if its journal
+    failed while serving (it stopped without acknowledging anything not on disk)."""
     parser = argparse.ArgumentParser(prog="python -m engine serve", description="Run the order gateway.")
     parser.add_argument("--config", type=Path, required=True, help="venue TOML file")
     parser.add_argument("--log-level", default="INFO")
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     orders, md = gateway.endpoints
     print(f"ready orders={orders} market_data={md} last_seq={gateway.engine.last_seq}", flush=True)
     log.info("serving orders on %s, market data on %s", orders, md)
-    gateway.run()
+    try:
+        gateway.run()
+    except JournalFailure as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     log.info("stopped at seq %d", gateway.engine.last_seq)
     return 0
 

@@ -58,7 +58,7 @@ from engine.gateway.sessions import Session, Sessions
 from engine.gateway.throttle import Throttle
 from engine.gateway.wire_layouts import REPLIES
 from engine.gateway.zap import ZapHandler
-from engine.journal import JOURNALED_EVENT_KINDS, FileJournal
+from engine.journal import JOURNALED_EVENT_KINDS, FileJournal, JournalFailure
 from engine.replay import rebuild
 from engine.schemas import GatewayReject, Logon
 from engine.venue import genesis_commands
@@ -200,7 +200,21 @@ class Gateway:
     # -- main loop -------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Serve until stop() (or SIGTERM / SIGINT)."""
+        """Serve until stop() (or SIGTERM / SIGINT). A failed journal write or sync
+        stops the gateway at once: the output it holds (not durable) is dropped,
+        nothing is synced or snapshotted again, and JournalFailure leaves run()."""
+        try:
+            self._serve()
+        except JournalFailure:
+            log.critical("journal failure: stopping at seq %d with %d batch(es) of output unsent",
+                         self.engine.last_seq, len(self.outbound.waiting))
+            self.journal.close()  # after a failure it only releases its files
+            for sock in (self.orders, self.md):
+                sock.close(linger=0)
+            self.zap.close()
+            raise
+
+    def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.zap.socket, zmq.POLLIN)
         poller.register(self.orders, zmq.POLLIN)

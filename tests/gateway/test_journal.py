@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import select
@@ -10,12 +11,13 @@ import select
 import numpy as np
 import pytest
 from gateway_harness import AMZN, PX, TICK, write_venue
+from journal_faults import SEGMENTS, SNAPSHOT_TEMPS, faulty
 
 from engine.config import encode_venue, load_config
 from engine.venue import build_engine, genesis_commands
 from engine.core.records import COMMAND_DTYPE, EVENT_DTYPE
 from engine.core.types import CommandKind, EventKind, Side
-from engine.journal import FileJournal, JournalError, settlement_events
+from engine.journal import FileJournal, JournalError, JournalFailure, settlement_events
 from engine.replay import ReplayError, main as replay_main, rebuild
 
 
@@ -263,3 +265,98 @@ def test_readers_see_only_what_is_on_disk(venue):
     durable.sync()
     assert reader.committed_seq == durable.committed_seq == engine.last_seq
     durable.close()
+
+
+def _durable_mark(venue) -> int:
+    return int.from_bytes((venue.journal_path / "durable").read_bytes()[:8], "little")
+
+
+def _assert_stopped(journal, engine) -> None:
+    """Every way to go on with a failed journal raises JournalFailure."""
+    with pytest.raises(JournalFailure, match="exit and recover"):
+        journal.committed_seq
+    with pytest.raises(JournalFailure):
+        journal.sync()
+    with pytest.raises(JournalFailure):
+        journal.write_snapshot(journal.last_seq, engine.snapshot())
+    with pytest.raises(JournalFailure):
+        _run(engine, journal, _orders(random.Random(5), 3))
+
+
+def _assert_recovers(venue, last_seq: int) -> None:
+    """Reopened without the fault, the journal holds every record that reached the file
+    (a torn one is cut), and it replays."""
+    reopened = FileJournal.create_or_open(venue.journal_path, encode_venue(venue.venue))
+    assert reopened.last_seq == last_seq
+    live = build_engine(venue.venue)
+    for batch in reopened.read():
+        live.process(batch.commands)
+    assert rebuild(reopened).engine.state_hash() == live.state_hash()
+    _run(live, reopened, _orders(random.Random(6), 4))
+    reopened.sync()
+    assert reopened.committed_seq == live.last_seq
+    reopened.close()
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC])
+@pytest.mark.parametrize("policy", ["batch", "interval"])
+def test_a_failed_fdatasync_stops_the_journal(venue, monkeypatch, code, policy):
+    """The sync thread's failure reaches the writer: the loop is woken, nothing past the
+    durable mark is ever committed, every later call raises, and reopening recovers."""
+    journal, engine = _fill_journal(venue, batches=3, fsync=policy, fsync_interval_ms=1)
+    journal.sync()
+    durable = journal.committed_seq
+    journal.clear_notifications()
+    monkeypatch.setattr(os, "fdatasync", faulty("fdatasync", code, SEGMENTS))
+    _run(engine, journal, _orders(random.Random(4), 5))
+    while not journal.failed:  # (a wake-up of the last good sync may come first)
+        ready, _, _ = select.select([journal.notify_fd], [], [], 10.0)
+        assert ready, "the failure must wake the gateway's loop"
+        journal.clear_notifications()
+    _assert_stopped(journal, engine)
+    assert _durable_mark(venue) == durable < engine.last_seq
+    journal.close()  # releases the files without syncing again
+    monkeypatch.undo()
+    _assert_recovers(venue, engine.last_seq - 3)  # the refused batch of 3 never reached the file
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_failed_write_stops_the_journal_and_the_torn_record_is_cut(venue, monkeypatch, code):
+    journal, engine = _fill_journal(venue, batches=3)
+    journal.sync()
+    written = engine.last_seq
+    monkeypatch.setattr(os, "write", faulty("write", code, SEGMENTS))
+    with pytest.raises(JournalFailure, match="append failed"):
+        _run(engine, journal, _orders(random.Random(4), 5))
+    assert journal.last_seq == written
+    _assert_stopped(journal, engine)
+    journal.close()
+    monkeypatch.undo()
+    _assert_recovers(venue, written)
+
+
+def test_a_failed_fdatasync_at_rotation_stops_the_journal(venue, monkeypatch):
+    journal, engine = _fill_journal(venue, batches=2, segment_bytes=1)
+    journal.sync()
+    monkeypatch.setattr(os, "fdatasync", faulty("fdatasync", errno.EIO, SEGMENTS))
+    with pytest.raises(JournalFailure, match="append failed"):
+        _run(engine, journal, _orders(random.Random(4), 5))
+    _assert_stopped(journal, engine)
+    journal.close()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_failed_snapshot_write_stops_the_journal_and_keeps_the_older_snapshot(venue, monkeypatch, code):
+    journal, engine = _fill_journal(venue, batches=3)
+    journal.write_snapshot(engine.last_seq, engine.snapshot())
+    older = journal.load_snapshot()
+    _run(engine, journal, _orders(random.Random(4), 5))
+    monkeypatch.setattr(os, "fsync", faulty("fsync", code, SNAPSHOT_TEMPS))
+    with pytest.raises(JournalFailure, match="snapshot write failed"):
+        journal.write_snapshot(engine.last_seq, engine.snapshot())
+    assert not list(venue.journal_path.glob("*.tmp"))
+    assert journal.load_snapshot() == older
+    _assert_stopped(journal, engine)
+    journal.close()
+    monkeypatch.undo()
+    _assert_recovers(venue, engine.last_seq - 3)
