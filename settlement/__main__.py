@@ -2,7 +2,10 @@
 
 ``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``) or from the
 gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
-the engine through the gateway (an operator key: ``--key-file``, ``--server-key``).
+the engine through the gateway (an operator key: ``--key-file``, ``--server-key``) once they are
+final (the node's ``finalized`` block, or ``--confirmations N`` on a chain without one), keeping
+their block hashes in ``--state DIR``; it exits with status 1 if a reorg removes a deposit the
+engine holds.
 
 Keys: ``--key-env NAME`` names an environment variable holding the hex private key; on local
 chains ``--dev-key ID`` uses the deterministic dev key ID (settlement.accounts.dev_private_key)
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -25,6 +29,7 @@ from engine.journal import FileJournal, JournalError
 from settlement.accounts import AddressBook, dev_private_key
 from settlement.batch import BatchError
 from settlement.chain import EMBEDDED, ChainClient, ChainError, connect, fund_dev_account
+from settlement.deposit_log import DepositLog, DepositLogError
 from settlement.deposits import DepositError, DepositWatcher
 from settlement.gateway_link import GatewayDeposits, GatewayError, unit_table_from_config
 from settlement.job import JobError, JobStore, SettlementJob, rebuild_batch
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except (ChainError, JobError, BatchError, NettingError, KeyError, OSError, ConfigError, JournalError,
-            DepositError, GatewayError, TimeoutError) as err:
+            DepositError, DepositLogError, GatewayError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -96,16 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--poll", type=float, default=0.5, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="settle what is due now, then exit")
 
-    sub = command("watch", _watch, "credit confirmed vault deposits to the engine through the gateway")
+    sub = command("watch", _watch, "credit final vault deposits to the engine through the gateway")
     sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
     sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
     sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
     sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
     sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
     sub.add_argument("--orders", help="gateway orders endpoint (default: from --config)")
-    sub.add_argument("--confirmations", type=int, default=1)
+    sub.add_argument("--state", type=Path, required=True,
+                     help="watcher state directory (deposits.jsonl: block hashes of what was credited)")
+    sub.add_argument("--confirmations", type=int,
+                     help="credit after N confirmations instead of at the node's 'finalized' block "
+                          "(only for chains without finality)")
     sub.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
-    sub.add_argument("--once", action="store_true", help="credit what is confirmed now, then exit")
+    sub.add_argument("--once", action="store_true", help="credit what is final now, then exit")
     return parser
 
 
@@ -216,9 +225,12 @@ def _watch(args) -> int:
     orders = args.orders or config.endpoints.orders
     deployment = Deployment.load(args.deployment)
     w3 = connect(args.chain)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args.state.mkdir(parents=True, exist_ok=True)
     with Client(orders, ClientKeys.from_files(args.key_file, server_key)) as client:
         watcher = DepositWatcher(Vault(w3, deployment.vault), deployment, AddressBook.load(args.addressbook),
-                                 GatewayDeposits(client), confirmations=args.confirmations)
+                                 GatewayDeposits(client), confirmations=args.confirmations,
+                                 log=DepositLog(args.state / "deposits.jsonl"))
         while True:
             done = watcher.poll()
             if done:
