@@ -28,6 +28,8 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from web3.exceptions import Web3Exception
+
 from engine.core.types import EventKind, Reject
 from engine.units import VALUE_LIMIT
 from settlement.accounts import AddressBook, AddressBookError
@@ -113,7 +115,7 @@ class DepositWatcher:
             return w3.eth.block_number - self.confirmations + 1
         try:
             return int(w3.eth.get_block(FINALIZED)["number"])
-        except Exception as err:   # nodes word this differently: no such tag, unknown block, bad params
+        except (Web3Exception, ValueError) as err:   # nodes word it differently: unknown tag, no block, bad params
             raise DepositError(f"the node has no '{FINALIZED}' block ({err}); on a chain without finality, "
                                "credit after a number of confirmations instead") from err
 
