@@ -25,7 +25,6 @@ wallet's vault balance. It never stops the deposits after it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Protocol
 
 from web3.exceptions import Web3Exception
@@ -33,7 +32,7 @@ from web3.exceptions import Web3Exception
 from engine.core.types import EventKind, Reject
 from engine.units import VALUE_LIMIT
 from settlement.accounts import AddressBook, AddressBookError
-from settlement.deposit_log import CREDIT, SKIP, Deposit, DepositLog, Entry
+from settlement.deposit_log import CREDIT, SKIP, Deposit, DepositLog
 from settlement.vault import Deployment, Vault
 
 log = logging.getLogger(__name__)
@@ -66,21 +65,6 @@ class EngineDeposits(Protocol):
     def skip_deposit(self, deposit_id: int) -> str | None:
         """Consume a deposit id without credit; None if done, else the reject code's name."""
         ...
-
-
-@dataclass(frozen=True)
-class Gone:
-    """A handled deposit whose recorded block is no longer the canonical block at its height."""
-
-    entry: Entry
-    canonical_hash: str | None   # None: the chain is not that high any more
-
-    def __str__(self) -> str:
-        d = self.entry.deposit
-        what = (f"credited {d.amount} of asset {d.asset} to wallet {d.wallet}" if self.entry.action == CREDIT
-                else f"skipped ({self.entry.reason})")
-        return (f"deposit {d.deposit_id} {what}: block {d.block} {d.block_hash} is now "
-                f"{self.canonical_hash or 'beyond the head'}")
 
 
 class DepositWatcher:
@@ -133,41 +117,44 @@ class DepositWatcher:
             self._from_block = to_block + 1
         return sorted(found, key=lambda d: d.deposit_id)
 
-    def gone(self, entries: list[Entry], *, every: bool = False) -> list[Gone]:
-        """The entries (newest block first) whose blocks left the canonical chain. Unless ``every``,
-        the walk stops at the first block still canonical: its ancestors are canonical too."""
-        out: list[Gone] = []
+    def off_chain(self, deposits: list[Deposit], *, every: bool = False) -> list[tuple[Deposit, str | None]]:
+        """Those of ``deposits`` (newest block first) whose block left the canonical chain, each with
+        the hash of the canonical block at its height (None above the head). Unless ``every``, the
+        walk stops at the first block still canonical: its ancestors are canonical too."""
+        out: list[tuple[Deposit, str | None]] = []
         canonical: dict[int, str | None] = {}
         head = self.vault.w3.eth.block_number
-        for entry in entries:
-            d = entry.deposit
+        for d in deposits:
             if d.block not in canonical:
                 canonical[d.block] = (self.vault.w3.eth.get_block(d.block)["hash"].to_0x_hex()
                                       if d.block <= head else None)
                 if canonical[d.block] == d.block_hash and not every:
                     break
             if canonical[d.block] != d.block_hash:
-                out.append(Gone(entry, canonical[d.block]))
+                out.append((d, canonical[d.block]))
         return out
 
     def poll(self) -> int:
         """Credit (or skip, with a reason) every final deposit after the engine's last; the number
-        handled. Raises DepositReorged, now and on every later poll, if a handled deposit's block
-        left the canonical chain."""
+        handled. Raises DepositReorged, now and on every later poll, if a deposit the engine handled
+        is no longer on chain."""
         if self._stopped is not None:
             raise self._stopped
         last = self.engine.last_deposit_id()
-        done = self.log.done(last)
+        done = [entry.deposit for entry in self.log.done(last)]
         if self._from_block is None:
             self._resume_scan(last, done)
         new = [d for d in self.confirmed_deposits() if d.deposit_id > last]
         # Checked after the scan: a reorg before it shows in the records, one during it in what was read.
-        if done and self.gone(done[:1]):
-            self._stop(self.gone(done))
-        moved = self.gone([Entry(d, CREDIT) for d in reversed(new)], every=True)
+        count = self.vault.contract.functions.depositCount().call()
+        if last > count:
+            self._stop([f"the engine has handled deposit ids up to {last}, the vault has made {count} deposits"])
+        if done and self.off_chain(done[:1]):
+            self._stop([self._describe(d, now) for d, now in self.off_chain(done)])
+        moved = self.off_chain(new[::-1], every=True)
         if moved:
             log.warning("the chain reorganised under deposits being read (%s): reading them again next poll",
-                        "; ".join(map(str, moved)))
+                        "; ".join(f"deposit {d.deposit_id} in block {d.block}" for d, _ in moved))
             self._from_block = None
             return 0
         return sum(self._handle(deposit) for deposit in new)
@@ -185,18 +172,24 @@ class DepositWatcher:
                        block=int(entry["blockNumber"]), block_hash=entry["blockHash"].to_0x_hex(),
                        tx_hash=entry["transactionHash"].to_0x_hex())
 
-    def _resume_scan(self, last: int, done_entries: list[Entry]) -> None:
-        if done_entries:
-            self._from_block = done_entries[0].deposit.block   # deposits before it are all handled
+    def _resume_scan(self, last: int, done: list[Deposit]) -> None:
+        if done:
+            self._from_block = done[0].block   # the deposits before it are all handled
         elif last:
             log.warning("the engine handled deposits up to %d before this record began: their blocks "
                         "cannot be checked against reorgs", last)
 
-    def _stop(self, gone: list[Gone]) -> None:
+    def _describe(self, deposit: Deposit, canonical_hash: str | None) -> str:
+        entry = self.log.entry(deposit.deposit_id)
+        what = (f"credited {deposit.amount} of asset {deposit.asset} to wallet {deposit.wallet}"
+                if entry.action == CREDIT else f"skipped ({entry.reason})")
+        return (f"deposit {deposit.deposit_id} {what}: its block {deposit.block} {deposit.block_hash} is now "
+                f"{canonical_hash or 'above the head'}")
+
+    def _stop(self, what: list[str]) -> None:
         self._stopped = DepositReorged(
             "a reorg removed deposits the engine already handled, so its balances are not what the chain "
-            "backs. Stopped: reconcile the engine with the final chain before crediting more. "
-            + "; ".join(map(str, gone)))
+            "backs. Stopped: reconcile the engine with the final chain before crediting more. " + "; ".join(what))
         log.critical("%s", self._stopped)
         raise self._stopped
 

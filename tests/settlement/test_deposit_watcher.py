@@ -215,3 +215,20 @@ def test_deposit_log_survives_a_torn_last_line(venue, tmp_path):
     path.write_bytes(b"not json\n" + whole)
     with pytest.raises(DepositLogError, match="not a deposit record"):
         DepositLog(path)
+
+
+def test_the_engine_ahead_of_the_vaults_deposits_stops_the_watcher(venue):
+    """Without a record (a lost state directory), a reorg that leaves the vault fewer deposits
+    than the engine handled is still found."""
+    eng = engine_for(venue)
+    DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng)).poll()
+    tester = venue.w3.provider.ethereum_tester
+    snapshot = tester.take_snapshot()
+    venue.deposit(2, USDC, 777)
+    DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng)).poll()
+    tester.revert_to_snapshot(snapshot)
+    tester.mine_blocks(5)
+    fresh = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng))
+    with pytest.raises(DepositReorged, match=f"up to {eng.last_deposit_id}, the vault has made "
+                                             f"{eng.last_deposit_id - 1} deposits"):
+        fresh.poll()
