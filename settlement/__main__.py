@@ -230,7 +230,7 @@ def _watch(args) -> int:
     with Client(orders, ClientKeys.from_files(args.key_file, server_key)) as client:
         watcher = DepositWatcher(Vault(w3, deployment.vault), deployment, AddressBook.load(args.addressbook),
                                  GatewayDeposits(client), confirmations=args.confirmations,
-                                 log=DepositLog(args.state / "deposits.jsonl"))
+                                 record=DepositLog(args.state / "deposits.jsonl"))
         while True:
             done = watcher.poll()
             if done:

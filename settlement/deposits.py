@@ -75,14 +75,14 @@ class DepositWatcher:
     """
 
     def __init__(self, vault: Vault, deployment: Deployment, book: AddressBook, engine: EngineDeposits, *,
-                 confirmations: int | None = None, log: DepositLog | None = None, max_blocks: int = 5_000) -> None:
+                 confirmations: int | None = None, record: DepositLog | None = None, max_blocks: int = 5_000) -> None:
         if confirmations is not None and confirmations < 1:
             raise ValueError("confirmations must be at least 1")
         self.vault = vault
         self.book = book
         self.engine = engine
         self.confirmations = confirmations
-        self.log = DepositLog() if log is None else log
+        self.record = DepositLog() if record is None else record
         self.max_blocks = max_blocks
         self._scale = {int(asset): 10 ** (info["decimals"] - info["ledger_decimals"])
                        for asset, info in deployment.assets.items()}
@@ -141,7 +141,7 @@ class DepositWatcher:
         if self._stopped is not None:
             raise self._stopped
         last = self.engine.last_deposit_id()
-        done = [entry.deposit for entry in self.log.done(last)]
+        done = [entry.deposit for entry in self.record.done(last)]
         if self._from_block is None:
             self._resume_scan(last, done)
         new = [d for d in self.confirmed_deposits() if d.deposit_id > last]
@@ -180,7 +180,7 @@ class DepositWatcher:
                         "cannot be checked against reorgs", last)
 
     def _describe(self, deposit: Deposit, canonical_hash: str | None) -> str:
-        entry = self.log.entry(deposit.deposit_id)
+        entry = self.record.entry(deposit.deposit_id)
         what = (f"credited {deposit.amount} of asset {deposit.asset} to wallet {deposit.wallet}"
                 if entry.action == CREDIT else f"skipped ({entry.reason})")
         return (f"deposit {deposit.deposit_id} {what}: its block {deposit.block} {deposit.block_hash} is now "
@@ -197,7 +197,7 @@ class DepositWatcher:
         """Credit or skip one deposit; False if the engine had already handled its id."""
         reason = self._refusal(deposit)
         if reason is None:
-            self.log.write(deposit, CREDIT)
+            self.record.write(deposit, CREDIT)
             outcome = self.engine.credit_deposit(self.book.account(deposit.wallet), deposit.asset, deposit.amount,
                                                  deposit.deposit_id)
             if outcome == "DUPLICATE_DEPOSIT":
@@ -210,7 +210,7 @@ class DepositWatcher:
                 log.info("deposit %d: credited %d of asset %d to %s", deposit.deposit_id, deposit.amount,
                          deposit.asset, deposit.wallet)
                 return True
-        self.log.write(deposit, SKIP, reason)
+        self.record.write(deposit, SKIP, reason)
         log.warning("deposit %d (%d token units of %s from %s, tx %s) skipped, not credited: %s",
                     deposit.deposit_id, deposit.token_amount, deposit.token, deposit.wallet, deposit.tx_hash, reason)
         outcome = self.engine.skip_deposit(deposit.deposit_id)

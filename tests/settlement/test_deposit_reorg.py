@@ -41,7 +41,7 @@ def test_a_deposit_reorged_out_before_finality_is_never_credited(finality_venue,
     node, venue = finality_venue
     eng = engine_for(venue)
     watcher = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng),
-                             log=DepositLog(tmp_path / "deposits.jsonl"))
+                             record=DepositLog(tmp_path / "deposits.jsonl"))
     assert watcher.poll() == len(ACCOUNTS) * len(INITIAL)
     alice, bob = 2, 3
     alice_before, bob_before = eng.balances(alice)[USDC][0], eng.balances(bob)[USDC][0]
@@ -89,7 +89,7 @@ def test_random_reorgs_never_credit_a_deposit_outside_the_final_chain(finality_v
         watcher.poll()
         # every deposit the engine holds is in the final chain, in the block it was credited from
         final = venue.w3.eth.get_block("finalized")["number"]
-        for entry in watcher.log.done(eng.last_deposit_id):
+        for entry in watcher.record.done(eng.last_deposit_id):
             d = entry.deposit
             assert entry.action == CREDIT and d.block <= final, (step, d)
             assert venue.w3.eth.get_block(d.block)["hash"].to_0x_hex() == d.block_hash, (step, d)
@@ -107,7 +107,7 @@ def test_a_reorg_deeper_than_the_confirmations_stops_the_watcher(finality_venue,
     eng = engine_for(venue)
     path = tmp_path / "deposits.jsonl"
     watcher = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng),
-                             confirmations=2, log=DepositLog(path))
+                             confirmations=2, record=DepositLog(path))
     watcher.poll()
     venue.deposit(2, USDC, 777)
     assert watcher.poll() == 0                           # one confirmation only
@@ -123,7 +123,7 @@ def test_a_reorg_deeper_than_the_confirmations_stops_the_watcher(finality_venue,
     with pytest.raises(DepositReorged):
         watcher.poll()
     restarted = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng),
-                               confirmations=2, log=DepositLog(path))
+                               confirmations=2, record=DepositLog(path))
     with pytest.raises(DepositReorged):
         restarted.poll()
     assert eng.last_deposit_id == credited               # Bob's deposit (same id) was not credited past it

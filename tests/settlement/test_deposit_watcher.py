@@ -118,7 +118,7 @@ def _deposit_token(venue, account: int, asset_id: int, token_address: str, amoun
 def test_a_deposit_above_the_engines_cap_does_not_stop_the_others(venue, tmp_path, caplog):
     eng = engine_for(venue)
     record = DepositLog(tmp_path / "deposits.jsonl")
-    watcher = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng), log=record)
+    watcher = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng), record=record)
     watcher.poll()
     first = eng.last_deposit_id + 1
     venue.deposit(2, WETH, VALUE_LIMIT + 1)              # above the engine's cap: never creditable
@@ -150,7 +150,7 @@ def test_a_deposit_of_an_asset_listed_later_does_not_stop_the_others(venue, tmp_
     venue.deposit(3, USDC, 4_321)
     assert watcher.poll() == 2
     assert eng.last_deposit_id == first + 1
-    assert watcher.log.entry(first).action == SKIP and "deployment" in watcher.log.entry(first).reason
+    assert watcher.record.entry(first).action == SKIP and "deployment" in watcher.record.entry(first).reason
     # the deployment file lists it now, the engine still does not have the asset: the engine refuses
     listed = Deployment(venue.deployment.chain_id, venue.deployment.vault, venue.deployment.block,
                         {**venue.deployment.assets, 8: {"symbol": "LATE", "token": late, "decimals": 18,
@@ -161,7 +161,7 @@ def test_a_deposit_of_an_asset_listed_later_does_not_stop_the_others(venue, tmp_
     before = eng.balances(3)[USDC][0]
     assert watcher.poll() == 2
     assert eng.last_deposit_id == first + 3
-    assert watcher.log.entry(first + 2).reason == "the engine refused the credit: UNKNOWN_ASSET"
+    assert watcher.record.entry(first + 2).reason == "the engine refused the credit: UNKNOWN_ASSET"
     assert eng.balances(3)[USDC][0] == before + 1_000
 
 
@@ -171,7 +171,7 @@ def test_a_reorg_under_a_credited_deposit_stops_the_watcher(venue, tmp_path):
     eng = engine_for(venue)
     path = tmp_path / "deposits.jsonl"
     watcher = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng),
-                             log=DepositLog(path))
+                             record=DepositLog(path))
     watcher.poll()
     tester = venue.w3.provider.ethereum_tester
     snapshot = tester.take_snapshot()
@@ -185,7 +185,7 @@ def test_a_reorg_under_a_credited_deposit_stops_the_watcher(venue, tmp_path):
         with pytest.raises(DepositReorged, match=f"deposit {alice_id} credited 777 of asset {USDC}"):
             watcher.poll()
     restarted = DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng),
-                               log=DepositLog(path))
+                               record=DepositLog(path))
     with pytest.raises(DepositReorged):
         restarted.poll()
     assert eng.balances(3)[USDC][0] == bob_before       # nothing credited past the reorg
@@ -207,7 +207,7 @@ def test_deposits_moved_by_a_reorg_while_read_wait_for_the_next_poll(venue, monk
 def test_deposit_log_survives_a_torn_last_line(venue, tmp_path):
     eng = engine_for(venue)
     path = tmp_path / "deposits.jsonl"
-    DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng), log=DepositLog(path)).poll()
+    DepositWatcher(venue.vault, venue.deployment, venue.book, InProcessDeposits(eng), record=DepositLog(path)).poll()
     whole = path.read_bytes()
     path.write_bytes(whole + b'{"deposit_id": 99, "wal')        # a crash while writing a line
     assert DepositLog(path).entry(eng.last_deposit_id).action == CREDIT
