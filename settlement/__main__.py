@@ -2,10 +2,12 @@
 
 ``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``) or from the
 gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
-the engine through the gateway (an operator key: ``--key-file``, ``--server-key``); ``exits``
-freezes, the same way, the account of each wallet whose exit request is final, and ``run``
-serves those requests in its batches (settlement/exits.py). ``audit`` is the watchtower
-(settlement/audit.py): it needs only an RPC URL and the vault's address.
+the engine through the gateway (an operator key: ``--key-file``, ``--server-key``) once they are
+final (the node's ``finalized`` block, or ``--confirmations N`` on a chain without one), keeping
+their block hashes in ``--state DIR``; it exits with status 1 if a reorg removes a deposit the
+engine holds. ``exits`` freezes, the same way, the account of each wallet whose exit request is
+final, and ``run`` serves those requests in its batches (settlement/exits.py). ``audit`` is the
+watchtower (settlement/audit.py): it needs only an RPC URL and the vault's address.
 
 Keys: ``--key-env NAME`` names an environment variable holding the hex private key; on local
 chains ``--dev-key ID`` uses the deterministic dev key ID (settlement.accounts.dev_private_key)
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -29,6 +32,7 @@ from settlement.accounts import AddressBook, dev_private_key
 from settlement.audit import Watchtower
 from settlement.batch import BatchError
 from settlement.chain import EMBEDDED, ChainClient, ChainError, connect, fund_dev_account
+from settlement.deposit_log import DepositLog, DepositLogError
 from settlement.deposits import DepositError, DepositWatcher
 from settlement.exits import ExitError, ExitQueue, ExitWatcher, GatewayFreezes
 from settlement.gateway_link import GatewayDeposits, GatewayError, unit_table_from_config
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except (ChainError, JobError, BatchError, NettingError, KeyError, OSError, ConfigError, JournalError,
-            DepositError, ExitError, GatewayError, TimeoutError) as err:
+            DepositError, DepositLogError, ExitError, GatewayError, TimeoutError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -105,16 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--poll", type=float, default=0.5, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="settle what is due now, then exit")
 
-    sub = command("watch", _watch, "credit confirmed vault deposits to the engine through the gateway")
+    sub = command("watch", _watch, "credit final vault deposits to the engine through the gateway")
     sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
     sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
     sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
     sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
     sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
     sub.add_argument("--orders", help="gateway orders endpoint (default: from --config)")
-    sub.add_argument("--confirmations", type=int, default=1)
+    sub.add_argument("--state", type=Path, required=True,
+                     help="watcher state directory (deposits.jsonl: block hashes of what was credited)")
+    sub.add_argument("--confirmations", type=int,
+                     help="credit after N confirmations instead of at the node's 'finalized' block "
+                          "(only for chains without finality)")
     sub.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
-    sub.add_argument("--once", action="store_true", help="credit what is confirmed now, then exit")
+    sub.add_argument("--once", action="store_true", help="credit what is final now, then exit")
 
     sub = command("exits", _exits, "freeze the engine account of each final exit request through the gateway")
     sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
@@ -245,9 +253,12 @@ def _watch(args) -> int:
     orders = args.orders or config.endpoints.orders
     deployment = Deployment.load(args.deployment)
     w3 = connect(args.chain)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args.state.mkdir(parents=True, exist_ok=True)
     with Client(orders, ClientKeys.from_files(args.key_file, server_key)) as client:
         watcher = DepositWatcher(Vault(w3, deployment.vault), deployment, AddressBook.load(args.addressbook),
-                                 GatewayDeposits(client), confirmations=args.confirmations)
+                                 GatewayDeposits(client), confirmations=args.confirmations,
+                                 record=DepositLog(args.state / "deposits.jsonl"))
         while True:
             done = watcher.poll()
             if done:

@@ -96,6 +96,14 @@ def _set_reference(batch: Batch, session: Session, req: SetReference, _account: 
 
 
 def _credit(batch: Batch, session: Session, req: Credit, _account: None) -> None:
+    # Every credit through the wire is a vault deposit: one without its id would be
+    # balance that nothing on chain backs. The core still takes id-less credits (a
+    # config's genesis balances, and journals written before this rule replay as
+    # they were), so the rule lives here, at the boundary.
+    if req.deposit_id < 1:
+        batch.reject(session, GatewayReject.NOT_AUTHORIZED,
+                     "a Credit needs the vault deposit id that backs it (deposit id >= 1)", request_id=req.request_id)
+        return
     batch.command(session, req.request_id, CommandKind.CREDIT, asset=req.asset, account=req.account,
                   qty=req.amount, order_id=req.deposit_id)
 

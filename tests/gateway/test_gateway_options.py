@@ -51,7 +51,7 @@ def test_option_series_margin_call_and_liquidation(venue, clients):
         assert info.instruments[TSLA].expiry == ""
 
         # The holder pledges 100 TSLA.M ($17,500 after the 30% haircut) and sells 100 puts.
-        assert ops.credit(poor, TSLA_ASSET, 100 * 10**6).total == 100 * 10**6
+        assert ops.credit(poor, TSLA_ASSET, 100 * 10**6, deposit_id=1).total == 100 * 10**6
         assert isinstance(mm.place(PUT, Side.BUY, 30_000, PUT_MARK), Ack)
         too_many = holder.place(PUT, Side.SELL, 40_000, PUT_MARK)        # $20,852 initial margin
         assert isinstance(too_many, Reject) and too_many.code == Code.INSUFFICIENT_MARGIN

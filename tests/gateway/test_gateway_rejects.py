@@ -101,13 +101,14 @@ def test_operator_command_rejects(gateway, clients):
     _expect(ops.set_state(AMZN, 9), Code.INVALID_STATE)
     _expect(ops.set_state(99, TradingState.HALTED), Code.UNKNOWN_INSTRUMENT)
     _expect(ops.set_reference(AMZN, PX + 7), Code.PRICE_OFF_TICK)
-    _expect(ops.credit(ACCOUNTS["retail"], 99, 1_000), Code.UNKNOWN_ASSET)
-    _expect(ops.credit(ACCOUNTS["retail"], USDC, 0), Code.INVALID_AMOUNT)
-    _expect(ops.credit(ACCOUNTS["retail"], USDC, 2**62), Code.AMOUNT_OVERFLOW)
-    _expect(ops.credit(50, USDC, 1_000), Code.UNKNOWN_ACCOUNT)
+    # credits name their vault deposit (a refused one does not use its id up)
+    _expect(ops.credit(ACCOUNTS["retail"], 99, 1_000, deposit_id=1), Code.UNKNOWN_ASSET)
+    _expect(ops.credit(ACCOUNTS["retail"], USDC, 0, deposit_id=1), Code.INVALID_AMOUNT)
+    _expect(ops.credit(ACCOUNTS["retail"], USDC, 2**62, deposit_id=1), Code.AMOUNT_OVERFLOW)
+    _expect(ops.credit(50, USDC, 1_000, deposit_id=1), Code.UNKNOWN_ACCOUNT)
     _expect(ops.debit(ACCOUNTS["poor"], USDC, 10**12), Code.INSUFFICIENT_BALANCE)
     _expect(ops.set_asset_price(USDC, -1), Code.INVALID_PRICE)
-    credited = ops.credit(ACCOUNTS["poor"], USDC, 5)
+    credited = ops.credit(ACCOUNTS["poor"], USDC, 5, deposit_id=1)
     assert (credited.account, credited.asset, credited.amount) == (ACCOUNTS["poor"], USDC, 5)
 
 
@@ -199,7 +200,7 @@ def test_book_full_and_accounts_disabled(tmp_path, keys, clients):
         for k in range(3):
             assert isinstance(mm.place(AMZN, Side.BUY, 10, PX - k * TICK), Ack)
         _expect(mm.place(AMZN, Side.BUY, 10, PX - 5 * TICK), Code.BOOK_FULL)
-        _expect(ops.credit(ACCOUNTS["mm"], USDC, 100), Code.ACCOUNTS_DISABLED)
+        _expect(ops.credit(ACCOUNTS["mm"], USDC, 100, deposit_id=1), Code.ACCOUNTS_DISABLED)
         _expect(mm.balances(), Code.UNKNOWN_ACCOUNT)
 
 

@@ -201,9 +201,13 @@ def test_cli_watch_and_run_from_journal_on_anvil(gateway_venue, anvil_node, tmp_
     keys = config_path.parent / "keys"
     watch = ["watch", "--chain", anvil_node.url, "--config", str(config_path),
              "--deployment", str(tmp_path / "deployment.json"), "--addressbook", str(tmp_path / "book.json"),
-             "--key-file", str(keys / "ops.key_secret"), "--orders", gw.orders, "--once"]
+             "--key-file", str(keys / "ops.key_secret"), "--orders", gw.orders, "--state", str(tmp_path / "watch"),
+             "--once"]
     venue.deposit(MM, AMZNX, 10_000_000)
     venue.deposit(RETAIL, USDC, 5_000_000_000)
+    assert settlement_main(watch) == 0
+    assert GatewayDeposits(ops).last_deposit_id() == 0   # not final yet (anvil finalizes 64 blocks back)
+    anvil_node.rpc("anvil_mine", [hex(64)])
     assert settlement_main(watch) == 0
     assert settlement_main(watch) == 0            # nothing credited twice
     assert GatewayDeposits(ops).last_deposit_id() == 2
