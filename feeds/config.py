@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+import exchange_calendars
 import msgspec
 
 from feeds.multipliers import MultiplierRules, StagedMultiplier, TokenMultiplier
@@ -181,6 +182,11 @@ def load_feeds_config(path: str | Path) -> tuple[FeedsConfig, Path]:
     for names, what in ((tokens, "stock_tokens"), (underlyings, "options.surfaces")):
         if len(set(names)) != len(names):
             raise FeedsConfigError(f"{path}: {what} lists an asset twice")
+    sessions = config.sessions
+    if sessions is not None and sessions.exchange not in exchange_calendars.get_calendar_names():
+        raise FeedsConfigError(f"{path}: sessions: {sessions.exchange!r} is not an exchange_calendars code")
+    if sessions is not None and sessions.end < sessions.start:
+        raise FeedsConfigError(f"{path}: sessions: end ({sessions.end}) is before start ({sessions.start})")
     try:
         config.multipliers.rules()
         for token in config.stock_tokens:

@@ -218,8 +218,8 @@ def test_a_spot_move_remarks_the_btc_call_and_a_stale_underlying_stops_it(fresh_
     now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
     start = int(now.timestamp()) * SECOND
     clock = ManualClock(start)
-    btc = Replay("btc-replay", "WBTC", [Tick(start, usd_units("95000")), Tick(start + 30 * SECOND, usd_units("105000"))],
-                 start=start)
+    ticks = [Tick(start, usd_units("95000")), Tick(start + 30 * SECOND, usd_units("105000"))]
+    btc = Replay("btc-replay", "WBTC", ticks, start=start)
     with operator(gw.orders, keys) as client:
         feed = FeedProcess(client, [btc], {"btc-replay": FeedRule(heartbeat_ns=60 * SECOND)}, clock,
                            fixed_prices={"USDC": usd_units("1")},
@@ -236,8 +236,9 @@ def test_a_spot_move_remarks_the_btc_call_and_a_stale_underlying_stops_it(fresh_
         feed.step()
         assert _states(client)[BTC_CALL] == (TradingState.HALTED, int(second.mark_price))
     journal = FileJournal(directory / "journal", writer=False)
+    kinds = (CommandKind.SET_REFERENCE, CommandKind.SET_OPTION_RISK)
     rows = [row for batch in journal.read(gw.last_seq + 1) for row in batch.commands
-            if row["instrument"] == BTC_CALL and row["kind"] in (CommandKind.SET_REFERENCE, CommandKind.SET_OPTION_RISK)]
+            if row["instrument"] == BTC_CALL and row["kind"] in kinds]
     assert [(int(r["kind"]), int(r["price"])) for r in rows if r["kind"] == CommandKind.SET_REFERENCE] == [
         (CommandKind.SET_REFERENCE, int(first.mark_price)), (CommandKind.SET_REFERENCE, int(second.mark_price))]
     assert [(int(r["qty"]), int(r["price"])) for r in rows if r["kind"] == CommandKind.SET_OPTION_RISK] == [
