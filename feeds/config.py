@@ -44,7 +44,7 @@ class FeedsSection(msgspec.Struct, **_section()):
 
     poll_interval_ms: int = 1000
     outlier_bps: int = 200             # a source further than this from the median is left out
-    stale_state: Literal["halt"] = "halt"   # what dependents of a stale asset become (the core's SET_STATE)
+    stale_state: Literal["halt"] = "halt"   # what dependents of a stale, split or session-halted asset become
     fixed_prices: dict[str, str] = {}  # USD prices of quote assets without a feed, e.g. {"USDC": "1"}
 
 

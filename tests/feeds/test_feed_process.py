@@ -129,6 +129,18 @@ asset = "AAPLX"
 path = "aapl.csv"
 heartbeat_s = 3600
 max_confidence_bps = 10
+
+[[options.surfaces]]
+underlying = "WBTC"
+vol = 0.6
+
+[[stock_tokens]]
+asset = "AAPLX"
+multiplier = "1"
+
+[sessions]
+start = 2026-01-01
+end = 2035-12-31
 """)
     run = subprocess.run([sys.executable, "-m", "feeds", "run", "--config", str(tmp_path / "feeds.toml"),
                           "--steps", "2"], capture_output=True, text=True, timeout=120)
