@@ -77,12 +77,11 @@ def remark_chain(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, s in enumerate(series):
         groups[(s.contract_size or "1", s.price_scale, s.tick_size, s.qty_scale, s.max_price)].append(i)
-    result: list[SeriesRisk | None] = [None] * len(series)
+    marks, initials, maintenances = (np.empty(len(series), dtype=np.int64) for _ in range(3))
     for (contract_size, price_scale, tick_size, qty_scale, max_price), rows in groups.items():
         units = core_option_risk(greeks.mark[rows], initial[rows], maintenance[rows],
                                  contract_size=Decimal(contract_size), price_scale=price_scale,
                                  tick_size=tick_size, qty_scale=qty_scale, max_price=max_price)
-        for j, i in enumerate(rows):
-            result[i] = SeriesRisk(series[i].instrument, int(units.mark_price[j]), int(units.initial_per_qty[j]),
-                                   int(units.maintenance_per_qty[j]))
-    return [r for r in result if r is not None]
+        marks[rows], initials[rows], maintenances[rows] = units
+    return [SeriesRisk(s.instrument, int(m), int(i), int(mm))
+            for s, m, i, mm in zip(series, marks, initials, maintenances, strict=True)]
