@@ -1,6 +1,8 @@
 """The feed process's configuration (TOML): how it reaches the gateway, its
-polling and outlier rules, and its sources, each with the feed's own heartbeat and
-confidence threshold. See configs/feeds.toml for a commented example.
+polling and outlier rules, its sources (each with the feed's own heartbeat and
+confidence threshold), the option re-marking inputs (rate, margin rates,
+volatility surfaces), the stock tokens' multipliers and the home-market session
+policy. See configs/feeds.toml for a commented example.
 
 Relative paths are relative to the config file.
 """
@@ -8,12 +10,19 @@ Relative paths are relative to the config file.
 from __future__ import annotations
 
 import tomllib
+from datetime import date, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+import exchange_calendars
 import msgspec
 
+from feeds.multipliers import MultiplierRules, StagedMultiplier, TokenMultiplier
+from feeds.options import MarginRates
+from feeds.remark import VolSurface
 from feeds.rules import FeedRule
+from feeds.session_policy import SessionPolicies
 from feeds.update import NS_PER_SECOND
 
 
@@ -35,7 +44,7 @@ class FeedsSection(msgspec.Struct, **_section()):
 
     poll_interval_ms: int = 1000
     outlier_bps: int = 200             # a source further than this from the median is left out
-    stale_state: Literal["halt"] = "halt"   # what dependents of a stale asset become (the core's SET_STATE)
+    stale_state: Literal["halt"] = "halt"   # what dependents of a stale, split or session-halted asset become
     fixed_prices: dict[str, str] = {}  # USD prices of quote assets without a feed, e.g. {"USDC": "1"}
 
 
@@ -87,12 +96,66 @@ class GbmSourceConfig(_SourceBase, tag="gbm"):
 SourceConfig = LobsterSourceConfig | CsvSourceConfig | ChainlinkSourceConfig | GbmSourceConfig
 
 
+class OptionsSection(msgspec.Struct, **_section()):
+    """Inputs of option re-marking: a series is re-marked only when its underlying has a surface."""
+
+    rate: float = 0.0                  # risk-free rate, per year
+    margin: MarginRates = MarginRates()
+    surfaces: list[VolSurface] = []
+
+
+class MultipliersSection(msgspec.Struct, **_section()):
+    """When a multiplier change is a split, and how long its halt lasts (feeds/multipliers.py)."""
+
+    split_threshold_bps: int = 1000
+    halt_before_s: float = 300.0
+    resume_tolerance_bps: int = 2000
+
+    def rules(self) -> MultiplierRules:
+        """These settings as MultiplierRules."""
+        return MultiplierRules(split_threshold_bps=self.split_threshold_bps,
+                               halt_before=timedelta(seconds=self.halt_before_s),
+                               resume_tolerance_bps=self.resume_tolerance_bps)
+
+
+class StockTokenConfig(msgspec.Struct, **_section()):
+    """A stock token: its sources give the share price; its reference is the share
+    price times the multiplier (one token = ``multiplier`` shares)."""
+
+    asset: str
+    multiplier: str = "1"                    # decimal, in force now
+    staged_multiplier: str | None = None     # decimal, announced ...
+    activates_at: datetime | None = None     # ... to take effect then (with an offset)
+
+    def token(self) -> TokenMultiplier:
+        """The asset's multiplier state; ValueError if the entry is inconsistent."""
+        if (self.staged_multiplier is None) != (self.activates_at is None):
+            raise ValueError(f"{self.asset}: staged_multiplier and activates_at go together")
+        staged = None
+        if self.staged_multiplier is not None and self.activates_at is not None:
+            staged = StagedMultiplier(_fraction(self.staged_multiplier), self.activates_at)
+        return TokenMultiplier(asset=self.asset, current=_fraction(self.multiplier), staged=staged)
+
+
+class SessionsSection(msgspec.Struct, **_section()):
+    """The stock tokens' home-market calendar (its date range explicit) and per-session policy."""
+
+    exchange: str = "XNYS"
+    start: date
+    end: date
+    policies: SessionPolicies = SessionPolicies()
+
+
 class FeedsConfig(msgspec.Struct, **_section()):
     """The whole file."""
 
     gateway: GatewaySection
     feeds: FeedsSection = FeedsSection()
     sources: list[SourceConfig] = []
+    options: OptionsSection = OptionsSection()
+    multipliers: MultipliersSection = MultipliersSection()
+    stock_tokens: list[StockTokenConfig] = []
+    sessions: SessionsSection | None = None
 
 
 class FeedsConfigError(ValueError):
@@ -114,4 +177,28 @@ def load_feeds_config(path: str | Path) -> tuple[FeedsConfig, Path]:
     for source in config.sources:
         if source.heartbeat_s <= 0 or source.max_confidence_bps < 0:
             raise FeedsConfigError(f"{path}: source {source.name}: heartbeat_s must be positive")
+    tokens = [t.asset for t in config.stock_tokens]
+    underlyings = [s.underlying for s in config.options.surfaces]
+    for names, what in ((tokens, "stock_tokens"), (underlyings, "options.surfaces")):
+        if len(set(names)) != len(names):
+            raise FeedsConfigError(f"{path}: {what} lists an asset twice")
+    sessions = config.sessions
+    if sessions is not None and sessions.exchange not in exchange_calendars.get_calendar_names():
+        raise FeedsConfigError(f"{path}: sessions: {sessions.exchange!r} is not an exchange_calendars code")
+    if sessions is not None and sessions.end < sessions.start:
+        raise FeedsConfigError(f"{path}: sessions: end ({sessions.end}) is before start ({sessions.start})")
+    try:
+        config.multipliers.rules()
+        for token in config.stock_tokens:
+            token.token()
+    except ValueError as err:
+        raise FeedsConfigError(f"{path}: {err}") from err
     return config, path.resolve().parent
+
+
+def _fraction(text: str) -> Fraction:
+    """A decimal string as an exact Fraction; ValueError names it."""
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a decimal number") from None

@@ -11,12 +11,25 @@ command to widen bands instead), and reopened once a fresh price has been sent.
 The process halts only open instruments and reopens only those it halted itself, so
 an operator's halt stands (and one a previous run of the process left stays until an
 operator reopens it).
+
+Option re-marking: every option series whose underlying has a volatility surface is
+re-marked each step from the underlying's price, the whole chain in one vectorised
+pass (feeds/remark.py): SET_REFERENCE with the mark (which centres the series' band)
+and SET_OPTION_RISK with its short margins, each only when it changed. A series
+whose underlying has no price is not re-marked (and is halted as above).
+
+Stock tokens: their sources give the share price; the asset's price is the share
+price times the multiplier (feeds/multipliers.py), and while a split halts the
+token, its instruments are halted the same way and no price is sent. Where the
+session policy (feeds/session_policy.py) halts a home-market session, the
+instruments on stock tokens are halted for that session and reopened after it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,7 +37,8 @@ from web3 import Web3
 
 from engine.client import Client, ClientKeys
 from engine.core.types import TradingState
-from engine.schemas import Instruments, Reject
+from engine.schemas import InstrumentInfo, Instruments, Reject
+from engine.units import USD_PRICE_SCALE
 from feeds.chainlink import ChainlinkSource
 from feeds.clock import Clock
 from feeds.config import (
@@ -36,10 +50,15 @@ from feeds.config import (
     SourceConfig,
 )
 from feeds.median import Combined, combine
+from feeds.multipliers import FeedAction, MultiplierRules, TokenMultiplier, token_reference
+from feeds.options import MarginRates
+from feeds.remark import VolSurface, remark_chain
 from feeds.replay import Replay, csv_ticks, lobster_mids
 from feeds.rules import FeedRule, rejection
+from feeds.session_policy import SessionPolicies
+from feeds.sessions import SessionCalendar
 from feeds.synthetic import GbmSource
-from feeds.update import PriceUpdate, Source, usd_units
+from feeds.update import NS_PER_SECOND, PriceUpdate, Source, usd_units
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +68,18 @@ STALE_STATES = {"halt": TradingState.HALTED}
 class FeedProcess:
     """One gateway client driving reference and asset prices from ``sources``.
     ``rules`` holds each source's FeedRule by source name; ``fixed_prices`` the USD x 1e8
-    price of assets without a feed that quote instruments (e.g. USDC)."""
+    price of assets without a feed that quote instruments (e.g. USDC). Option series on
+    an underlying in ``surfaces`` are re-marked with ``option_rate`` and ``margin_rates``;
+    the assets in ``tokens`` are stock tokens, priced through their multipliers under
+    ``multiplier_rules`` and halted in the sessions of ``calendar`` that ``policies``
+    halts."""
 
     def __init__(self, client: Client, sources: Sequence[Source], rules: dict[str, FeedRule], clock: Clock, *,
                  outlier_bps: int = 200, fixed_prices: dict[str, int] | None = None,
-                 stale_state: str = "halt") -> None:
+                 stale_state: str = "halt", surfaces: Sequence[VolSurface] = (), option_rate: float = 0.0,
+                 margin_rates: MarginRates = MarginRates(), tokens: Sequence[TokenMultiplier] = (),
+                 multiplier_rules: MultiplierRules = MultiplierRules(), calendar: SessionCalendar | None = None,
+                 policies: SessionPolicies = SessionPolicies()) -> None:
         missing = sorted({s.name for s in sources} - set(rules))
         if missing:
             raise ValueError(f"no FeedRule for the sources {', '.join(missing)}")
@@ -64,6 +90,13 @@ class FeedProcess:
         self.outlier_bps = outlier_bps
         self.fixed_prices = dict(fixed_prices or {})
         self.stale_state = STALE_STATES[stale_state]
+        self.surfaces = {surface.underlying: surface for surface in surfaces}
+        self.option_rate = option_rate
+        self.margin_rates = margin_rates
+        self.tokens = {token.asset: token for token in tokens}   # kept up to date by token_reference
+        self.multiplier_rules = multiplier_rules
+        self.calendar = calendar
+        self.policies = policies
         listing = client.instruments()
         if not isinstance(listing, Instruments):
             raise RuntimeError(f"the gateway refused the instrument list: {listing.code} {listing.text}")
@@ -71,8 +104,10 @@ class FeedProcess:
         self.instruments = listing.instruments
         self.latest: dict[tuple[str, str], PriceUpdate] = {}   # (asset, source) -> newest update
         self.fed_assets = sorted({source.asset for source in self.sources})
+        self.usd: dict[str, int | None] = {}                    # this step's USD x 1e8 price per fed asset
         self.prices: dict[str, int] = {}                      # last sent USD x 1e8 per asset
-        self.references: dict[int, int] = {}                  # last sent reference per instrument
+        self.references: dict[int, int] = {}                  # last sent reference (option: mark) per instrument
+        self.option_margins: dict[int, tuple[int, int]] = {}  # last sent (initial, maintenance) per series
         self.halted: set[int] = set()                         # instruments this process halted
         self.combined: dict[str, Combined] = {}
 
@@ -87,22 +122,28 @@ class FeedProcess:
                 if key not in self.latest or update.timestamp >= self.latest[key].timestamp:
                     self.latest[key] = update
         self.client.events.clear()
+        instant = utc_instant(now)
+        halts: dict[str, str] = {}     # asset -> why the instruments on it halt
         for asset in self.fed_assets:
             usable = [u for (a, source), u in self.latest.items()
                       if a == asset and rejection(u, self.rules[source], now) is None]
             self.combined[asset] = combined = combine(usable, self.outlier_bps)
             if combined.flagged:
                 log.warning("%s: outliers left out: %s", asset, ", ".join(combined.flagged))
-            if combined.price is not None and combined.price != self.prices.get(asset):
-                self._send_asset_price(asset, combined.price)
-        fresh = {a for a in self.fed_assets if self.combined[a].price is not None}
-        stale = set(self.fed_assets) - fresh
+            self.usd[asset] = price = self._asset_price(asset, combined, instant, halts)
+            if price is not None and price != self.prices.get(asset):
+                self._send_asset_price(asset, price)
+        halts.update(self._session_halts(instant))
+        priced = {a for a in self.fed_assets if self.usd[a] is not None}
+        for inst in self.instruments:
+            if inst.expiry == "" and {inst.base, inst.quote} & priced:
+                self._send_reference(inst)
+        self._remark_options(instant)
         for inst in self.instruments:
             depends = {inst.base} if inst.expiry else {inst.base, inst.quote}
-            if inst.expiry == "" and depends & fresh:
-                self._send_reference(inst)
-            if depends & stale:
-                self._halt(inst.instrument, sorted(depends & stale))
+            blocked = sorted(depends & set(halts))
+            if blocked:
+                self._halt(inst.instrument, "; ".join(f"{asset}: {halts[asset]}" for asset in blocked))
             elif inst.instrument in self.halted and self._reference_sent(inst):
                 self._reopen(inst.instrument)
 
@@ -120,9 +161,8 @@ class FeedProcess:
 
     def usd_price(self, asset: str) -> int | None:
         """The asset's current USD x 1e8 price: its fresh feed, else its fixed price."""
-        combined = self.combined.get(asset)
-        if combined is not None:
-            return combined.price
+        if asset in self.usd:
+            return self.usd[asset]
         return self.fixed_prices.get(asset)
 
     def reference_units(self, inst) -> int | None:
@@ -134,8 +174,68 @@ class FeedProcess:
         ticks = round(Fraction(base, quote) * inst.price_scale / inst.tick_size)
         return ticks * inst.tick_size if ticks > 0 else None
 
-    def _reference_sent(self, inst) -> bool:
-        return inst.expiry != "" or inst.instrument in self.references
+    def _reference_sent(self, inst: InstrumentInfo) -> bool:
+        """Whether the instrument may reopen: its reference (an option's mark) has been
+        sent, or it is an option series the process does not re-mark."""
+        return inst.instrument in self.references or (inst.expiry != "" and inst.base not in self.surfaces)
+
+    def _asset_price(self, asset: str, combined: Combined, instant: datetime, halts: dict[str, str]) -> int | None:
+        """The asset's USD x 1e8 price this step: the combined price, times the
+        multiplier for a stock token; None (with the reason in ``halts``) when it
+        has no usable price or a split halts it."""
+        if combined.price is None:
+            halts[asset] = "stale price"
+            return None
+        token = self.tokens.get(asset)
+        if token is None:
+            return combined.price
+        decision = token_reference(token, Fraction(combined.price, USD_PRICE_SCALE), utc_instant(combined.timestamp),
+                                   instant, self.multiplier_rules)
+        self.tokens[asset] = decision.state
+        if decision.action is FeedAction.HALT:
+            halts[asset] = decision.reason
+            return None
+        return decision.usd_units
+
+    def _session_halts(self, instant: datetime) -> dict[str, str]:
+        """Why each stock token halts in the home market's current session (none when
+        the session policy trades it, or no calendar is configured)."""
+        if self.calendar is None or not self.tokens:
+            return {}
+        try:
+            session = self.calendar.at(instant).session
+        except ValueError as err:   # outside the configured range: no session is known
+            return dict.fromkeys(self.tokens, str(err))
+        if not self.policies.of(session).halt:
+            return {}
+        return dict.fromkeys(self.tokens, f"the {session.value} session halts stock tokens")
+
+    def _remark_options(self, instant: datetime) -> None:
+        """Re-mark every option series whose underlying has a surface and a price."""
+        chain, spots, quotes, vols = [], [], [], []
+        for inst in self.instruments:
+            surface = self.surfaces.get(inst.base) if inst.expiry else None
+            base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
+            if surface is None or base is None or quote is None:
+                continue
+            chain.append(inst)
+            spots.append(base / quote)
+            quotes.append(quote / USD_PRICE_SCALE)
+            vols.append(surface.at(inst.expiry))
+        try:
+            risks = remark_chain(chain, spots, quotes, vols, self.option_rate, instant, self.margin_rates)
+        except ValueError as err:
+            log.error("option re-marking refused its inputs: %s", err)
+            return
+        for risk in risks:
+            if self.references.get(risk.instrument) != risk.mark and self._accepted(
+                    self.client.set_reference(risk.instrument, risk.mark), f"mark of instrument {risk.instrument}"):
+                self.references[risk.instrument] = risk.mark
+            margins = (risk.initial, risk.maintenance)
+            if self.option_margins.get(risk.instrument) != margins and self._accepted(
+                    self.client.set_option_risk(risk.instrument, *margins),
+                    f"option risk of instrument {risk.instrument}"):
+                self.option_margins[risk.instrument] = margins
 
     def _send_asset_price(self, asset: str, price: int) -> None:
         if asset not in self.asset_ids:
@@ -151,16 +251,15 @@ class FeedProcess:
         if self._accepted(self.client.set_reference(inst.instrument, units), f"reference of {inst.symbol}"):
             self.references[inst.instrument] = units
 
-    def _halt(self, instrument: int, stale: list[str]) -> None:
+    def _halt(self, instrument: int, why: str) -> None:
         if instrument in self.halted or self._current_state(instrument) != TradingState.OPEN:
             return   # already ours, or halted / closed by someone else: theirs to reopen
-        log.warning("instrument %d: stale price of %s; moving it to %s", instrument, ", ".join(stale),
-                    self.stale_state.name)
+        log.warning("instrument %d: %s; moving it to %s", instrument, why, self.stale_state.name)
         if self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
             self.halted.add(instrument)
 
     def _reopen(self, instrument: int) -> None:
-        log.info("instrument %d: fresh price; reopening", instrument)
+        log.info("instrument %d: nothing halts it any more; reopening", instrument)
         if self._accepted(self.client.set_state(instrument, TradingState.OPEN), f"reopening of {instrument}"):
             self.halted.discard(instrument)
 
@@ -177,6 +276,11 @@ class FeedProcess:
             log.error("%s refused: code %d %s", what, reply.code, reply.text)
             return False
         return True
+
+
+def utc_instant(ns: int) -> datetime:
+    """Nanoseconds since the epoch as a UTC datetime (to the microsecond, exactly)."""
+    return datetime.fromtimestamp(ns // NS_PER_SECOND, UTC) + timedelta(microseconds=ns % NS_PER_SECOND // 1000)
 
 
 def build_source(entry: SourceConfig, base: Path, clock: Clock) -> Source:
@@ -207,5 +311,11 @@ def from_config(config: FeedsConfig, base: Path, clock: Clock) -> FeedProcess:
     sources = [build_source(entry, base, clock) for entry in config.sources]
     rules = {entry.name: entry.rule() for entry in config.sources}
     fixed = {symbol: usd_units(text) for symbol, text in config.feeds.fixed_prices.items()}
+    sessions = config.sessions
+    calendar = None if sessions is None else SessionCalendar(sessions.exchange, sessions.start, sessions.end)
     return FeedProcess(client, sources, rules, clock, outlier_bps=config.feeds.outlier_bps, fixed_prices=fixed,
-                       stale_state=config.feeds.stale_state)
+                       stale_state=config.feeds.stale_state, surfaces=config.options.surfaces,
+                       option_rate=config.options.rate, margin_rates=config.options.margin,
+                       tokens=[token.token() for token in config.stock_tokens],
+                       multiplier_rules=config.multipliers.rules(), calendar=calendar,
+                       policies=sessions.policies if sessions is not None else SessionPolicies())

@@ -1,13 +1,26 @@
 """Shared set-up of the feed tests: a small venue (AMZNX and AAPLX against USDC,
-a WBTC option series) behind a real gateway process, the operator's keys, and a
-MockAggregator deployed on a chain."""
+a WBTC option series) behind a real gateway process, the operator's keys, a
+MockAggregator deployed on a chain, and a recording operator client that stands in
+for the gateway."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from engine.client import Client, ClientKeys
 from engine.config import to_toml
+from engine.schemas import (
+    AssetInfo,
+    AssetPriceSet,
+    InstrumentInfo,
+    Instruments,
+    OptionRiskSet,
+    ReferenceSet,
+    Reject,
+    StateChanged,
+)
 from engine.keys import generate
 from settlement.accounts import dev_private_key
 from settlement.chain import ChainClient, fund_dev_account
@@ -77,3 +90,44 @@ def deploy_aggregator(w3, decimals: int, description: str):
         client.transact(aggregator.functions.pushRound(answer, updated_at, updated_at,
                                                        round_id if answered_in is None else answered_in))
     return address, push
+
+
+class RecordingClient:
+    """The operator Client surface the feed process uses, over a fixed listing;
+    records every command as (kind, id, values...) in ``sent``."""
+
+    def __init__(self, instruments: list[InstrumentInfo], assets: list[AssetInfo],
+                 refuse_prices_above: int | None = None) -> None:
+        self.events: list = []
+        self.sent: list[tuple] = []
+        self.infos = instruments
+        self.assets = assets
+        self.states = {i.instrument: i.state for i in instruments}
+        self.refuse_above = refuse_prices_above
+
+    def instruments(self) -> Instruments:
+        infos = [msgspec.structs.replace(i, state=self.states[i.instrument]) for i in self.infos]
+        return Instruments(1, infos, self.assets, 5)
+
+    def set_asset_price(self, asset: int, price: int):
+        self.sent.append(("asset", asset, price))
+        if self.refuse_above is not None and price > self.refuse_above:
+            return Reject(0, 0, 7, "price above the limit")
+        return AssetPriceSet(0, 0, 0, asset, price)
+
+    def set_reference(self, instrument: int, price: int):
+        self.sent.append(("reference", instrument, price))
+        return ReferenceSet(0, 0, 0, instrument, price)
+
+    def set_option_risk(self, instrument: int, initial: int, maintenance: int):
+        self.sent.append(("option_risk", instrument, initial, maintenance))
+        return OptionRiskSet(0, 0, 0, instrument, initial, maintenance)
+
+    def set_state(self, instrument: int, state: int):
+        self.sent.append(("state", instrument, state))
+        self.states[instrument] = state
+        return StateChanged(0, 0, 0, instrument, state)
+
+    def of_kind(self, kind: str) -> list[tuple]:
+        """The recorded commands of ``kind``, without the kind."""
+        return [c[1:] for c in self.sent if c[0] == kind]

@@ -3,12 +3,14 @@ journaled SET_ASSET_PRICE / SET_REFERENCE commands; a feed older than its heartb
 halts the instruments on its asset (spot pair and option series) and a fresh price
 reopens them (an operator's own halt stands); an outlier source is left out; a
 LOBSTER replay's references are in the journal, which replays to the live state
-hash; the CLI runs from a config file."""
+hash; the CLI runs from a config file; a spot move re-marks the BTC call and its
+margins, and a stale underlying stops the re-marking."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,13 +18,16 @@ import pytest
 from feeds_harness import AAPL, AMZN, BTC_CALL, UPDATED, WBTC, deploy_aggregator, operator, write_feed_venue
 
 from engine.core.types import CommandKind, TradingState
+from engine.config import load_config
 from engine.gateway.process import GatewayProcess
 from engine.journal import FileJournal
 from engine.replay import rebuild
 from engine.schemas import Instruments
 from feeds.chainlink import ChainlinkSource
 from feeds.clock import ManualClock
+from feeds.options import instrument_option_risk
 from feeds.process import FeedProcess
+from feeds.remark import VolSurface
 from feeds.replay import Replay, Tick, lobster_mids
 from feeds.rules import FeedRule
 from feeds.update import NS_PER_SECOND, usd_units
@@ -124,6 +129,18 @@ asset = "AAPLX"
 path = "aapl.csv"
 heartbeat_s = 3600
 max_confidence_bps = 10
+
+[[options.surfaces]]
+underlying = "WBTC"
+vol = 0.6
+
+[[stock_tokens]]
+asset = "AAPLX"
+multiplier = "1"
+
+[sessions]
+start = 2026-01-01
+end = 2035-12-31
 """)
     run = subprocess.run([sys.executable, "-m", "feeds", "run", "--config", str(tmp_path / "feeds.toml"),
                           "--steps", "2"], capture_output=True, text=True, timeout=120)
@@ -205,3 +222,37 @@ def test_chainlink_feed_on_anvil_halts_and_reopens_the_option_series(fresh_gatew
     journaled = [int(row["price"]) for batch in journal.read(gw.last_seq + 1) for row in batch.commands
                  if row["kind"] == CommandKind.SET_ASSET_PRICE and row["asset"] == WBTC]
     assert journaled == [95_000 * 10**8, 96_000 * 10**8]
+
+
+def test_a_spot_move_remarks_the_btc_call_and_a_stale_underlying_stops_it(fresh_gateway):
+    gw, keys, directory = fresh_gateway
+    spec = next(i for i in load_config(directory / "venue.toml").venue.instruments if i.option is not None)
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    start = int(now.timestamp()) * SECOND
+    clock = ManualClock(start)
+    ticks = [Tick(start, usd_units("95000")), Tick(start + 30 * SECOND, usd_units("105000"))]
+    btc = Replay("btc-replay", "WBTC", ticks, start=start)
+    with operator(gw.orders, keys) as client:
+        feed = FeedProcess(client, [btc], {"btc-replay": FeedRule(heartbeat_ns=60 * SECOND)}, clock,
+                           fixed_prices={"USDC": usd_units("1")},
+                           surfaces=[VolSurface(underlying="WBTC", vol=0.6)])
+        feed.step()
+        first = instrument_option_risk(spec, 95_000.0, 0.6, 0.0, now)
+        assert _states(client)[BTC_CALL] == (TradingState.OPEN, int(first.mark_price))
+        clock.advance(30 * SECOND)
+        feed.step()
+        second = instrument_option_risk(spec, 105_000.0, 0.6, 0.0, now + timedelta(seconds=30))
+        assert _states(client)[BTC_CALL] == (TradingState.OPEN, int(second.mark_price))
+        assert second.mark_price > first.mark_price
+        clock.advance(61 * SECOND)          # the underlying is stale: halted, and its mark stays
+        feed.step()
+        assert _states(client)[BTC_CALL] == (TradingState.HALTED, int(second.mark_price))
+    journal = FileJournal(directory / "journal", writer=False)
+    kinds = (CommandKind.SET_REFERENCE, CommandKind.SET_OPTION_RISK)
+    rows = [row for batch in journal.read(gw.last_seq + 1) for row in batch.commands
+            if row["instrument"] == BTC_CALL and row["kind"] in kinds]
+    assert [(int(r["kind"]), int(r["price"])) for r in rows if r["kind"] == CommandKind.SET_REFERENCE] == [
+        (CommandKind.SET_REFERENCE, int(first.mark_price)), (CommandKind.SET_REFERENCE, int(second.mark_price))]
+    assert [(int(r["qty"]), int(r["price"])) for r in rows if r["kind"] == CommandKind.SET_OPTION_RISK] == [
+        (int(first.initial_per_qty), int(first.maintenance_per_qty)),
+        (int(second.initial_per_qty), int(second.maintenance_per_qty))]

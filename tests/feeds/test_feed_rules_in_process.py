@@ -5,18 +5,10 @@ commands."""
 
 from __future__ import annotations
 
-import msgspec
+from feeds_harness import RecordingClient
 
 from engine.core.types import TradingState
-from engine.schemas import (
-    AssetInfo,
-    AssetPriceSet,
-    InstrumentInfo,
-    Instruments,
-    ReferenceSet,
-    Reject,
-    StateChanged,
-)
+from engine.schemas import AssetInfo, InstrumentInfo
 from feeds.clock import ManualClock
 from feeds.process import FeedProcess
 from feeds.replay import Replay, Tick
@@ -32,37 +24,10 @@ def _instrument(iid: int, symbol: str, base: str, quote: str, expiry: str = "") 
                           1_000, 1_000, 500, 0, 5, TradingState.OPEN, 0, 0, expiry)
 
 
-class RecordingClient:
-    """The operator Client surface the feed process uses; records every command."""
-
-    def __init__(self, refuse_prices_above: int | None = None) -> None:
-        self.events: list = []
-        self.sent: list[tuple] = []
-        self.states = {TSLA_USDC: TradingState.OPEN, TSLA_BTC: TradingState.OPEN, BTC_PUT: TradingState.OPEN}
-        self.refuse_above = refuse_prices_above
-
-    def instruments(self) -> Instruments:
-        infos = [_instrument(TSLA_USDC, "TSLA.M/USDC", "TSLA.M", "USDC"),
-                 _instrument(TSLA_BTC, "TSLA.M/WBTC", "TSLA.M", "WBTC"),
-                 _instrument(BTC_PUT, "BTC-20261231-80000-P", "WBTC", "USDC", expiry="2026-12-31")]
-        infos = [msgspec.structs.replace(i, state=self.states[i.instrument]) for i in infos]
-        assets = [AssetInfo(0, "USDC", 6, 6, 0), AssetInfo(1, "TSLA.M", 18, 6, 3000), AssetInfo(2, "WBTC", 8, 8, 1000)]
-        return Instruments(1, infos, assets, 5)
-
-    def set_asset_price(self, asset: int, price: int):
-        self.sent.append(("asset", asset, price))
-        if self.refuse_above is not None and price > self.refuse_above:
-            return Reject(0, 0, 7, "price above the limit")
-        return AssetPriceSet(0, 0, 0, asset, price)
-
-    def set_reference(self, instrument: int, price: int):
-        self.sent.append(("reference", instrument, price))
-        return ReferenceSet(0, 0, 0, instrument, price)
-
-    def set_state(self, instrument: int, state: int):
-        self.sent.append(("state", instrument, state))
-        self.states[instrument] = state
-        return StateChanged(0, 0, 0, instrument, state)
+INSTRUMENTS = [_instrument(TSLA_USDC, "TSLA.M/USDC", "TSLA.M", "USDC"),
+               _instrument(TSLA_BTC, "TSLA.M/WBTC", "TSLA.M", "WBTC"),
+               _instrument(BTC_PUT, "BTC-20261231-80000-P", "WBTC", "USDC", expiry="2026-12-31")]
+ASSETS = [AssetInfo(0, "USDC", 6, 6, 0), AssetInfo(1, "TSLA.M", 18, 6, 3000), AssetInfo(2, "WBTC", 8, 8, 1000)]
 
 
 def _source(name: str, asset: str, ticks: list[tuple[int, str, str]]) -> Replay:
@@ -77,7 +42,7 @@ def _process(client, sources, max_confidence_bps: int = 0) -> tuple[FeedProcess,
 
 
 def test_cross_pair_reference_from_two_feeds():
-    client = RecordingClient()
+    client = RecordingClient(INSTRUMENTS, ASSETS)
     feed, _ = _process(client, [_source("tsla", "TSLA.M", [(0, "250", "0")]),
                                 _source("btc", "WBTC", [(0, "100000", "0")])])
     feed.step()
@@ -88,7 +53,7 @@ def test_cross_pair_reference_from_two_feeds():
 
 
 def test_a_stale_quote_asset_halts_the_cross_pair_and_the_option_only():
-    client = RecordingClient()
+    client = RecordingClient(INSTRUMENTS, ASSETS)
     feed, clock = _process(client, [_source("tsla", "TSLA.M", [(0, "250", "0"), (60, "251", "0")]),
                                     _source("btc", "WBTC", [(0, "100000", "0")])])
     feed.step()
@@ -102,7 +67,7 @@ def test_a_stale_quote_asset_halts_the_cross_pair_and_the_option_only():
 
 
 def test_too_wide_confidence_is_not_a_price():
-    client = RecordingClient()
+    client = RecordingClient(INSTRUMENTS, ASSETS)
     feed, clock = _process(client, [_source("tsla", "TSLA.M", [(0, "250", "5"), (10, "252", "0.10")])],
                            max_confidence_bps=50)
     feed.step()                     # $250 +- $5 is 200 bps: unused, so TSLA.M has no price
@@ -117,7 +82,7 @@ def test_too_wide_confidence_is_not_a_price():
 
 
 def test_a_refused_price_is_logged_and_retried(caplog):
-    client = RecordingClient(refuse_prices_above=usd_units("1000"))
+    client = RecordingClient(INSTRUMENTS, ASSETS, refuse_prices_above=usd_units("1000"))
     feed, clock = _process(client, [_source("tsla", "TSLA.M", [(0, "2500", "0"), (5, "250", "0")])])
     feed.step()
     assert feed.prices == {} and "refused: code 7 price above the limit" in caplog.text
