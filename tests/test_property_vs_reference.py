@@ -91,7 +91,8 @@ KIND = Field(repeated((CommandKind.NEW_ORDER, 60), (CommandKind.CANCEL, 10), (Co
                       (CommandKind.MASS_CANCEL, 3), (CommandKind.SET_STATE, 4), (CommandKind.SET_REFERENCE, 8), (CommandKind.SET_BANDS, 3),
                       (0, 3)))
 # Balance commands are rejected by a risk-off engine (ACCOUNTS_DISABLED).
-UNKNOWN_KIND = Field((0, 200, 255, CommandKind.CREDIT, CommandKind.DEBIT, CommandKind.SET_ASSET_PRICE))
+UNKNOWN_KIND = Field((0, 200, 255, CommandKind.CREDIT, CommandKind.DEBIT, CommandKind.SET_ASSET_PRICE,
+                      CommandKind.SET_HAIRCUT))
 INSTRUMENT = Field(INSTRUMENTS, (-1, 3, 100))
 ACCOUNT = Field(ACCOUNTS, (-1, MAX_ACCOUNTS, 1 << 40))
 SIDE = Field((Side.BUY, Side.SELL), (0, 3, 255))
