@@ -88,8 +88,8 @@ def ticks(n):
 BAD_PRICES = (0, -TICK, MID + 1, MID + 50, 2_000_100, 2 * MID, MID // 2, MID + 2_100, MID - 2_100)
 # Kind 0 stands for the unknown kinds (UNKNOWN_KIND).
 KIND = Field(repeated((CommandKind.NEW_ORDER, 60), (CommandKind.CANCEL, 10), (CommandKind.AMEND, 12),
-                      (CommandKind.MASS_CANCEL, 3), (CommandKind.SET_STATE, 4), (CommandKind.SET_REFERENCE, 8), (CommandKind.SET_BANDS, 3),
-                      (0, 3)))
+                      (CommandKind.MASS_CANCEL, 3), (CommandKind.SET_STATE, 4), (CommandKind.SET_REFERENCE, 8),
+                      (CommandKind.SET_BANDS, 3), (0, 3)))
 # Balance commands are rejected by a risk-off engine (ACCOUNTS_DISABLED).
 UNKNOWN_KIND = Field((0, 200, 255, CommandKind.CREDIT, CommandKind.DEBIT, CommandKind.SET_ASSET_PRICE,
                       CommandKind.SET_HAIRCUT))

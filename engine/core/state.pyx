@@ -1,8 +1,9 @@
 """The engine's state as a whole: snapshot (engine/core/snapshot.py), restore,
 state hash and integrity check (EngineParts in parts.pyx calls them).
 
-Each part writes and reads its own state (instrument.pyx the trading states,
-book.pyx the resting orders, ledger.pyx balances and positions, margin.pyx the
+Each part writes and reads its own state (instrument.pyx the trading states
+and band widths an operator changed, book.pyx the resting orders, ledger.pyx
+balances, positions and changed haircuts, margin.pyx the
 margin rates, risk.pyx the deposit counter and frozen accounts); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
@@ -107,7 +108,8 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, l
     haircuts = risk.ledger.changed_haircuts(assets)
     if bands or haircuts:
         # Only when an operator changed them: other states hash as before.
-        words += [len(bands), *[w for row in bands for w in row], len(haircuts), *[w for row in haircuts for w in row]]
+        words += [len(bands), *[w for row in bands for w in row]]
+        words += [len(haircuts), *[w for row in haircuts for w in row]]
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
 
 
