@@ -40,6 +40,7 @@ from engine.schemas import (
     Amended,
     AssetPriceSet,
     Balances,
+    BandsSet,
     BookSnapshot,
     Cancel,
     Cancelled,
@@ -56,6 +57,7 @@ from engine.schemas import (
     GetMarginCalls,
     GetOpenOrders,
     GetStatus,
+    HaircutSet,
     Heartbeat,
     Instruments,
     Liquidate,
@@ -73,6 +75,8 @@ from engine.schemas import (
     ReferenceSet,
     Reject,
     SetAssetPrice,
+    SetBands,
+    SetHaircut,
     SetOptionRisk,
     SetReference,
     SetState,
@@ -85,7 +89,7 @@ from engine.schemas import (
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
-                  Status, Margin, MarginCalls)
+                  Status, Margin, MarginCalls, BandsSet, HaircutSet)
 
 
 class ClientKeys(NamedTuple):
@@ -341,6 +345,15 @@ class Client:
     def freeze_account(self, account: int) -> AccountFrozen | Reject:
         """Freeze an account whose wallet requested an exit on chain (operator key)."""
         return self.request(*self._requests.by_request_id(FreezeAccount, account))
+
+    def set_bands(self, instrument: int, static_bps: int, dynamic_bps: int) -> BandsSet | Reject:
+        """Set an instrument's static and dynamic band widths in bps (operator key); orders
+        left outside the new static band are cancelled, their Cancelled replies go to their owners."""
+        return self.request(*self._requests.by_request_id(SetBands, instrument, static_bps, dynamic_bps))
+
+    def set_haircut(self, asset: int, haircut_bps: int) -> HaircutSet | Reject:
+        """Set an asset's collateral haircut in bps, 0..10000 (operator key)."""
+        return self.request(*self._requests.by_request_id(SetHaircut, asset, haircut_bps))
 
 
 class AsyncClient:

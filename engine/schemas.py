@@ -284,11 +284,30 @@ class FreezeAccount(msgspec.Struct, **_request(30)):
     account: I64
 
 
+class SetBands(msgspec.Struct, **_request(31)):
+    """Set an instrument's band widths in bps, 0 <= width < 10000 (0: no such
+    band), e.g. per US market session. The static band re-centres on the
+    current reference and resting orders left outside it are cancelled (BAND)."""
+
+    request_id: I64
+    instrument: I32
+    static_bps: I64
+    dynamic_bps: I64
+
+
+class SetHaircut(msgspec.Struct, **_request(32)):
+    """Set an asset's collateral haircut in bps, 0..10000, e.g. per US market session."""
+
+    request_id: I64
+    asset: I32
+    haircut_bps: I64
+
+
 Request = Union[
     NewOrder, Cancel, Amend, MassCancel,
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
-    SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount,
+    SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
 ]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -489,6 +508,28 @@ class AccountFrozen(msgspec.Struct, **_reply(15)):
     orders: int
 
 
+class BandsSet(msgspec.Struct, **_reply(16)):
+    """An instrument's band widths were set (operator), bps; the cancels of
+    orders left outside the static band follow as their own replies."""
+
+    seq: int
+    ts: int
+    request_id: int
+    instrument: int
+    static_bps: int
+    dynamic_bps: int
+
+
+class HaircutSet(msgspec.Struct, **_reply(17)):
+    """An asset's collateral haircut was set (operator), bps."""
+
+    seq: int
+    ts: int
+    request_id: int
+    asset: int
+    haircut_bps: int
+
+
 class EngineEvent(msgspec.Struct, **_reply(31)):
     """An engine event of a kind this protocol version has no reply for (forward
     compatibility): the raw EVENT_DTYPE fields."""
@@ -511,7 +552,8 @@ class EngineEvent(msgspec.Struct, **_reply(31)):
 
 EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
-                "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty"}
+                "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
+                "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price"}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -697,7 +739,7 @@ def from_core(reply: type[msgspec.Struct], result, **given):
 Reply = Union[
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
-    LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls,
+    LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
 ]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

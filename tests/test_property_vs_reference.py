@@ -7,6 +7,7 @@ reference changes cancel orders; a share of every field is invalid on purpose.
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from helpers import CYTHON_MISSING, command_array, cython_engine_class, events_of
 from hypothesis import HealthCheck, given, settings
@@ -87,9 +88,11 @@ def ticks(n):
 BAD_PRICES = (0, -TICK, MID + 1, MID + 50, 2_000_100, 2 * MID, MID // 2, MID + 2_100, MID - 2_100)
 # Kind 0 stands for the unknown kinds (UNKNOWN_KIND).
 KIND = Field(repeated((CommandKind.NEW_ORDER, 60), (CommandKind.CANCEL, 10), (CommandKind.AMEND, 12),
-                      (CommandKind.MASS_CANCEL, 3), (CommandKind.SET_STATE, 4), (CommandKind.SET_REFERENCE, 8), (0, 3)))
+                      (CommandKind.MASS_CANCEL, 3), (CommandKind.SET_STATE, 4), (CommandKind.SET_REFERENCE, 8),
+                      (CommandKind.SET_BANDS, 3), (0, 3)))
 # Balance commands are rejected by a risk-off engine (ACCOUNTS_DISABLED).
-UNKNOWN_KIND = Field((0, 200, 255, CommandKind.CREDIT, CommandKind.DEBIT, CommandKind.SET_ASSET_PRICE))
+UNKNOWN_KIND = Field((0, 200, 255, CommandKind.CREDIT, CommandKind.DEBIT, CommandKind.SET_ASSET_PRICE,
+                      CommandKind.SET_HAIRCUT))
 INSTRUMENT = Field(INSTRUMENTS, (-1, 3, 100))
 ACCOUNT = Field(ACCOUNTS, (-1, MAX_ACCOUNTS, 1 << 40))
 SIDE = Field((Side.BUY, Side.SELL), (0, 3, 255))
@@ -100,6 +103,8 @@ MARKET_TIF = Field((TimeInForce.IOC, TimeInForce.FOK), (TimeInForce.GTC, TimeInF
 STP = Field(tuple(SelfTrade), (4, 255))
 PRICE = Field(ticks(8), BAD_PRICES, 8)
 REFERENCE_PRICE = Field(ticks(30), BAD_PRICES)  # moves the static band (+-20 ticks) past resting orders
+# Band widths around the specs' (20 and 5 or 8 bps), 0 (no band), and out of bounds.
+BAND_BPS = Field((0, 5, 8, 10, 20, 40, 100), (-1, 10_000, 10**6))
 QTY = Field([n * LOT for n in range(2, 7)], (0, -LOT, LOT, 5, LOT + 1, 1_010, 10**9))  # LOT < min_qty of P0
 ORDER_ID = Field(range(1, 13), (0, -1, 10**6))
 CLIENT_ORDER_ID = Field((0, 0, 1, 2, 3, 2**40))
@@ -129,6 +134,7 @@ def decode_command(raw: bytes) -> dict:
         CommandKind.MASS_CANCEL: ("account", "instrument"),
         CommandKind.SET_STATE: ("instrument", "state"),
         CommandKind.SET_REFERENCE: ("instrument", "price"),
+        CommandKind.SET_BANDS: ("instrument", "price", "qty"),
     }.get(kind, ("instrument", "account", "asset", "qty", "price"))
     # Unused fields are usually zero; sometimes they carry noise that must change nothing.
     fields = dict(values) if raw[12] >= 230 else {name: values[name] for name in used}
@@ -142,6 +148,10 @@ def decode_command(raw: bytes) -> dict:
     elif kind == CommandKind.SET_REFERENCE:
         fields["instrument"] = INSTRUMENT.decode(raw[1])
         fields["price"] = REFERENCE_PRICE.decode(raw[13])
+    elif kind == CommandKind.SET_BANDS:
+        # Static width in price, dynamic width in qty.
+        fields["price"] = BAND_BPS.decode(raw[13])
+        fields["qty"] = BAND_BPS.decode(raw[7])
     if raw[14] >= 230:
         fields["seq"] = 1 + int.from_bytes(raw[13:16], "little")
     if raw[15] >= 128:
@@ -164,6 +174,7 @@ def assert_same_state(ref, cy):
     for instrument in INSTRUMENTS:
         assert cy.depth(instrument, 10) == ref.depth(instrument, 10), f"depth of instrument {instrument}"
         assert cy.instrument_state(instrument) == ref.instrument_state(instrument)
+        assert cy.band_widths(instrument) == ref.band_widths(instrument)
         assert cy.best_bid(instrument) == ref.best_bid(instrument)
         assert cy.best_ask(instrument) == ref.best_ask(instrument)
     for account in ACCOUNTS:
@@ -246,6 +257,10 @@ class EnginesSideBySide(RuleBasedStateMachine):
     def set_reference(self, instrument, price):
         self.run("set_reference_price", instrument, price)
 
+    @rule(instrument=INSTRUMENT.strategy(), static_bps=BAND_BPS.strategy(), dynamic_bps=BAND_BPS.strategy())
+    def set_bands(self, instrument, static_bps, dynamic_bps):
+        self.run("set_bands", instrument, static_bps, dynamic_bps)
+
     @invariant()
     def same_state(self):
         assert_same_state(self.ref, self.cy)
@@ -261,7 +276,13 @@ TestEnginesSideBySide.settings = settings(max_examples=60, stateful_step_count=4
 def execution_band_now(engine, instrument):
     """The execution band of an instrument from its public state, or None."""
     _, reference, last_trade = engine.instrument_state(instrument)
-    return execution_band(SPECS[instrument], reference, last_trade)
+    return execution_band(spec_now(engine, instrument), reference, last_trade)
+
+
+def spec_now(engine, instrument):
+    """The instrument's spec with the band widths it has now (SET_BANDS)."""
+    static_bps, dynamic_bps = engine.band_widths(instrument)
+    return msgspec.structs.replace(SPECS[instrument], static_band_bps=static_bps, dynamic_band_bps=dynamic_bps)
 
 
 class OrderLedger:
@@ -327,7 +348,7 @@ def test_reference_invariants(cmds):
         for instrument in INSTRUMENTS:
             bid, ask = engine.best_bid(instrument), engine.best_ask(instrument)
             assert bid is None or ask is None or bid[0] < ask[0], "book crossed"
-            static = static_band(SPECS[instrument], engine.instrument_state(instrument)[1])
+            static = static_band(spec_now(engine, instrument), engine.instrument_state(instrument)[1])
             if static:
                 bids, asks = engine.depth(instrument, 1000)
                 assert all(static[0] <= price <= static[1] for price, _, _ in bids + asks), "rests outside band"

@@ -12,8 +12,8 @@ from engine.core.events cimport events_from_recs
 from engine.core.instrument cimport Instrument
 from engine.core.recarrays cimport new_records, record_data
 from engine.core.types cimport (AMEND, CANCEL, CANCEL_NEWEST, CREDIT, DEBIT, FREEZE_ACCOUNT, GTC, LIMIT, LIQUIDATE,
-                                MASS_CANCEL, NEW_ORDER, SET_ASSET_PRICE, SET_OPTION_RISK, SET_REFERENCE, SET_STATE,
-                                SKIP_DEPOSIT)
+                                MASS_CANCEL, NEW_ORDER, SET_ASSET_PRICE, SET_BANDS, SET_HAIRCUT, SET_OPTION_RISK,
+                                SET_REFERENCE, SET_STATE, SKIP_DEPOSIT)
 
 import numpy as np
 
@@ -175,6 +175,23 @@ cdef class CommandApi(EngineParts):
         cdef CommandRec c = _command(SET_ASSET_PRICE, seq, ts)
         c.asset = asset
         c.price = usd_e8
+        return self._run_one(&c)
+
+    def set_bands(self, int32_t instrument, int64_t static_bps, int64_t dynamic_bps,
+                  int64_t seq=0, int64_t ts=0):
+        """Set an instrument's static and dynamic band widths in bps (0 disables
+        a band); resting orders outside the new static band are cancelled."""
+        cdef CommandRec c = _command(SET_BANDS, seq, ts)
+        c.instrument = instrument
+        c.price = static_bps
+        c.qty = dynamic_bps
+        return self._run_one(&c)
+
+    def set_haircut(self, int32_t asset, int64_t haircut_bps, int64_t seq=0, int64_t ts=0):
+        """Set an asset's collateral haircut in bps (0..10000)."""
+        cdef CommandRec c = _command(SET_HAIRCUT, seq, ts)
+        c.asset = asset
+        c.price = haircut_bps
         return self._run_one(&c)
 
     def set_option_risk(self, int32_t instrument, int64_t initial, int64_t maintenance,

@@ -124,9 +124,12 @@ cdef inline int64_t reservation(const Instrument* inst, uint8_t side, price_t pr
 cdef int init_instrument(Instrument* inst, spec, units) except -1
 cdef void set_reference(Instrument* inst, price_t price) noexcept
 cdef void recentre_dynamic(Instrument* inst) noexcept
+cdef uint8_t set_bands(Instrument* inst, int64_t static_bps, int64_t dynamic_bps) noexcept
 
 # -- state (state.pyx puts the parts together) --
 
 cdef bytes write_states(const Instrument* insts, int32_t n)
 cdef int read_states(Instrument* insts, int32_t n, bytes data) except -1
 cdef int hash_words(const Instrument* inst, int32_t i, list words) except -1
+cdef list changed_bands(const Instrument* insts, int32_t n, list specs)
+cdef int read_bands(Instrument* insts, int32_t n, list rows) except -1

@@ -4,7 +4,7 @@ trade). The checks of a price and a quantity are inline in instrument.pxd."""
 
 from libc.string cimport memset
 
-from engine.core.types cimport CLOSED, HALTED, OPEN
+from engine.core.types cimport BPS, CLOSED, HALTED, INVALID_BAND, OPEN
 
 import numpy as np
 
@@ -58,6 +58,23 @@ cdef void recentre_dynamic(Instrument* inst) noexcept:
         band_around(inst.last_trade, inst.dynamic_bps, inst.tick, &inst.d_lo, &inst.d_hi)
 
 
+cdef uint8_t set_bands(Instrument* inst, int64_t static_bps, int64_t dynamic_bps) noexcept:
+    """Give the instrument new band widths (0 disables a band) and re-centre
+    both bands where they have a centre; 0, or INVALID_BAND (nothing changed).
+    Resting orders outside the new static band are the matcher's to cancel."""
+    if not (0 <= static_bps < BPS and 0 <= dynamic_bps < BPS):
+        return INVALID_BAND
+    inst.static_bps = static_bps
+    inst.dynamic_bps = dynamic_bps
+    inst.has_static = 0
+    inst.has_dynamic = 0
+    if inst.reference:
+        set_reference(inst, inst.reference)
+    if inst.last_trade:
+        recentre_dynamic(inst)
+    return 0
+
+
 cdef bytes write_states(const Instrument* insts, int32_t n):
     """(state, reference, last trade) per instrument, INSTRUMENT_STATE_DTYPE."""
     cdef int32_t i
@@ -92,4 +109,25 @@ cdef int read_states(Instrument* insts, int32_t n, bytes data) except -1:
 cdef int hash_words(const Instrument* inst, int32_t i, list words) except -1:
     """Instrument i's part of the state hash."""
     words += [i, inst.state, inst.reference, inst.last_trade]
+    return 0
+
+
+cdef list changed_bands(const Instrument* insts, int32_t n, list specs):
+    """[instrument, static bps, dynamic bps] of each instrument whose band
+    widths differ from its spec's (operator SET_BANDS): the only widths a
+    snapshot or the state hash carries, so a state without such a change
+    writes and hashes as before SET_BANDS existed."""
+    cdef int32_t i
+    return [[i, insts[i].static_bps, insts[i].dynamic_bps] for i in range(n)
+            if (insts[i].static_bps != specs[i].static_band_bps
+                or insts[i].dynamic_bps != specs[i].dynamic_band_bps)]
+
+
+cdef int read_bands(Instrument* insts, int32_t n, list rows) except -1:
+    """Restore what changed_bands wrote, before read_states centres the bands."""
+    for i, static_bps, dynamic_bps in rows:
+        if not (0 <= i < n and 0 <= static_bps < BPS and 0 <= dynamic_bps < BPS):
+            raise ValueError(f"snapshot band widths {[i, static_bps, dynamic_bps]} are not valid")
+        insts[i].static_bps = static_bps
+        insts[i].dynamic_bps = dynamic_bps
     return 0

@@ -82,3 +82,5 @@ cdef class Ledger:
     cdef dict write_part(self)
     cdef object read_part(self, snap, int64_t max_accounts)
     cdef int hash_words(self, list words) except -1
+    cdef list changed_haircuts(self, list asset_specs)
+    cdef int read_haircuts(self, list rows) except -1

@@ -13,7 +13,7 @@ from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc, PyMem_RawRealloc
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memset
 
-from engine.core.types cimport AMOUNT_OVERFLOW, INVALID_AMOUNT, MAX_USD_PRICE, VALUE_LIMIT
+from engine.core.types cimport BPS, AMOUNT_OVERFLOW, INVALID_AMOUNT, MAX_USD_PRICE, VALUE_LIMIT
 
 import numpy as np
 
@@ -241,6 +241,23 @@ cdef class Ledger:
                 words += [p.pos, p.ask_open, p.bid_open]
         return 0
 
+    cdef list changed_haircuts(self, list asset_specs):
+        """[asset, haircut bps] of each asset whose haircut differs from its
+        spec's (operator SET_HAIRCUT): the only haircuts a snapshot or the
+        state hash carries, so a state without such a change writes and
+        hashes as before SET_HAIRCUT existed."""
+        cdef int32_t a
+        return [[a, self.haircut_bps[a]] for a in range(self.n_assets)
+                if self.haircut_bps[a] != asset_specs[a].haircut_bps]
+
+    cdef int read_haircuts(self, list rows) except -1:
+        """Restore what changed_haircuts wrote."""
+        for a, haircut_bps in rows:
+            if not (0 <= a < self.n_assets and 0 <= haircut_bps <= BPS):
+                raise ValueError(f"snapshot haircut {[a, haircut_bps]} is not valid")
+            self.haircut_bps[a] = haircut_bps
+        return 0
+
     def memory_bytes(self):
         """Bytes of the balance tables."""
         return (self.acct_cap * (self.stride * sizeof(Balance) + self.series_stride * sizeof(Position) + 2)
@@ -286,3 +303,4 @@ cdef void* _regrow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:
     if out == NULL:
         raise MemoryError()
     return out
+

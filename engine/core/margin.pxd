@@ -40,6 +40,7 @@ cdef class Margin:
     cdef int add_series(self, Instrument* inst, int32_t instrument) except -1
     cdef uint8_t set_rates(self, int32_t series, int64_t initial, int64_t maintenance) noexcept
     cdef uint8_t set_asset_price(self, int32_t asset, int64_t usd_e8) noexcept
+    cdef uint8_t set_haircut(self, int32_t asset, int64_t haircut_bps) noexcept
     cdef Liquidation plan(self, int64_t account) noexcept
     cdef bint next_order(self, Liquidation* plan, const Instrument* insts, int32_t n_inst,
                          CommandRec* out) noexcept

@@ -14,7 +14,7 @@ from libc.stdint cimport INT64_MAX
 
 from engine.core.instrument cimport execution_band, fee, notional, reservation
 from engine.core.ledger cimport Balance, Position
-from engine.core.types cimport (BPS, BUY, CANCEL_NEWEST, INVALID_MARGIN, INVALID_PRICE, IOC, LIMIT,
+from engine.core.types cimport (BPS, BUY, CANCEL_NEWEST, INVALID_HAIRCUT, INVALID_MARGIN, INVALID_PRICE, IOC, LIMIT,
                                 MAX_MARGIN_PER_QTY, MAX_USD_PRICE, NEW_ORDER, OPEN, SELL, VALUE_LIMIT)
 
 import numpy as np
@@ -186,6 +186,14 @@ cdef class Margin:
         if usd_e8 <= 0 or usd_e8 > MAX_USD_PRICE:
             return INVALID_PRICE
         self.ledger.usd_price[asset] = usd_e8
+        return 0
+
+    cdef uint8_t set_haircut(self, int32_t asset, int64_t haircut_bps) noexcept:
+        """Set the share of an asset's value collateral does not count; a
+        reject code if invalid."""
+        if haircut_bps < 0 or haircut_bps > BPS:
+            return INVALID_HAIRCUT
+        self.ledger.haircut_bps[asset] = <int32_t>haircut_bps
         return 0
 
     cdef Liquidation plan(self, int64_t account) noexcept:

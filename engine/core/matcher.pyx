@@ -14,7 +14,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.book cimport BookSide, Books
 from engine.core.instrument cimport (check_price, check_qty, execution_band, in_static_band, recentre_dynamic,
-                                     set_reference)
+                                     set_bands, set_reference)
 from engine.core.margin cimport Liquidation
 from engine.core.types cimport *
 
@@ -60,6 +60,10 @@ cdef class MatchingEngine(CommandApi):
             return self._liquidate(c)
         if c.kind == FREEZE_ACCOUNT:
             return self._freeze_account(c)
+        if c.kind == SET_BANDS:
+            return self._set_bands(c)
+        if c.kind == SET_HAIRCUT:
+            return self._set_haircut(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -276,10 +280,6 @@ cdef class MatchingEngine(CommandApi):
         cdef Instrument* inst
         cdef uint8_t why
         cdef EventRec* e
-        cdef BookSide* bs
-        cdef int32_t i, lvl, slot, nxt
-        cdef price_t p
-        cdef uint8_t side
         if c.instrument < 0 or c.instrument >= self.n_inst:
             return self._reject(c, UNKNOWN_INSTRUMENT)
         inst = &self.insts[c.instrument]
@@ -287,29 +287,57 @@ cdef class MatchingEngine(CommandApi):
         if why:
             return self._reject(c, why)
         set_reference(inst, c.price)
-        if inst.static_bps:
-            # Cancel what the new band leaves outside: bids lowest first, then
-            # asks highest first; each side's arrays run from worst to best.
-            for side in (BUY, SELL):
-                i = 0
-                while True:
-                    bs = self.books.side_of(c.instrument, side)
-                    if i >= bs.n:
-                        break
-                    lvl = bs.levels[i]
-                    p = self.books.levels[lvl].price
-                    if in_static_band(inst, p):
-                        i += 1
-                        continue
-                    # Cancelling the level's last order removes index i itself.
-                    slot = self.books.levels[lvl].head
-                    while slot != -1:
-                        nxt = self.books.orders[slot].next
-                        self._cancel_slot(slot, BAND)
-                        slot = nxt
+        self._cancel_outside_static(c.instrument)
         e = self._emit(REFERENCE_SET)
         e.instrument = c.instrument
         e.price = c.price
+        return 0
+
+    cdef int _set_bands(self, const CommandRec* c) except -1:
+        """New band widths for an instrument (operator, e.g. per US market
+        session): static in ``price``, dynamic in ``qty``, both bps. The bands
+        re-centre on the current reference and last trade, and resting orders
+        the new static band leaves outside are cancelled as on SET_REFERENCE."""
+        cdef uint8_t why
+        cdef EventRec* e
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        why = set_bands(&self.insts[c.instrument], c.price, c.qty)
+        if why:
+            return self._reject(c, why)
+        self._cancel_outside_static(c.instrument)
+        e = self._emit(BANDS_SET)
+        e.instrument = c.instrument
+        e.price = c.price
+        e.qty = c.qty
+        return 0
+
+    cdef int _cancel_outside_static(self, int32_t instrument) except -1:
+        """Cancel (reason BAND) the resting orders outside the instrument's
+        static band: bids lowest first, then asks highest first; each side's
+        arrays run from worst to best."""
+        cdef Instrument* inst = &self.insts[instrument]
+        cdef BookSide* bs
+        cdef int32_t i, lvl, slot, nxt
+        cdef uint8_t side
+        if not inst.has_static:
+            return 0
+        for side in (BUY, SELL):
+            i = 0
+            while True:
+                bs = self.books.side_of(instrument, side)
+                if i >= bs.n:
+                    break
+                lvl = bs.levels[i]
+                if in_static_band(inst, self.books.levels[lvl].price):
+                    i += 1
+                    continue
+                # Cancelling the level's last order removes index i itself.
+                slot = self.books.levels[lvl].head
+                while slot != -1:
+                    nxt = self.books.orders[slot].next
+                    self._cancel_slot(slot, BAND)
+                    slot = nxt
         return 0
 
     cdef int _credit_debit(self, const CommandRec* c) except -1:
@@ -351,6 +379,23 @@ cdef class MatchingEngine(CommandApi):
         if why:
             return self._reject(c, why)
         e = self._emit(ASSET_PRICE_SET)
+        e.asset = c.asset
+        e.price = c.price
+        return 0
+
+    cdef int _set_haircut(self, const CommandRec* c) except -1:
+        """A new collateral haircut for an asset (operator, e.g. per US market
+        session), bps in ``price``."""
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if c.asset < 0 or c.asset >= self.ledger.n_assets:
+            return self._reject(c, UNKNOWN_ASSET)
+        why = self.margins.set_haircut(c.asset, c.price)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(HAIRCUT_SET)
         e.asset = c.asset
         e.price = c.price
         return 0

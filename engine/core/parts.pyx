@@ -226,7 +226,7 @@ cdef class EngineParts:
     def state_hash(self):
         """SHA-256 (hex) over the full state; equal states give equal hashes."""
         cdef Parts parts = self._parts()
-        return state_hash(&parts, self.books, self.funds, self.margins)
+        return state_hash(&parts, self.books, self.funds, self.margins, self.asset_specs, self.specs)
 
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""
@@ -300,6 +300,12 @@ cdef class EngineParts:
             raise ValueError(f"unknown asset {asset}")
         return self.ledger.usd_price[asset]
 
+    def haircut(self, int32_t asset):
+        """An asset's collateral haircut in bps now: its spec's, or what SET_HAIRCUT set."""
+        if asset < 0 or asset >= self.ledger.n_assets:
+            raise ValueError(f"unknown asset {asset}")
+        return self.ledger.haircut_bps[asset]
+
     def collateral_value(self, int64_t account):
         """Collateral value of an account in USD x 1e8: over assets, balance x
         reference price (floored to a unit) less the asset's haircut (floored).
@@ -346,6 +352,11 @@ cdef class EngineParts:
         self._checked_instrument(instrument)
         cdef Instrument* inst = &self.insts[instrument]
         return (inst.state, inst.reference, inst.last_trade)
+
+    def band_widths(self, int32_t instrument):
+        """(static band bps, dynamic band bps) now: the spec's, or what SET_BANDS set."""
+        self._checked_instrument(instrument)
+        return (self.insts[instrument].static_bps, self.insts[instrument].dynamic_bps)
 
     @property
     def resting_orders(self):

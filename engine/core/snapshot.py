@@ -14,8 +14,9 @@ import numpy as np
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
-SNAPSHOT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)   # version 1 had no options: its option parts are empty
+SNAPSHOT_VERSION = 3
+SUPPORTED_VERSIONS = (1, 2, 3)   # version 1 had no options: its option parts are empty;
+# version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them
 
 ORDER_DTYPE = np.dtype(
     [
@@ -59,6 +60,8 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     positions: bytes = b""    # int64 [len(open_accounts), option series, 3]: position, open sells, open buys
     margin_flags: bytes = b"" # uint8 per open account: has held option exposure
     frozen_accounts: list[int] = []  # accounts frozen by their wallet's exit request, sorted
+    bands: list[tuple[int, int, int]] = []  # (instrument, static bps, dynamic bps) where they differ from its spec
+    haircuts: list[tuple[int, int]] = []    # (asset, haircut bps) where it differs from its spec
 
 
 ENCODER = msgspec.msgpack.Encoder()

@@ -22,7 +22,7 @@ ctypedef struct Parts:
 # -- queries --
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, list assets,
                           list instruments)
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin)
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, list assets, list instruments)
 cdef int check_integrity(const Parts* parts, Books books, Risk risk) except -1
 
 # -- commands (restore: decode, then hand each part its fields) --

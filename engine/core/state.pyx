@@ -1,8 +1,9 @@
 """The engine's state as a whole: snapshot (engine/core/snapshot.py), restore,
 state hash and integrity check (EngineParts in parts.pyx calls them).
 
-Each part writes and reads its own state (instrument.pyx the trading states,
-book.pyx the resting orders, ledger.pyx balances and positions, margin.pyx the
+Each part writes and reads its own state (instrument.pyx the trading states
+and band widths an operator changed, book.pyx the resting orders, ledger.pyx
+balances, positions and changed haircuts, margin.pyx the
 margin rates, risk.pyx the deposit counter and frozen accounts); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
@@ -14,7 +15,8 @@ import numpy as np
 from libc.stdint cimport uint8_t
 
 from engine.core.book cimport OrderWalk
-from engine.core.instrument cimport hash_words, in_static_band, read_states, write_states
+from engine.core.instrument cimport (changed_bands, hash_words, in_static_band, read_bands, read_states,
+                                     write_states)
 from engine.core.types cimport BUY, SELL, Order
 from engine.core.ledger cimport Ledger
 
@@ -39,6 +41,8 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         orders=books.write_orders(),
         option_risk=margin.write_rates(parts.insts, parts.n_inst),
         frozen_accounts=risk.write_frozen(),
+        bands=changed_bands(parts.insts, parts.n_inst, instruments),
+        haircuts=risk.ledger.changed_haircuts(assets),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -60,7 +64,10 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     """Hand each part of an engine built from the snapshot's specs its own
     fields; every part checks its values before it writes them."""
     cdef Ledger ledger = risk.ledger
+    # Band widths first: read_states centres the bands with them.
+    read_bands(parts.insts, parts.n_inst, [list(row) for row in snap.bands])
     read_states(parts.insts, parts.n_inst, snap.instrument_state)
+    ledger.read_haircuts([list(row) for row in snap.haircuts])
     accounts = ledger.read_part(snap, parts.max_accounts)
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
@@ -84,7 +91,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     return 0
 
 
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin):
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, list assets, list instruments):
     """SHA-256 (hex) over the parts' hash words."""
     cdef int32_t i
     cdef list words = [parts.n_inst, parts.next_order_id, parts.last_seq]
@@ -97,6 +104,12 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin):
         words += [risk.n_frozen, *risk.write_frozen()]
     risk.ledger.hash_words(words)
     margin.hash_words(words)
+    bands = changed_bands(parts.insts, parts.n_inst, instruments)
+    haircuts = risk.ledger.changed_haircuts(assets)
+    if bands or haircuts:
+        # Only when an operator changed them: other states hash as before.
+        words += [len(bands), *[w for row in bands for w in row]]
+        words += [len(haircuts), *[w for row in haircuts for w in row]]
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
 
 

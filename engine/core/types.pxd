@@ -66,6 +66,8 @@ cpdef enum CommandKind:
     SET_OPTION_RISK = 11
     LIQUIDATE = 12
     FREEZE_ACCOUNT = 13
+    SET_BANDS = 14
+    SET_HAIRCUT = 15
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -83,6 +85,8 @@ cpdef enum EventKind:
     OPTION_RISK_SET = 13
     LIQUIDATED = 14
     ACCOUNT_FROZEN = 15
+    BANDS_SET = 16
+    HAIRCUT_SET = 17
 
 cpdef enum CancelReason:
     USER = 1
@@ -132,6 +136,8 @@ cpdef enum Reject:
     MARGIN_NOT_SET = 35
     ACCOUNT_IS_FROZEN = 36
     FEE_ACCOUNT_NOT_FREEZABLE = 37
+    INVALID_BAND = 38
+    INVALID_HAIRCUT = 39
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

@@ -55,6 +55,8 @@ REJECT_TEXT = {
     Reject.MARGIN_NOT_SET: "option series has no margin rates yet (operator SetOptionRisk)",
     Reject.ACCOUNT_IS_FROZEN: "account is frozen: its wallet requested an exit on chain",
     Reject.FEE_ACCOUNT_NOT_FREEZABLE: "the fee account cannot be frozen (every fill pays it)",
+    Reject.INVALID_BAND: "band widths must be in [0, 10000) bps",
+    Reject.INVALID_HAIRCUT: "haircut must be in [0, 10000] bps",
 }
 
 CANCEL_TEXT = {

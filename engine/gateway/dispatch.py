@@ -37,6 +37,8 @@ from engine.schemas import (
     MassCancel,
     NewOrder,
     SetAssetPrice,
+    SetBands,
+    SetHaircut,
     SetOptionRisk,
     SetReference,
     SetState,
@@ -129,6 +131,16 @@ def _freeze_account(batch: Batch, session: Session, req: FreezeAccount, _account
     batch.command(session, req.request_id, CommandKind.FREEZE_ACCOUNT, account=req.account)
 
 
+def _set_bands(batch: Batch, session: Session, req: SetBands, _account: None) -> None:
+    # COMMAND_DTYPE has no bps column: the static width travels in price, the dynamic in qty.
+    batch.command(session, req.request_id, CommandKind.SET_BANDS, instrument=req.instrument,
+                  price=req.static_bps, qty=req.dynamic_bps)
+
+
+def _set_haircut(batch: Batch, session: Session, req: SetHaircut, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SET_HAIRCUT, asset=req.asset, price=req.haircut_bps)
+
+
 ROUTES: dict[type, Route] = {
     NewOrder: Route(Rule.ACCOUNT, _new_order),
     Cancel: Route(Rule.ACCOUNT, _cancel),
@@ -143,6 +155,8 @@ ROUTES: dict[type, Route] = {
     SetOptionRisk: Route(Rule.OPERATOR, _set_option_risk),
     Liquidate: Route(Rule.OPERATOR, _liquidate),
     FreezeAccount: Route(Rule.OPERATOR, _freeze_account),
+    SetBands: Route(Rule.OPERATOR, _set_bands),
+    SetHaircut: Route(Rule.OPERATOR, _set_haircut),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),
     GetBook: Route(Rule.ANYONE),

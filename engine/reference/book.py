@@ -106,6 +106,7 @@ class InstrumentBook:
 
     def __init__(self, instrument_id: int, spec: InstrumentSpec):
         self.instrument_id = instrument_id
+        self.listed_spec = spec  # as set up; `spec` carries the band widths an operator set since
         self.spec = spec
         self.state = _OPEN
         self.reference = 0

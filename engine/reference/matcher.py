@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
+import msgspec
 import numpy as np
 
 from engine.core.events import Event
@@ -29,6 +30,7 @@ from engine.core.types import (
     TradingState,
 )
 from engine.instruments import InstrumentSpec
+from engine.units import BPS
 from engine.reference.bands import in_band
 from engine.reference.book import BookSide, InstrumentBook, Order
 
@@ -156,11 +158,13 @@ class ReferenceMatcher:
             CommandKind.MASS_CANCEL: self._mass_cancel,
             CommandKind.SET_STATE: self._set_state,
             CommandKind.SET_REFERENCE: self._set_reference,
+            CommandKind.SET_BANDS: self._set_bands,
             # Balances exist only in the Cython core's risk mode; this is the risk-off matcher.
             CommandKind.CREDIT: self._accounts_disabled,
             CommandKind.DEBIT: self._accounts_disabled,
             CommandKind.SET_ASSET_PRICE: self._accounts_disabled,
             CommandKind.SKIP_DEPOSIT: self._accounts_disabled,
+            CommandKind.SET_HAIRCUT: self._accounts_disabled,
         }
 
     # -- setup --
@@ -204,6 +208,11 @@ class ReferenceMatcher:
         """Set an instrument's reference price, cancelling orders outside the new static band."""
         return self._run(Command(seq=seq, ts=ts, kind=CommandKind.SET_REFERENCE, instrument=instrument,
                                  price=price))
+
+    def set_bands(self, instrument, static_bps, dynamic_bps, seq=0, ts=0):
+        """Set an instrument's band widths in bps, cancelling orders outside the new static band."""
+        return self._run(Command(seq=seq, ts=ts, kind=CommandKind.SET_BANDS, instrument=instrument,
+                                 price=static_bps, qty=dynamic_bps))
 
     def submit(self, command) -> list[Event]:
         """Process one COMMAND_DTYPE record (or a `Command`); return its events."""
@@ -265,6 +274,11 @@ class ReferenceMatcher:
         inst = self._instrument(instrument)
         return inst.state, inst.reference, inst.last_trade
 
+    def band_widths(self, instrument):
+        """(static band bps, dynamic band bps) now: the spec's, or what SET_BANDS set."""
+        spec = self._instrument(instrument).spec
+        return spec.static_band_bps, spec.dynamic_band_bps
+
     # -- replay / recovery --
 
     def seed_order(self, instrument, account, side, price, qty, at_front=False, client_order_id=0):
@@ -304,6 +318,8 @@ class ReferenceMatcher:
         digest.update(f"next_order_id={self._next_order_id};last_seq={self.last_seq};".encode())
         for inst in self._instruments:
             digest.update(f"instrument={inst.instrument_id},{inst.state},{inst.reference},{inst.last_trade};".encode())
+            if inst.spec != inst.listed_spec:
+                digest.update(f"bands={inst.spec.static_band_bps},{inst.spec.dynamic_band_bps};".encode())
             for book in (inst.bids, inst.asks):
                 for order in book.orders_best_first():
                     digest.update(
@@ -530,20 +546,40 @@ class ReferenceMatcher:
             events.append(self._reject(cmd, reject))
             return
         inst.reference = cmd.price
-        band = inst.static_band()
-        if band is not None:
-            # Worst prices first (bids from the lowest, asks from the highest), FIFO within a level.
-            for book in (inst.bids, inst.asks):
-                for price in reversed(book.prices_best_first()):
-                    if in_band(band, price):
-                        continue
-                    for order in list(book.levels[price]):
-                        self._unrest(inst, order)
-                        events.append(self._cancelled(cmd, order, CancelReason.BAND))
-            if inst.last_trade and not in_band(band, inst.last_trade):
-                inst.last_trade = 0  # stale: its dynamic band would not meet the new static band
+        self._cancel_outside_static(cmd, inst, events)
         events.append(Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.REFERENCE_SET, instrument=cmd.instrument,
                             price=cmd.price))
+
+    def _set_bands(self, cmd: Command, events: list[Event]) -> None:
+        # Static width in `price`, dynamic in `qty` (COMMAND_DTYPE has no bps field).
+        if not self._known_instrument(cmd.instrument):
+            events.append(self._reject(cmd, Reject.UNKNOWN_INSTRUMENT))
+            return
+        if not (0 <= cmd.price < BPS and 0 <= cmd.qty < BPS):
+            events.append(self._reject(cmd, Reject.INVALID_BAND))
+            return
+        inst = self._instruments[cmd.instrument]
+        inst.spec = msgspec.structs.replace(inst.spec, static_band_bps=cmd.price, dynamic_band_bps=cmd.qty)
+        self._cancel_outside_static(cmd, inst, events)
+        events.append(Event(seq=cmd.seq, ts=cmd.ts, kind=EventKind.BANDS_SET, instrument=cmd.instrument,
+                            price=cmd.price, qty=cmd.qty))
+
+    def _cancel_outside_static(self, cmd: Command, inst: InstrumentBook, events: list[Event]) -> None:
+        """After the static band moved: cancel (BAND) the resting orders it leaves
+        outside, and forget a last trade outside it."""
+        band = inst.static_band()
+        if band is None:
+            return
+        # Worst prices first (bids from the lowest, asks from the highest), FIFO within a level.
+        for book in (inst.bids, inst.asks):
+            for price in reversed(book.prices_best_first()):
+                if in_band(band, price):
+                    continue
+                for order in list(book.levels[price]):
+                    self._unrest(inst, order)
+                    events.append(self._cancelled(cmd, order, CancelReason.BAND))
+        if inst.last_trade and not in_band(band, inst.last_trade):
+            inst.last_trade = 0  # stale: its dynamic band would not meet the new static band
 
     def _accounts_disabled(self, cmd: Command, events: list[Event]) -> None:
         events.append(self._reject(cmd, Reject.ACCOUNTS_DISABLED))
