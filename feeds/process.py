@@ -110,6 +110,7 @@ class FeedProcess:
         self.option_margins: dict[int, tuple[int, int]] = {}  # last sent (initial, maintenance) per series
         self.halted: set[int] = set()                         # instruments this process halted
         self.combined: dict[str, Combined] = {}
+        self.session_settings: dict[tuple[str, int], int] = {}  # last sent band / haircut per (kind, id)
 
     # -- one step ------------------------------------------------------------------------
 
@@ -134,6 +135,7 @@ class FeedProcess:
             if price is not None and price != self.prices.get(asset):
                 self._send_asset_price(asset, price)
         halts.update(self._session_halts(instant))
+        self._apply_session_policy(instant)
         priced = {a for a in self.fed_assets if self.usd[a] is not None}
         for inst in self.instruments:
             if inst.expiry == "" and {inst.base, inst.quote} & priced:
@@ -209,6 +211,28 @@ class FeedProcess:
         if not self.policies.of(session).halt:
             return {}
         return dict.fromkeys(self.tokens, f"the {session.value} session halts stock tokens")
+
+    def _apply_session_policy(self, instant: datetime) -> None:
+        """Send the current session's static band width of each spot pair on a stock token
+        and the token's collateral haircut, once per change (dynamic widths stay as listed)."""
+        if self.calendar is None or not self.tokens:
+            return
+        try:
+            policy = self.policies.of(self.calendar.at(instant).session)
+        except ValueError:          # outside the configured range: the tokens halt instead
+            return
+        for token in self.tokens:
+            asset = self.asset_ids[token]
+            if self.session_settings.get(("haircut", asset)) != policy.haircut_bps:
+                if self._accepted(self.client.set_haircut(asset, policy.haircut_bps), f"haircut of {token}"):
+                    self.session_settings[("haircut", asset)] = policy.haircut_bps
+            for inst in self.instruments:
+                if inst.expiry or inst.base != token:
+                    continue
+                if self.session_settings.get(("band", inst.instrument)) != policy.band_bps:
+                    reply = self.client.set_bands(inst.instrument, policy.band_bps, inst.dynamic_band_bps)
+                    if self._accepted(reply, f"bands of {inst.symbol}"):
+                        self.session_settings[("band", inst.instrument)] = policy.band_bps
 
     def _remark_options(self, instant: datetime) -> None:
         """Re-mark every option series whose underlying has a surface and a price."""

@@ -14,6 +14,8 @@ from engine.config import to_toml
 from engine.schemas import (
     AssetInfo,
     AssetPriceSet,
+    BandsSet,
+    HaircutSet,
     InstrumentInfo,
     Instruments,
     OptionRiskSet,
@@ -127,6 +129,14 @@ class RecordingClient:
         self.sent.append(("state", instrument, state))
         self.states[instrument] = state
         return StateChanged(0, 0, 0, instrument, state)
+
+    def set_bands(self, instrument: int, static_bps: int, dynamic_bps: int):
+        self.sent.append(("bands", instrument, static_bps, dynamic_bps))
+        return BandsSet(0, 0, 0, instrument, static_bps, dynamic_bps)
+
+    def set_haircut(self, asset: int, haircut_bps: int):
+        self.sent.append(("haircut", asset, haircut_bps))
+        return HaircutSet(0, 0, 0, asset, haircut_bps)
 
     def of_kind(self, kind: str) -> list[tuple]:
         """The recorded commands of ``kind``, without the kind."""

@@ -177,3 +177,25 @@ def test_outside_the_calendar_range_the_stock_tokens_halt():
                        calendar=SessionCalendar("XNYS", date(2026, 6, 1), date(2026, 6, 5)))
     feed.step()
     assert client.states[TSLA_USDC] == TradingState.HALTED
+
+
+def test_the_session_policy_sets_stock_token_bands_and_haircuts_once_per_change():
+    client = RecordingClient(INSTRUMENTS, ASSETS)
+    tsla = _replay("tsla", "TSLA.M", NOW, [(0, "250")])
+    calendar = SessionCalendar("XNYS", date(2026, 6, 1), date(2026, 6, 5))
+    feed, clock = _process(client, [tsla], NOW, heartbeat_s=86_400,
+                           tokens=[TokenMultiplier(asset="TSLA.M", current=Fraction(1))],
+                           calendar=calendar, policies=SessionPolicies())
+    feed.step()                                       # 10:00 in New York: regular, 5% / 30%
+    dynamic = INSTRUMENTS[TSLA_USDC].dynamic_band_bps
+    assert client.of_kind("haircut") == [(1, 3000)]
+    assert client.of_kind("bands") == [(TSLA_USDC, 500, dynamic)]   # spot pairs only, dynamic width kept
+    clock.advance(60 * SECOND)
+    feed.step()                                       # same session: nothing sent again
+    assert len(client.of_kind("haircut")) == len(client.of_kind("bands")) == 1
+
+    clock.advance(11 * 3600 * SECOND)                 # 21:01 in New York: overnight, 10% / 40%
+    feed.step()
+    assert client.of_kind("haircut") == [(1, 3000), (1, 4000)]
+    assert client.of_kind("bands") == [(TSLA_USDC, 500, dynamic), (TSLA_USDC, 1000, dynamic)]
+    assert client.states[TSLA_USDC] == TradingState.OPEN
