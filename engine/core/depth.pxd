@@ -71,7 +71,7 @@ cdef class LobsterRun:
     cdef int _reduce(self, int64_t lobster_id, uint8_t side, price_t price, qty_t size) except -1
     cdef int _execution(self, Py_ssize_t i, int64_t lobster_id, uint8_t side, price_t price,
                         qty_t size) except -1
-    cdef int _take_oldest(self, uint8_t side, price_t price, qty_t size) except -1
+    cdef int _take(self, uint8_t side, price_t price, qty_t size, bint oldest) except -1
     cdef int _shrink(self, int32_t slot, qty_t qty) except -1
 
     # -- alignment --
@@ -80,7 +80,6 @@ cdef class LobsterRun:
     cdef void _plan_side(self, const int64_t* row, uint8_t side, int64_t sign, int64_t edge,
                          Py_ssize_t* n_cuts, Py_ssize_t* n_adds) noexcept
     cdef int _set_level(self, uint8_t side, price_t price, qty_t target) except -1
-    cdef int _take_newest(self, uint8_t side, price_t price, qty_t size) except -1
 
     # -- commands --
     cdef int _new_order(self, int64_t account, uint8_t side, price_t price, qty_t qty,

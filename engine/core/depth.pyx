@@ -262,17 +262,17 @@ cdef class LobsterRun:
         cdef int32_t slot = self._slot_of(lobster_id)
         self.order_ids[lobster_id] = 0
         if order_id == 0:
-            return self._take_oldest(side, price, size)
+            return self._take(side, price, size, True)
         self._cancel_order(self.book_account, order_id)
         if slot == -1 or self.books.orders[slot].account != self.book_account:
-            return self._take_oldest(side, price, size)
+            return self._take(side, price, size, True)
         return 0
 
     cdef int _reduce(self, int64_t lobster_id, uint8_t side, price_t price, qty_t size) except -1:
         """Type 2: amend the named order down by `size`, or take `size` from the oldest at `price`."""
         cdef int32_t slot = self._slot_of(lobster_id)
         if slot == -1:
-            return self._take_oldest(side, price, size)
+            return self._take(side, price, size, True)
         if self.books.orders[slot].leaves > size:
             return self._shrink(slot, self.books.orders[slot].leaves - size)
         return self._cancel(slot)
@@ -292,14 +292,18 @@ cdef class LobsterRun:
             self.fifo_misses.append(i)
         return 0
 
-    cdef int _take_oldest(self, uint8_t side, price_t price, qty_t size) except -1:
-        """Remove `size` (or all there is) from the front of the queue at `price`."""
+    cdef int _take(self, uint8_t side, price_t price, qty_t size, bint oldest) except -1:
+        """Remove `size` (or all there is) from the front (oldest) or the back of the
+        queue at `price`."""
         cdef int32_t level = self.books.find_level(self.instrument, side, price)
-        cdef int32_t slot = self.books.levels[level].head if level != -1 else -1
+        cdef int32_t slot = -1
         cdef int32_t after
         cdef qty_t leaves
+        if level != -1:
+            slot = self.books.levels[level].head if oldest else self.books.levels[level].tail
         while slot != -1 and size > 0:
-            after = self.books.orders[slot].next  # before the cancel frees the slot
+            # the neighbour is read before the cancel frees the slot
+            after = self.books.orders[slot].next if oldest else self.books.orders[slot].prev
             leaves = self.books.orders[slot].leaves
             if leaves <= size:
                 self._cancel(slot)
@@ -416,27 +420,8 @@ cdef class LobsterRun:
             self.engine.seed_order(self.instrument, self.book_account, side, price, target - have,
                                    at_front=True)
         elif have > target:
-            self._take_newest(side, price, have - target)
+            self._take(side, price, have - target, False)
         return 0
-
-    cdef int _take_newest(self, uint8_t side, price_t price, qty_t size) except -1:
-        """Remove `size` (or all there is) from the back of the queue at `price`."""
-        cdef int32_t level = self.books.find_level(self.instrument, side, price)
-        cdef int32_t slot = self.books.levels[level].tail if level != -1 else -1
-        cdef int32_t before
-        cdef qty_t leaves
-        while slot != -1 and size > 0:
-            before = self.books.orders[slot].prev  # before the cancel frees the slot
-            leaves = self.books.orders[slot].leaves
-            if leaves <= size:
-                self._cancel(slot)
-            else:
-                self._shrink(slot, leaves - size)
-            size -= leaves
-            slot = before
-        return 0
-
-    # -- commands --
 
     cdef int _new_order(self, int64_t account, uint8_t side, price_t price, qty_t qty,
                         uint8_t tif) except -1:

@@ -29,13 +29,12 @@ cdef class MatchingEngine(CommandApi):
     cdef int _set_state(self, const CommandRec* c) except -1
     cdef int _set_reference(self, const CommandRec* c) except -1
     cdef int _credit_debit(self, const CommandRec* c) except -1
-    cdef int _set_asset_price(self, const CommandRec* c) except -1
+    cdef int _set_asset_value(self, const CommandRec* c) except -1
     cdef int _skip_deposit(self, const CommandRec* c) except -1
     cdef int _set_option_risk(self, const CommandRec* c) except -1
     cdef int _liquidate(self, const CommandRec* c) except -1
     cdef int _freeze_account(self, const CommandRec* c) except -1
     cdef int _set_bands(self, const CommandRec* c) except -1
-    cdef int _set_haircut(self, const CommandRec* c) except -1
     cdef int _cancel_outside_static(self, int32_t instrument) except -1
     cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1
 

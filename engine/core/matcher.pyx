@@ -50,8 +50,8 @@ cdef class MatchingEngine(CommandApi):
             return self._set_reference(c)
         if c.kind == CREDIT or c.kind == DEBIT:
             return self._credit_debit(c)
-        if c.kind == SET_ASSET_PRICE:
-            return self._set_asset_price(c)
+        if c.kind == SET_ASSET_PRICE or c.kind == SET_HAIRCUT:
+            return self._set_asset_value(c)
         if c.kind == SKIP_DEPOSIT:
             return self._skip_deposit(c)
         if c.kind == SET_OPTION_RISK:
@@ -62,8 +62,6 @@ cdef class MatchingEngine(CommandApi):
             return self._freeze_account(c)
         if c.kind == SET_BANDS:
             return self._set_bands(c)
-        if c.kind == SET_HAIRCUT:
-            return self._set_haircut(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -368,34 +366,22 @@ cdef class MatchingEngine(CommandApi):
         e.order_id = c.order_id
         return 0
 
-    cdef int _set_asset_price(self, const CommandRec* c) except -1:
+    cdef int _set_asset_value(self, const CommandRec* c) except -1:
+        """An asset's USD reference price (SET_ASSET_PRICE) or its collateral haircut
+        (SET_HAIRCUT, operator, e.g. per US market session), both in ``price``."""
         cdef uint8_t why
         cdef EventRec* e
         if not self.risk:
             return self._reject(c, ACCOUNTS_DISABLED)
         if c.asset < 0 or c.asset >= self.ledger.n_assets:
             return self._reject(c, UNKNOWN_ASSET)
-        why = self.margins.set_asset_price(c.asset, c.price)
+        if c.kind == SET_HAIRCUT:
+            why = self.margins.set_haircut(c.asset, c.price)
+        else:
+            why = self.margins.set_asset_price(c.asset, c.price)
         if why:
             return self._reject(c, why)
-        e = self._emit(ASSET_PRICE_SET)
-        e.asset = c.asset
-        e.price = c.price
-        return 0
-
-    cdef int _set_haircut(self, const CommandRec* c) except -1:
-        """A new collateral haircut for an asset (operator, e.g. per US market
-        session), bps in ``price``."""
-        cdef uint8_t why
-        cdef EventRec* e
-        if not self.risk:
-            return self._reject(c, ACCOUNTS_DISABLED)
-        if c.asset < 0 or c.asset >= self.ledger.n_assets:
-            return self._reject(c, UNKNOWN_ASSET)
-        why = self.margins.set_haircut(c.asset, c.price)
-        if why:
-            return self._reject(c, why)
-        e = self._emit(HAIRCUT_SET)
+        e = self._emit(HAIRCUT_SET if c.kind == SET_HAIRCUT else ASSET_PRICE_SET)
         e.asset = c.asset
         e.price = c.price
         return 0
