@@ -259,16 +259,22 @@ def _watch(args) -> int:
         watcher = DepositWatcher(Vault(w3, deployment.vault), deployment, AddressBook.load(args.addressbook),
                                  GatewayDeposits(client), confirmations=args.confirmations,
                                  record=DepositLog(args.state / "deposits.jsonl"))
-        while True:
-            done = watcher.poll()
-            if done:
-                print(f"{done} deposit(s) credited or skipped", flush=True)
-            if args.once:
-                return 0
-            try:
-                time.sleep(args.poll)
-            except KeyboardInterrupt:
-                return 0
+        return _poll_until_stopped(watcher.poll, args, "deposit(s) credited or skipped")
+
+
+def _poll_until_stopped(poll, args, what: str) -> int:
+    """Call ``poll`` every ``args.poll`` seconds, printing how many it handled, until Ctrl-C
+    (or once, with ``--once``)."""
+    while True:
+        done = poll()
+        if done:
+            print(f"{done} {what}", flush=True)
+        if args.once:
+            return 0
+        try:
+            time.sleep(args.poll)
+        except KeyboardInterrupt:
+            return 0
 
 
 def _exits(args) -> int:
@@ -279,16 +285,7 @@ def _exits(args) -> int:
     with Client(config.endpoints.orders, ClientKeys.from_files(args.key_file, server_key)) as client:
         watcher = ExitWatcher(Vault(w3, deployment.vault), deployment.block, AddressBook.load(args.addressbook),
                               GatewayFreezes(client), confirmations=args.confirmations)
-        while True:
-            done = watcher.poll()
-            if done:
-                print(f"{done} account(s) frozen for their exit requests", flush=True)
-            if args.once:
-                return 0
-            try:
-                time.sleep(args.poll)
-            except KeyboardInterrupt:
-                return 0
+        return _poll_until_stopped(watcher.poll, args, "account(s) frozen for their exit requests")
 
 
 def _audit(args) -> int:
