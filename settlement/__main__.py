@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="seconds the operator has to serve an exit request before the vault may freeze (default 7 d)")
     sub.add_argument("--challenge-window", type=int, default=3600,
                      help="seconds a withdrawal waits before it is claimable: the watchtowers' time (default 1 h)")
+    sub.add_argument("--share-asset", type=int, action="append", default=[], metavar="ID",
+                     help="give asset ID a rebasing test token (MockRebasingToken), listed in shares (repeatable)")
 
     sub = command("status", _status, "last batch on chain vs the job's checkpoint and the source")
     sub.add_argument("--deployment", type=Path, required=True)
@@ -161,7 +163,8 @@ def _deploy(args) -> int:
     w3 = connect(args.chain)
     client = _client(args, w3)
     deployment = deploy(client, operator=args.operator or client.address, guardian=args.guardian or client.address,
-                        exit_window=args.exit_window, challenge_window=args.challenge_window)
+                        exit_window=args.exit_window, challenge_window=args.challenge_window,
+                        shares=frozenset(args.share_asset))
     deployment.save(args.out)
     print(f"vault {deployment.vault} on chain {deployment.chain_id}; wrote {args.out}")
     return 0

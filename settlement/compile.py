@@ -21,7 +21,7 @@ CONTRACTS_DIR = REPO_ROOT / "settlement" / "contracts"
 ARTIFACTS_DIR = REPO_ROOT / "settlement" / "artifacts"
 NODE_MODULES = REPO_ROOT / "node_modules"
 
-CONTRACTS = ("SettlementVault", "TestToken", "MockAggregator")
+CONTRACTS = ("SettlementVault", "TestToken", "MockRebasingToken", "MockAggregator")
 
 # Cancun runs on both py-evm (eth-tester) and anvil; the optimizer favours runtime gas.
 SETTINGS = {

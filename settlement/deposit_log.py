@@ -31,7 +31,7 @@ class Deposit:
     deposit_id: int
     wallet: str
     token: str
-    token_amount: int      # token base units, as deposited
+    token_amount: int      # the Deposit event's amount: token base units, or shares of a SHARES asset
     asset: int | None      # the vault's asset id; None if the token is not in the deployment file
     amount: int | None     # ledger units; None if the token is not in the deployment file
     block: int

@@ -16,6 +16,10 @@ a reorg went deeper than the finality the watcher trusted: the engine holds cred
 does not back, and the watcher stops with DepositReorged, on this poll and on every later one
 and after a restart, until an operator reconciles.
 
+A rebasing stock token is listed in shares (settlement/vault.py ``SHARES``): its Deposit events
+carry the shares the vault received, and the engine's ledger units of it are those shares / scale,
+so a rebase changes neither. The conversion is the same for both kinds, in the asset's own unit.
+
 A deposit the engine cannot credit (a wallet without an account, a token the deployment file
 does not list, an asset the engine does not have, an amount above the engine's cap) uses its
 id up with a journaled SKIP_DEPOSIT, recorded with its reason and logged; the funds stay on the
@@ -33,7 +37,7 @@ from engine.core.types import EventKind, Reject
 from engine.units import VALUE_LIMIT
 from settlement.accounts import AddressBook, AddressBookError
 from settlement.deposit_log import CREDIT, SKIP, Deposit, DepositLog
-from settlement.vault import Deployment, Vault
+from settlement.vault import SHARES, Deployment, Vault
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,9 @@ class DepositWatcher:
         self.confirmations = confirmations
         self.record = DepositLog() if record is None else record
         self.max_blocks = max_blocks
-        self._scale = {int(asset): 10 ** (info["decimals"] - info["ledger_decimals"])
-                       for asset, info in deployment.assets.items()}
+        self._scale = {int(asset): deployment.scale(asset) for asset in deployment.assets}
+        self._unit = {int(asset): "shares" if deployment.kind(asset) == SHARES else "token units"
+                      for asset in deployment.assets}
         self._asset_of = {vault.w3.to_checksum_address(info["token"]): int(asset)
                           for asset, info in deployment.assets.items()}
         self._deployed_at = deployment.block
@@ -211,8 +216,9 @@ class DepositWatcher:
                          deposit.asset, deposit.wallet)
                 return True
         self.record.write(deposit, SKIP, reason)
-        log.warning("deposit %d (%d token units of %s from %s, tx %s) skipped, not credited: %s",
-                    deposit.deposit_id, deposit.token_amount, deposit.token, deposit.wallet, deposit.tx_hash, reason)
+        log.warning("deposit %d (%d %s of %s from %s, tx %s) skipped, not credited: %s",
+                    deposit.deposit_id, deposit.token_amount, self._unit.get(deposit.asset, "token units"),
+                    deposit.token, deposit.wallet, deposit.tx_hash, reason)
         outcome = self.engine.skip_deposit(deposit.deposit_id)
         if outcome == "DUPLICATE_DEPOSIT":
             return False

@@ -1,5 +1,10 @@
 """The SettlementVault and TestToken contracts from Python: committed artifacts, deployment
-(vault + test tokens + allow-list), the deployment file, and typed reads of the vault."""
+(vault + test tokens + allow-list), the deployment file, and typed reads of the vault.
+
+Each listed asset has a kind (the vault's ``AssetKind``): ``plain`` tokens are counted in token
+units, ``shares`` tokens (rebasing stock tokens such as xStocks) in their shares. The vault's and
+the engine's ledger units of an asset are ``chain amount / scale`` in that unit (``Deployment.scale``).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,12 @@ TEST_ASSETS: dict[int, AssetSpec] = {
 }
 """Asset id -> spec of the test tokens `deploy` creates on local chains."""
 
+PLAIN, SHARES = "plain", "shares"
+"""Asset kinds: counted in token units, or in shares (a rebasing token)."""
+
+ASSET_KINDS = (PLAIN, SHARES)
+"""The vault's AssetKind enum, in order: the kind's index is its value on chain."""
+
 
 @cache
 def load_artifact(name: str) -> dict:
@@ -35,7 +46,7 @@ def load_artifact(name: str) -> dict:
 
 def revert_decoder() -> RevertDecoder:
     """A decoder for every custom error of the settlement contracts."""
-    return RevertDecoder([load_artifact("SettlementVault")["abi"], load_artifact("TestToken")["abi"]])
+    return RevertDecoder([load_artifact(name)["abi"] for name in ("SettlementVault", "TestToken", "MockRebasingToken")])
 
 
 @dataclass
@@ -45,7 +56,7 @@ class Deployment:
     chain_id: int
     vault: str
     block: int
-    assets: dict[int, dict] = field(default_factory=dict)  # id -> {symbol, token, decimals, ledger_decimals}
+    assets: dict[int, dict] = field(default_factory=dict)  # id -> {symbol, token, decimals, ledger_decimals, kind}
 
     def save(self, path: Path) -> None:
         """Write the deployment as JSON."""
@@ -58,30 +69,43 @@ class Deployment:
         data["assets"] = {int(k): v for k, v in data["assets"].items()}
         return cls(**data)
 
+    def kind(self, asset_id: int) -> str:
+        """PLAIN or SHARES (files written before asset kinds existed list plain tokens only)."""
+        return self.assets[asset_id].get("kind", PLAIN)
+
+    def scale(self, asset_id: int) -> int:
+        """Chain units (token units, or shares for a SHARES asset) per ledger unit of `asset_id`."""
+        info = self.assets[asset_id]
+        return 10 ** (info["decimals"] - info["ledger_decimals"])
+
 
 CHALLENGE_WINDOW = 3600
 """Production default of the vault's challenge window (seconds before a withdrawal is claimable)."""
 
 
 def deploy(client: ChainClient, *, operator: str, guardian: str, exit_window: int,
-           challenge_window: int = CHALLENGE_WINDOW, assets: dict[int, AssetSpec] = TEST_ASSETS) -> Deployment:
-    """Deploy a TestToken per asset and a SettlementVault (client's key = admin), list the assets.
+           challenge_window: int = CHALLENGE_WINDOW, assets: dict[int, AssetSpec] = TEST_ASSETS,
+           shares: frozenset[int] = frozenset()) -> Deployment:
+    """Deploy a test token per asset and a SettlementVault (client's key = admin), list the assets.
     `exit_window`: seconds the operator has to serve an exit request; `challenge_window`: seconds
-    a withdrawal waits before it is claimable."""
+    a withdrawal waits before it is claimable; `shares`: the asset ids that get a rebasing
+    MockRebasingToken, listed as SHARES (the others get a TestToken, listed as PLAIN)."""
     w3 = client.w3
-    token_artifact = load_artifact("TestToken")
-    token_factory = w3.eth.contract(abi=token_artifact["abi"], bytecode=token_artifact["bytecode"])
     listed = {}
     for asset_id, spec in assets.items():
-        receipt = client.transact(token_factory.constructor(f"Test {spec.symbol}", spec.symbol, spec.decimals))
+        kind = SHARES if asset_id in shares else PLAIN
+        artifact = load_artifact("MockRebasingToken" if kind == SHARES else "TestToken")
+        factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        receipt = client.transact(factory.constructor(f"Test {spec.symbol}", spec.symbol, spec.decimals))
         listed[asset_id] = {"symbol": spec.symbol, "token": receipt["contractAddress"], "decimals": spec.decimals,
-                            "ledger_decimals": spec.ledger_decimals}
+                            "ledger_decimals": spec.ledger_decimals, "kind": kind}
     vault_artifact = load_artifact("SettlementVault")
     vault_factory = w3.eth.contract(abi=vault_artifact["abi"], bytecode=vault_artifact["bytecode"])
     receipt = client.transact(vault_factory.constructor(client.address, operator, guardian, exit_window, challenge_window))
     vault = Vault(w3, receipt["contractAddress"])
     for asset_id, info in listed.items():
-        client.transact(vault.contract.functions.listAsset(asset_id, info["token"], info["ledger_decimals"]))
+        client.transact(vault.contract.functions.listAsset(asset_id, info["token"], info["ledger_decimals"],
+                                                           ASSET_KINDS.index(info["kind"])))
     return Deployment(chain_id=w3.eth.chain_id, vault=vault.address, block=receipt["blockNumber"], assets=listed)
 
 
@@ -117,7 +141,17 @@ class Vault:
         """The vault's own check that a fill (leaf values) is in batch `batch_id`."""
         return self.contract.functions.verifyFill(batch_id, proof, leaf_values).call()
 
+    def asset_info(self, asset_id: int) -> tuple[str, int, str]:
+        """(token address, scale, kind) of a listed asset, as the vault holds them."""
+        token, scale, kind = self.contract.functions.assetInfo(asset_id).call()
+        return token, int(scale), ASSET_KINDS[kind]
+
     def token(self, token_address: str):
         """A TestToken / ERC-20 contract object at `token_address`."""
         return self.w3.eth.contract(address=Web3.to_checksum_address(token_address),
                                     abi=load_artifact("TestToken")["abi"])
+
+    def share_token(self, token_address: str):
+        """A MockRebasingToken / share-token contract object (sharesOf, transferShares, multiplier)."""
+        return self.w3.eth.contract(address=Web3.to_checksum_address(token_address),
+                                    abi=load_artifact("MockRebasingToken")["abi"])

@@ -8,6 +8,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IShareToken} from "./IShareToken.sol";
 
 /// @title SettlementVault
 /// @notice Holds the venue's deposits and applies the netted result of off-chain matching,
@@ -15,6 +16,10 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 ///
 /// Amounts inside the vault are in ledger units, exactly as the engine keeps them:
 /// token amount = ledger amount * scale, scale = 10 ** (token decimals - ledger decimals).
+/// A rebasing token (xStocks, stETH: balance = shares * a multiplier the issuer changes) is listed
+/// as `AssetKind.Shares` and counted in its shares instead: share amount = ledger amount * scale,
+/// deposits credit the shares received, claims and escapes pay shares (`IShareToken`), so a
+/// rebase changes what a share is worth but never what the vault owes or holds.
 ///
 /// A batch carries two arrays of packed words, one word per entry:
 ///
@@ -53,9 +58,16 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     /// @dev The engine keeps balances as int64 ledger units; the vault never holds more.
     uint256 private constant MAX_LEDGER_BALANCE = uint256(uint64(type(int64).max));
 
+    /// @notice How the vault counts a token: in token units (Plain) or in shares (Shares, rebasing tokens).
+    enum AssetKind {
+        Plain,
+        Shares
+    }
+
     struct Asset {
         IERC20 token;
         uint64 scale;
+        AssetKind kind;
     }
 
     struct Balance {
@@ -113,7 +125,8 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     mapping(address wallet => mapping(uint16 assetId => Balance)) private _balances;
     mapping(address wallet => WalletState) private _wallets;
 
-    event AssetListed(uint16 indexed assetId, address indexed token, uint64 scale);
+    /// @dev Amounts in events are token units, or shares for an asset of kind Shares.
+    event AssetListed(uint16 indexed assetId, address indexed token, uint64 scale, AssetKind kind);
     event Deposit(address indexed wallet, address indexed token, uint256 amount, uint64 depositId);
     event BatchSettled(
         uint64 indexed batchId,
@@ -143,6 +156,9 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     error BadLedgerDecimals(uint8 decimals, uint8 ledgerDecimals);
     error InvalidAmount(uint256 amount);
     error FeeOnTransferToken(address token);
+    error RebasingTokenAsPlain(address token);
+    error NotAShareToken(address token);
+    error SharesNotMoved(address token, uint256 expected, uint256 moved);
     error NothingToClaim(address wallet, uint16 assetId);
     error EscapeNotOpen(address wallet);
     error ExitPending(address wallet);
@@ -162,8 +178,13 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     // -- admin --
 
-    /// @notice Allow-list `token` under the engine's asset id, with the engine's ledger decimals.
-    function listAsset(uint16 assetId, address token, uint8 ledgerDecimals) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    /// @notice Allow-list `token` under the engine's asset id, with the engine's ledger decimals, counted
+    /// in token units (Plain) or in shares (Shares: a rebasing token). A token that answers `sharesOf`
+    /// rebases and cannot be listed Plain; a token that does not cannot be listed Shares.
+    function listAsset(uint16 assetId, address token, uint8 ledgerDecimals, AssetKind kind)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
         if (address(_assets[assetId].token) != address(0) || _tokenListed[token]) {
             revert AssetAlreadyListed(assetId, token);
         }
@@ -171,10 +192,11 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         if (ledgerDecimals > decimals || decimals - ledgerDecimals > 19) {
             revert BadLedgerDecimals(decimals, ledgerDecimals);
         }
+        _checkKind(token, kind);
         uint64 scale = uint64(10 ** uint256(decimals - ledgerDecimals));
-        _assets[assetId] = Asset(IERC20(token), scale);
+        _assets[assetId] = Asset(IERC20(token), scale, kind);
         _tokenListed[token] = true;
-        emit AssetListed(assetId, token, scale);
+        emit AssetListed(assetId, token, scale, kind);
     }
 
     /// @notice Stop deposits, batches and claims (escapes stay open: they are the users' way out).
@@ -189,8 +211,8 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
 
     // -- users --
 
-    /// @notice Deposit `amount` token units (a multiple of the asset's scale) to the caller's
-    /// settled balance. The engine credits the account from the Deposit event.
+    /// @notice Deposit `amount` token units, or shares for a Shares asset (a multiple of the asset's
+    /// scale), to the caller's settled balance. The engine credits the account from the Deposit event.
     function deposit(uint16 assetId, uint256 amount) external nonReentrant whenNotPaused returns (uint64 depositId) {
         Asset memory asset = _listed(assetId);
         if (amount == 0 || amount % asset.scale != 0) revert InvalidAmount(amount);
@@ -204,10 +226,7 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         if (settled > MAX_LEDGER_BALANCE) revert BalanceTooLarge(msg.sender, assetId);
         balance.settled = uint128(settled);
         depositId = ++depositCount;
-
-        uint256 before = asset.token.balanceOf(address(this));
-        asset.token.safeTransferFrom(msg.sender, address(this), amount);
-        if (asset.token.balanceOf(address(this)) - before != amount) revert FeeOnTransferToken(address(asset.token));
+        _pullIn(asset, msg.sender, amount);
         emit Deposit(msg.sender, address(asset.token), amount, depositId);
     }
 
@@ -220,8 +239,7 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         if (ledgerAmount == 0) revert NothingToClaim(msg.sender, assetId);
         if (block.timestamp < balance.claimableAt) revert ClaimNotYet(msg.sender, assetId, balance.claimableAt);
         balance.claimable = 0;
-        amount = ledgerAmount * asset.scale;
-        asset.token.safeTransfer(msg.sender, amount);
+        amount = _payOut(asset, msg.sender, ledgerAmount);
         emit Claimed(msg.sender, address(asset.token), amount);
     }
 
@@ -262,12 +280,10 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         for (uint256 i; i < assetIds.length; ++i) {
             Asset memory asset = _listed(assetIds[i]);
             Balance storage balance = _balances[msg.sender][assetIds[i]];
-            uint256 amount = (uint256(balance.settled) + balance.claimable) * asset.scale;
+            uint256 ledgerAmount = uint256(balance.settled) + balance.claimable;
             balance.settled = 0;
             balance.claimable = 0;
-            if (amount != 0) {
-                asset.token.safeTransfer(msg.sender, amount);
-            }
+            uint256 amount = ledgerAmount == 0 ? 0 : _payOut(asset, msg.sender, ledgerAmount);
             emit Escaped(msg.sender, address(asset.token), amount);
         }
     }
@@ -299,10 +315,10 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
         return (balance.settled, balance.claimable);
     }
 
-    /// @notice Token and scale of a listed asset (zero address if not listed).
-    function assetInfo(uint16 assetId) external view returns (address token, uint64 scale) {
+    /// @notice Token, scale and kind of a listed asset (zero address if not listed).
+    function assetInfo(uint16 assetId) external view returns (address token, uint64 scale, AssetKind kind) {
         Asset memory asset = _assets[assetId];
-        return (address(asset.token), asset.scale);
+        return (address(asset.token), asset.scale, asset.kind);
     }
 
     /// @notice Exit request time (0 if none) and whether `wallet`'s exit was served (or it escaped).
@@ -324,6 +340,52 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     function _listed(uint16 assetId) private view returns (Asset memory asset) {
         asset = _assets[assetId];
         if (address(asset.token) == address(0)) revert UnknownAsset(assetId);
+    }
+
+    /// @dev A token that answers `sharesOf` has a share interface (xStocks / Backed, stETH), so its
+    /// balances rebase: counted in token units, a negative rebase would leave the vault short and a
+    /// positive one would strand tokens. Listing checks the kind against it.
+    function _checkKind(address token, AssetKind kind) private view {
+        (bool ok, bytes memory data) = token.staticcall(abi.encodeCall(IShareToken.sharesOf, (address(this))));
+        bool answersShares = ok && data.length == 32;
+        if (kind == AssetKind.Plain && answersShares) revert RebasingTokenAsPlain(token);
+        if (kind == AssetKind.Shares && !answersShares) revert NotAShareToken(token);
+    }
+
+    /// @dev What the vault holds of `asset`, in its unit (token units, or shares).
+    function _held(Asset memory asset) private view returns (uint256) {
+        if (asset.kind == AssetKind.Shares) return IShareToken(address(asset.token)).sharesOf(address(this));
+        return asset.token.balanceOf(address(this));
+    }
+
+    /// @dev Take exactly `amount` (token units, or shares) from `from`: the vault credits only what it
+    /// received, so a token that delivers less (a fee on transfer) is refused.
+    function _pullIn(Asset memory asset, address from, uint256 amount) private {
+        uint256 before = _held(asset);
+        if (asset.kind == AssetKind.Shares) {
+            IShareToken(address(asset.token)).transferSharesFrom(from, address(this), amount);
+            uint256 received = _held(asset) - before;
+            if (received != amount) revert SharesNotMoved(address(asset.token), amount, received);
+        } else {
+            asset.token.safeTransferFrom(from, address(this), amount);
+            if (_held(asset) - before != amount) revert FeeOnTransferToken(address(asset.token));
+        }
+    }
+
+    /// @dev Pay `ledgerAmount` to `to`: ledgerAmount * scale token units, or shares for a Shares asset
+    /// (moved by share, so every wallet receives exactly the shares it is owed at any multiplier, and
+    /// the vault's shares always cover the balances). Returns the amount paid in the asset's unit.
+    function _payOut(Asset memory asset, address to, uint256 ledgerAmount) private returns (uint256 amount) {
+        amount = ledgerAmount * asset.scale;
+        if (asset.kind == AssetKind.Shares) {
+            uint256 before = _held(asset);
+            IShareToken(address(asset.token)).transferShares(to, amount);
+            // The share transfers return no checked value: what left the vault is the proof.
+            uint256 moved = before - _held(asset);
+            if (moved != amount) revert SharesNotMoved(address(asset.token), amount, moved);
+        } else {
+            asset.token.safeTransfer(to, amount);
+        }
     }
 
     /// @dev Returns keccak256(abi.encodePacked(deltas)).

@@ -13,7 +13,7 @@ from settlement.batch import Batch, build_batch
 from settlement.chain import ChainClient, fund_dev_account
 from settlement.job import SettlementJob
 from settlement.records import SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
-from settlement.vault import Deployment, Vault, deploy, revert_decoder
+from settlement.vault import SHARES, Deployment, Vault, deploy, revert_decoder
 
 ADMIN_KEY, OPERATOR_KEY, GUARDIAN_KEY = -1, -2, -3  # dev key ids of the venue's roles
 ACCOUNTS = tuple(range(7))  # 0 is the fee account
@@ -53,17 +53,23 @@ class Venue:
         return self.vault.token(self.deployment.assets[asset_id]["token"])
 
     def scale(self, asset_id: int) -> int:
-        """Token units per ledger unit."""
-        info = self.deployment.assets[asset_id]
-        return 10 ** (info["decimals"] - info["ledger_decimals"])
+        """Chain units (token units, or shares) per ledger unit."""
+        return self.deployment.scale(asset_id)
 
     def deposit(self, account: int, asset_id: int, ledger_amount: int) -> dict:
-        """Mint, approve and deposit `ledger_amount` for `account`; the deposit receipt."""
+        """Mint, approve and deposit `ledger_amount` for `account` (shares of a SHARES asset, approved
+        at their current token value); the deposit receipt."""
         user = self.client(account)
         amount = ledger_amount * self.scale(asset_id)
-        token = self.token(asset_id)
-        user.transact(token.functions.mint(user.address, amount))
-        user.transact(token.functions.approve(self.vault.address, amount))
+        if self.deployment.kind(asset_id) == SHARES:
+            token = self.vault.share_token(self.deployment.assets[asset_id]["token"])
+            user.transact(token.functions.mintShares(user.address, amount))
+            allowance = token.functions.getUnderlyingAmountByShares(amount).call()
+        else:
+            token = self.token(asset_id)
+            user.transact(token.functions.mint(user.address, amount))
+            allowance = amount
+        user.transact(token.functions.approve(self.vault.address, allowance))
         return user.transact(self.vault.contract.functions.deposit(asset_id, amount))
 
     def build(self, fills: np.ndarray, withdrawals: np.ndarray | None = None, served: tuple[str, ...] = ()) -> Batch:

@@ -145,7 +145,7 @@ def test_a_deposit_of_an_asset_listed_later_does_not_stop_the_others(venue, tmp_
     watcher.poll()
     first = eng.last_deposit_id + 1
     late = _deploy_token(venue, "LATE", 18)
-    venue.client(ADMIN_KEY).transact(venue.vault.contract.functions.listAsset(8, late, 6))
+    venue.client(ADMIN_KEY).transact(venue.vault.contract.functions.listAsset(8, late, 6, 0))
     _deposit_token(venue, 2, 8, late, 5 * 10**18)      # a token the deployment file does not list
     venue.deposit(3, USDC, 4_321)
     assert watcher.poll() == 2

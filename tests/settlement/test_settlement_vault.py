@@ -244,7 +244,7 @@ def test_unserved_exit_request_freezes_the_vault_and_everyone_leaves(venue):
 def test_listing_twice_is_rejected(venue):
     token = venue.deployment.assets[USDC]["token"]
     with reverts("AssetAlreadyListed"):
-        venue.client(ADMIN_KEY).prepare(venue.vault.contract.functions.listAsset(12, token, 6))
+        venue.client(ADMIN_KEY).prepare(venue.vault.contract.functions.listAsset(12, token, 6, 0))
 
 
 def test_python_batch_hash_matches_contract(venue):
