@@ -2,6 +2,8 @@
 the feeds and settlement must agree on.
 
 * Balances are int64 *ledger units* of an asset (``AssetSpec.ledger_decimals``).
+  For a rebasing token the vault lists in shares (settlement/vault.py), they are
+  units of its shares, not of its rebasing balance: a rebase changes neither.
 * Prices are int64 price units, quantities int64 quantity units; an instrument
   fixes how one quantity unit and one tick map to base and quote ledger units
   (``instrument_units``), exactly, so every fill moves whole ledger units.

@@ -15,6 +15,18 @@ the current and the staged multiplier per asset (``TokenMultiplier``) and asks
   Around a split, sources disagree on whether a price is adjusted (a heartbeat
   re-posting Friday's close on Monday morning looks fresh); only an adjusted
   price lets trading resume without a jump in bands, collateral or margin.
+
+A rebasing token listed in shares (settlement/vault.py ``SHARES``, xStocks) is
+traded and held in its shares, the raw units before the token's own on-chain
+multiplier (token units per share, ``multiplier() / 1e18``): the engine's
+reference for it is the price of one whole share unit, which is the token
+price times that on-chain multiplier. Give such an asset the multiplier
+"stock shares per share unit" = stock shares per token x the on-chain
+multiplier. A reinvested dividend raises the on-chain multiplier while the
+stock goes ex-dividend, so the share unit's reference moves only by the
+return; a split changes the multiplier by its ratio and the stock price by
+its inverse, so the reference does not move, and the split halt above waits
+for the adjusted stock price as for any token.
 """
 
 from __future__ import annotations
