@@ -4,7 +4,8 @@ Users deposit tokens into the vault; the deposit watcher credits the engine;
 they trade; the batch job nets the fills, settles them on chain with their
 Merkle root, exactly once; a withdrawal becomes claimable and is claimed; a
 fill is proved against the batch root on chain; on-chain balances equal the
-engine's.
+engine's. AMZNX is a rebasing xStock held in shares: after a rebase the market
+maker withdraws exactly the shares it is owed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from settlement.deposits import DepositWatcher, InProcessDeposits
 from settlement.job import SettlementJob, rebuild_batch
 from settlement.records import UnitTable, settlement_records
 from settlement.source import RecordFileSource
-from settlement.vault import Vault, deploy, revert_decoder
+from settlement.vault import SHARES, Vault, deploy, revert_decoder
 
 FEE, MM, RETAIL, FUND = 0, 1, 2, 3
 ADMIN_KEY, OPERATOR_KEY, GUARDIAN_KEY = 1_000_001, 1_000_002, 1_000_003
@@ -50,7 +51,8 @@ def run(out=print) -> None:
     operator = ChainClient(w3, dev_private_key(OPERATOR_KEY), decoder=revert_decoder())
     deployment = deploy(admin, operator=operator.address,
                         guardian=ChainClient(w3, dev_private_key(GUARDIAN_KEY)).address,
-                        exit_window=86_400, challenge_window=0, assets=dict(enumerate(DEFAULT_ASSETS)))
+                        exit_window=86_400, challenge_window=0, assets=dict(enumerate(DEFAULT_ASSETS)),
+                        shares=frozenset({AMZNX}))
     vault = Vault(w3, deployment.vault)
     out(f"  vault {vault.address} on the embedded EVM (chain id {deployment.chain_id}), "
         f"{len(deployment.assets)} listed tokens")
@@ -66,10 +68,14 @@ def run(out=print) -> None:
     def deposit(account, asset, ledger_amount):
         user = ChainClient(w3, dev_private_key(account))
         info = deployment.assets[asset]
-        amount = ledger_amount * 10 ** (info["decimals"] - info["ledger_decimals"])
-        token = vault.token(info["token"])
-        user.transact(token.functions.mint(user.address, amount))
-        user.transact(token.functions.approve(vault.address, amount))
+        amount = ledger_amount * deployment.scale(asset)
+        if deployment.kind(asset) == SHARES:
+            token = vault.share_token(info["token"])
+            user.transact(token.functions.mintShares(user.address, amount))
+        else:
+            token = vault.token(info["token"])
+            user.transact(token.functions.mint(user.address, amount))
+        user.transact(token.functions.approve(vault.address, token.functions.balanceOf(user.address).call()))
         user.transact(vault.contract.functions.deposit(asset, amount))
 
     out("\n== Deposits on chain, credited to the engine by the deposit watcher")
@@ -136,4 +142,23 @@ def run(out=print) -> None:
     usdc = vault.token(deployment.assets[USDC]["token"])
     out(f"  the fund claimed its withdrawal: {usdc.functions.balanceOf(fund.address).call() / 1e6:,.2f} USDC "
         "in its wallet")
+
+    out("\n== AMZNX rebases (a dividend reinvested): the vault and the engine count its shares")
+    amzn = vault.share_token(deployment.assets[AMZNX]["token"])
+    admin.transact(amzn.functions.setMultiplier(1_004 * 10**15))
+    total, reserved = engine.balances(MM)[AMZNX]
+    command = np.zeros(1, COMMAND_DTYPE)
+    command["seq"], command["kind"], command["account"] = engine.last_seq + 1, CommandKind.DEBIT, MM
+    command["asset"], command["qty"] = AMZNX, total - reserved
+    fills, withdrawals = settlement_records(engine.process(command), UnitTable.of_engine(engine))
+    source.append(fills=fills, withdrawals=withdrawals)
+    job.step()
+    mm = ChainClient(w3, dev_private_key(MM))
+    mm.transact(vault.contract.functions.claim(AMZNX))
+    owed = sum(vault.balance(book.wallet(account), AMZNX)[0] for account in (FEE, MM, RETAIL, FUND))
+    solvent = amzn.functions.sharesOf(vault.address).call() == owed * deployment.scale(AMZNX)
+    out(f"  the market maker withdrew its free {(total - reserved) / 1e6:,.3f} AMZNX share units: "
+        f"{amzn.functions.sharesOf(mm.address).call() / 1e18:,.3f} shares, "
+        f"{amzn.functions.balanceOf(mm.address).call() / 1e18:,.4f} tokens after the rebase; the vault "
+        f"holds exactly the shares it owes: {solvent}")
     engine.check_integrity()

@@ -4,8 +4,8 @@
   ``FREEZE_DTYPE`` (an account frozen by its wallet's exit request) and ``NET_DTYPE``
   (what netting returns). Every amount is an int64 in *ledger units* of
   its asset (engine/units.py; shares / scale for a rebasing token listed in shares, so records
-  and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account ids (int64), assets engine asset
-  ids (int32, < 65536 to fit the vault's uint16).
+  and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account
+  ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
   DEBITED -> withdrawal) into those records, vectorised, with each instrument's exact
   ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN

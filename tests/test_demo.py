@@ -17,3 +17,4 @@ def test_demo_runs_end_to_end():
     assert "proved against batch 1's root on chain: True" in out
     assert "12 of 12 (account, token) balances match" in out
     assert "running the job again settles nothing: None" in out
+    assert "45.000 shares, 45.1800 tokens after the rebase; the vault holds exactly the shares it owes: True" in out
