@@ -5,9 +5,10 @@ rule's yardstick for an adjusted price), with the venue's sequence number of the
 last command it recorded.
 
 One small JSON file (the feeds config's ``state_file``), replaced atomically on
-every change. On start the feed process reconciles it with the gateway
-(feeds/process.py): a file newer than the venue's journal is ignored, and a
-recorded halt counts only while the instrument is still halted.
+every change; a halt is recorded before it is sent. On start the feed process
+reconciles it with the gateway (feeds/process.py): a file newer than the venue's
+journal is ignored, and a recorded halt counts only while the instrument is still
+halted (so one whose command never reached the venue is dropped).
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ class Liquidator:
     """Sends LIQUIDATE through ``client`` (an operator) for the accounts under
     maintenance whose prices allow it. ``liquidated`` counts the accepted
     liquidations per account; ``held_back`` counts, per cause, the accounts held
-    back (once per run and cause); ``last_held`` says why each account was last
-    held back."""
+    back (once per run and cause); ``last_held`` says why each account still under
+    maintenance was last held back."""
 
     def __init__(self, client, settings: LiquidationSettings, instruments: Sequence[InstrumentInfo],
                  assets: Sequence[AssetInfo]) -> None:
@@ -93,6 +93,8 @@ class Liquidator:
         if not isinstance(calls, MarginCalls):
             log.error("margin calls refused: code %d %s", calls.code, calls.text)
             return
+        under = {call.account for call in calls.accounts}
+        self.last_held = {account: why for account, why in self.last_held.items() if account in under}
         for call in calls.accounts:
             depends = self._depends(call.account)
             if depends is None:

@@ -397,8 +397,12 @@ class FeedProcess:
         if instrument in self.halted or self._current_state(instrument) != TradingState.OPEN:
             return   # already ours, or halted / closed by someone else: theirs to reopen
         log.warning("instrument %d: %s; moving it to %s", instrument, why, self.stale_state.name)
-        if self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
-            self.halted.add(instrument)
+        # Recorded before it is sent: a crash right after the halt must not leave it looking like an
+        # operator's; a halt that never happened is dropped at the restart (the venue shows it open).
+        self.halted.add(instrument)
+        self._remember()
+        if not self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
+            self.halted.discard(instrument)
 
     def _reopen(self, instrument: int) -> None:
         log.info("instrument %d: nothing halts it any more; reopening", instrument)

@@ -2,7 +2,7 @@
 earlier run put on instruments once its rules allow (the run killed with SIGKILL
 while an instrument was halted for a stale price), leaves an operator's halt alone,
 still holds a split's halt until a price adjusted for the split arrives, and
-ignores a state file that is not the venue's."""
+ignores a state file that is not the venue's; a halt is on file before it is sent."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import pytest
-from feeds_harness import AAPL, AMZN, operator, write_feed_venue
+from feeds_harness import AAPL, AMZN, RecordingClient, operator, write_feed_venue
+from test_feed_rules_in_process import ASSETS, INSTRUMENTS, TSLA_BTC, TSLA_USDC
 
 from engine.core.types import TradingState
 from engine.gateway.process import GatewayProcess
-from engine.schemas import Instruments
+from engine.schemas import Instruments, Reject
 from feeds.clock import ManualClock
 from feeds.feed_state import FeedState, load_state, save_state
 from feeds.multipliers import StagedMultiplier, TokenMultiplier
@@ -161,3 +162,34 @@ def test_an_unreadable_state_file_is_logged_and_left_out(tmp_path, caplog):
     assert load_state(path) is None and "unreadable" in caplog.text
     save_state(path, FeedState(seq=4, halted=[1, 2], last_references={"AMZNX": "371/2"}))
     assert load_state(path).references() == {"AMZNX": Fraction(371, 2)}
+
+
+class FileCheckingClient(RecordingClient):
+    """A recording client that reads the feed state file as each SET_STATE arrives,
+    and refuses the halts of ``refuse``."""
+
+    def __init__(self, path, refuse: set[int]) -> None:
+        super().__init__(INSTRUMENTS, ASSETS)
+        self.path = path
+        self.refuse = refuse
+        self.on_file: list[list[int]] = []
+
+    def set_state(self, instrument: int, state: int):
+        self.on_file.append(load_state(self.path).halted)
+        if instrument in self.refuse:
+            return Reject(0, 0, 9, "refused")
+        return super().set_state(instrument, state)
+
+
+def test_a_halt_is_on_file_before_it_is_sent(tmp_path):
+    path = tmp_path / "feed-state.json"
+    client = FileCheckingClient(path, refuse={TSLA_BTC})
+    clock = ManualClock(0)
+    replay = Replay("tsla", "TSLA.M", [Tick(0, usd_units("250"))], start=0)
+    feed = FeedProcess(client, [replay], {"tsla": FeedRule(heartbeat_ns=60 * SECOND)}, clock,
+                       fixed_prices={"USDC": usd_units("1"), "WBTC": usd_units("95000")}, state_path=path)
+    feed.step()
+    clock.advance(61 * SECOND)
+    feed.step()                                      # stale: both TSLA.M pairs halt, one is refused
+    assert client.on_file == [[TSLA_USDC], [TSLA_USDC, TSLA_BTC]]
+    assert feed.halted == {TSLA_USDC} and load_state(path).halted == [TSLA_USDC]

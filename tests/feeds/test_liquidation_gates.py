@@ -182,5 +182,6 @@ def test_the_liquidator_holds_back_only_the_accounts_on_a_held_asset(caplog):
     assert "liquidation of account 4 refused: code 40" in caplog.text
     assert not liquidator.due(5 * SECOND - 1) and liquidator.due(5 * SECOND)
     gates["TSLA.M"] = LiquidationGate(True, "")
+    del client.accounts[3]                           # NVDA.M's holder is no longer under maintenance
     liquidator.run(5 * SECOND, gates)                # TSLA.M fresh again: account 1 goes
-    assert liquidator.liquidated == {1: 1, 2: 2} and 1 not in liquidator.last_held
+    assert liquidator.liquidated == {1: 1, 2: 2} and liquidator.last_held == {}
