@@ -187,7 +187,7 @@ class FeedProcess:
             elif inst.instrument in self.halted and self._reference_sent(inst):
                 self._reopen(inst.instrument)
         if self.liquidator is not None and self.liquidator.due(now):
-            self.liquidator.run(now, self.liquidation_gates(now))
+            self.liquidator.run(now, self.liquidation_gates(now, self.liquidator.settings.open_grace))
         self._remember()
 
     def run(self, steps: int | None = None, interval_ns: int = 1_000_000_000) -> None:
@@ -292,12 +292,13 @@ class FeedProcess:
 
     # -- liquidations and restarts ---------------------------------------------------------
 
-    def liquidation_gates(self, now: int) -> dict[str, LiquidationGate]:
+    def liquidation_gates(self, now: int, open_grace: timedelta) -> dict[str, LiquidationGate]:
         """Per asset of the venue, whether a liquidation may rest on its price at
-        ``now`` (after this step's prices and halts)."""
-        return {asset: self._liquidation_gate(asset, now) for asset in self.asset_ids}
+        ``now`` (after this step's prices and halts), waiting ``open_grace`` after
+        the regular open for a stock token."""
+        return {asset: self._liquidation_gate(asset, now, open_grace) for asset in self.asset_ids}
 
-    def _liquidation_gate(self, asset: str, now: int) -> LiquidationGate:
+    def _liquidation_gate(self, asset: str, now: int, open_grace: timedelta) -> LiquidationGate:
         if asset not in self.usd:
             if asset in self.fixed_prices:
                 return LiquidationGate(True, "")
@@ -310,9 +311,8 @@ class FeedProcess:
         oldest = min(self._used_updates(asset), key=lambda update: update.timestamp)
         heartbeat = timedelta(microseconds=self.rules[oldest.source].heartbeat_ns // 1000)
         regular = self.sessions.get(asset) is Session.REGULAR
-        settings = self.liquidator.settings if self.liquidator is not None else LiquidationSettings()
         return liquidation_gate(utc_instant(now), utc_instant(oldest.timestamp), heartbeat,
-                                self.calendar_state if regular else None, settings.open_grace)
+                                self.calendar_state if regular else None, open_grace)
 
     def _restore(self, listing: Instruments) -> None:
         """Take back what an earlier run recorded, as far as the venue still shows it."""

@@ -38,6 +38,7 @@ SECOND = NS_PER_SECOND
 TSLA_USDC, BTC_CALL, NVDA_USDC = 0, 1, 2
 USDC, TSLA, WBTC, NVDA = 0, 1, 2, 3
 OPENS = datetime(2026, 6, 2, 13, 30, tzinfo=UTC)     # Tuesday, 09:30 in New York
+GRACE = timedelta(seconds=60)
 
 
 def _spot(iid: int, symbol: str, base: str) -> InstrumentInfo:
@@ -92,13 +93,13 @@ def test_asset_gates_fixed_unfed_fresh_stale_and_refused():
     btc = _replay("btc", "WBTC", start, [(0, "95000", MarketStatus.UNKNOWN)])
     feed, clock = _feed(client, [tsla, btc], start)
     feed.step()
-    gates = feed.liquidation_gates(clock.now())
+    gates = feed.liquidation_gates(clock.now(), GRACE)
     assert gates["USDC"] == gates["TSLA.M"] == LiquidationGate(True, "")
     assert gates["NVDA.M"].cause is HoldBack.NO_FEED
     assert gates["WBTC"] == LiquidationGate(False, "the engine refused its current price", HoldBack.NOT_HELD)
     clock.advance(61 * SECOND)
     feed.step()
-    assert feed.liquidation_gates(clock.now())["TSLA.M"] == LiquidationGate(False, "stale price", HoldBack.STALE)
+    assert feed.liquidation_gates(clock.now(), GRACE)["TSLA.M"] == LiquidationGate(False, "stale price", HoldBack.STALE)
 
 
 def test_asset_gates_split_and_home_market_halts():
@@ -111,12 +112,12 @@ def test_asset_gates_split_and_home_market_halts():
     feed, clock = _feed(client, [tsla, nvda], start, tokens=[split, TokenMultiplier(asset="NVDA.M",
                                                                                     current=Fraction(1))])
     feed.step()
-    gates = feed.liquidation_gates(clock.now())
+    gates = feed.liquidation_gates(clock.now(), GRACE)
     assert gates["TSLA.M"].allowed
     assert gates["NVDA.M"] == LiquidationGate(False, "the home market halts NVDA.M (source nvda)", HoldBack.HALTED)
     clock.advance(56 * 60 * SECOND)                  # 4 minutes before the split: its halt has begun
     feed.step()
-    gate = feed.liquidation_gates(clock.now())["TSLA.M"]
+    gate = feed.liquidation_gates(clock.now(), GRACE)["TSLA.M"]
     assert gate.cause is HoldBack.HALTED and "split of 2" in gate.reason
 
 
@@ -128,14 +129,14 @@ def test_asset_gates_open_grace_applies_to_stock_tokens_only():
     feed, clock = _feed(client, [tsla, btc], start, tokens=[TokenMultiplier(asset="TSLA.M", current=Fraction(1))],
                         calendar=SessionCalendar("XNYS", date(2026, 6, 1), date(2026, 6, 5)))
     feed.step()                                      # pre-market: no grace
-    assert feed.liquidation_gates(clock.now())["TSLA.M"].allowed
+    assert feed.liquidation_gates(clock.now(), GRACE)["TSLA.M"].allowed
     clock.advance(40 * SECOND)                       # 10 s after the open
     feed.step()
-    gates = feed.liquidation_gates(clock.now())
+    gates = feed.liquidation_gates(clock.now(), GRACE)
     assert gates["TSLA.M"].cause is HoldBack.OPEN_GRACE and gates["WBTC"].allowed
-    clock.advance(50 * SECOND)                       # 60 s after: the default grace is over
+    clock.advance(50 * SECOND)                       # 60 s after: the grace is over
     feed.step()
-    assert feed.liquidation_gates(clock.now())["TSLA.M"].allowed
+    assert feed.liquidation_gates(clock.now(), GRACE)["TSLA.M"].allowed
 
 
 class MarginCallClient:
