@@ -63,7 +63,7 @@ kind = "csv"
 name = "aapl-csv"
 asset = "AAPLX"
 path = "aapl.csv"
-heartbeat_s = 1
+heartbeat_s = 3
 
 [[sources]]
 kind = "csv"
@@ -83,7 +83,7 @@ def test_a_killed_feed_process_reopens_its_stale_halt_after_a_restart(venue):
         feed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
-            while _states(ops)[AAPL] != (TradingState.HALTED, 1_872_500):   # priced, then stale after 1 s
+            while _states(ops)[AAPL] != (TradingState.HALTED, 1_872_500):   # priced, then stale after 3 s
                 assert time.monotonic() < deadline, "the feed process never halted AAPLX/USDC"
                 time.sleep(0.05)
         finally:
