@@ -1,8 +1,8 @@
 """The feed process's configuration (TOML): how it reaches the gateway, its
 polling and outlier rules, its sources (each with the feed's own heartbeat and
 confidence threshold), the option re-marking inputs (rate, margin rates,
-volatility surfaces), the stock tokens' multipliers and the home-market session
-policy. See configs/feeds.toml for a commented example.
+volatility surfaces), the stock tokens' multipliers, the home-market session
+policy, the liquidator and the file the process remembers its halts in. See configs/feeds.toml for a commented example.
 
 Relative paths are relative to the config file.
 """
@@ -18,6 +18,7 @@ from typing import Literal
 import exchange_calendars
 import msgspec
 
+from feeds.liquidator import LiquidationSettings
 from feeds.multipliers import MultiplierRules, StagedMultiplier, TokenMultiplier
 from feeds.options import MarginRates
 from feeds.remark import VolSurface
@@ -46,6 +47,7 @@ class FeedsSection(msgspec.Struct, **_section()):
     outlier_bps: int = 200             # a source further than this from the median is left out
     stale_state: Literal["halt"] = "halt"   # what dependents of a stale, split or session-halted asset become
     fixed_prices: dict[str, str] = {}  # USD prices of quote assets without a feed, e.g. {"USDC": "1"}
+    state_file: str | None = None      # what it remembers across restarts (feeds/feed_state.py); none: nothing
 
 
 class _SourceBase(msgspec.Struct, **_section(tag_field="kind")):
@@ -146,6 +148,21 @@ class SessionsSection(msgspec.Struct, **_section()):
     policies: SessionPolicies = SessionPolicies()
 
 
+class LiquidationsSection(msgspec.Struct, **_section()):
+    """The liquidator (feeds/liquidator.py): off unless enabled."""
+
+    enabled: bool = False
+    interval_ms: int = 5000
+    open_grace_s: float = 60.0         # no liquidation this long after the regular open
+
+    def settings(self) -> LiquidationSettings | None:
+        """The liquidator's settings, None when it is off."""
+        if not self.enabled:
+            return None
+        return LiquidationSettings(interval_ns=self.interval_ms * 1_000_000,
+                                   open_grace=timedelta(seconds=self.open_grace_s))
+
+
 class FeedsConfig(msgspec.Struct, **_section()):
     """The whole file."""
 
@@ -156,6 +173,7 @@ class FeedsConfig(msgspec.Struct, **_section()):
     multipliers: MultipliersSection = MultipliersSection()
     stock_tokens: list[StockTokenConfig] = []
     sessions: SessionsSection | None = None
+    liquidations: LiquidationsSection = LiquidationsSection()
 
 
 class FeedsConfigError(ValueError):
@@ -189,6 +207,7 @@ def load_feeds_config(path: str | Path) -> tuple[FeedsConfig, Path]:
         raise FeedsConfigError(f"{path}: sessions: end ({sessions.end}) is before start ({sessions.start})")
     try:
         config.multipliers.rules()
+        config.liquidations.settings()
         for token in config.stock_tokens:
             token.token()
     except ValueError as err:

@@ -22,22 +22,40 @@ Stock tokens: their sources give the share price; the asset's price is the share
 price times the multiplier (feeds/multipliers.py), and while a split halts the
 token, its instruments are halted the same way and no price is sent. Where the
 session policy (feeds/session_policy.py) halts a home-market session, the
-instruments on stock tokens are halted for that session and reopened after it.
+instruments on stock tokens are halted for that session and reopened after it; so
+are they while a source their price is made of reports the stock halted at home
+(feeds/market_status.py, which also cross-checks the sources' open / closed with
+the calendar).
+
+Liquidations: with ``liquidation`` settings the process is the venue's liquidator
+(feeds/liquidator.py), and each asset's gate comes from here: a fixed price always
+passes; an asset neither fed nor fixed, stale, halted (split, session, home market)
+or whose price the engine refused holds back every account resting on it; a fresh
+price passes ``liquidation_gate`` (its age against its feed's heartbeat, and for a
+stock token the grace period after the regular open).
+
+Restarts: with a ``state_path`` the process remembers the instruments it halted
+and the stock tokens' last references (feeds/feed_state.py); on start it keeps
+only the recorded halts the gateway still shows (GetInstruments), unless the file
+is newer than the venue's journal (GetStatus), so a restarted process reopens
+its own halts once its rules allow, and still checks a split's first price.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+import msgspec
 from web3 import Web3
 
 from engine.client import Client, ClientKeys
 from engine.core.types import TradingState
-from engine.schemas import InstrumentInfo, Instruments, Reject
+from engine.schemas import InstrumentInfo, Instruments, Reject, Status
 from engine.units import USD_PRICE_SCALE
 from feeds.chainlink import ChainlinkSource
 from feeds.clock import Clock
@@ -49,20 +67,24 @@ from feeds.config import (
     LobsterSourceConfig,
     SourceConfig,
 )
+from feeds.feed_state import FeedState, load_state, save_state
+from feeds.liquidator import LiquidationSettings, Liquidator
+from feeds.market_status import market_view
 from feeds.median import Combined, combine
 from feeds.multipliers import FeedAction, MultiplierRules, TokenMultiplier, token_reference
 from feeds.options import MarginRates
 from feeds.remark import VolSurface, remark_chain
 from feeds.replay import Replay, csv_ticks, lobster_mids
 from feeds.rules import FeedRule, rejection
-from feeds.session_policy import SessionPolicies
-from feeds.sessions import SessionCalendar
+from feeds.session_policy import HoldBack, LiquidationGate, SessionPolicies, liquidation_gate
+from feeds.sessions import Session, SessionCalendar, SessionState
 from feeds.synthetic import GbmSource
 from feeds.update import NS_PER_SECOND, PriceUpdate, Source, usd_units
 
 log = logging.getLogger(__name__)
 
 STALE_STATES = {"halt": TradingState.HALTED}
+STALE_PRICE = "stale price"   # the halt reason of an asset without a usable price
 
 
 class FeedProcess:
@@ -72,14 +94,16 @@ class FeedProcess:
     an underlying in ``surfaces`` are re-marked with ``option_rate`` and ``margin_rates``;
     the assets in ``tokens`` are stock tokens, priced through their multipliers under
     ``multiplier_rules`` and halted in the sessions of ``calendar`` that ``policies``
-    halts."""
+    halts. With ``liquidation`` settings it liquidates the accounts under maintenance
+    whose prices allow it; with ``state_path`` it remembers its halts across restarts."""
 
     def __init__(self, client: Client, sources: Sequence[Source], rules: dict[str, FeedRule], clock: Clock, *,
                  outlier_bps: int = 200, fixed_prices: dict[str, int] | None = None,
                  stale_state: str = "halt", surfaces: Sequence[VolSurface] = (), option_rate: float = 0.0,
                  margin_rates: MarginRates = MarginRates(), tokens: Sequence[TokenMultiplier] = (),
                  multiplier_rules: MultiplierRules = MultiplierRules(), calendar: SessionCalendar | None = None,
-                 policies: SessionPolicies = SessionPolicies()) -> None:
+                 policies: SessionPolicies = SessionPolicies(), liquidation: LiquidationSettings | None = None,
+                 state_path: Path | None = None) -> None:
         missing = sorted({s.name for s in sources} - set(rules))
         if missing:
             raise ValueError(f"no FeedRule for the sources {', '.join(missing)}")
@@ -111,6 +135,18 @@ class FeedProcess:
         self.halted: set[int] = set()                         # instruments this process halted
         self.combined: dict[str, Combined] = {}
         self.session_settings: dict[tuple[str, int], int] = {}  # last sent band / haircut per (kind, id)
+        self.halts: dict[str, str] = {}                       # this step's halt reason per asset
+        self.calendar_state: SessionState | None = None       # the calendar's session this step
+        self.sessions: dict[str, Session] = {}                # each stock token's session this step
+        self.disagreements: dict[str, str | None] = {}        # each token's sources vs the calendar, last logged
+        self.disagreement_count: Counter[str] = Counter()     # disagreements begun, per token
+        self.liquidator = None if liquidation is None else Liquidator(client, liquidation, listing.instruments,
+                                                                     listing.assets)
+        self.last_seq = 0                                     # venue seq of the last command accepted
+        self.state_path = state_path
+        self.remembered: FeedState | None = None
+        if state_path is not None:
+            self._restore(listing)
 
     # -- one step ------------------------------------------------------------------------
 
@@ -134,8 +170,10 @@ class FeedProcess:
             self.usd[asset] = price = self._asset_price(asset, combined, instant, halts)
             if price is not None and price != self.prices.get(asset):
                 self._send_asset_price(asset, price)
-        halts.update(self._session_halts(instant))
-        self._apply_session_policy(instant)
+        for asset, why in self._home_markets(instant).items():
+            halts.setdefault(asset, why)   # a stale price or a split says first why it halts
+        self.halts = halts
+        self._apply_session_policy()
         priced = {a for a in self.fed_assets if self.usd[a] is not None}
         for inst in self.instruments:
             if inst.expiry == "" and {inst.base, inst.quote} & priced:
@@ -148,6 +186,9 @@ class FeedProcess:
                 self._halt(inst.instrument, "; ".join(f"{asset}: {halts[asset]}" for asset in blocked))
             elif inst.instrument in self.halted and self._reference_sent(inst):
                 self._reopen(inst.instrument)
+        if self.liquidator is not None and self.liquidator.due(now):
+            self.liquidator.run(now, self.liquidation_gates(now, self.liquidator.settings.open_grace))
+        self._remember()
 
     def run(self, steps: int | None = None, interval_ns: int = 1_000_000_000) -> None:
         """Step every ``interval_ns`` on the clock, ``steps`` times or forever."""
@@ -186,7 +227,7 @@ class FeedProcess:
         multiplier for a stock token; None (with the reason in ``halts``) when it
         has no usable price or a split halts it."""
         if combined.price is None:
-            halts[asset] = "stale price"
+            halts[asset] = STALE_PRICE
             return None
         token = self.tokens.get(asset)
         if token is None:
@@ -199,29 +240,44 @@ class FeedProcess:
             return None
         return decision.usd_units
 
-    def _session_halts(self, instant: datetime) -> dict[str, str]:
-        """Why each stock token halts in the home market's current session (none when
-        the session policy trades it, or no calendar is configured)."""
-        if self.calendar is None or not self.tokens:
-            return {}
-        try:
-            session = self.calendar.at(instant).session
-        except ValueError as err:   # outside the configured range: no session is known
-            return dict.fromkeys(self.tokens, str(err))
-        if not self.policies.of(session).halt:
-            return {}
-        return dict.fromkeys(self.tokens, f"the {session.value} session halts stock tokens")
-
-    def _apply_session_policy(self, instant: datetime) -> None:
-        """Send the current session's static band width of each spot pair on a stock token
-        and the token's collateral haircut, once per change (dynamic widths stay as listed)."""
-        if self.calendar is None or not self.tokens:
-            return
-        try:
-            policy = self.policies.of(self.calendar.at(instant).session)
-        except ValueError:          # outside the configured range: the tokens halt instead
-            return
+    def _home_markets(self, instant: datetime) -> dict[str, str]:
+        """Each stock token's session this step (``sessions``: the calendar's, as its
+        sources correct it, feeds/market_status.py) and why tokens halt: a session
+        the policy halts, the home market halting the stock, or an instant outside
+        the calendar's range (no session is known)."""
+        halts: dict[str, str] = {}
+        self.calendar_state, self.sessions = None, {}
+        if self.calendar is not None:
+            try:
+                self.calendar_state = self.calendar.at(instant)
+            except ValueError as err:
+                halts = dict.fromkeys(self.tokens, str(err))
+        calendar_session = None if self.calendar_state is None else self.calendar_state.session
         for token in self.tokens:
+            view = market_view(token, calendar_session, self._used_updates(token))
+            if view.disagreement != self.disagreements.get(token):
+                if view.disagreement is not None:
+                    log.warning("%s: %s", token, view.disagreement)
+                    self.disagreement_count[token] += 1
+                self.disagreements[token] = view.disagreement
+            if view.halt is not None:
+                halts.setdefault(token, view.halt)
+            if view.session is not None:
+                self.sessions[token] = view.session
+                if self.policies.of(view.session).halt:
+                    halts.setdefault(token, f"the {view.session.value} session halts stock tokens")
+        return halts
+
+    def _used_updates(self, asset: str) -> list[PriceUpdate]:
+        """The updates this step's price of ``asset`` is made of."""
+        combined = self.combined.get(asset)
+        return [] if combined is None else [self.latest[(asset, source)] for source in combined.used]
+
+    def _apply_session_policy(self) -> None:
+        """Send each stock token's session's static band width of its spot pairs and
+        its collateral haircut, once per change (dynamic widths stay as listed)."""
+        for token, session in self.sessions.items():
+            policy = self.policies.of(session)
             asset = self.asset_ids[token]
             if self.session_settings.get(("haircut", asset)) != policy.haircut_bps:
                 if self._accepted(self.client.set_haircut(asset, policy.haircut_bps), f"haircut of {token}"):
@@ -233,6 +289,68 @@ class FeedProcess:
                     reply = self.client.set_bands(inst.instrument, policy.band_bps, inst.dynamic_band_bps)
                     if self._accepted(reply, f"bands of {inst.symbol}"):
                         self.session_settings[("band", inst.instrument)] = policy.band_bps
+
+    # -- liquidations and restarts ---------------------------------------------------------
+
+    def liquidation_gates(self, now: int, open_grace: timedelta) -> dict[str, LiquidationGate]:
+        """Per asset of the venue, whether a liquidation may rest on its price at
+        ``now`` (after this step's prices and halts), waiting ``open_grace`` after
+        the regular open for a stock token."""
+        return {asset: self._liquidation_gate(asset, now, open_grace) for asset in self.asset_ids}
+
+    def _liquidation_gate(self, asset: str, now: int, open_grace: timedelta) -> LiquidationGate:
+        if asset not in self.usd:
+            if asset in self.fixed_prices:
+                return LiquidationGate(True, "")
+            return LiquidationGate(False, "the feed process has no price for it", HoldBack.NO_FEED)
+        if asset in self.halts:
+            why = self.halts[asset]
+            return LiquidationGate(False, why, HoldBack.STALE if why == STALE_PRICE else HoldBack.HALTED)
+        if self.prices.get(asset) != self.usd[asset]:
+            return LiquidationGate(False, "the engine refused its current price", HoldBack.NOT_HELD)
+        oldest = min(self._used_updates(asset), key=lambda update: update.timestamp)
+        heartbeat = timedelta(microseconds=self.rules[oldest.source].heartbeat_ns // 1000)
+        regular = self.sessions.get(asset) is Session.REGULAR
+        return liquidation_gate(utc_instant(now), utc_instant(oldest.timestamp), heartbeat,
+                                self.calendar_state if regular else None, open_grace)
+
+    def _restore(self, listing: Instruments) -> None:
+        """Take back what an earlier run recorded, as far as the venue still shows it."""
+        saved = load_state(self.state_path)
+        if saved is None:
+            return
+        status = self.client.status()
+        if not isinstance(status, Status):
+            raise RuntimeError(f"the gateway refused its status: {status.code} {status.text}")
+        if saved.seq > status.last_seq:
+            log.warning("feed state %s records seq %d, past the venue's %d: another venue's; ignored",
+                        self.state_path, saved.seq, status.last_seq)
+            return
+        states = {i.instrument: i.state for i in listing.instruments}
+        for instrument in saved.halted:
+            if states.get(instrument) == TradingState.HALTED:
+                self.halted.add(instrument)
+            else:
+                log.info("instrument %d: halted by an earlier run, since changed by someone else: not ours",
+                         instrument)
+        for asset, reference in saved.references().items():
+            if asset in self.tokens:
+                self.tokens[asset] = msgspec.structs.replace(self.tokens[asset], last_reference=reference)
+        self.last_seq = saved.seq
+        self.remembered = saved
+        log.info("feed state restored: halted %s, references of %s", sorted(self.halted),
+                 ", ".join(sorted(saved.last_references)) or "no token")
+
+    def _remember(self) -> None:
+        """Save the halts and token references when they changed."""
+        if self.state_path is None:
+            return
+        references = {t: str(m.last_reference) for t, m in self.tokens.items() if m.last_reference}
+        kept = self.remembered
+        if kept is not None and set(kept.halted) == self.halted and kept.last_references == references:
+            return
+        self.remembered = FeedState(seq=self.last_seq, halted=sorted(self.halted), last_references=references)
+        save_state(self.state_path, self.remembered)
 
     def _remark_options(self, instant: datetime) -> None:
         """Re-mark every option series whose underlying has a surface and a price."""
@@ -279,8 +397,12 @@ class FeedProcess:
         if instrument in self.halted or self._current_state(instrument) != TradingState.OPEN:
             return   # already ours, or halted / closed by someone else: theirs to reopen
         log.warning("instrument %d: %s; moving it to %s", instrument, why, self.stale_state.name)
-        if self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
-            self.halted.add(instrument)
+        # Recorded before it is sent: a crash right after the halt must not leave it looking like an
+        # operator's; a halt that never happened is dropped at the restart (the venue shows it open).
+        self.halted.add(instrument)
+        self._remember()
+        if not self._accepted(self.client.set_state(instrument, self.stale_state), f"halt of instrument {instrument}"):
+            self.halted.discard(instrument)
 
     def _reopen(self, instrument: int) -> None:
         log.info("instrument %d: nothing halts it any more; reopening", instrument)
@@ -294,11 +416,11 @@ class FeedProcess:
             return None
         return next(i.state for i in listing.instruments if i.instrument == instrument)
 
-    @staticmethod
-    def _accepted(reply, what: str) -> bool:
+    def _accepted(self, reply, what: str) -> bool:
         if isinstance(reply, Reject):
             log.error("%s refused: code %d %s", what, reply.code, reply.text)
             return False
+        self.last_seq = max(self.last_seq, reply.seq)
         return True
 
 
@@ -342,4 +464,6 @@ def from_config(config: FeedsConfig, base: Path, clock: Clock) -> FeedProcess:
                        option_rate=config.options.rate, margin_rates=config.options.margin,
                        tokens=[token.token() for token in config.stock_tokens],
                        multiplier_rules=config.multipliers.rules(), calendar=calendar,
-                       policies=sessions.policies if sessions is not None else SessionPolicies())
+                       policies=sessions.policies if sessions is not None else SessionPolicies(),
+                       liquidation=config.liquidations.settings(),
+                       state_path=None if config.feeds.state_file is None else base / config.feeds.state_file)

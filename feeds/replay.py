@@ -109,7 +109,7 @@ def lobster_mids(message_path: str | Path, orderbook_path: str | Path, day: date
 def csv_ticks(path: str | Path) -> list[Tick]:
     """Ticks of a CSV file with a header: ``timestamp`` (ISO 8601 with a zone, or Unix
     seconds), ``price`` (decimal USD), optionally ``confidence`` (decimal USD) and
-    ``market`` (open / closed / unknown)."""
+    ``market`` (open / closed / halted / unknown)."""
     path = Path(path)
     ticks = []
     with _open_text(path) as stream:

@@ -8,6 +8,7 @@ the venue trades it in a wider band and lends less against it.
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -16,7 +17,7 @@ import msgspec
 from engine.units import BPS
 from feeds.sessions import Session, SessionCalendar, SessionState
 
-__all__ = ["LiquidationGate", "SessionPolicies", "SessionPolicy", "liquidation_gate", "policy_at"]
+__all__ = ["HoldBack", "LiquidationGate", "SessionPolicies", "SessionPolicy", "liquidation_gate", "policy_at"]
 
 
 class SessionPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,20 +58,32 @@ def policy_at(calendar: SessionCalendar, policies: SessionPolicies, instant: dat
     return policies.of(calendar.at(instant).session)
 
 
+class HoldBack(enum.StrEnum):
+    """Why a liquidation is held back (the liquidator counts them by this)."""
+
+    STALE = "stale price"            # no usable price, or one older than its feed allows
+    OPEN_GRACE = "open grace"        # the first seconds of the regular session
+    HALTED = "halted"                # a split, a session or the home market halts the asset
+    NO_FEED = "no feed"              # the feed process neither feeds nor fixes its price
+    NOT_HELD = "price not held"      # the engine refused the current price: it values on an older one
+
+
 class LiquidationGate(NamedTuple):
-    """Whether a liquidation may run now, and if not, why (a readable reason)."""
+    """Whether a liquidation may run now, and if not, why (a readable reason and its kind)."""
 
     allowed: bool
     reason: str
+    cause: HoldBack | None = None
 
 
 def liquidation_gate(now: datetime, price_time: datetime, max_price_age: timedelta,
-                     state: SessionState, open_grace: timedelta) -> LiquidationGate:
+                     state: SessionState | None, open_grace: timedelta) -> LiquidationGate:
     """Whether liquidations on an asset may run at ``now``: not when its price
     (observed at ``price_time``) is older than ``max_price_age`` (its feed's
     heartbeat), and not in the first ``open_grace`` of the regular session
-    (``state`` is the session at ``now``), when reference prices lag the
-    opening auction. Pure: the liquidation caller supplies every input."""
+    (``state`` is the home market's session at ``now``; None for an asset
+    without one, such as a crypto asset), when reference prices lag the
+    opening auction. Pure: the liquidator (feeds/liquidator.py) supplies every input."""
     if now.utcoffset() is None or price_time.utcoffset() is None:
         raise ValueError("now and price_time must be timezone-aware")
     if max_price_age <= timedelta(0) or open_grace < timedelta(0):
@@ -78,9 +91,11 @@ def liquidation_gate(now: datetime, price_time: datetime, max_price_age: timedel
     age = now - price_time
     if age > max_price_age:
         return LiquidationGate(False, f"price is stale: {age.total_seconds():.0f} s old, "
-                                      f"the feed allows {max_price_age.total_seconds():.0f} s")
+                                      f"the feed allows {max_price_age.total_seconds():.0f} s", HoldBack.STALE)
+    if state is None:
+        return LiquidationGate(True, "")
     since_open = now - state.since
     if state.session is Session.REGULAR and since_open < open_grace:
         return LiquidationGate(False, f"{since_open.total_seconds():.0f} s after the open, within the "
-                                      f"{open_grace.total_seconds():.0f} s grace period")
+                                      f"{open_grace.total_seconds():.0f} s grace period", HoldBack.OPEN_GRACE)
     return LiquidationGate(True, "")

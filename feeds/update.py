@@ -24,10 +24,12 @@ NS_PER_SECOND = 1_000_000_000
 
 
 class MarketStatus(enum.StrEnum):
-    """What the source says about the asset's home market when it priced it."""
+    """What the source says about the asset's home market when it priced it
+    (feeds/market_status.py says what the feed process does with it)."""
 
-    OPEN = "open"
-    CLOSED = "closed"
+    OPEN = "open"          # the regular session trades it
+    CLOSED = "closed"      # the market is closed
+    HALTED = "halted"      # the market is open but this stock is halted (LULD pause, regulatory halt)
     UNKNOWN = "unknown"
 
 

@@ -41,11 +41,14 @@ def _stock(symbol: str, reference: str) -> dict:
             "taker_fee_bps": 5, "reference_price": reference}
 
 
-def write_feed_venue(directory: Path) -> tuple[Path, Path]:
-    """Keys (server, ops) and a venue config in ``directory``; returns (config, keys dir)."""
+def write_feed_venue(directory: Path, accounts: dict[str, dict[str, str]] | None = None) -> tuple[Path, Path]:
+    """Keys (server, ops, and one per account) and a venue config in ``directory``;
+    ``accounts`` maps each trading account's name to its genesis credit (ids from 1,
+    in order). Returns (config, keys dir)."""
+    accounts = accounts or {}
     keys = directory / "keys"
     keys.mkdir(parents=True)
-    for name in ("server", "ops"):
+    for name in ("server", "ops", *accounts):
         generate(keys, name)
     call = {"symbol": "BTC-20261231-100000-C", "base": "WBTC", "quote": "USDC",
             "option": {"expiry": "2026-12-31", "strike": "100000", "right": "C"},
@@ -65,7 +68,8 @@ def write_feed_venue(directory: Path) -> tuple[Path, Path]:
             {"symbol": "WBTC", "decimals": 8, "ledger_decimals": 8, "haircut_bps": 1_000, "usd_price": "90000"},
         ],
         "instruments": [_stock("AMZNX", "185.00"), _stock("AAPLX", "190.00"), call],
-        "accounts": [],
+        "accounts": [{"id": i, "name": name, "key_files": [str(keys / f"{name}.key")], "credit": credit}
+                     for i, (name, credit) in enumerate(accounts.items(), start=1)],
         "operators": [{"name": "ops", "key_files": [str(keys / "ops.key")]}],
     }
     path = directory / "venue.toml"
@@ -73,9 +77,9 @@ def write_feed_venue(directory: Path) -> tuple[Path, Path]:
     return path, keys
 
 
-def operator(endpoint: str, keys: Path) -> Client:
-    """An operator client (the feed process's identity)."""
-    return Client(endpoint, ClientKeys.from_files(keys / "ops.key_secret", keys / "server.key"), timeout=10)
+def operator(endpoint: str, keys: Path, name: str = "ops") -> Client:
+    """An operator client (the feed process's identity), or the named account's client."""
+    return Client(endpoint, ClientKeys.from_files(keys / f"{name}.key_secret", keys / "server.key"), timeout=10)
 
 
 def deploy_aggregator(w3, decimals: int, description: str):

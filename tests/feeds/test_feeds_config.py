@@ -1,9 +1,9 @@
 """The feeds config: the sample file parses and builds its sources, surfaces, stock
-tokens and sessions; mistakes are named."""
+tokens, sessions and liquidator; mistakes are named."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 
 from feeds.clock import ManualClock
 from feeds.config import FeedsConfigError, GbmSourceConfig, load_feeds_config
+from feeds.liquidator import LiquidationSettings
 from feeds.process import build_source
 
 SAMPLE = Path(__file__).resolve().parents[2] / "configs" / "feeds.toml"
@@ -28,6 +29,9 @@ def test_sample_config_builds_its_sources():
     assert [t.token().current for t in config.stock_tokens] == [Fraction(1), Fraction(1)]
     assert config.sessions is not None and config.sessions.start == date(2026, 1, 1)
     assert config.multipliers.rules().split_threshold_bps == 1000
+    assert config.liquidations.settings() == LiquidationSettings(interval_ns=5 * 10**9,
+                                                                 open_grace=timedelta(seconds=60))
+    assert config.feeds.state_file == "../var/feeds-state.json"
 
 
 _GATEWAY = "[gateway]\nendpoint='x'\nkey_file='k'\nserver_key_file='s'\n"
@@ -53,6 +57,9 @@ _GATEWAY = "[gateway]\nendpoint='x'\nkey_file='k'\nserver_key_file='s'\n"
     (_GATEWAY + "[sessions]\nexchange='XNOPE'\nstart=2026-01-01\nend=2026-02-01\n", "exchange_calendars code"),
     (_GATEWAY + "[sessions]\nstart=2026-01-01\nend=2026-02-01\npolicies={regular={band_bps=0, haircut_bps=1}}\n",
      "band_bps"),
+    (_GATEWAY + "[liquidations]\nenabled=true\ninterval_ms=0\n", "interval must be positive"),
+    (_GATEWAY + "[liquidations]\nenabled=true\nopen_grace_s=-1\n", "open grace not negative"),
+    (_GATEWAY + "[liquidations]\nenable=true\n", "enable"),
 ])
 def test_bad_configs_are_named(tmp_path, text, match):
     path = tmp_path / "feeds.toml"

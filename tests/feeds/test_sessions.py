@@ -11,7 +11,7 @@ import exchange_calendars
 import pandas as pd
 import pytest
 
-from feeds.session_policy import SessionPolicies, SessionPolicy, liquidation_gate, policy_at
+from feeds.session_policy import HoldBack, SessionPolicies, SessionPolicy, liquidation_gate, policy_at
 from feeds.sessions import ExtendedHours, Session, SessionCalendar
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -173,5 +173,7 @@ def test_liquidations_wait_for_a_fresh_price_and_the_open_grace(calendar):
     stale = gate(opens + timedelta(hours=1), price_age=heartbeat + timedelta(seconds=1))
     assert not stale.allowed and "stale" in stale.reason
     assert gate(opens + timedelta(hours=1), price_age=heartbeat).allowed
+    assert gate(opens).cause is HoldBack.OPEN_GRACE and stale.cause is HoldBack.STALE
+    assert liquidation_gate(opens, opens, heartbeat, None, grace).allowed   # no home market: no grace
     with pytest.raises(ValueError, match="timezone-aware"):
         liquidation_gate(datetime(2026, 11, 27), opens, heartbeat, calendar.at(opens), grace)
