@@ -165,6 +165,8 @@ class ReferenceMatcher:
             CommandKind.SET_ASSET_PRICE: self._accounts_disabled,
             CommandKind.SKIP_DEPOSIT: self._accounts_disabled,
             CommandKind.SET_HAIRCUT: self._accounts_disabled,
+            # Freezes need accounts too: engine/reference/freeze.py models them for a risk engine.
+            CommandKind.FREEZE_ACCOUNT: self._accounts_disabled,
         }
 
     # -- setup --
