@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from engine.config import GatewaySection
+from engine.config import GatewaySection, RateOverrides
 from engine.schemas import GetBook, Heartbeat, Logon
 
 UNMETERED_QUERIES = (Heartbeat, Logon)
@@ -55,15 +55,17 @@ class Bucket:
 
 
 class SessionLimits:
-    """The buckets of one principal's sessions: messages, requests, answered query items."""
+    """The buckets of one principal's sessions: messages, requests, answered query
+    items, at the [gateway] rates or the principal's account's own."""
 
     __slots__ = ("messages", "requests", "query_items", "max_book_levels")
 
-    def __init__(self, limits: GatewaySection) -> None:
+    def __init__(self, limits: GatewaySection, overrides: RateOverrides = RateOverrides()) -> None:
         now = time.monotonic()
-        self.messages = Bucket(limits.max_messages_per_s, now)
-        self.requests = Bucket(limits.max_requests_per_s, now)
-        self.query_items = Bucket(limits.max_query_items_per_s, now)
+        rates = overrides.over(limits)
+        self.messages = Bucket(rates["max_messages_per_s"], now)
+        self.requests = Bucket(rates["max_requests_per_s"], now)
+        self.query_items = Bucket(rates["max_query_items_per_s"], now)
         self.max_book_levels = limits.max_book_levels
 
     def query_cost(self, query) -> int:
