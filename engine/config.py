@@ -94,7 +94,8 @@ class GatewaySection(msgspec.Struct, **_section()):
     sessions of one principal together may send ``max_messages_per_s`` messages and ``max_requests_per_s``
     requests a second, and have ``max_query_items_per_s`` items (book levels,
     orders, balances ...) answered a second, each with a burst of one second's
-    worth; a book query asks for at most ``max_book_levels`` levels; no reply
+    worth; a book query asks for at most ``max_book_levels`` levels and a page of
+    open orders for at most ``max_page_orders`` orders; no reply
     message is larger than ``max_reply_bytes`` (a batch's replies are split
     into several messages, a single answer larger than that is refused); a
     session whose unsent replies exceed ``reply_hwm`` messages in ZeroMQ plus
@@ -109,6 +110,7 @@ class GatewaySection(msgspec.Struct, **_section()):
     max_requests_per_s: int = 100_000
     max_query_items_per_s: int = 100_000
     max_book_levels: int = 100
+    max_page_orders: int = 10_000
     max_reply_bytes: int = 1 << 20
     reply_hwm: int = 16
     max_session_buffer_bytes: int = 16 << 20
@@ -356,7 +358,8 @@ def _check_positive(path: Path, file: ConfigFile) -> None:
                            (file.gateway, ("max_batch_messages", "max_batch_commands", "max_message_bytes",
                                            "max_requests_per_message", "send_hwm", "max_messages_per_s",
                                            "max_requests_per_s", "max_query_items_per_s", "max_book_levels",
-                                           "max_reply_bytes", "reply_hwm", "max_session_buffer_bytes")),
+                                           "max_page_orders", "max_reply_bytes", "reply_hwm",
+                                           "max_session_buffer_bytes")),
                            (file.market_data, ("depth",)),
                            (file.journal, ("fsync_interval_ms", "segment_bytes", "snapshots_kept"))):
         for name in names:

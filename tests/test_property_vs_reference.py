@@ -177,8 +177,15 @@ def assert_same_state(ref, cy):
         assert cy.band_widths(instrument) == ref.band_widths(instrument)
         assert cy.best_bid(instrument) == ref.best_bid(instrument)
         assert cy.best_ask(instrument) == ref.best_ask(instrument)
+    assert cy.next_order_id == ref.next_order_id
     for account in ACCOUNTS:
-        assert cy.open_orders(account) == ref.open_orders(account), f"open orders of account {account}"
+        orders = ref.open_orders(account)
+        assert cy.open_orders(account) == orders, f"open orders of account {account}"
+        # Pages: from every cursor (issued ids, resting or not), of every size.
+        for after in range(0, ref.next_order_id + 1, 3):
+            for limit in (0, 1, 2, 5):
+                page = [o for o in orders if o.order_id > after][:limit]
+                assert cy.open_orders(account, after, limit) == ref.open_orders(account, after, limit) == page
 
 
 @requires_cython
