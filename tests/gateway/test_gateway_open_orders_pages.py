@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from gateway_harness import ACCOUNTS, AMZN, PX, TICK, UNLIMITED_RATES, write_venue
 
+from engine.config import GatewaySection
 from engine.core.types import Side
+from engine.gateway.limits import SessionLimits
 from engine.gateway.process import GatewayProcess
-from engine.schemas import Ack, Amended, Cancelled, GatewayReject, NewOrder, OpenOrders, Reject
+from engine.schemas import Ack, Amended, Cancelled, GatewayReject, GetOpenOrders, NewOrder, OpenOrders, Reject
 
 CAP = 50                # max_page_orders
 REPLY_BYTES = 2_048     # max_reply_bytes: about 80 open orders, 50 with room to spare
@@ -96,3 +98,11 @@ def test_bad_page_bounds_are_refused_with_a_reason(tmp_path, keys, clients):
         # Unpaged (the old request) still answers everything; limit = the cap is fine.
         assert [o.order_id for o in mm.open_orders().orders] == placed
         assert _page(mm, 0, CAP) == placed
+
+
+def test_a_page_is_charged_its_size_when_read():
+    """The query-item cost of a page is known before it is answered: 1 + limit,
+    capped; an unpaged query pays its answer's size afterwards, as before."""
+    limits = SessionLimits(GatewaySection(max_page_orders=CAP))
+    assert [limits.query_cost(GetOpenOrders(1, limit=n)) for n in (0, 1, 20, CAP, CAP + 1, -3)] == [
+        1, 2, 21, CAP + 1, CAP + 1, 1]

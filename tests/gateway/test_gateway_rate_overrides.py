@@ -11,7 +11,8 @@ import re
 import pytest
 from gateway_harness import venue_doc
 
-from engine.config import to_toml
+from engine.config import GatewaySection, RateOverrides, load_config, to_toml
+from engine.gateway.limits import SessionLimits
 from engine.gateway.process import GatewayProcess
 from engine.schemas import REQUEST_ENCODER, GatewayReject, Heartbeat, Pong, Reject
 
@@ -70,3 +71,12 @@ def test_a_bad_override_stops_the_gateway_at_start(tmp_path, keys, rates, messag
     with pytest.raises(RuntimeError, match="did not become ready"):
         GatewayProcess(_venue(tmp_path, keys, rates), log, timeout=30)
     assert re.search(message, log.read_text()), log.read_text()[-500:]
+
+
+def test_overrides_replace_only_the_rates_they_name(tmp_path, keys):
+    principals = {p.name: p for p in load_config(_venue(tmp_path, keys, MAKER_RATES)).principals.values()}
+    defaults = GatewaySection(**DEFAULTS)
+    maker, retail = (SessionLimits(defaults, principals[n].rates) for n in ("mm", "retail"))
+    assert (maker.messages.rate, maker.requests.rate, maker.query_items.rate) == (5_000, 5_000, 2_000)
+    assert (retail.messages.rate, retail.requests.rate, retail.query_items.rate) == (200, 1_000, 2_000)
+    assert RateOverrides().over(defaults) == DEFAULTS
