@@ -69,6 +69,7 @@ from engine.schemas import (
     MassCancel,
     MassCancelled,
     NewOrder,
+    OpenOrder,
     OpenOrders,
     OptionRiskSet,
     Pong,
@@ -284,9 +285,24 @@ class Client:
         """Balances per asset."""
         return self.request(*self._requests.by_request_id(GetBalances, account))
 
-    def open_orders(self, account: int = OWN_ACCOUNT) -> OpenOrders | Reject:
-        """Resting orders."""
-        return self.request(*self._requests.by_request_id(GetOpenOrders, account))
+    def open_orders(self, account: int = OWN_ACCOUNT, *, after_order_id: int = 0,
+                    limit: int = 0) -> OpenOrders | Reject:
+        """Resting orders by order id: all (``limit = 0``), or a page of at most
+        ``limit`` with ids above ``after_order_id``."""
+        return self.request(*self._requests.by_request_id(GetOpenOrders, account, after_order_id, limit))
+
+    def all_open_orders(self, account: int = OWN_ACCOUNT, *, page: int = 1_000) -> list[OpenOrder] | Reject:
+        """Every resting order, fetched in pages of ``page``: each order resting
+        throughout comes exactly once; one placed meanwhile comes if it still rests
+        when its page is read; one gone meanwhile may come, as it was then."""
+        orders: list[OpenOrder] = []
+        while True:
+            reply = self.open_orders(account, after_order_id=orders[-1].order_id if orders else 0, limit=page)
+            if isinstance(reply, Reject):
+                return reply
+            orders += reply.orders
+            if len(reply.orders) < page:
+                return orders
 
     def snapshot(self, instrument: int, levels: int = 0) -> BookSnapshot | Reject:
         """Book snapshot with the market-data seq it is consistent with."""
@@ -464,9 +480,11 @@ class AsyncClient:
         """Balances per asset."""
         return await self.request(*self._requests.by_request_id(GetBalances, account))
 
-    async def open_orders(self, account: int = OWN_ACCOUNT) -> OpenOrders | Reject:
-        """Resting orders."""
-        return await self.request(*self._requests.by_request_id(GetOpenOrders, account))
+    async def open_orders(self, account: int = OWN_ACCOUNT, *, after_order_id: int = 0,
+                          limit: int = 0) -> OpenOrders | Reject:
+        """Resting orders by order id: all (``limit = 0``), or a page of at most
+        ``limit`` with ids above ``after_order_id``."""
+        return await self.request(*self._requests.by_request_id(GetOpenOrders, account, after_order_id, limit))
 
     async def snapshot(self, instrument: int, levels: int = 0) -> BookSnapshot | Reject:
         """Book snapshot with the market-data seq it is consistent with."""

@@ -89,11 +89,13 @@ class GatewaySection(msgspec.Struct, **_section()):
     socket is drained or either batch bound is reached (a message is never split;
     queries count toward ``max_batch_commands`` as commands do).
 
-    Fairness between clients (operator keys are exempt from the rates): the
+    Fairness between clients (operator keys are exempt from the rates; an
+    account's ``rates`` table overrides them for its sessions): the
     sessions of one principal together may send ``max_messages_per_s`` messages and ``max_requests_per_s``
     requests a second, and have ``max_query_items_per_s`` items (book levels,
     orders, balances ...) answered a second, each with a burst of one second's
-    worth; a book query asks for at most ``max_book_levels`` levels; no reply
+    worth; a book query asks for at most ``max_book_levels`` levels and a page of
+    open orders for at most ``max_page_orders`` orders; no reply
     message is larger than ``max_reply_bytes`` (a batch's replies are split
     into several messages, a single answer larger than that is refused); a
     session whose unsent replies exceed ``reply_hwm`` messages in ZeroMQ plus
@@ -108,6 +110,7 @@ class GatewaySection(msgspec.Struct, **_section()):
     max_requests_per_s: int = 100_000
     max_query_items_per_s: int = 100_000
     max_book_levels: int = 100
+    max_page_orders: int = 10_000
     max_reply_bytes: int = 1 << 20
     reply_hwm: int = 16
     max_session_buffer_bytes: int = 16 << 20
@@ -137,15 +140,36 @@ class InstrumentEntry(InstrumentSpec, forbid_unknown_fields=True):
     maintenance_margin: str | None = None
 
 
+RATE_NAMES = ("max_messages_per_s", "max_requests_per_s", "max_query_items_per_s")
+"""The [gateway] rates an account may override."""
+
+
+class RateOverrides(msgspec.Struct, **_section()):
+    """An account's own rates (``[accounts.rates]``, e.g. a market maker's): each
+    given one replaces the [gateway] default of the same name for the sessions of
+    that account's keys; the others stay the defaults."""
+
+    max_messages_per_s: int | None = None
+    max_requests_per_s: int | None = None
+    max_query_items_per_s: int | None = None
+
+    def over(self, defaults: GatewaySection) -> dict[str, int]:
+        """The rates that apply: these overrides over ``defaults``."""
+        return {name: getattr(defaults, name) if getattr(self, name) is None else getattr(self, name)
+                for name in RATE_NAMES}
+
+
 class AccountEntry(msgspec.Struct, **_section()):
     """A trading account and the client keys bound to it; ``credit`` maps asset
-    symbols to decimal token amounts credited by the genesis batch."""
+    symbols to decimal token amounts credited by the genesis batch; ``rates``
+    overrides [gateway] rates for this account's sessions."""
 
     id: int
     name: str = ""
     key_files: list[str] = []
     public_keys: list[str] = []
     credit: dict[str, str] = {}
+    rates: RateOverrides = RateOverrides()
 
 
 class OperatorEntry(msgspec.Struct, **_section()):
@@ -201,11 +225,13 @@ def decode_venue(data: bytes) -> VenueSpec:
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """Who a client key is: its trading account (or None) and whether it is an operator."""
+    """Who a client key is: its trading account (or None), whether it is an
+    operator, and its account's rate overrides (operators are not rate limited)."""
 
     name: str
     account: int | None
     operator: bool
+    rates: RateOverrides = RateOverrides()
 
     @property
     def user_id(self) -> str:
@@ -305,7 +331,7 @@ def _resolve(path: Path, file: ConfigFile) -> Config:
                      instruments=instruments, accounts=accounts)
     principals: dict[bytes, Principal] = {}
     for acct in file.accounts:
-        who = Principal(acct.name or str(acct.id), acct.id, False)
+        who = Principal(acct.name or str(acct.id), acct.id, False, acct.rates)
         for key in _keys(base, path, acct.key_files, acct.public_keys, f"account {acct.id}"):
             _bind(path, principals, key, who)
     for op in file.operators:
@@ -332,12 +358,19 @@ def _check_positive(path: Path, file: ConfigFile) -> None:
                            (file.gateway, ("max_batch_messages", "max_batch_commands", "max_message_bytes",
                                            "max_requests_per_message", "send_hwm", "max_messages_per_s",
                                            "max_requests_per_s", "max_query_items_per_s", "max_book_levels",
-                                           "max_reply_bytes", "reply_hwm", "max_session_buffer_bytes")),
+                                           "max_page_orders", "max_reply_bytes", "reply_hwm",
+                                           "max_session_buffer_bytes")),
                            (file.market_data, ("depth",)),
                            (file.journal, ("fsync_interval_ms", "segment_bytes", "snapshots_kept"))):
         for name in names:
             if getattr(section, name) <= 0:
                 raise ConfigError(f"{path}: {name} must be positive")
+    for acct in file.accounts:
+        for name in RATE_NAMES:
+            value = getattr(acct.rates, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{path}: account {acct.id} ({acct.name or 'no name'}): rates.{name} must be "
+                                  f"positive, not {value}")
     if file.journal.snapshot_every < 0:
         raise ConfigError(f"{path}: snapshot_every must be >= 0 (0 = only at shutdown)")
     if not file.journal.snapshot_min_interval_s >= 0:

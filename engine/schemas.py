@@ -53,6 +53,7 @@ class GatewayReject(IntEnum):
     NOT_SUPPORTED = 105
     RATE_LIMITED = 106
     QUERY_TOO_LARGE = 107
+    UNKNOWN_CURSOR = 108
 
 
 GATEWAY_REJECT_TEXT = {
@@ -64,6 +65,7 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.NOT_SUPPORTED: "not supported by this engine",
     GatewayReject.RATE_LIMITED: "rate limit exceeded; slow down",
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
+    GatewayReject.UNKNOWN_CURSOR: "paging cursor names no order id the venue issued",
 }
 
 
@@ -157,10 +159,16 @@ class GetBalances(msgspec.Struct, **_request(12)):
 
 
 class GetOpenOrders(msgspec.Struct, **_request(13)):
-    """Resting orders of the account (operators: any account)."""
+    """Resting orders of the account (operators: any account), by order id.
+    ``limit = 0`` answers them all; ``limit > 0`` a page: at most ``limit``
+    orders with an id above ``after_order_id`` (0, or an id the venue issued).
+    A page shorter than ``limit`` is the last; the next page starts after the
+    last id of this one (docs/gateway.md, "Paging open orders")."""
 
     request_id: I64
     account: I64 = OWN_ACCOUNT
+    after_order_id: I64 = 0
+    limit: I32 = 0
 
 
 class GetBook(msgspec.Struct, **_request(14)):

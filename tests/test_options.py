@@ -856,6 +856,11 @@ class OptionsMachine(RuleBasedStateMachine):
         m = self.eng.margin(account)
         assert initial_met(m), (account, m)
 
+    def liquidation_target(self, data):
+        """An account under maintenance if there is one, else any id (unknown ones too)."""
+        under = [acct for acct, _ in self.eng.under_maintenance()]
+        return data.draw(st.sampled_from(under) if under else st.integers(0, 6))
+
     # -- rules --
 
     @initialize(funds=st.lists(st.tuples(st.one_of(st.just(0), st.integers(0, 400)), st.integers(0, 1_000),
@@ -980,9 +985,8 @@ class OptionsMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def liquidate(self, data):
-        """An account under maintenance if there is one, else any id (unknown ones too)."""
-        under = [acct for acct, _ in self.eng.under_maintenance()]
-        account = data.draw(st.sampled_from(under) if under else st.integers(0, 6))
+        """Liquidate the liquidation_target: its plan runs exactly as margin.py says."""
+        account = self.liquidation_target(data)
         known = account in ACCOUNTS
         if known:
             m, _ = self.expected_margin(account)

@@ -90,9 +90,9 @@ BAD_PRICES = (0, -TICK, MID + 1, MID + 50, 2_000_100, 2 * MID, MID // 2, MID + 2
 KIND = Field(repeated((CommandKind.NEW_ORDER, 60), (CommandKind.CANCEL, 10), (CommandKind.AMEND, 12),
                       (CommandKind.MASS_CANCEL, 3), (CommandKind.SET_STATE, 4), (CommandKind.SET_REFERENCE, 8),
                       (CommandKind.SET_BANDS, 3), (0, 3)))
-# Balance commands are rejected by a risk-off engine (ACCOUNTS_DISABLED).
+# Balance commands and freezes are rejected by a risk-off engine (ACCOUNTS_DISABLED).
 UNKNOWN_KIND = Field((0, 200, 255, CommandKind.CREDIT, CommandKind.DEBIT, CommandKind.SET_ASSET_PRICE,
-                      CommandKind.SET_HAIRCUT))
+                      CommandKind.SET_HAIRCUT, CommandKind.FREEZE_ACCOUNT))
 INSTRUMENT = Field(INSTRUMENTS, (-1, 3, 100))
 ACCOUNT = Field(ACCOUNTS, (-1, MAX_ACCOUNTS, 1 << 40))
 SIDE = Field((Side.BUY, Side.SELL), (0, 3, 255))
@@ -177,8 +177,15 @@ def assert_same_state(ref, cy):
         assert cy.band_widths(instrument) == ref.band_widths(instrument)
         assert cy.best_bid(instrument) == ref.best_bid(instrument)
         assert cy.best_ask(instrument) == ref.best_ask(instrument)
+    assert cy.next_order_id == ref.next_order_id
     for account in ACCOUNTS:
-        assert cy.open_orders(account) == ref.open_orders(account), f"open orders of account {account}"
+        orders = ref.open_orders(account)
+        assert cy.open_orders(account) == orders, f"open orders of account {account}"
+        # Pages: from every cursor (issued ids, resting or not), of every size.
+        for after in range(0, ref.next_order_id + 1, 3):
+            for limit in (0, 1, 2, 5):
+                page = [o for o in orders if o.order_id > after][:limit]
+                assert cy.open_orders(account, after, limit) == ref.open_orders(account, after, limit) == page
 
 
 @requires_cython

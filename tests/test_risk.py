@@ -4,12 +4,13 @@ import msgspec
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from engine.assets import AssetSpec
 from engine.core.matcher import MatchingEngine
 from engine.core.types import (
     CancelReason,
+    CommandKind,
     EventKind,
     OrderType,
     Reject,
@@ -18,6 +19,7 @@ from engine.core.types import (
     TimeInForce,
 )
 from engine.defaults import stock_pair
+from engine.reference.freeze import FreezeModel
 from engine.reference.risk import InstrumentTerms, LedgerModel, fill_fees
 from engine.units import InstrumentUnits
 
@@ -333,13 +335,30 @@ class RiskMachine(RuleBasedStateMachine):
         # a tick of $0.01 x 0.001 share is 10 USDC units; 0.001 share is 1,000 AMZNX units
         assert self.terms.units == InstrumentUnits(AMZNX, USDC, 1_000, 10)
         self.ledger = LedgerModel(terms, fee_account=FEE)   # totals rebuilt from events only
+        self.freezes = FreezeModel((1, 2, 3, 4), FEE)
 
     def apply(self, events):
         for e in events:
             self.ledger.apply(e)
+            assert not self.freezes.trades(e), f"a frozen account moved after its freeze: {e}"
             if e.kind == EventKind.FILL:
                 assert (e.fee, e.maker_fee) == fill_fees(self.terms, e.price, e.qty)
         self.eng.check_integrity()
+
+    def refused_if_frozen(self, kind, account, events):
+        """A command the freeze model refuses is refused by the engine, alone."""
+        reason = self.freezes.refusal(kind, account)
+        if reason:
+            assert [(e.kind, e.reason, e.account) for e in events] == [(EventKind.REJECTED, reason, account)]
+
+    @initialize(funded=st.lists(st.booleans(), min_size=4, max_size=4))
+    def fund(self, funded):
+        """Fund some accounts well, so that orders rest and trade (the credit rule's
+        random amounts alone rarely afford one)."""
+        for acct, rich in zip((1, 2, 3, 4), funded):
+            if rich:
+                self.apply(self.eng.credit(acct, USDC, 100_000_000_000))
+                self.apply(self.eng.credit(acct, AMZNX, 1_000_000_000))
 
     @rule(account=st.integers(0, 5), asset=st.integers(-1, 2), amount=st.integers(-10, 3_000_000_000))
     def credit(self, account, asset, amount):
@@ -347,7 +366,10 @@ class RiskMachine(RuleBasedStateMachine):
 
     @rule(account=st.integers(0, 5), asset=st.integers(0, 1), amount=st.integers(1, 2_000_000_000))
     def debit(self, account, asset, amount):
-        self.apply(self.eng.debit(account, asset, amount))
+        events = self.eng.debit(account, asset, amount)
+        if 0 < account < 5:
+            self.refused_if_frozen(CommandKind.DEBIT, account, events)
+        self.apply(events)
 
     @rule(account=st.integers(1, 5), side=st.sampled_from([Side.BUY, Side.SELL]),
           qty=st.integers(-1, 5_000), ticks=st.integers(-30, 30),
@@ -359,6 +381,8 @@ class RiskMachine(RuleBasedStateMachine):
                                     tif=TimeInForce.IOC if tif != TimeInForce.FOK else tif, stp=stp)
         else:
             ev = self.eng.new_order(self.iid, account, side, qty, PX + 100 * ticks, tif=tif, stp=stp)
+        if account < 5:
+            self.refused_if_frozen(CommandKind.NEW_ORDER, account, ev)
         self.apply(ev)
 
     @rule(account=st.integers(1, 4), data=st.data())
@@ -376,6 +400,26 @@ class RiskMachine(RuleBasedStateMachine):
     @rule(account=st.integers(1, 4))
     def mass_cancel(self, account):
         self.apply(self.eng.mass_cancel(account))
+
+    @rule(account=st.integers(-1, 5), ts=st.integers(0, 2**40))
+    def freeze(self, account, ts):
+        """Freezes interleaved with everything else (accounts 1-4 open, 0 the fee
+        account, -1 and 5 unknown): the engine's events are the model's, exactly."""
+        seq = self.eng.last_seq + 1
+        resting = self.eng.open_orders(account) if 0 <= account < 5 else []
+        expected = self.freezes.freeze(account, resting, seq, ts)
+        assert self.eng.freeze_account(account, seq=seq, ts=ts) == expected
+        self.apply(expected)
+        assert self.eng.frozen_accounts == tuple(sorted(self.freezes.frozen))
+        assert all(reserved == 0 for acct in self.freezes.frozen for _, reserved in self.eng.balances(acct))
+
+    @rule()
+    def restart(self):
+        """A snapshot round trip keeps the frozen accounts and the state hash."""
+        copy = MatchingEngine.from_snapshot(self.eng.snapshot())
+        assert copy.state_hash() == self.eng.state_hash()
+        assert copy.frozen_accounts == tuple(sorted(self.freezes.frozen))
+        self.eng = copy
 
     @invariant()
     def balances_match_the_events(self):

@@ -101,7 +101,7 @@ cdef class Books:
     cdef Py_ssize_t memory_bytes(self) noexcept
     cdef list depth(self, int32_t instrument, uint8_t side, int levels)
     cdef list orders_at(self, int32_t instrument, uint8_t side, price_t price)
-    cdef list open_orders(self, int64_t account)
+    cdef list open_orders(self, int64_t account, int64_t after, Py_ssize_t limit)
     cdef object info(self, int32_t slot)
 
     # -- commands --

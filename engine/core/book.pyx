@@ -116,13 +116,18 @@ cdef class Books:
             slot = self.orders[slot].next
         return out
 
-    cdef list open_orders(self, int64_t account):
-        """[OrderInfo] of an account's resting orders, by order id."""
+    cdef list open_orders(self, int64_t account, int64_t after, Py_ssize_t limit):
+        """[OrderInfo] of an account's resting orders with an id above ``after``,
+        by order id, at most ``limit`` of them (all for a negative limit)."""
         cdef list out = []
         cdef int32_t slot = self.acct_head[account] if account < self.acct_cap else -1
-        while slot != -1:
+        # The list is in id order: skip up to the cursor without building objects.
+        while slot != -1 and self.orders[slot].order_id <= after:
+            slot = self.orders[slot].acct_next
+        while slot != -1 and limit != 0:
             out.append(self.info(slot))
             slot = self.orders[slot].acct_next
+            limit -= 1
         return out
 
     cdef object info(self, int32_t slot):

@@ -24,7 +24,7 @@ cdef class EngineParts:
     cdef Risk funds               # reservations, fills, deposits
     cdef readonly bint risk
     cdef readonly int64_t max_accounts
-    cdef oid_t next_order_id
+    cdef readonly oid_t next_order_id   # every id below it was issued (paging cursors)
     cdef readonly int64_t last_seq
 
     # -- queries --

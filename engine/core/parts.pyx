@@ -278,11 +278,14 @@ cdef class EngineParts:
             raise ValueError(f"invalid side {side}")
         return self.books.orders_at(instrument, <uint8_t>side, price)
 
-    def open_orders(self, int64_t account):
-        """The account's resting orders, by order id."""
+    def open_orders(self, int64_t account, int64_t after_order_id=0, Py_ssize_t limit=-1):
+        """The account's resting orders, by order id: those with an id above
+        ``after_order_id``, at most ``limit`` of them (all for a negative limit).
+        Order ids only grow and an amend keeps its id, so paging with the last
+        id of each page neither repeats nor skips an order resting throughout."""
         if account < 0 or account >= self.max_accounts:
             raise ValueError(f"unknown account {account}")
-        return self.books.open_orders(account)
+        return self.books.open_orders(account, after_order_id, limit)
 
     def order(self, int64_t order_id):
         """OrderInfo of a resting order, or None."""

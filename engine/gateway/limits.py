@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from engine.config import GatewaySection
-from engine.schemas import GetBook, Heartbeat, Logon
+from engine.config import GatewaySection, RateOverrides
+from engine.schemas import GetBook, GetOpenOrders, Heartbeat, Logon
 
 UNMETERED_QUERIES = (Heartbeat, Logon)
 """Queries that cost no query items (they keep a session alive; the message rates bound them)."""
@@ -55,22 +55,28 @@ class Bucket:
 
 
 class SessionLimits:
-    """The buckets of one principal's sessions: messages, requests, answered query items."""
+    """The buckets of one principal's sessions: messages, requests, answered query
+    items, at the [gateway] rates or the principal's account's own."""
 
-    __slots__ = ("messages", "requests", "query_items", "max_book_levels")
+    __slots__ = ("messages", "requests", "query_items", "max_book_levels", "max_page_orders")
 
-    def __init__(self, limits: GatewaySection) -> None:
+    def __init__(self, limits: GatewaySection, overrides: RateOverrides = RateOverrides()) -> None:
         now = time.monotonic()
-        self.messages = Bucket(limits.max_messages_per_s, now)
-        self.requests = Bucket(limits.max_requests_per_s, now)
-        self.query_items = Bucket(limits.max_query_items_per_s, now)
+        rates = overrides.over(limits)
+        self.messages = Bucket(rates["max_messages_per_s"], now)
+        self.requests = Bucket(rates["max_requests_per_s"], now)
+        self.query_items = Bucket(rates["max_query_items_per_s"], now)
         self.max_book_levels = limits.max_book_levels
+        self.max_page_orders = limits.max_page_orders
 
     def query_cost(self, query) -> int:
         """What a query is charged when it is read: one item, and for a book the
-        levels it asks for on both sides; its answer settles the difference."""
+        levels it asks for on both sides, for a page of open orders its size;
+        its answer settles the difference."""
         if type(query) is GetBook:
             return 1 + 2 * min(max(query.levels, 0), self.max_book_levels)
+        if type(query) is GetOpenOrders:
+            return 1 + min(max(query.limit, 0), self.max_page_orders)
         return 1
 
     def query_refusal(self) -> str:

@@ -51,6 +51,7 @@ class GatewayProcess:
                         break
         self.process.kill()
         self.process.wait()
+        self.process.stdout.close()
         tail = self.log_file.read_text()[-2000:] if self.log_file and self.log_file.exists() else ""
         raise RuntimeError(f"gateway did not become ready (exit code {self.process.returncode}):\n{tail}")
 

@@ -9,7 +9,9 @@ is read (engine/gateway/dispatch.py), the rest here; a session in debt is
 refused until its bucket refills. An answer larger than ``max_reply_bytes`` is
 refused, not split: one answer in pieces would need a continuation protocol
 every client must learn, while a refusal is explicit and the bound holds a
-venue's normal answers (about 25,000 open orders in the default 1 MiB)."""
+venue's normal answers (about 25,000 open orders in the default 1 MiB). A
+client with more open orders asks for them in pages (``GetOpenOrders.limit``,
+at most ``max_page_orders``, after an order id cursor)."""
 
 from __future__ import annotations
 
@@ -83,8 +85,12 @@ class Queries:
                 reply = LoggedOn(req.request_id, session.account if session.principal.account is not None else -1,
                                  session.principal.operator, s.heartbeat_ms, s.timeout_ms, req.cancel_on_disconnect)
             case GetOpenOrders():
-                reply = OpenOrders(req.request_id, account,
-                                   [from_core(OpenOrder, o) for o in engine.open_orders(account)])
+                refusal = self._page_refusal(req)
+                if refusal:
+                    batch.reject(session, *refusal, request_id=req.request_id)
+                    return
+                orders = engine.open_orders(account, req.after_order_id, req.limit or -1)
+                reply = OpenOrders(req.request_id, account, [from_core(OpenOrder, o) for o in orders])
             case GetBalances():
                 try:
                     balances = engine.balances(account)
@@ -124,10 +130,27 @@ class Queries:
         if not session.principal.operator and not isinstance(req, UNMETERED_QUERIES):
             session.limits.query_items.charge(_items(reply) - session.limits.query_cost(req), time.monotonic())
         if len(encoded) > limits.max_reply_bytes:
+            hint = "; ask for pages (GetOpenOrders.limit)" if type(req) is GetOpenOrders else ""
             batch.reject(session, GatewayReject.QUERY_TOO_LARGE,
-                         f"answer of {len(encoded)} bytes exceeds {limits.max_reply_bytes}", request_id=req.request_id)
+                         f"answer of {len(encoded)} bytes exceeds {limits.max_reply_bytes}{hint}",
+                         request_id=req.request_id)
             return
         batch.out.add(session.id, encoded)
+
+    def _page_refusal(self, req: GetOpenOrders) -> tuple[int, str] | None:
+        """(code, text) refusing a GetOpenOrders' page bounds, or None. A cursor
+        may name an order that no longer rests (pages go on from it), but not one
+        never issued."""
+        cap = self.config.gateway.max_page_orders
+        if req.limit < 0:
+            return GatewayReject.MALFORMED, f"limit must be >= 0 (0: every order, 1 to {cap}: a page)"
+        if req.limit > cap:
+            return GatewayReject.QUERY_TOO_LARGE, f"limit {req.limit} exceeds {cap} (gateway.max_page_orders)"
+        if req.after_order_id < 0:
+            return GatewayReject.MALFORMED, "after_order_id must be >= 0 (0: from the first order)"
+        if req.after_order_id >= self.engine.next_order_id:
+            return GatewayReject.UNKNOWN_CURSOR, f"after_order_id {req.after_order_id} was never issued"
+        return None
 
     def _instruments(self, request_id: int) -> Instruments:
         engine = self.engine

@@ -71,7 +71,7 @@ class Sessions:
             self.drop(session)
         limits = self.limits_by_user.get(user_id)
         if limits is None:
-            limits = self.limits_by_user[user_id] = SessionLimits(self.limits)
+            limits = self.limits_by_user[user_id] = SessionLimits(self.limits, principal.rates)
         session = Session(next(self.ids), identity, user_id, principal, now, limits)
         self.by_identity[identity] = session
         self.by_id[session.id] = session

@@ -165,6 +165,8 @@ class ReferenceMatcher:
             CommandKind.SET_ASSET_PRICE: self._accounts_disabled,
             CommandKind.SKIP_DEPOSIT: self._accounts_disabled,
             CommandKind.SET_HAIRCUT: self._accounts_disabled,
+            # Freezes need accounts too: engine/reference/freeze.py models them for a risk engine.
+            CommandKind.FREEZE_ACCOUNT: self._accounts_disabled,
         }
 
     # -- setup --
@@ -257,12 +259,19 @@ class ReferenceMatcher:
             raise ValueError(f"invalid side {side}")
         return [order.info() for order in inst.side(side).levels.get(price, ())]
 
-    def open_orders(self, account):
-        """Every resting order of an account, by order id."""
+    def open_orders(self, account, after_order_id=0, limit=-1):
+        """The resting orders of an account with an id above ``after_order_id``, by
+        order id, at most ``limit`` of them (all for a negative limit)."""
         if not self._known_account(account):
             raise ValueError(f"unknown account {account}")
-        return [order.info() for order in sorted(self._orders.values(), key=lambda o: o.order_id)
-                if order.account == account]
+        orders = [order.info() for order in sorted(self._orders.values(), key=lambda o: o.order_id)
+                  if order.account == account and order.order_id > after_order_id]
+        return orders if limit < 0 else orders[:limit]
+
+    @property
+    def next_order_id(self) -> int:
+        """The id the next order will get: every id below it was issued."""
+        return self._next_order_id
 
     def order(self, order_id):
         """A resting order's OrderInfo, or None."""
