@@ -78,6 +78,7 @@ cdef class Margin:
         PyMem_RawFree(self.series_inst)
         PyMem_RawFree(self.initial)
         PyMem_RawFree(self.maintenance)
+        PyMem_RawFree(self.two_sided)
 
     # -- queries --
 
@@ -104,7 +105,10 @@ cdef class Margin:
     cdef int64_t requirement(self, int64_t account, bint initial) noexcept:
         """Margin in USD x 1e8 over the account's option series: initial covers
         the short it would hold if all its open sells filled (ask_open - pos),
-        maintenance its current short (-pos). Saturates at INT64_MAX."""
+        maintenance its current short (-pos). In a perpetual series longs pay
+        funding, so the same rate covers the larger of that short and the long
+        it would hold if all its open buys filled (bid_open + pos), and its
+        current long. Saturates at INT64_MAX."""
         cdef int128_t total = 0
         cdef int128_t exposure
         cdef int32_t s
@@ -113,10 +117,12 @@ cdef class Margin:
             p = self.ledger.position(account, s)
             if initial:
                 exposure = <int128_t>p.ask_open - p.pos
+                if self.two_sided[s] and p.bid_open + p.pos > exposure:
+                    exposure = <int128_t>p.bid_open + p.pos
                 if exposure > 0:
                     total += exposure * self.initial[s]
-            elif p.pos < 0:
-                total += -(<int128_t>p.pos) * self.maintenance[s]
+            elif p.pos < 0 or (self.two_sided[s] and p.pos > 0):
+                total += (-(<int128_t>p.pos) if p.pos < 0 else <int128_t>p.pos) * self.maintenance[s]
         return <int64_t>(total if total < INT64_MAX else INT64_MAX)
 
     cdef bint ok(self, int64_t account) noexcept:
@@ -161,16 +167,19 @@ cdef class Margin:
 
     # -- commands --
 
-    cdef int add_series(self, Instrument* inst, int32_t instrument) except -1:
-        """Make ``inst`` (instrument id ``instrument``) an option series, rates unset."""
+    cdef int add_series(self, Instrument* inst, int32_t instrument, bint two_sided) except -1:
+        """Make ``inst`` (instrument id ``instrument``) an option series, rates
+        unset; ``two_sided`` (perpetual series) margins longs as well."""
         cdef int32_t s = self.ledger.n_series
         self.series_inst = <int32_t*>_grow(self.series_inst, s + 1, sizeof(int32_t))
         self.initial = <int64_t*>_grow(self.initial, s + 1, sizeof(int64_t))
         self.maintenance = <int64_t*>_grow(self.maintenance, s + 1, sizeof(int64_t))
+        self.two_sided = <uint8_t*>_grow(self.two_sided, s + 1, sizeof(uint8_t))
         inst.series = self.ledger.add_series()
         self.series_inst[s] = instrument
         self.initial[s] = 0
         self.maintenance[s] = 0
+        self.two_sided[s] = two_sided
         return 0
 
     cdef uint8_t set_rates(self, int32_t series, int64_t initial, int64_t maintenance) noexcept:
