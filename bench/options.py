@@ -12,8 +12,8 @@ figure beside a baseline measured in the same run (bench/README.md, "Options").
 * option orders: a stream of option asks, crossing bids and cancels over many
   accounts in a perpetual series, risk and margin on (every fill settles the
   funding of both accounts); baseline: the same stream on a spot book.
-* funding: FUND commands over a series with 100,000 open positions (each
-  settled into its balance, one event each); baseline: the reference model
+* funding: FUND commands (batch API, one record) over a series with 100,000
+  open positions (each settled into its balance, one event each); baseline: the reference model
   (engine/reference/funding.py) settling the same positions in Python.
 """
 
@@ -235,12 +235,17 @@ def funding(sizes: Sizes) -> dict:
     if state.open_interest != n // 2:
         raise RuntimeError(f"funding set-up: open interest {state.open_interest}, expected {n // 2}")
     eng.fund(iid, price, 0, ts=HOUR)
+    fund = np.zeros(1, COMMAND_DTYPE)
+    fund["kind"] = CommandKind.FUND
+    fund["instrument"] = iid
+    fund["price"] = price
     runs = []
     for rep in range(sizes.fund_reps):
+        fund["ts"] = (rep + 2) * HOUR
         start = time.perf_counter_ns()
-        events = eng.fund(iid, price, 0, ts=(rep + 2) * HOUR)
+        events = eng.process(fund)
         runs.append(n / (time.perf_counter_ns() - start) * 1e9)
-        if sum(1 for e in events if e.kind == EventKind.FUNDING_SETTLED) != n:
+        if int((events["kind"] == EventKind.FUNDING_SETTLED).sum()) != n:
             raise RuntimeError("FUND did not settle every position")
     _, _, _, qpt, tick = eng.instrument_units(iid)
     model = FundingModel(period_ns=PERIOD_S * NS_PER_S, quote_per_tick_qty=qpt, tick=tick, max_price=price)
