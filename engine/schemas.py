@@ -655,10 +655,11 @@ class InstrumentInfo(msgspec.Struct, array_like=True, frozen=True):
     reference: int
     last_trade: int
     # option series only (OptionTerms); "" for a spot pair
-    expiry: str = ""
+    expiry: str = ""              # "" for a perpetual series too
     strike: str = ""
     right: str = ""
     contract_size: str = ""
+    funding_period_s: int = 0     # perpetual series: funding period T (docs/funding.md)
 
 
 class AssetInfo(msgspec.Struct, array_like=True, frozen=True):

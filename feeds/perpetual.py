@@ -5,6 +5,8 @@ the everlasting closed form over a chain (docs/funding.md)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -12,10 +14,12 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.instruments import InstrumentSpec
+from engine.schemas import InstrumentInfo
 from feeds.everlasting import everlasting, perpetual_margin
 from feeds.options import IntArray, core_option_risk
 
-__all__ = ["PerpetualMoves", "PerpetualRisk", "perpetual_risk", "series_perpetual_risk"]
+__all__ = ["PerpetualMoves", "PerpetualRisk", "PerpetualSeriesRisk", "perpetual_risk", "remark_perpetuals",
+           "series_perpetual_risk"]
 
 SECONDS_PER_YEAR = 365 * 86_400   # ACT/365, as feeds.options.years_to_expiry
 
@@ -67,3 +71,37 @@ def series_perpetual_risk(spec: InstrumentSpec, spot: float, vol: float, quote_u
     return perpetual_risk(spot, float(terms.strike), vol, terms.funding_period_s, terms.is_call, quote_usd, moves,
                           contract_size=Decimal(terms.contract_size), price_scale=spec.price_scale,
                           tick_size=spec.tick_size, qty_scale=spec.qty_scale, max_price=spec.max_price)
+
+
+class PerpetualSeriesRisk(NamedTuple):
+    """One perpetual series' new values in core integers (the feed process sends them)."""
+
+    instrument: int
+    mark: int          # SET_REFERENCE and FUND's mark
+    payoff: int        # FUND's payoff
+    initial: int       # SET_OPTION_RISK, long or short
+    maintenance: int
+
+
+def remark_perpetuals(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_usd: Sequence[float],
+                      vol: Sequence[float], moves: PerpetualMoves = PerpetualMoves()) -> list[PerpetualSeriesRisk]:
+    """``perpetual_risk`` of perpetual InstrumentInfos (the feed process's listing),
+    given per series the underlying's spot in the quote asset, the quote's USD
+    price and the volatility; one vectorised pass per group of series sharing
+    their sizes. ValueError when an input or a result is out of the core's range."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, s in enumerate(series):
+        groups[(s.contract_size or "1", s.price_scale, s.tick_size, s.qty_scale, s.max_price)].append(i)
+    spots, to_usd, vols = (np.asarray(a, dtype=np.float64) for a in (spot, quote_usd, vol))
+    out: list[PerpetualSeriesRisk | None] = [None] * len(series)
+    for (contract_size, price_scale, tick_size, qty_scale, max_price), rows in groups.items():
+        members = [series[i] for i in rows]
+        risk = perpetual_risk(spots[rows], np.array([float(s.strike) for s in members]), vols[rows],
+                              np.array([s.funding_period_s for s in members]),
+                              np.array([s.right == "C" for s in members]), to_usd[rows], moves,
+                              contract_size=Decimal(contract_size), price_scale=price_scale, tick_size=tick_size,
+                              qty_scale=qty_scale, max_price=max_price)
+        for k, i in enumerate(rows):
+            out[i] = PerpetualSeriesRisk(series[i].instrument, int(risk.mark_price[k]), int(risk.payoff_price[k]),
+                                         int(risk.initial_per_qty[k]), int(risk.maintenance_per_qty[k]))
+    return out
