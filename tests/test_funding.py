@@ -186,6 +186,35 @@ def test_unpaid_funding_is_carried_and_paid_once_the_account_has_premium():
     eng.check_integrity()
 
 
+def test_unpaid_funding_counts_in_the_margin_and_a_liquidation_sells_the_long():
+    eng = make_engine()
+    eng.credit(2, USDC, 10**12)
+    eng.credit(3, USDC, 10**12)
+    eng.credit(1, TSLA, 200 * 10**6)          # the long's margin: 200 TSLA.M
+    eng.credit(1, USDC, 20_006_000)           # the premium of 0.01 contract and the fee reserve
+    trade(eng, 2, 1, CALL, 1, 20_000_000, ts=0)
+    eng.fund(CALL, 20_000_000, 0, ts=0)
+    eng.fund(CALL, 20_000_000, 0, ts=24 * HOUR)
+    carry = eng.funding_position(1, CALL)[1]
+    assert carry == 6_660_666_666_666             # 6,660,667 units of USDC unpaid ($6.66)
+    unpaid = (6_660_667 * USD + 10**6 - 1) // 10**6
+    initial, maintenance = MARGINS[CALL]
+    assert (eng.margin(1).initial, eng.margin(1).maintenance) == (initial + unpaid, maintenance + unpaid)
+    # TSLA.M falls to $1: collateral $140 < maintenance $156.66; account 3 bids for the call.
+    eng.set_asset_price(TSLA, USD)
+    assert [a for a, _ in eng.under_maintenance()] == [1]
+    eng.new_order(CALL, 3, Side.BUY, 1, 18_000_000)
+    events = eng.liquidate(1, ts=24 * HOUR)
+    (fill,) = [e for e in events if e.kind == EventKind.FILL]
+    assert (fill.account, fill.side, fill.qty) == (1, Side.SELL, 1)
+    assert eng.positions(1) == []
+    # The sale's premium is free at the next funding: the unpaid funding is paid.
+    events = eng.fund(CALL, 20_000_000, 0, ts=24 * HOUR)
+    assert settled(events)[0] == (1, 6_660_667)
+    assert eng.funding_position(1, CALL)[1] <= 0
+    eng.check_integrity()
+
+
 def test_longs_of_a_perpetual_series_are_margined_but_dated_longs_are_not():
     eng = make_engine()
     eng.credit(2, USDC, 10**12)

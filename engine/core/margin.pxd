@@ -25,6 +25,7 @@ cdef class Margin:
     cdef int64_t* initial        # [series]: initial margin of a short, USD x 1e8 per qty unit (0: unset)
     cdef int64_t* maintenance    # [series]: maintenance margin of a short
     cdef uint8_t* two_sided      # [series]: perpetual: longs are margined too (their funding)
+    cdef int32_t* premium_asset  # [series]: the asset its premium and funding are paid in
 
     # -- queries --
     cdef inline bint has_rates(self, int32_t series) noexcept nogil:
