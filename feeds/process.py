@@ -66,6 +66,11 @@ log = logging.getLogger(__name__)
 STALE_STATES = {"halt": TradingState.HALTED}
 
 
+def _is_option(inst: InstrumentInfo) -> bool:
+    """An option series: dated (an expiry) or perpetual (a funding period)."""
+    return bool(inst.expiry or inst.funding_period_s)
+
+
 class FeedProcess:
     """One gateway client driving reference and asset prices from ``sources``.
     ``rules`` holds each source's FeedRule by source name; ``fixed_prices`` the USD x 1e8
@@ -139,12 +144,12 @@ class FeedProcess:
         self._apply_session_policy(instant)
         priced = {a for a in self.fed_assets if self.usd[a] is not None}
         for inst in self.instruments:
-            if not inst.strike and {inst.base, inst.quote} & priced:
+            if not _is_option(inst) and {inst.base, inst.quote} & priced:
                 self._send_reference(inst)
         self._remark_options(instant)
         self._fund_perpetuals()
         for inst in self.instruments:
-            depends = {inst.base} if inst.strike else {inst.base, inst.quote}
+            depends = {inst.base} if _is_option(inst) else {inst.base, inst.quote}
             blocked = sorted(depends & set(halts))
             if blocked:
                 self._halt(inst.instrument, "; ".join(f"{asset}: {halts[asset]}" for asset in blocked))
@@ -181,7 +186,7 @@ class FeedProcess:
     def _reference_sent(self, inst: InstrumentInfo) -> bool:
         """Whether the instrument may reopen: its reference (an option's mark) has been
         sent, or it is an option series the process does not re-mark."""
-        return inst.instrument in self.references or (inst.strike != "" and inst.base not in self.surfaces)
+        return inst.instrument in self.references or (_is_option(inst) and inst.base not in self.surfaces)
 
     def _asset_price(self, asset: str, combined: Combined, instant: datetime, halts: dict[str, str]) -> int | None:
         """The asset's USD x 1e8 price this step: the combined price, times the
@@ -229,7 +234,7 @@ class FeedProcess:
                 if self._accepted(self.client.set_haircut(asset, policy.haircut_bps), f"haircut of {token}"):
                     self.session_settings[("haircut", asset)] = policy.haircut_bps
             for inst in self.instruments:
-                if inst.strike or inst.base != token:
+                if _is_option(inst) or inst.base != token:
                     continue
                 if self.session_settings.get(("band", inst.instrument)) != policy.band_bps:
                     reply = self.client.set_bands(inst.instrument, policy.band_bps, inst.dynamic_band_bps)
