@@ -15,7 +15,8 @@ from engine.core.matcher import MatchingEngine
 from engine.core.types import EventKind, Reject, Side, TimeInForce
 from engine.defaults import DEFAULT_ASSETS, DEFAULT_OPTIONS, perpetual_series, stock_pair
 from engine.instruments import OptionTerms
-from engine.reference.funding import FundingModel, Held, funding_step, settlement
+from engine.reference.funding import FundingModel, Held, funding_step, settlement, unpaid_value
+from engine.reference.margin import Exposure, margin_state
 from engine.units import FUNDING_INDEX_SCALE, NS_PER_S, VALUE_LIMIT
 
 ASSET = {spec.symbol: i for i, spec in enumerate(DEFAULT_ASSETS)}
@@ -197,9 +198,12 @@ def test_unpaid_funding_counts_in_the_margin_and_a_liquidation_sells_the_long():
     eng.fund(CALL, 20_000_000, 0, ts=24 * HOUR)
     carry = eng.funding_position(1, CALL)[1]
     assert carry == 6_660_666_666_666             # 6,660,667 units of USDC unpaid ($6.66)
-    unpaid = (6_660_667 * USD + 10**6 - 1) // 10**6
-    initial, maintenance = MARGINS[CALL]
-    assert (eng.margin(1).initial, eng.margin(1).maintenance) == (initial + unpaid, maintenance + unpaid)
+    unpaid = unpaid_value(carry, USD, 10**6)
+    assert unpaid == 666_066_700
+    exposures = {p.instrument: Exposure(p.position, p.open_sells, p.open_buys) for p in eng.positions(1)}
+    assert eng.margin(1) == margin_state(DEFAULT_ASSETS, eng.balances(1), exposures,
+                                         [eng.asset_price(a) for a in range(len(DEFAULT_ASSETS))], MARGINS,
+                                         PERPETUALS, unpaid)
     # TSLA.M falls to $1: collateral $140 < maintenance $156.66; account 3 bids for the call.
     eng.set_asset_price(TSLA, USD)
     assert [a for a, _ in eng.under_maintenance()] == [1]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from engine.units import FUNDING_INDEX_SCALE, VALUE_LIMIT
 
-__all__ = ["FundingModel", "Held", "funding_step", "settlement"]
+__all__ = ["FundingModel", "Held", "funding_step", "settlement", "unpaid_value"]
 
 STEP_PERIODS_CAP = 1 << 20
 """Elapsed time beyond this many funding periods accrues no more (keeps 128-bit arithmetic in range)."""
@@ -38,6 +38,16 @@ def settlement(owed: int, free: int, total: int) -> int:
     if owed < 0:
         return -min(-owed // FUNDING_INDEX_SCALE, VALUE_LIMIT - total)
     return 0
+
+
+def unpaid_value(carry: int, usd_price: int, unit_scale: int) -> int:
+    """USD x 1e8 a position's unpaid funding adds to both margin requirements:
+    ``ceil(ceil(carry / 1e6) x usd_price / unit_scale)`` of the premium asset
+    (``unit_scale`` = 10**ledger_decimals); nothing unless carry > 0."""
+    if carry <= 0:
+        return 0
+    units = -(-carry // FUNDING_INDEX_SCALE)
+    return -(-units * usd_price // unit_scale)
 
 
 @dataclass
