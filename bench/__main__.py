@@ -1,5 +1,5 @@
 """``python -m bench core [--json PATH] [--svg PATH] [--quick] [--data-dir DIR]``,
-``python -m bench settlement ...``, ``python -m bench gateway ...``,
+``python -m bench settlement ...``, ``python -m bench gateway ...``, ``python -m bench options ...``,
 ``python -m bench ab OLD_DIR NEW_DIR ...`` (two builds compared, bench/ab.py).
 
 Runs every matching-core measurement (see bench/README.md) and prints a table.
@@ -23,7 +23,7 @@ DEFAULT_SVG = Path(__file__).resolve().parent / "results" / "core.svg"
 
 
 # Suites with their own command line: `python -m bench NAME ...` runs NAME's main(argv).
-SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway", "ab": "bench.ab"}
+SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway", "ab": "bench.ab", "options": "bench.options"}
 
 
 def main(argv: list[str]) -> int:

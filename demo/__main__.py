@@ -4,7 +4,8 @@ Part 1, the matching core: a thin AMZNX book, the price bands that stop a
 market order from printing far from the real price, self-trade prevention,
 amend and cancel. Part 2, tokenized stocks as margin: TSLA.M backs short BTC
 calls, a price move puts the account under its maintenance margin, the operator
-liquidates it inside the bands. Part 3, settlement on the embedded EVM:
+liquidates it inside the bands; then a perpetual BTC call margined with TSLA.M
+pays funding hour by hour. Part 3, settlement on the embedded EVM:
 deposits, trading with pre-trade risk, netted batches settled exactly once, a
 fill proved on chain, a withdrawal claimed.
 """
@@ -16,6 +17,7 @@ import sys
 
 from demo.matching import MatchingDemo
 from demo.options import OptionsDemo
+from demo.options_perpetual import PerpetualDemo
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     MatchingDemo().run()
     print("\n# Part 2: tokenized stocks as margin for options")
     OptionsDemo().run()
+    PerpetualDemo().run()
     if not args.core_only:
         # Imported only here: --core-only runs without web3 and the embedded EVM.
         from demo.settlement import run as settlement_demo

@@ -87,10 +87,11 @@ from engine.schemas import (
     md_seq_from,
     md_topic,
 )
+from engine.schemas_perpetual import Fund, Funded
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
-                  Status, Margin, MarginCalls, BandsSet, HaircutSet)
+                  Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded)
 
 
 class ClientKeys(NamedTuple):
@@ -370,6 +371,11 @@ class Client:
     def set_haircut(self, asset: int, haircut_bps: int) -> HaircutSet | Reject:
         """Set an asset's collateral haircut in bps, 0..10000 (operator key)."""
         return self.request(*self._requests.by_request_id(SetHaircut, asset, haircut_bps))
+
+    def fund(self, instrument: int, mark: int, payoff: int) -> Funded | Reject:
+        """Funding of a perpetual series at its mark and payoff, price units (operator
+        key); the FundingSettled replies go to the accounts that paid or received."""
+        return self.request(*self._requests.by_request_id(Fund, instrument, mark, payoff))
 
 
 class AsyncClient:

@@ -1,5 +1,7 @@
 """Embedded default instruments: what the demo and the tests start from."""
 
+import msgspec
+
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec, OptionTerms
 
@@ -53,6 +55,18 @@ def option_series(underlying: str, series: str, expiry: str, strike: str, right:
         taker_fee_bps=3,
         option=OptionTerms(expiry=expiry, strike=strike, right=right, contract_size=contract_size),
     )
+
+
+def perpetual_series(underlying: str, series: str, strike: str, right: str, funding_period_s: int,
+                     quote: str = "USDC", contract_size: str = "1") -> InstrumentSpec:
+    """A perpetual (everlasting) series like ``option_series``, named like
+    ``BTC-PERP-100000-C``: no expiry, its longs pay its shorts funding over a
+    period of ``funding_period_s`` seconds (docs/funding.md)."""
+    dated = option_series(underlying, series, "2000-01-01", strike, right, quote, contract_size)
+    return msgspec.structs.replace(
+        dated, symbol=f"{series}-PERP-{strike}-{right}",
+        option=OptionTerms(strike=strike, right=right, contract_size=contract_size,
+                           funding_period_s=funding_period_s))
 
 
 DEFAULT_OPTIONS = (

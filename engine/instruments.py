@@ -21,16 +21,22 @@ class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     in the quote asset. A fill moves only the premium: positions are kept by the
     engine and margined (docs/matching.md, "Options")."""
 
-    expiry: str                 # ISO date, e.g. "2026-12-31"
+    expiry: str = ""            # ISO date, e.g. "2026-12-31"; "" for a perpetual series
     strike: str                 # decimal, quote per whole underlying token
     right: str                  # "C" (call) or "P" (put)
     contract_size: str = "1"    # underlying tokens per contract (decimal)
+    funding_period_s: int = 0   # perpetual (everlasting) series: funding period T in seconds; 0: dated
 
     def __post_init__(self) -> None:
-        try:
-            datetime.date.fromisoformat(self.expiry)
-        except ValueError:
-            raise ValueError(f"option expiry {self.expiry!r} is not an ISO date (YYYY-MM-DD)") from None
+        if self.funding_period_s < 0 or self.funding_period_s > 10 * 366 * 86_400:
+            raise ValueError(f"option funding_period_s {self.funding_period_s} must be in [0, 10 years]")
+        if self.funding_period_s and self.expiry:
+            raise ValueError("a perpetual option series (funding_period_s > 0) has no expiry")
+        if not self.funding_period_s:
+            try:
+                datetime.date.fromisoformat(self.expiry)
+            except ValueError:
+                raise ValueError(f"option expiry {self.expiry!r} is not an ISO date (YYYY-MM-DD)") from None
         for name in ("strike", "contract_size"):
             try:
                 value = Decimal(getattr(self, name))
@@ -44,6 +50,11 @@ class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     @property
     def is_call(self) -> bool:
         return self.right == "C"
+
+    @property
+    def is_perpetual(self) -> bool:
+        """An everlasting series: no expiry, funding every ``funding_period_s``."""
+        return self.funding_period_s > 0
 
     @property
     def expiry_date(self) -> datetime.date:

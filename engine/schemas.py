@@ -24,16 +24,17 @@ ledger units (docs/matching.md). Reject codes below 100 are the core's
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Annotated, Union
+from typing import Union
 
 import msgspec
 
+from engine import schemas_perpetual
 from engine.core.order_info import PositionInfo
 from engine.core.types import CANCEL_TEXT, REJECT_TEXT, CancelReason, OrderType, SelfTrade, TimeInForce
-
-I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
-I32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
-U8 = Annotated[int, msgspec.Meta(ge=0, le=255)]
+from engine.schema_types import I32, I64, U8
+from engine.schema_types import reply_config as _reply
+from engine.schema_types import request_config as _request
+from engine.schemas_perpetual import Fund, Funded, FundingSettled
 
 OWN_ACCOUNT = -1
 """``account`` value meaning "the account bound to my key"."""
@@ -81,14 +82,6 @@ class Liquidity(IntEnum):
 
     MAKER = 1
     TAKER = 2
-
-
-def _request(tag: int):
-    return {"tag": tag, "tag_field": "type", "array_like": True, "frozen": True, "forbid_unknown_fields": True}
-
-
-def _reply(tag: int):
-    return {"tag": tag, "tag_field": "type", "array_like": True, "frozen": True}
 
 
 # -- requests: trading --------------------------------------------------------
@@ -316,6 +309,7 @@ Request = Union[
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
+    Fund,
 ]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -561,7 +555,8 @@ class EngineEvent(msgspec.Struct, **_reply(31)):
 EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
-                "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price"}
+                "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price",
+                **schemas_perpetual.EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -668,10 +663,11 @@ class InstrumentInfo(msgspec.Struct, array_like=True, frozen=True):
     reference: int
     last_trade: int
     # option series only (OptionTerms); "" for a spot pair
-    expiry: str = ""
+    expiry: str = ""              # "" for a perpetual series too
     strike: str = ""
     right: str = ""
     contract_size: str = ""
+    funding_period_s: int = 0     # perpetual series: funding period T (docs/funding.md)
 
 
 class AssetInfo(msgspec.Struct, array_like=True, frozen=True):
@@ -748,6 +744,7 @@ Reply = Union[
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
+    FundingSettled, Funded,
 ]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

@@ -50,6 +50,14 @@ MAX_MARGIN_PER_QTY = 10**15
 MAX_USD_PRICE = 10**15
 """The largest asset reference price (USD x 1e8 per whole token) SET_ASSET_PRICE takes."""
 
+FUNDING_INDEX_SCALE = 10**6
+"""A perpetual series' cumulative funding index counts premium-asset ledger units
+x 1e-6 per quantity unit, so the funding of a quantity unit worth less than one
+ledger unit per funding tick still accrues (docs/funding.md)."""
+
+NS_PER_S = 10**9
+"""Command timestamps are nanoseconds; funding periods are configured in seconds."""
+
 
 class InstrumentUnits(NamedTuple):
     """How one instrument's integers map to ledger units."""

@@ -73,6 +73,7 @@ from feeds.market_status import market_view
 from feeds.median import Combined, combine
 from feeds.multipliers import FeedAction, MultiplierRules, TokenMultiplier, token_reference
 from feeds.options import MarginRates
+from feeds.perpetual import remark_perpetuals
 from feeds.remark import VolSurface, remark_chain
 from feeds.replay import Replay, csv_ticks, lobster_mids
 from feeds.rules import FeedRule, rejection
@@ -85,6 +86,11 @@ log = logging.getLogger(__name__)
 
 STALE_STATES = {"halt": TradingState.HALTED}
 STALE_PRICE = "stale price"   # the halt reason of an asset without a usable price
+
+
+def _is_option(inst: InstrumentInfo) -> bool:
+    """An option series: dated (an expiry) or perpetual (a funding period)."""
+    return bool(inst.expiry or inst.funding_period_s)
 
 
 class FeedProcess:
@@ -176,11 +182,12 @@ class FeedProcess:
         self._apply_session_policy()
         priced = {a for a in self.fed_assets if self.usd[a] is not None}
         for inst in self.instruments:
-            if inst.expiry == "" and {inst.base, inst.quote} & priced:
+            if not _is_option(inst) and {inst.base, inst.quote} & priced:
                 self._send_reference(inst)
         self._remark_options(instant)
+        self._fund_perpetuals()
         for inst in self.instruments:
-            depends = {inst.base} if inst.expiry else {inst.base, inst.quote}
+            depends = {inst.base} if _is_option(inst) else {inst.base, inst.quote}
             blocked = sorted(depends & set(halts))
             if blocked:
                 self._halt(inst.instrument, "; ".join(f"{asset}: {halts[asset]}" for asset in blocked))
@@ -220,7 +227,7 @@ class FeedProcess:
     def _reference_sent(self, inst: InstrumentInfo) -> bool:
         """Whether the instrument may reopen: its reference (an option's mark) has been
         sent, or it is an option series the process does not re-mark."""
-        return inst.instrument in self.references or (inst.expiry != "" and inst.base not in self.surfaces)
+        return inst.instrument in self.references or (_is_option(inst) and inst.base not in self.surfaces)
 
     def _asset_price(self, asset: str, combined: Combined, instant: datetime, halts: dict[str, str]) -> int | None:
         """The asset's USD x 1e8 price this step: the combined price, times the
@@ -283,7 +290,7 @@ class FeedProcess:
                 if self._accepted(self.client.set_haircut(asset, policy.haircut_bps), f"haircut of {token}"):
                     self.session_settings[("haircut", asset)] = policy.haircut_bps
             for inst in self.instruments:
-                if inst.expiry or inst.base != token:
+                if _is_option(inst) or inst.base != token:
                     continue
                 if self.session_settings.get(("band", inst.instrument)) != policy.band_bps:
                     reply = self.client.set_bands(inst.instrument, policy.band_bps, inst.dynamic_band_bps)
@@ -370,14 +377,40 @@ class FeedProcess:
             log.error("option re-marking refused its inputs: %s", err)
             return
         for risk in risks:
-            if self.references.get(risk.instrument) != risk.mark and self._accepted(
-                    self.client.set_reference(risk.instrument, risk.mark), f"mark of instrument {risk.instrument}"):
-                self.references[risk.instrument] = risk.mark
-            margins = (risk.initial, risk.maintenance)
-            if self.option_margins.get(risk.instrument) != margins and self._accepted(
-                    self.client.set_option_risk(risk.instrument, *margins),
-                    f"option risk of instrument {risk.instrument}"):
-                self.option_margins[risk.instrument] = margins
+            self._send_option_risk(risk.instrument, risk.mark, (risk.initial, risk.maintenance))
+
+    def _send_option_risk(self, instrument: int, mark: int, margins: tuple[int, int]) -> None:
+        """An option series' mark (SET_REFERENCE) and margins, each when it changed."""
+        if self.references.get(instrument) != mark and self._accepted(
+                self.client.set_reference(instrument, mark), f"mark of instrument {instrument}"):
+            self.references[instrument] = mark
+        if self.option_margins.get(instrument) != margins and self._accepted(
+                self.client.set_option_risk(instrument, *margins), f"option risk of instrument {instrument}"):
+            self.option_margins[instrument] = margins
+
+    def _fund_perpetuals(self) -> None:
+        """Re-mark every perpetual series whose underlying has a surface and a
+        price (everlasting closed form, the surface's base vol) and send FUND
+        with its mark and payoff: each step is a funding tick (docs/funding.md)."""
+        chain, spots, quotes, vols = [], [], [], []
+        for inst in self.instruments:
+            surface = self.surfaces.get(inst.base) if inst.funding_period_s else None
+            base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
+            if surface is None or base is None or quote is None:
+                continue
+            chain.append(inst)
+            spots.append(base / quote)
+            quotes.append(quote / USD_PRICE_SCALE)
+            vols.append(surface.vol)
+        try:
+            risks = remark_perpetuals(chain, spots, quotes, vols)
+        except ValueError as err:
+            log.error("perpetual re-marking refused its inputs: %s", err)
+            return
+        for risk in risks:
+            self._send_option_risk(risk.instrument, risk.mark, (risk.initial, risk.maintenance))
+            self._accepted(self.client.fund(risk.instrument, risk.mark, risk.payoff),
+                           f"funding of instrument {risk.instrument}")
 
     def _send_asset_price(self, asset: str, price: int) -> None:
         if asset not in self.asset_ids:

@@ -14,6 +14,8 @@ def test_demo_runs_end_to_end():
     assert "LIQUIDATING tsla-holder" in out
     assert "initial $0.00, maintenance $0.00; positions: none" in out   # shorts bought back
     assert "margin calls: []" in out
+    assert "hour 6: BTC $94,000" in out and "tsla-holder receives" in out   # perpetual funding, long to short
+    assert "left in the funding pool by rounding: 1 unit(s)" in out
     assert "proved against batch 1's root on chain: True" in out
     assert "12 of 12 (account, token) balances match" in out
     assert "running the job again settles nothing: None" in out

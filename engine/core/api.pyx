@@ -11,7 +11,7 @@ from libc.string cimport memcpy
 from engine.core.events cimport events_from_recs
 from engine.core.instrument cimport Instrument
 from engine.core.recarrays cimport new_records, record_data
-from engine.core.types cimport (AMEND, CANCEL, CANCEL_NEWEST, CREDIT, DEBIT, FREEZE_ACCOUNT, GTC, LIMIT, LIQUIDATE,
+from engine.core.types cimport (AMEND, CANCEL, CANCEL_NEWEST, CREDIT, DEBIT, FREEZE_ACCOUNT, FUND, GTC, LIMIT, LIQUIDATE,
                                 MASS_CANCEL, NEW_ORDER, SET_ASSET_PRICE, SET_BANDS, SET_HAIRCUT, SET_OPTION_RISK,
                                 SET_REFERENCE, SET_STATE, SKIP_DEPOSIT)
 
@@ -202,6 +202,16 @@ cdef class CommandApi(EngineParts):
         c.instrument = instrument
         c.qty = initial
         c.price = maintenance
+        return self._run_one(&c)
+
+    def fund(self, int32_t instrument, int64_t mark, int64_t payoff, int64_t seq=0, int64_t ts=0):
+        """Funding of a perpetual option series at ``ts`` (ns): its mark and
+        payoff in price units (0 <= payoff <= mark); settles every position
+        (docs/funding.md)."""
+        cdef CommandRec c = _command(FUND, seq, ts)
+        c.instrument = instrument
+        c.price = mark
+        c.qty = payoff
         return self._run_one(&c)
 
     def liquidate(self, int64_t account, int64_t seq=0, int64_t ts=0):

@@ -24,6 +24,8 @@ cdef class Margin:
     cdef int32_t* series_inst    # [series]: instrument id
     cdef int64_t* initial        # [series]: initial margin of a short, USD x 1e8 per qty unit (0: unset)
     cdef int64_t* maintenance    # [series]: maintenance margin of a short
+    cdef uint8_t* two_sided      # [series]: perpetual: longs are margined too (their funding)
+    cdef int32_t* premium_asset  # [series]: the asset its premium and funding are paid in
 
     # -- queries --
     cdef inline bint has_rates(self, int32_t series) noexcept nogil:
@@ -37,7 +39,7 @@ cdef class Margin:
     cdef tuple rates(self, int32_t series)
 
     # -- commands --
-    cdef int add_series(self, Instrument* inst, int32_t instrument) except -1
+    cdef int add_series(self, Instrument* inst, int32_t instrument, bint two_sided) except -1
     cdef uint8_t set_rates(self, int32_t series, int64_t initial, int64_t maintenance) noexcept
     cdef uint8_t set_asset_price(self, int32_t asset, int64_t usd_e8) noexcept
     cdef uint8_t set_haircut(self, int32_t asset, int64_t haircut_bps) noexcept

@@ -20,12 +20,14 @@ from engine.core.types cimport (BPS, BUY, CANCEL_NEWEST, INVALID_HAIRCUT, INVALI
 import numpy as np
 
 from engine.core.order_info import MarginState, PositionInfo
+from engine.units import FUNDING_INDEX_SCALE
 
 # Margin and collateral arithmetic: products of an amount and a price need 128 bits.
 cdef extern from *:
     ctypedef long long int128_t "__int128"
 
 cdef CommandRec _EMPTY_COMMAND
+cdef int64_t FUNDING_SCALE = FUNDING_INDEX_SCALE
 
 
 cdef void* _grow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:
@@ -78,6 +80,8 @@ cdef class Margin:
         PyMem_RawFree(self.series_inst)
         PyMem_RawFree(self.initial)
         PyMem_RawFree(self.maintenance)
+        PyMem_RawFree(self.two_sided)
+        PyMem_RawFree(self.premium_asset)
 
     # -- queries --
 
@@ -104,7 +108,13 @@ cdef class Margin:
     cdef int64_t requirement(self, int64_t account, bint initial) noexcept:
         """Margin in USD x 1e8 over the account's option series: initial covers
         the short it would hold if all its open sells filled (ask_open - pos),
-        maintenance its current short (-pos). Saturates at INT64_MAX."""
+        maintenance its current short (-pos). In a perpetual series longs pay
+        funding, so the same rate covers the larger of that short and the long
+        it would hold if all its open buys filled (bid_open + pos), and its
+        current long; funding it could not pay (docs/funding.md) adds its USD
+        value, rounded up, to both. Saturates at INT64_MAX."""
+        cdef Ledger ledger = self.ledger
+        cdef int32_t a
         cdef int128_t total = 0
         cdef int128_t exposure
         cdef int32_t s
@@ -113,10 +123,16 @@ cdef class Margin:
             p = self.ledger.position(account, s)
             if initial:
                 exposure = <int128_t>p.ask_open - p.pos
+                if self.two_sided[s] and p.bid_open + p.pos > exposure:
+                    exposure = <int128_t>p.bid_open + p.pos
                 if exposure > 0:
                     total += exposure * self.initial[s]
-            elif p.pos < 0:
-                total += -(<int128_t>p.pos) * self.maintenance[s]
+            elif p.pos < 0 or (self.two_sided[s] and p.pos > 0):
+                total += (-(<int128_t>p.pos) if p.pos < 0 else <int128_t>p.pos) * self.maintenance[s]
+            if p.carry > 0:
+                a = self.premium_asset[s]
+                total += (((<int128_t>p.carry + FUNDING_SCALE - 1) // FUNDING_SCALE * ledger.usd_price[a]
+                           + ledger.unit_scale[a] - 1) // ledger.unit_scale[a])
         return <int64_t>(total if total < INT64_MAX else INT64_MAX)
 
     cdef bint ok(self, int64_t account) noexcept:
@@ -161,16 +177,21 @@ cdef class Margin:
 
     # -- commands --
 
-    cdef int add_series(self, Instrument* inst, int32_t instrument) except -1:
-        """Make ``inst`` (instrument id ``instrument``) an option series, rates unset."""
+    cdef int add_series(self, Instrument* inst, int32_t instrument, bint two_sided) except -1:
+        """Make ``inst`` (instrument id ``instrument``) an option series, rates
+        unset; ``two_sided`` (perpetual series) margins longs as well."""
         cdef int32_t s = self.ledger.n_series
         self.series_inst = <int32_t*>_grow(self.series_inst, s + 1, sizeof(int32_t))
         self.initial = <int64_t*>_grow(self.initial, s + 1, sizeof(int64_t))
         self.maintenance = <int64_t*>_grow(self.maintenance, s + 1, sizeof(int64_t))
+        self.two_sided = <uint8_t*>_grow(self.two_sided, s + 1, sizeof(uint8_t))
+        self.premium_asset = <int32_t*>_grow(self.premium_asset, s + 1, sizeof(int32_t))
         inst.series = self.ledger.add_series()
         self.series_inst[s] = instrument
         self.initial[s] = 0
         self.maintenance[s] = 0
+        self.two_sided[s] = two_sided
+        self.premium_asset[s] = inst.quote_asset
         return 0
 
     cdef uint8_t set_rates(self, int32_t series, int64_t initial, int64_t maintenance) noexcept:
@@ -215,8 +236,9 @@ cdef class Margin:
         Per short series in turn: sell the account's other assets on spot books
         quoted in the premium asset (IOC at the band's low edge) until its free
         premium covers the buy-back's reservation, then buy back as much of the
-        short as it can afford (IOC at the band's high edge). Each step reads
-        the balances the previous orders left."""
+        short as it can afford (IOC at the band's high edge). A long in a
+        perpetual series, which owes funding, is sold (IOC at the band's low
+        edge). Each step reads the balances the previous orders left."""
         cdef const Instrument* inst
         cdef const Instrument* spot
         cdef int64_t acct = plan.account
@@ -262,7 +284,16 @@ cdef class Margin:
             want = -self.ledger.position(acct, s).pos
             i = self.series_inst[s]
             inst = &insts[i]
-            if want <= 0 or inst.state != OPEN:
+            if inst.state != OPEN:
+                continue
+            if want < 0 and self.two_sided[s]:
+                execution_band(inst, &lo, &hi)
+                qty = min(-want, inst.max_qty) // inst.lot * inst.lot
+                if lo > 0 and lo <= hi and qty >= inst.min_qty:
+                    _closing_order(out, i, acct, SELL, lo, qty)
+                    return True
+                continue
+            if want <= 0:
                 continue
             execution_band(inst, &lo, &hi)
             if hi == INT64_MAX or hi < lo:

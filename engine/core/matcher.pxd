@@ -7,7 +7,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.api cimport CommandApi
 from engine.core.instrument cimport Instrument
-from engine.core.types cimport CommandRec, Order, price_t
+from engine.core.types cimport CommandRec, Order, price_t, qty_t
 
 
 # Why a taker's walk over the book stopped.
@@ -35,6 +35,7 @@ cdef class MatchingEngine(CommandApi):
     cdef int _liquidate(self, const CommandRec* c) except -1
     cdef int _freeze_account(self, const CommandRec* c) except -1
     cdef int _set_bands(self, const CommandRec* c) except -1
+    cdef int _fund(self, const CommandRec* c) except -1
     cdef int _cancel_outside_static(self, int32_t instrument) except -1
     cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1
 
@@ -44,6 +45,9 @@ cdef class MatchingEngine(CommandApi):
     cdef int _match(self, Order* taker, price_t lo, price_t hi, bint collared) except -1
     cdef bint _fok_fillable(self, const Order* taker, price_t lo, price_t hi) noexcept
     cdef int _finish(self, Order* taker, int32_t slot, int stop) except -1
+    cdef int _settle_fill_funding(self, const Instrument* inst, const Order* taker, const Order* maker,
+                                  qty_t q) except -1
+    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index) except -1
 
     # -- events --
     cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1

@@ -62,6 +62,8 @@ cdef class MatchingEngine(CommandApi):
             return self._freeze_account(c)
         if c.kind == SET_BANDS:
             return self._set_bands(c)
+        if c.kind == FUND:
+            return self._fund(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -310,6 +312,59 @@ cdef class MatchingEngine(CommandApi):
         e.qty = c.qty
         return 0
 
+    cdef int _fund(self, const CommandRec* c) except -1:
+        """Funding of a perpetual series (from the option-mark feed): ``price``
+        its mark, ``qty`` its payoff, both price units. Brings the series'
+        funding index up to this command's timestamp at the previous rate, sets
+        the rate after it to mark - payoff, and settles every position
+        (docs/funding.md); one FUNDING_SETTLED event per account that paid or
+        received."""
+        cdef Instrument* inst
+        cdef int64_t index, acct
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        if c.instrument < 0 or c.instrument >= self.n_inst:
+            return self._reject(c, UNKNOWN_INSTRUMENT)
+        inst = &self.insts[c.instrument]
+        why = self.funding.fund(inst, c.price, c.qty, self.cur_ts, &index)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(FUNDED)
+        e.instrument = c.instrument
+        e.price = c.price
+        e.qty = c.qty
+        acct = self.funding.next_due(inst.series, -1)
+        while acct >= 0:
+            self._settle_funding(inst, acct, index)
+            acct = self.funding.next_due(inst.series, acct)
+        return 0
+
+    cdef int _settle_fill_funding(self, const Instrument* inst, const Order* taker, const Order* maker,
+                                  qty_t q) except -1:
+        """Before a fill of q in a perpetual series moves positions: settle both
+        accounts at the index of this command's timestamp."""
+        cdef int64_t index = self.funding.index_at(inst, inst.series, self.cur_ts)
+        self._settle_funding(inst, taker.account, index)
+        self._settle_funding(inst, maker.account, index)
+        if taker.side == BUY:
+            self.funding.fill(inst.series, taker.account, maker.account, q)
+        else:
+            self.funding.fill(inst.series, maker.account, taker.account, q)
+        return 0
+
+    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index) except -1:
+        cdef EventRec* e
+        cdef int64_t amount = self.funding.settle(inst, account, index)
+        if amount:
+            e = self._emit(FUNDING_SETTLED)
+            e.instrument = self.funding.series_inst[inst.series]
+            e.account = account
+            e.asset = inst.quote_asset
+            e.qty = amount
+        return 0
+
     cdef int _cancel_outside_static(self, int32_t instrument) except -1:
         """Cancel (reason BAND) the resting orders outside the instrument's
         static band: bids lowest first, then asks highest first; each side's
@@ -517,6 +572,8 @@ cdef class MatchingEngine(CommandApi):
                     slot = nxt
                     continue
                 q = maker.leaves if maker.leaves < taker.leaves else taker.leaves
+                if self.risk and inst.series >= 0 and self.funding.perpetual(inst.series):
+                    self._settle_fill_funding(inst, taker, maker, q)
                 taker.leaves -= q
                 e = self._emit(FILL)
                 e.instrument = taker.instrument

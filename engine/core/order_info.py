@@ -1,5 +1,6 @@
 """The core's query results: a resting order (``OrderInfo``), an account's margin
-(``MarginState``) and its option positions (``PositionInfo``). The gateway's
+(``MarginState``), its option positions (``PositionInfo``) and a perpetual
+series' funding (``FundingState``). The gateway's
 replies are built from them (``engine.schemas.from_core``); ``PositionInfo`` is
 array_like because it travels on the wire as it is, inside ``Margin``."""
 
@@ -44,3 +45,20 @@ class PositionInfo(msgspec.Struct, array_like=True, frozen=True):
     position: int
     open_sells: int
     open_buys: int
+
+
+class FundingState(msgspec.Struct, frozen=True):
+    """A perpetual series' funding (docs/funding.md).
+
+    period_ns: its funding period T; index: the cumulative funding index at the
+    last FUND (premium ledger units x 1e-6 per quantity unit) and index_ts its
+    timestamp; time_value: mark - payoff of that FUND (price units), the rate
+    until the next; pool: premium ledger units paid in and not yet paid out;
+    open_interest: the sum of the long positions (quantity units)."""
+
+    period_ns: int
+    index: int
+    index_ts: int
+    time_value: int
+    pool: int
+    open_interest: int

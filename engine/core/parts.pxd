@@ -4,6 +4,7 @@
 from libc.stdint cimport int32_t, int64_t
 
 from engine.core.book cimport Books
+from engine.core.funding cimport Funding
 from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
 from engine.core.margin cimport Margin
@@ -22,6 +23,7 @@ cdef class EngineParts:
     cdef Ledger ledger
     cdef Margin margins
     cdef Risk funds               # reservations, fills, deposits
+    cdef Funding funding          # perpetual series: funding indexes, pools, settlement
     cdef readonly bint risk
     cdef readonly int64_t max_accounts
     cdef readonly oid_t next_order_id   # every id below it was issued (paging cursors)

@@ -18,7 +18,8 @@ from engine.core.instrument cimport check_price, in_static_band, init_instrument
 from engine.core.state cimport check_integrity, decode_snapshot, read_snapshot, state_hash, write_snapshot
 from engine.core.types cimport BUY, CANCEL_NEWEST, GTC, MAX_LEDGER_DECIMALS, SELL, Order
 
-from engine.units import instrument_units
+from engine.core.order_info import FundingState
+from engine.units import NS_PER_S, instrument_units
 
 
 cdef class EngineParts:
@@ -40,6 +41,7 @@ cdef class EngineParts:
         self.ledger = Ledger()
         self.margins = Margin(self.ledger)
         self.funds = Risk(self.ledger, self.margins, fee_account)
+        self.funding = Funding(self.ledger)
         self.risk = risk
         self.asset_specs = []
         self.specs = []
@@ -117,7 +119,9 @@ cdef class EngineParts:
         self.insts = grown
         init_instrument(&self.insts[self.n_inst], spec, units)
         if units is not None and spec.option is not None:
-            self.margins.add_series(&self.insts[self.n_inst], self.n_inst)
+            period_ns = spec.option.funding_period_s * NS_PER_S
+            self.margins.add_series(&self.insts[self.n_inst], self.n_inst, period_ns != 0)
+            self.funding.add_series(self.insts[self.n_inst].series, self.n_inst, period_ns)
         self.books.add_book()
         self.specs.append(spec)
         self.n_inst += 1
@@ -197,7 +201,8 @@ cdef class EngineParts:
     def snapshot(self):
         """The full state as bytes (see engine/core/snapshot.py)."""
         cdef Parts parts = self._parts()
-        return write_snapshot(&parts, self.books, self.funds, self.margins, self.asset_specs, self.specs)
+        return write_snapshot(&parts, self.books, self.funds, self.margins, self.funding, self.asset_specs,
+                              self.specs)
 
     @classmethod
     def from_snapshot(cls, data):
@@ -216,7 +221,7 @@ cdef class EngineParts:
             for spec in snap.instruments:
                 eng.add_instrument(spec)
             parts = eng._parts()
-            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins)
+            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins, eng.funding)
         except (OverflowError, TypeError) as err:
             raise ValueError(f"snapshot value out of range: {err}") from err
         eng.next_order_id = parts.next_order_id
@@ -226,12 +231,12 @@ cdef class EngineParts:
     def state_hash(self):
         """SHA-256 (hex) over the full state; equal states give equal hashes."""
         cdef Parts parts = self._parts()
-        return state_hash(&parts, self.books, self.funds, self.margins, self.asset_specs, self.specs)
+        return state_hash(&parts, self.books, self.funds, self.margins, self.funding, self.asset_specs, self.specs)
 
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""
         cdef Parts parts = self._parts()
-        check_integrity(&parts, self.books, self.funds)
+        check_integrity(&parts, self.books, self.funds, self.funding)
 
     # ------------------------------------------------------------------
     # queries
@@ -339,6 +344,24 @@ cdef class EngineParts:
             raise ValueError(f"instrument {instrument} is not an option series"
                              + ("" if self.risk else " (options are margined only with risk=True)"))
         return self.margins.rates(self.insts[instrument].series)
+
+    def funding_state(self, int32_t instrument):
+        """FundingState of a perpetual option series (risk mode)."""
+        return FundingState(*self.funding.series_state(self._perpetual_series(instrument)))
+
+    def funding_position(self, int64_t account, int32_t instrument):
+        """(entry index, carry) of the account's position in a perpetual series:
+        the index it was last settled at, and the funding it still owes in
+        ledger units x 1e-6 (negative: a rounding credit)."""
+        self._checked_account(account)
+        return self.funding.position_state(account, self._perpetual_series(instrument))
+
+    def _perpetual_series(self, int32_t instrument):
+        self._checked_instrument(instrument)
+        cdef int32_t s = self.insts[instrument].series
+        if not self.risk or s < 0 or not self.funding.perpetual(s):
+            raise ValueError(f"instrument {instrument} is not a perpetual option series")
+        return s
 
     def instrument_units(self, int32_t instrument):
         """(base asset, quote asset, base per qty unit, quote per tick x qty unit,

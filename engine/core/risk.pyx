@@ -42,6 +42,7 @@ cdef class Risk:
         cdef int64_t grow
         cdef qty_t delta = qty - old_leaves
         cdef uint8_t why
+        cdef bint perpetual
         if inst.series >= 0 and side == SELL:
             # An option sell reserves margin: what it could add to a short.
             if not self.margin.has_rates(inst.series):
@@ -54,6 +55,10 @@ cdef class Risk:
                 return INSUFFICIENT_MARGIN
             ledger.has_options[account] = 1
             return 0
+        # A perpetual buy may add to a long that pays funding: margined too.
+        perpetual = inst.series >= 0 and self.margin.two_sided[inst.series]
+        if perpetual and not self.margin.has_rates(inst.series):
+            return MARGIN_NOT_SET
         asset = inst.quote_asset if side == BUY else inst.base_asset
         grow = reservation(inst, side, price, qty) - reservation(inst, side, old_price, old_leaves)
         if grow > 0:
@@ -69,13 +74,15 @@ cdef class Risk:
         # option exposure must still cover its initial margin, unless the order
         # can only reduce a short (with its other open buys in the series, at
         # most the short).
-        if (grow > 0 and ledger.has_options[account] and not self.liquidating
+        if (grow > 0 and (ledger.has_options[account] or perpetual) and not self.liquidating
                 and not (p != NULL and p.bid_open <= -p.pos)
                 and not self.margin.ok(account)):
             ledger.release(account, asset, grow)
             if p != NULL:
                 p.bid_open -= delta
             return INSUFFICIENT_MARGIN
+        if perpetual:
+            ledger.has_options[account] = 1
         return 0
 
     cdef void release(self, const Instrument* inst, const Order* o) noexcept:

@@ -14,9 +14,10 @@ import numpy as np
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
-SNAPSHOT_VERSION = 3
-SUPPORTED_VERSIONS = (1, 2, 3)   # version 1 had no options: its option parts are empty;
-# version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them
+SNAPSHOT_VERSION = 4
+SUPPORTED_VERSIONS = (1, 2, 3, 4)   # version 1 had no options: its option parts are empty;
+# version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
+# version 3 no perpetual series: its funding section is empty
 
 ORDER_DTYPE = np.dtype(
     [
@@ -62,6 +63,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     frozen_accounts: list[int] = []  # accounts frozen by their wallet's exit request, sorted
     bands: list[tuple[int, int, int]] = []  # (instrument, static bps, dynamic bps) where they differ from its spec
     haircuts: list[tuple[int, int]] = []    # (asset, haircut bps) where it differs from its spec
+    funding: bytes = b""      # perpetual series only (funding.pyx write_part): indexes, pools, entries, carries
 
 
 ENCODER = msgspec.msgpack.Encoder()

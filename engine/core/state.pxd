@@ -3,6 +3,7 @@
 from libc.stdint cimport int32_t, int64_t
 
 from engine.core.book cimport Books
+from engine.core.funding cimport Funding
 from engine.core.instrument cimport Instrument
 from engine.core.margin cimport Margin
 from engine.core.risk cimport Risk
@@ -20,11 +21,12 @@ ctypedef struct Parts:
 
 
 # -- queries --
-cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, list assets,
-                          list instruments)
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, list assets, list instruments)
-cdef int check_integrity(const Parts* parts, Books books, Risk risk) except -1
+cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
+                          list assets, list instruments)
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, list assets,
+                    list instruments)
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding) except -1
 
 # -- commands (restore: decode, then hand each part its fields) --
 cdef object decode_snapshot(data)
-cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin) except -1
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding) except -1

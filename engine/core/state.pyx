@@ -4,7 +4,7 @@ state hash and integrity check (EngineParts in parts.pyx calls them).
 Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
-margin rates, risk.pyx the deposit counter and frozen accounts); a snapshot is their outputs put
+margin rates, funding.pyx the funding indexes, pools and position entries, risk.pyx the deposit counter and frozen accounts); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
 
@@ -23,8 +23,8 @@ from engine.core.ledger cimport Ledger
 from engine.core import snapshot as _snap
 
 
-cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, list assets,
-                          list instruments):
+cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
+                          list assets, list instruments):
     """The full state as EngineSnapshot bytes."""
     snap = _snap.EngineSnapshot(
         version=_snap.SNAPSHOT_VERSION,
@@ -43,6 +43,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         frozen_accounts=risk.write_frozen(),
         bands=changed_bands(parts.insts, parts.n_inst, instruments),
         haircuts=risk.ledger.changed_haircuts(assets),
+        funding=funding.write_part(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -60,7 +61,7 @@ cdef object decode_snapshot(data):
     return snap
 
 
-cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin) except -1:
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding) except -1:
     """Hand each part of an engine built from the snapshot's specs its own
     fields; every part checks its values before it writes them."""
     cdef Ledger ledger = risk.ledger
@@ -70,6 +71,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     ledger.read_haircuts([list(row) for row in snap.haircuts])
     accounts = ledger.read_part(snap, parts.max_accounts)
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
+    funding.read_part(snap.funding, accounts)
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
         # Accounts first: resting an order sizes the account lists to its account.
         orders = np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE)
@@ -85,13 +87,14 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     risk.last_deposit_id = snap.last_deposit_id
     risk.read_frozen(list(snap.frozen_accounts))
     try:
-        check_integrity(parts, books, risk)
+        check_integrity(parts, books, risk, funding)
     except AssertionError as err:
         raise ValueError(f"snapshot is inconsistent: {err}") from err
     return 0
 
 
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, list assets, list instruments):
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, list assets,
+                    list instruments):
     """SHA-256 (hex) over the parts' hash words."""
     cdef int32_t i
     cdef list words = [parts.n_inst, parts.next_order_id, parts.last_seq]
@@ -104,6 +107,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, l
         words += [risk.n_frozen, *risk.write_frozen()]
     risk.ledger.hash_words(words)
     margin.hash_words(words)
+    funding.hash_words(words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)
     haircuts = risk.ledger.changed_haircuts(assets)
     if bands or haircuts:
@@ -113,7 +117,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, l
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
 
 
-cdef int check_integrity(const Parts* parts, Books books, Risk risk) except -1:
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding) except -1:
     """Raise AssertionError naming the first broken invariant."""
     cdef int32_t i, slot
     cdef uint8_t side
@@ -122,7 +126,8 @@ cdef int check_integrity(const Parts* parts, Books books, Risk risk) except -1:
     cdef Order* o
     books.check_integrity()
     if parts.risk:
-        risk.ledger.check_integrity()
+        risk.ledger.check_integrity(funding.pools_by_asset(parts.insts))
+        funding.check_integrity()
         risk.check_reservations(books, parts.insts, parts.n_inst)
     for i in range(parts.n_inst):
         inst = &parts.insts[i]

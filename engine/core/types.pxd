@@ -68,6 +68,7 @@ cpdef enum CommandKind:
     FREEZE_ACCOUNT = 13
     SET_BANDS = 14
     SET_HAIRCUT = 15
+    FUND = 20
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -87,6 +88,8 @@ cpdef enum EventKind:
     ACCOUNT_FROZEN = 15
     BANDS_SET = 16
     HAIRCUT_SET = 17
+    FUNDING_SETTLED = 22
+    FUNDED = 23
 
 cpdef enum CancelReason:
     USER = 1
@@ -138,6 +141,9 @@ cpdef enum Reject:
     FEE_ACCOUNT_NOT_FREEZABLE = 37
     INVALID_BAND = 38
     INVALID_HAIRCUT = 39
+    NOT_PERPETUAL = 46
+    INVALID_FUNDING = 47
+    FUNDING_OVERFLOW = 48
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

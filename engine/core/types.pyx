@@ -57,6 +57,9 @@ REJECT_TEXT = {
     Reject.FEE_ACCOUNT_NOT_FREEZABLE: "the fee account cannot be frozen (every fill pays it)",
     Reject.INVALID_BAND: "band widths must be in [0, 10000) bps",
     Reject.INVALID_HAIRCUT: "haircut must be in [0, 10000] bps",
+    Reject.NOT_PERPETUAL: "instrument is not a perpetual option series",
+    Reject.INVALID_FUNDING: "funding needs 0 <= payoff <= mark <= the series' max price (price units)",
+    Reject.FUNDING_OVERFLOW: "funding step would take the series' funding index past its 2**62 limit",
 }
 
 CANCEL_TEXT = {

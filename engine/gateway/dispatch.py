@@ -44,6 +44,7 @@ from engine.schemas import (
     SetState,
     SkipDeposit,
 )
+from engine.schemas_perpetual import Fund
 
 
 class Rule(Enum):
@@ -141,6 +142,11 @@ def _set_haircut(batch: Batch, session: Session, req: SetHaircut, _account: None
     batch.command(session, req.request_id, CommandKind.SET_HAIRCUT, asset=req.asset, price=req.haircut_bps)
 
 
+def _fund(batch: Batch, session: Session, req: Fund, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.FUND, instrument=req.instrument, price=req.mark,
+                  qty=req.payoff)
+
+
 ROUTES: dict[type, Route] = {
     NewOrder: Route(Rule.ACCOUNT, _new_order),
     Cancel: Route(Rule.ACCOUNT, _cancel),
@@ -157,6 +163,7 @@ ROUTES: dict[type, Route] = {
     FreezeAccount: Route(Rule.OPERATOR, _freeze_account),
     SetBands: Route(Rule.OPERATOR, _set_bands),
     SetHaircut: Route(Rule.OPERATOR, _set_haircut),
+    Fund: Route(Rule.OPERATOR, _fund),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),
     GetBook: Route(Rule.ANYONE),

@@ -158,6 +158,7 @@ class Queries:
         for iid, spec in enumerate(engine.instruments):
             state, reference, last_trade = engine.instrument_state(iid)
             terms = {name: getattr(spec.option, name) if spec.option else "" for name in _OPTION_TERMS}
+            terms["funding_period_s"] = spec.option.funding_period_s if spec.option else 0
             infos.append(from_core(InstrumentInfo, spec, instrument=iid, state=state, reference=reference,
                                    last_trade=last_trade, **terms))
         assets = [from_core(AssetInfo, asset, asset=aid) for aid, asset in enumerate(engine.assets)]

@@ -5,7 +5,7 @@ pre-trade risk" for collateral, "Options" for the rest)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from engine.assets import AssetSpec
@@ -66,30 +66,41 @@ def collateral_value(assets: Sequence[AssetSpec], amounts: Sequence[int], prices
     return min(total, VALUE_LIMIT)
 
 
-def initial_requirement(exposures: Mapping[int, Exposure], margins: Margins) -> int:
+def initial_requirement(exposures: Mapping[int, Exposure], margins: Margins,
+                        perpetual: Collection[int] = (), unpaid: int = 0) -> int:
     """Sum over series of ``initial x max(0, open_sells - position)``: the short
     the account would hold if every open sell filled. Long options give no
-    credit. Saturates at the int64 maximum."""
-    total = sum(margins[i][0] * max(0, e.open_sells - e.position) for i, e in exposures.items())
+    credit. In a ``perpetual`` series (longs pay funding) the exposure is the
+    larger of that short and the long ``open_buys + position``; ``unpaid`` is
+    the USD value of funding the account could not pay
+    (engine.reference.funding.unpaid_value). Saturates at the int64 maximum."""
+    total = unpaid + sum(margins[i][0] * max(0, e.open_sells - e.position,
+                                             e.open_buys + e.position if i in perpetual else 0)
+                         for i, e in exposures.items())
     return min(total, _INT64_MAX)
 
 
-def maintenance_requirement(exposures: Mapping[int, Exposure], margins: Margins) -> int:
-    """Sum over series of ``maintenance x max(0, -position)``: the current short.
-    Saturates at the int64 maximum."""
-    total = sum(margins[i][1] * max(0, -e.position) for i, e in exposures.items())
+def maintenance_requirement(exposures: Mapping[int, Exposure], margins: Margins,
+                            perpetual: Collection[int] = (), unpaid: int = 0) -> int:
+    """Sum over series of ``maintenance x max(0, -position)``: the current short;
+    in a ``perpetual`` series ``maintenance x |position|``; plus ``unpaid`` as
+    in ``initial_requirement``. Saturates at the int64 maximum."""
+    total = unpaid + sum(margins[i][1] * (abs(e.position) if i in perpetual else max(0, -e.position))
+                         for i, e in exposures.items())
     return min(total, _INT64_MAX)
 
 
 def margin_state(assets: Sequence[AssetSpec], balances: Sequence[tuple[int, int]],
-                 exposures: Mapping[int, Exposure], prices: Sequence[int], margins: Margins) -> MarginState:
+                 exposures: Mapping[int, Exposure], prices: Sequence[int], margins: Margins,
+                 perpetual: Collection[int] = (), unpaid: int = 0) -> MarginState:
     """An account's MarginState from its definition: ``balances`` are
     (total, reserved) per asset; collateral counts totals, free collateral
     ``total - reserved`` (reserved amounts are committed to orders)."""
     totals = [total for total, _ in balances]
     free = [total - reserved for total, reserved in balances]
     return MarginState(collateral_value(assets, totals, prices), collateral_value(assets, free, prices),
-                       initial_requirement(exposures, margins), maintenance_requirement(exposures, margins))
+                       initial_requirement(exposures, margins, perpetual, unpaid),
+                       maintenance_requirement(exposures, margins, perpetual, unpaid))
 
 
 def initial_met(state: MarginState) -> bool:

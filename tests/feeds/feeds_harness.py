@@ -24,6 +24,7 @@ from engine.schemas import (
     StateChanged,
 )
 from engine.keys import generate
+from engine.schemas_perpetual import Funded
 from settlement.accounts import dev_private_key
 from settlement.chain import ChainClient, fund_dev_account
 from settlement.vault import load_artifact
@@ -133,6 +134,10 @@ class RecordingClient:
         self.sent.append(("state", instrument, state))
         self.states[instrument] = state
         return StateChanged(0, 0, 0, instrument, state)
+
+    def fund(self, instrument: int, mark: int, payoff: int):
+        self.sent.append(("fund", instrument, mark, payoff))
+        return Funded(0, 0, 0, instrument, mark, payoff)
 
     def set_bands(self, instrument: int, static_bps: int, dynamic_bps: int):
         self.sent.append(("bands", instrument, static_bps, dynamic_bps))
