@@ -51,8 +51,8 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// Forced exit (as StarkEx forced withdrawals and dYdX v3): a wallet calls `requestExit`; the
 /// operator must serve it within `exitWindow` by naming the wallet in `served` of a batch that
 /// settles everything the wallet traded (off chain its account is frozen first, so nothing of it
-/// is left to settle). A served wallet withdraws its whole balance with `escape`; no batch may
-/// touch it again. If a request is not served in time, anyone may `freezeVault`: no batch ever
+/// is left to settle). A served wallet withdraws its whole balance with `escape` once the batches
+/// that changed it are final; no batch may touch it again. If a request is not served in time, anyone may `freezeVault`: no batch ever
 /// settles again and every wallet leaves with its last settled balance. No wallet can escape
 /// while the operator is live and settling, so none can race a pending batch.
 ///

@@ -103,8 +103,7 @@ def test_a_pause_pays_everyone_the_end_of_the_epoch_two_before_and_the_vault_end
     for account in ACCOUNTS:
         for asset in (AAPLX, USDC, WETH):
             settled, claimable = unchallenged.get((account, asset), (0, 0))
-            assert venue.vault.contract.functions.escapeBalanceOf(
-                venue.book.wallet(account), asset).call() == [settled + claimable, 0]
+            assert venue.vault.escape_balance(venue.book.wallet(account), asset) == (settled + claimable, 0)
 
     venue.client(3).transact(vault.requestExit())   # never served while paused
     advance_time(venue.w3, EXIT_WINDOW)
@@ -130,5 +129,5 @@ def test_a_false_alarm_can_be_undone_while_no_escape_took_the_paused_state(venue
     venue.client(GUARDIAN_KEY).transact(vault.unpause())
     advance_time(venue.w3, 2 * CHALLENGE_WINDOW)
     after = expected_ledger(make_fills(FILLS))
-    assert vault.escapeBalanceOf(venue.book.wallet(1), USDC).call() == [after[(1, USDC)][0], 0]
+    assert venue.vault.escape_balance(venue.book.wallet(1), USDC) == (after[(1, USDC)][0], 0)
     venue.settle(venue.build(second_fills()))
