@@ -39,10 +39,11 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// published and have the guardian pause. Before the first change of a slot in epoch e, its
 /// balances (those at the end of epoch e - 1) are copied to checkpoint e % 2, so the two
 /// checkpoints keep the balances at the end of the two epochs before the last change's
-/// (one write a slot an epoch), and the state at the end of any epoch not yet final stays known. A guardian pause fixes the last unchallenged state: the end of the
-/// epoch two before the pause's. From then on claims pay only final withdrawals and escapes
-/// pay every wallet its balance at that one moment, so the vault never pays more than it
-/// holds and a challenged batch pays no one.
+/// (one write a slot an epoch), and the state at the end of any epoch not yet final stays
+/// known. A guardian pause fixes the last unchallenged state: the end of the epoch two before
+/// the pause's. From then on claims pay only final withdrawals and escapes pay every wallet
+/// its balance at that one moment, so the vault never pays more than it holds and a
+/// challenged batch pays no one.
 ///
 /// Batches chain: batchHash = keccak256(abi.encode(prevBatchHash, batchId, fillsRoot,
 /// keccak256(abi.encodePacked(deltas)), keccak256(abi.encodePacked(withdrawals)),
@@ -51,9 +52,10 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// Forced exit (as StarkEx forced withdrawals and dYdX v3): a wallet calls `requestExit`; the
 /// operator must serve it within `exitWindow` by naming the wallet in `served` of a batch that
 /// settles everything the wallet traded (off chain its account is frozen first, so nothing of it
-/// is left to settle). A served wallet withdraws its whole balance with `escape` once the batches
-/// that changed it are final; no batch may touch it again. If a request is not served in time, anyone may `freezeVault`: no batch ever
-/// settles again and every wallet leaves with its last settled balance. No wallet can escape
+/// is left to settle). A served wallet withdraws its whole balance with `escape` once the
+/// batches that changed it are final; no batch may touch it again. If a request is not served
+/// in time, anyone may `freezeVault`: no batch ever settles again and every wallet leaves with
+/// its last settled balance. No wallet can escape
 /// while the operator is live and settling, so none can race a pending batch.
 ///
 /// Fills are committed by `fillsRoot`, the root of an OpenZeppelin StandardMerkleTree over
@@ -69,7 +71,8 @@ contract SettlementVault is AccessControl, Pausable, ReentrancyGuard {
     uint256 private constant LANES = 3; // assets per balance slot
     uint256 private constant LANE_MASK = type(uint64).max;
     uint256 private constant BALANCES_MASK = (uint256(1) << 192) - 1;
-    uint256 private constant TAG_SHIFT = 192; // tag = epoch of the last change * 2 + (no change in the epoch before)
+    /// @dev A slot's top 64 bits: epoch of its last change * 2 + (1 if the epoch before saw none).
+    uint256 private constant TAG_SHIFT = 192;
     /// @dev Transient slots of the per-asset sums of a batch's deltas: SUMS + assetId holds
     /// SUM_ZERO + sum once the asset was seen (0 means not seen yet), SEEN + k the k-th asset seen.
     uint256 private constant SUMS = uint256(keccak256("SettlementVault.deltaSums"));
