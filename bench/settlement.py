@@ -1,10 +1,26 @@
 """``python -m bench settlement [--json PATH] [--quick]`` (also ``python -m bench.settlement``).
 
 Measures the settlement side: netting throughput (1,000,000 fills over 10,000 accounts), the
-StandardMerkleTree build for 1,000,000 fills, and on anvil the gas per batch and per settled
-fill for batches of 100, 1,000 and 10,000 fills over 10, 100 and 1,000 accounts. The JSON
-holds flat keys: netting_fills_per_s, merkle_build_s_1m, gas_per_fill_F_A, gas_per_batch_F_A,
-deltas_F_A.
+StandardMerkleTree build for 1,000,000 fills, and on anvil the gas of settling batches of 100,
+1,000 and 10,000 fills over 10, 100 and 1,000 accounts, with a one-hour challenge window.
+
+After funding, every balance slot is changed once more in each of the next two epochs, so
+every slot has both its checkpoints, as in a venue that has run for a while. Each size then settles two batches in a
+fresh epoch: the first changes every balance slot it touches for the first time in the epoch
+(its balances go to the checkpoints: once an hour per slot in a running venue), the second is
+the steady state of a venue that settles many batches an epoch (a slot it touches that the
+first did not is checkpointed there: sparse batches pay that on most slots). The gas of a settle
+transaction splits exactly into the intrinsic 21,000, the calldata (EIP-2028: 16 gas a
+non-zero byte, 4 a zero byte of the transaction's input) and execution (the rest: storage,
+hashing, the loop; net of refunds). Anvil runs the Cancun rules, where that split is what the
+transaction pays; from Prague on, EIP-7623 raises calldata-heavy transactions to a floor of
+10 gas a calldata token, reported beside it. The calldata is split again into the published
+fills (`fills`, 84 bytes a fill) and the rest (header, deltas, withdrawals).
+
+The JSON holds flat keys: netting_fills_per_s, merkle_build_s_1m, and per F fills over A
+accounts: deltas_F_A, gas_per_batch_F_A (steady), gas_per_fill_F_A, exec_per_fill_F_A,
+exec_first_per_fill_F_A (the epoch's first batch), fills_calldata_per_fill_F_A,
+other_calldata_per_fill_F_A, floor_per_fill_F_A (EIP-7623 floor).
 """
 
 from __future__ import annotations
@@ -25,7 +41,7 @@ from settlement.chain import ChainClient, connect, fund_dev_account
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hashes_of_encoded
 from settlement.netting import net_fills
 from settlement.records import SETTLEMENT_FILL_DTYPE, WITHDRAWAL_DTYPE
-from settlement.vault import TEST_ASSETS, Vault, deploy, revert_decoder
+from settlement.vault import CHALLENGE_WINDOW, TEST_ASSETS, Vault, deploy, revert_decoder
 
 QUOTE = 5  # USDC
 BASES = (1, 2, 3, 4, 6, 7)  # AAPLX, AMZNX, TSLA.M, NVDA.M, WBTC, WETH
@@ -33,6 +49,7 @@ FUNDING = 10**15  # ledger units of every asset per account before measuring
 TREASURY_KEY, OPERATOR_KEY = -10, -11
 FUNDING_DELTAS_PER_BATCH = 600
 ANVIL_GAS_LIMIT = 1_000_000_000  # room for the largest batches; the report flags those over 30M
+INTRINSIC_GAS = 21_000
 
 
 def synthetic_fills(n: int, accounts: int, seed: int = 1) -> np.ndarray:
@@ -72,61 +89,112 @@ def measure_merkle(n: int, accounts: int) -> float:
 
 
 def measure_gas(sizes: list[int], account_counts: list[int], log) -> dict[str, float]:
-    """Gas of settling one batch of F fills over A accounts on anvil, for every (F, A)."""
+    """Gas of settling batches of F fills over A accounts on anvil, for every (F, A): the
+    first batch of an epoch and the steady state, split into execution and calldata."""
     results: dict[str, float] = {}
-    with Anvil(["--gas-limit", str(ANVIL_GAS_LIMIT)]) as node:
+    with Anvil(["--gas-limit", str(ANVIL_GAS_LIMIT), "--hardfork", "cancun", "--no-request-size-limit"]) as node:
         w3 = connect(node.url)
         for accounts in account_counts:
             vault, operator, book = _funded_venue(w3, accounts)
+            for _ in range(2):   # both checkpoints of every slot written, as in a running venue
+                _start_epoch(node, w3)
+                _fund(vault, operator, book, accounts, 1)
             for n in sizes:
-                batch_id, last_hash = vault.last_batch()
-                batch = build_batch(batch_id + 1, last_hash, synthetic_fills(n, accounts, seed=n + accounts),
-                                    np.zeros(0, dtype=WITHDRAWAL_DTYPE), book)
-                receipt = operator.transact(vault.contract.functions.settle(*batch.settle_args()))
-                gas = receipt["gasUsed"]
-                results[f"gas_per_batch_{n}_{accounts}"] = gas
-                results[f"gas_per_fill_{n}_{accounts}"] = round(gas / n, 1)
-                results[f"deltas_{n}_{accounts}"] = len(batch.deltas)
-                log(f"gas: {n} fills over {accounts} accounts: {len(batch.deltas)} deltas, {gas:,} gas, "
-                    f"{gas / n:,.1f} per fill")
+                _start_epoch(node, w3)
+                first = _settle_measured(vault, operator, book, n, accounts, seed=2 * (n + accounts))
+                steady = _settle_measured(vault, operator, book, n, accounts, seed=2 * (n + accounts) + 1)
+                key = f"{n}_{accounts}"
+                results[f"deltas_{key}"] = steady["deltas"]
+                results[f"gas_per_batch_{key}"] = steady["gas"]
+                results[f"gas_per_fill_{key}"] = round(steady["gas"] / n, 1)
+                results[f"exec_per_fill_{key}"] = round(steady["execution"] / n, 1)
+                results[f"exec_first_per_fill_{key}"] = round(first["execution"] / n, 1)
+                results[f"fills_calldata_per_fill_{key}"] = round(steady["fills_calldata"] / n, 1)
+                results[f"other_calldata_per_fill_{key}"] = round(steady["other_calldata"] / n, 1)
+                results[f"floor_per_fill_{key}"] = round(steady["floor"] / n, 1)
+                log(f"gas: {n} fills over {accounts} accounts: {steady['deltas']} deltas, {steady['gas']:,} gas, "
+                    f"execution {steady['execution'] / n:,.1f} a fill ({first['execution'] / n:,.1f} first in "
+                    f"its epoch), published fills {steady['fills_calldata'] / n:,.1f} a fill")
     return results
+
+
+def calldata_gas(data: bytes) -> int:
+    """EIP-2028 calldata gas: 16 a non-zero byte, 4 a zero byte."""
+    zeros = data.count(0)
+    return 4 * zeros + 16 * (len(data) - zeros)
+
+
+def calldata_tokens(data: bytes) -> int:
+    """EIP-7623 calldata tokens: 1 a zero byte, 4 a non-zero byte."""
+    zeros = data.count(0)
+    return zeros + 4 * (len(data) - zeros)
+
+
+def _settle_measured(vault: Vault, operator: ChainClient, book: AddressBook, n: int, accounts: int,
+                     seed: int) -> dict[str, int]:
+    """Settle the next batch of `n` synthetic fills; its gas, split."""
+    batch_id, last_hash = vault.last_batch()
+    batch = build_batch(batch_id + 1, last_hash, synthetic_fills(n, accounts, seed=seed),
+                        np.zeros(0, dtype=WITHDRAWAL_DTYPE), book)
+    args = batch.settle_args()
+    receipt = operator.transact(vault.contract.functions.settle(*args))
+    data = bytes.fromhex(vault.contract.encode_abi("settle", args=args)[2:])
+    without_fills = bytes.fromhex(vault.contract.encode_abi("settle", args=(*args[:3], b""))[2:])
+    calldata = calldata_gas(data)
+    return {"deltas": len(batch.deltas), "gas": receipt["gasUsed"],
+            "execution": receipt["gasUsed"] - INTRINSIC_GAS - calldata,
+            "fills_calldata": calldata - calldata_gas(without_fills),
+            "other_calldata": calldata_gas(without_fills),
+            "floor": INTRINSIC_GAS + 10 * calldata_tokens(data)}
+
+
+def _start_epoch(node: Anvil, w3) -> None:
+    """Mine the next block at the start of the vault's next epoch (one second in), so the
+    batches after it share an epoch for the next hour."""
+    now = w3.eth.get_block("latest")["timestamp"]
+    node.rpc("evm_setNextBlockTimestamp", [(now // CHALLENGE_WINDOW + 1) * CHALLENGE_WINDOW + 1])
+    node.rpc("evm_mine")
 
 
 def _funded_venue(w3, accounts: int) -> tuple[Vault, ChainClient, AddressBook]:
     """A fresh vault where accounts 0..`accounts` hold FUNDING of every asset (moved from a
-    treasury wallet's deposits by funding batches)."""
+    treasury wallet's deposits, account `accounts` + 1 of the returned book, by funding batches)."""
     treasury = ChainClient(w3, dev_private_key(TREASURY_KEY), decoder=revert_decoder())
     operator = ChainClient(w3, dev_private_key(OPERATOR_KEY), decoder=revert_decoder())
     for client in (treasury, operator):
         fund_dev_account(w3, client.address, 10**22)
-    deployment = deploy(treasury, operator=operator.address, guardian=treasury.address, exit_window=10**9, challenge_window=0)
+    deployment = deploy(treasury, operator=operator.address, guardian=treasury.address, exit_window=10**9)
     vault = Vault(w3, deployment.vault)
-    total = FUNDING * (accounts + 1)
+    total = 2 * FUNDING * (accounts + 1)
     for asset_id, spec in TEST_ASSETS.items():
         amount = spec.to_chain(total)
         token = vault.token(deployment.assets[asset_id]["token"])
         treasury.transact(token.functions.mint(treasury.address, amount))
         treasury.transact(token.functions.approve(vault.address, amount))
         treasury.transact(vault.contract.functions.deposit(asset_id, amount))
-    book = synthetic_book(accounts)
-    treasury_account = accounts + 1
-    funding_book = AddressBook({**dict(book.items()), treasury_account: treasury.address})
-    grants = [(a, asset) for a in range(accounts + 1) for asset in TEST_ASSETS]
-    for start in range(0, len(grants), FUNDING_DELTAS_PER_BATCH):
-        deltas = _funding_deltas(grants[start:start + FUNDING_DELTAS_PER_BATCH], treasury_account, funding_book)
-        batch_id, last_hash = vault.last_batch()
-        operator.transact(vault.contract.functions.settle(batch_id + 1, last_hash, EMPTY_ROOT, deltas, []))
+    book = AddressBook({**dict(synthetic_book(accounts).items()), accounts + 1: treasury.address})
+    _fund(vault, operator, book, accounts, FUNDING)
     return vault, operator, book
 
 
-def _funding_deltas(grants: list[tuple[int, int]], treasury_account: int, book: AddressBook) -> list[int]:
-    """Words moving FUNDING from the treasury to each (account, asset) of `grants`."""
+def _fund(vault: Vault, operator: ChainClient, book: AddressBook, accounts: int, amount: int) -> None:
+    """Move `amount` of every asset from the treasury (account `accounts` + 1) to each of the
+    accounts 0..`accounts`, in batches of FUNDING_DELTAS_PER_BATCH."""
+    grants = [(a, asset) for a in range(accounts + 1) for asset in TEST_ASSETS]
+    for start in range(0, len(grants), FUNDING_DELTAS_PER_BATCH):
+        deltas = _funding_deltas(grants[start:start + FUNDING_DELTAS_PER_BATCH], accounts + 1, book, amount)
+        batch_id, last_hash = vault.last_batch()
+        operator.transact(vault.contract.functions.settle((batch_id + 1, last_hash, EMPTY_ROOT, []), deltas, [], b""))
+
+
+def _funding_deltas(grants: list[tuple[int, int]], treasury_account: int, book: AddressBook, amount: int) -> list[int]:
+    """Words moving `amount` from the treasury to each (account, asset) of `grants`."""
     assets = [asset for _, asset in grants]
     accounts = [account for account, _ in grants]
     counts = {asset: assets.count(asset) for asset in set(assets)}
     assets += list(counts)
     accounts += [treasury_account] * len(counts)
-    amounts = [FUNDING] * len(grants) + [-FUNDING * counts[asset] for asset in counts]
+    amounts = [amount] * len(grants) + [-amount * counts[asset] for asset in counts]
     return list(entry_words(np.array(assets), book.wallet_ints(np.array(accounts)), np.array(amounts)))
 
 
@@ -152,14 +220,17 @@ def run(quick: bool, log) -> dict[str, float]:
 
 
 def table(results: dict[str, float]) -> str:
-    """The gas-per-fill grid (rows: fills per batch, columns: accounts)."""
-    sizes = sorted({int(k.split("_")[3]) for k in results if k.startswith("gas_per_fill_")})
-    accounts = sorted({int(k.split("_")[4]) for k in results if k.startswith("gas_per_fill_")})
-    lines = ["gas per settled fill (gas per batch)", "fills \\ accounts " + "".join(f"{a:>24}" for a in accounts)]
-    for n in sizes:
-        cells = "".join(f"{results[f'gas_per_fill_{n}_{a}']:>10,.0f} ({results[f'gas_per_batch_{n}_{a}']:>11,})"
-                        for a in accounts)
-        lines.append(f"{n:>17}{cells}")
+    """One row per (fills, accounts): execution and calldata gas per settled fill, per batch."""
+    keys = sorted((int(k.split("_")[3]), int(k.split("_")[4])) for k in results if k.startswith("gas_per_fill_"))
+    lines = ["gas per settled fill (steady state unless said; calldata EIP-2028; floor: EIP-7623 from Prague)",
+             f"{'fills':>7}{'accounts':>9}{'deltas':>8}{'execution':>11}{'first in epoch':>16}"
+             f"{'fills calldata':>16}{'other calldata':>16}{'total':>8}{'floor':>8}{'gas per batch':>15}"]
+    for n, a in keys:
+        key = f"{n}_{a}"
+        lines.append(f"{n:>7,}{a:>9,}{results[f'deltas_{key}']:>8,}{results[f'exec_per_fill_{key}']:>11,.0f}"
+                     f"{results[f'exec_first_per_fill_{key}']:>16,.0f}{results[f'fills_calldata_per_fill_{key}']:>16,.0f}"
+                     f"{results[f'other_calldata_per_fill_{key}']:>16,.0f}{results[f'gas_per_fill_{key}']:>8,.0f}"
+                     f"{results[f'floor_per_fill_{key}']:>8,.0f}{results[f'gas_per_batch_{key}']:>15,}")
     over = [k for k, v in results.items() if k.startswith("gas_per_batch_") and v > 30_000_000]
     if over:
         lines.append("over a 30M-gas block (split such batches): " + ", ".join(k[len("gas_per_batch_"):] for k in over))

@@ -89,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--exit-window", type=int, default=7 * 24 * 3600,
                      help="seconds the operator has to serve an exit request before the vault may freeze (default 7 d)")
     sub.add_argument("--challenge-window", type=int, default=3600,
-                     help="seconds a withdrawal waits before it is claimable: the watchtowers' time (default 1 h)")
+                     help="the vault's epoch: a batch is final, its withdrawals claimable, from the start of the "
+                          "second epoch after its own (1 to 2 windows; default 1 h)")
     sub.add_argument("--share-asset", type=int, action="append", default=[], metavar="ID",
                      help="give asset ID a rebasing test token (MockRebasingToken), listed in shares (repeatable)")
 

@@ -5,7 +5,8 @@ cannot be read: that is a mismatch too); with the guardian's key, pause the vaul
 A batch's fills are in the calldata of its settle transaction (settlement/batch.py
 `publish_fills`). The recomputation uses the job's own code: `read_published_fills` ->
 `net_fills` (netting.py) -> `entry_words`, and `fills_tree` (merkle.py's StandardMerkleTree). A pause
-during the vault's challenge window stops the claims of the challenged batch; exits stay open.
+during the vault's challenge window stops the claims of the challenged batch; exits stay open and
+pay the last unchallenged state (the vault's doc comment).
 """
 
 from __future__ import annotations

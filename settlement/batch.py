@@ -94,10 +94,11 @@ def fills_tree(fills: np.ndarray, book: AddressBook) -> StandardMerkleTree | Non
 
 
 def entry_words(assets: np.ndarray, wallets: list[int], amounts: np.ndarray) -> tuple[int, ...]:
-    """Packed words (asset << 240 | wallet << 80 | uint64(amount)) of the non-zero amounts,
-    sorted by (asset, wallet) as the vault requires."""
+    """Packed words (wallet << 80 | asset << 64 | uint64(amount)) of the non-zero amounts,
+    sorted by (wallet, asset) as the vault requires: each wallet's entries are contiguous, so
+    the vault reads and writes its state and packed balance slots once per batch."""
     words = [
-        (asset << 240) | (wallet << 80) | (amount & _AMOUNT_MASK)
+        (wallet << 80) | (asset << 64) | (amount & _AMOUNT_MASK)
         for asset, wallet, amount in zip(assets.tolist(), wallets, amounts.tolist(), strict=True)
         if amount != 0
     ]

@@ -5,7 +5,7 @@ The protocol (the vault's doc comment): a wallet calls `requestExit`; once the r
 final, the watcher freezes its account in the engine (orders cancelled, new orders and
 withdrawals refused), which leaves nothing of it to settle after the freeze; the next batch
 that settles every record up to the freeze names the wallet in `served`; the wallet then takes
-its whole balance with `escape`. A request the operator does not serve within the vault's
+its whole balance with `escape` once that batch is final. A request the operator does not serve within the vault's
 `exitWindow` lets anyone freeze the whole vault.
 
 The engine is the truth for what is frozen (a freeze is idempotent: ACCOUNT_IS_FROZEN means

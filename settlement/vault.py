@@ -128,6 +128,12 @@ class Vault:
         settled, claimable = self.contract.functions.balanceOf(wallet, asset_id).call()
         return settled, claimable
 
+    def escape_balance(self, wallet: str, asset_id: int) -> tuple[int, int]:
+        """(what `escape` would pay `wallet` in ledger units now, the time from which that is
+        final or 0): while paused, the last unchallenged state."""
+        amount, final_at = self.contract.functions.escapeBalanceOf(wallet, asset_id).call()
+        return int(amount), int(final_at)
+
     def wallet_state(self, wallet: str, block: int | str = "latest") -> tuple[int, bool]:
         """(exit request time or 0, whether its exit was served or it escaped)."""
         requested_at, exited = self.contract.functions.walletState(wallet).call(block_identifier=block)

@@ -10,7 +10,6 @@ import pytest
 from settlement_helpers import (
     CHALLENGE_WINDOW,
     GUARDIAN_KEY,
-    INITIAL,
     USDC,
     advance_time,
     make_fills,
@@ -39,16 +38,19 @@ def test_honest_batches_match_their_published_fills(venue):
     assert tower.poll() == []
 
 
-def drain(venue, thief: str, published: bytes) -> None:
-    """The stolen operator key moves the victim's USDC to the thief and withdraws it."""
+def drain(venue, thief: str, published: bytes, served: tuple[str, ...] = ()) -> int:
+    """The stolen operator key moves the victim's whole USDC balance to the thief and withdraws
+    it, serving the exit requests of `served`; the amount stolen."""
+    stolen = venue.vault.balance(venue.book.wallet(VICTIM), USDC)[0]
     victim = venue.book.wallet_ints(np.array([VICTIM]))[0]
     wallets = sorted([victim, int(thief, 16)])
-    amounts = np.array([INITIAL[USDC] if w == int(thief, 16) else -INITIAL[USDC] for w in wallets])
+    amounts = np.array([stolen if w == int(thief, 16) else -stolen for w in wallets])
     deltas = entry_words(np.array([USDC, USDC]), wallets, amounts)
-    withdrawals = entry_words(np.array([USDC]), [int(thief, 16)], np.array([INITIAL[USDC]]))
+    withdrawals = entry_words(np.array([USDC]), [int(thief, 16)], np.array([stolen]))
     batch_id, last_hash = venue.vault.last_batch()
     venue.operator.transact(venue.vault.contract.functions.settle(
-        (batch_id + 1, last_hash, EMPTY_ROOT, []), list(deltas), list(withdrawals), published))
+        (batch_id + 1, last_hash, EMPTY_ROOT, list(served)), list(deltas), list(withdrawals), published))
+    return stolen
 
 
 @pytest.mark.parametrize("published", ["empty fills", "unreadable"])

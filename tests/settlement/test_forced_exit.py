@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from settlement_helpers import AAPLX, EXIT_WINDOW, USDC, advance_time, make_job, settle_all
+from settlement_helpers import AAPLX, CHALLENGE_WINDOW, EXIT_WINDOW, USDC, advance_time, make_job, settle_all
 from test_deposit_watcher import chain_ledger, engine_for, engine_ledger
 
 from engine.core.records import COMMAND_DTYPE
@@ -100,6 +100,7 @@ def test_request_exit_keep_trading_and_escape_against_a_pending_batch_fails(venu
     assert venue.vault.wallet_state(attacker.address)[1] is True
     assert chain_ledger(venue) == engine_ledger(exchange.engine)   # the pending fills settled first
     owed = {asset: venue.vault.balance(attacker.address, asset)[0] for asset in (USDC, AAPLX)}
+    advance_time(venue.w3, 2 * CHALLENGE_WINDOW)   # escapes pay final balances
     attacker.transact(vault.escape([USDC, AAPLX]))
     for asset, amount in owed.items():
         assert amount == exchange.engine.balances(ATTACKER)[asset][0]

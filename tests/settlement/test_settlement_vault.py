@@ -108,8 +108,12 @@ def test_entries_must_be_sorted_well_formed_and_listed(venue):
     ordered = list(entry_words(np.array([USDC, USDC]), wallets, np.array([5, -5])))
     with reverts("UnsortedDeltas(index=1)"):
         venue.operator.prepare(settle((1, bytes(32), bytes(32), []), ordered[::-1], [], b""))
+    with reverts("UnsortedDeltas(index=1)"):   # one (wallet, asset) twice
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), [ordered[0], ordered[0], ordered[1]], [], b""))
     with reverts("MalformedEntry(index=0)"):
-        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), [ordered[0] | (1 << 64), ordered[1]], [], b""))
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), [ordered[0] | (1 << 250), ordered[1]], [], b""))
+    with reverts("MalformedEntry(index=0)"):
+        venue.operator.prepare(settle((1, bytes(32), bytes(32), []), [], [ordered[0] | (1 << 240)], b""))
     unlisted = list(entry_words(np.array([9, 9]), wallets, np.array([5, -5])))
     with reverts("UnknownAsset(assetId=9)"):
         venue.operator.prepare(settle((1, bytes(32), bytes(32), []), unlisted, [], b""))
@@ -142,6 +146,9 @@ def test_withdrawal_becomes_claimable_and_claim_pulls_tokens(venue):
     token = venue.token(USDC)
     before = token.functions.balanceOf(user.address).call()
     with reverts("ClaimNotYet"):   # the watchtowers' challenge window
+        user.prepare(venue.vault.contract.functions.claim(USDC))
+    advance_time(venue.w3, CHALLENGE_WINDOW)   # the next epoch: a batch is final from the one after
+    with reverts("ClaimNotYet"):
         user.prepare(venue.vault.contract.functions.claim(USDC))
     advance_time(venue.w3, CHALLENGE_WINDOW)
     user.transact(venue.vault.contract.functions.claim(USDC))
@@ -194,6 +201,9 @@ def test_exit_request_is_served_by_a_batch_then_the_wallet_takes_everything(venu
     assert (served["wallet"], served["batchId"]) == (user.address, 1)
     settled = venue.vault.balance(user.address, USDC)[0]
     assert settled == expected_ledger(make_fills(FILLS))[(3, USDC)][0]   # its last fill settled first
+    with reverts(f"EscapeNotYet(wallet={user.address.lower()}, assetId={USDC}"):   # the batch can be challenged
+        user.prepare(vault.escape([USDC, AAPLX]))
+    advance_time(venue.w3, 2 * CHALLENGE_WINDOW)
     user.transact(vault.escape([USDC, AAPLX]))
     assert venue.token(USDC).functions.balanceOf(user.address).call() == settled * venue.scale(USDC)
     assert venue.vault.balance(user.address, USDC) == (0, 0)
