@@ -12,11 +12,14 @@ ctypedef struct Balance:
 # One (account, option series) position: signed contracts held (in quantity
 # units; negative = short), the leaves of the account's open sell orders in
 # the series (they may still add to a short) and of its open buys (a buy is
-# exempt from the margin check while all of them stay within the short).
+# exempt from the margin check while all of them stay within the short), and
+# the part of its call exposure covered by underlying it holds locked
+# (expiry.pyx: at most max(ask_open - pos, 0); margin.pyx does not margin it).
 ctypedef struct Position:
     int64_t pos
     int64_t ask_open
     int64_t bid_open
+    int64_t covered
 
 
 cdef class Ledger:

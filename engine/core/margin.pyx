@@ -104,19 +104,23 @@ cdef class Margin:
     cdef int64_t requirement(self, int64_t account, bint initial) noexcept:
         """Margin in USD x 1e8 over the account's option series: initial covers
         the short it would hold if all its open sells filled (ask_open - pos),
-        maintenance its current short (-pos). Saturates at INT64_MAX."""
+        maintenance its current short (-pos), each less its covered part.
+        Saturates at INT64_MAX."""
         cdef int128_t total = 0
         cdef int128_t exposure
         cdef int32_t s
         cdef const Position* p
         for s in range(self.ledger.n_series):
             p = self.ledger.position(account, s)
+            # The covered part of a call exposure is backed by locked underlying.
             if initial:
-                exposure = <int128_t>p.ask_open - p.pos
+                exposure = <int128_t>p.ask_open - p.pos - p.covered
                 if exposure > 0:
                     total += exposure * self.initial[s]
             elif p.pos < 0:
-                total += -(<int128_t>p.pos) * self.maintenance[s]
+                exposure = -(<int128_t>p.pos) - p.covered
+                if exposure > 0:
+                    total += exposure * self.maintenance[s]
         return <int64_t>(total if total < INT64_MAX else INT64_MAX)
 
     cdef bint ok(self, int64_t account) noexcept:
@@ -206,6 +210,17 @@ cdef class Margin:
         plan.price = 0
         plan.want = 0
         plan.need = 0
+        return plan
+
+    cdef Liquidation payment_plan(self, int64_t account, int32_t instrument, int64_t need) noexcept:
+        """A plan that only sells the account's other assets on spot books quoted
+        in ``instrument``'s premium asset until ``need`` of it is free (an expiring
+        short's payment, expiry.pyx); it buys nothing back."""
+        cdef Liquidation plan = self.plan(account)
+        plan.series = self.ledger.n_series
+        plan.spot = 0
+        plan.instrument = instrument
+        plan.need = need
         return plan
 
     cdef bint next_order(self, Liquidation* plan, const Instrument* insts, int32_t n_inst,

@@ -4,6 +4,7 @@
 from libc.stdint cimport int32_t, int64_t
 
 from engine.core.book cimport Books
+from engine.core.expiry cimport SeriesLife
 from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
 from engine.core.margin cimport Margin
@@ -21,6 +22,7 @@ cdef class EngineParts:
     cdef list asset_specs         # [asset]: AssetSpec
     cdef Ledger ledger
     cdef Margin margins
+    cdef SeriesLife life          # series status, settlement, covered calls
     cdef Risk funds               # reservations, fills, deposits
     cdef readonly bint risk
     cdef readonly int64_t max_accounts

@@ -57,6 +57,12 @@ REJECT_TEXT = {
     Reject.FEE_ACCOUNT_NOT_FREEZABLE: "the fee account cannot be frozen (every fill pays it)",
     Reject.INVALID_BAND: "band widths must be in [0, 10000) bps",
     Reject.INVALID_HAIRCUT: "haircut must be in [0, 10000] bps",
+    Reject.SERIES_EXPIRED: "option series has expired: it no longer trades",
+    Reject.SERIES_EXISTS: "a series with these terms is already listed",
+    Reject.INVALID_SERIES: "series terms not valid (template, right, expiry date, strike or contract size)",
+    Reject.OPEN_INTEREST: "series has open positions: settle it at expiry instead of delisting",
+    Reject.NOT_EXPIRED: "series expiry time has not passed",
+    Reject.SERIES_FINAL: "series is already settled or delisted",
 }
 
 CANCEL_TEXT = {
@@ -68,4 +74,6 @@ CANCEL_TEXT = {
     CancelReason.MASS: "mass cancel",
     CancelReason.LIQUIDATION: "liquidation of the account",
     CancelReason.FROZEN: "account frozen by its on-chain exit request",
+    CancelReason.EXPIRED: "option series expired",
+    CancelReason.DELISTED: "option series delisted",
 }
