@@ -53,6 +53,7 @@ class GatewayReject(IntEnum):
     NOT_SUPPORTED = 105
     RATE_LIMITED = 106
     QUERY_TOO_LARGE = 107
+    CHAIN_TOO_LARGE = 110
 
 
 GATEWAY_REJECT_TEXT = {
@@ -64,6 +65,7 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.NOT_SUPPORTED: "not supported by this engine",
     GatewayReject.RATE_LIMITED: "rate limit exceeded; slow down",
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
+    GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
 }
 
 
@@ -303,12 +305,16 @@ class SetHaircut(msgspec.Struct, **_request(32)):
     haircut_bps: I64
 
 
-Request = Union[
+# Option chains and expiry have their own module, built on the helpers above.
+from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS  # noqa: E402
+
+Request = Union[(
     NewOrder, Cancel, Amend, MassCancel,
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
-]
+    *OPTION_REQUESTS,
+)]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
 
@@ -553,7 +559,7 @@ class EngineEvent(msgspec.Struct, **_reply(31)):
 EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
-                "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price"}
+                "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price", **OPTION_EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -736,11 +742,12 @@ def from_core(reply: type[msgspec.Struct], result, **given):
     return reply(**given, **{name: getattr(result, name) for name in reply.__struct_fields__ if name not in given})
 
 
-Reply = Union[
+Reply = Union[(
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
-]
+    *OPTION_REPLIES,
+)]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}
 

@@ -85,6 +85,18 @@ cdef class ChainApi(CommandApi):
             raise ValueError(f"instrument {instrument} is not an option series")
         return (self.life.status[s], self.life.settle_price[s])
 
+    def open_interest(self, int32_t instrument):
+        """Quantity units held long in an option series (every short faces a long)."""
+        self._checked_instrument(instrument)
+        cdef int32_t s = self.insts[instrument].series
+        cdef int64_t acct, total = 0
+        if s < 0:
+            raise ValueError(f"instrument {instrument} is not an option series")
+        for acct in range(self.ledger.acct_cap):
+            if self.ledger.is_open[acct] and self.ledger.position(acct, s).pos > 0:
+                total += self.ledger.position(acct, s).pos
+        return total
+
     def covered(self, int64_t account, int32_t instrument):
         """Quantity units of the account's call exposure in the series covered by locked underlying."""
         self._checked_account(account)
