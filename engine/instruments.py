@@ -19,6 +19,12 @@ EXPIRY_TIME_UTC = datetime.time(8, 0)
 it settles at the TWAP of the window before it (feeds/twap.py)."""
 
 
+def expiry_instant_ns(expiry: str) -> int:
+    """The instant an option expiring on ``expiry`` (ISO date) stops trading, ns since the epoch."""
+    instant = datetime.datetime.combine(datetime.date.fromisoformat(expiry), EXPIRY_TIME_UTC, tzinfo=datetime.UTC)
+    return int(instant.timestamp()) * 10**9
+
+
 class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What makes an instrument an option series on its ``base`` asset (the
     underlying). Orders trade contracts; the price is the premium per contract
@@ -56,8 +62,7 @@ class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     @property
     def expiry_ns(self) -> int:
         """The expiry instant, nanoseconds since the epoch (EXPIRY_TIME_UTC of the expiry date)."""
-        instant = datetime.datetime.combine(self.expiry_date, EXPIRY_TIME_UTC, tzinfo=datetime.UTC)
-        return int(instant.timestamp()) * 10**9
+        return expiry_instant_ns(self.expiry)
 
 
 class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):
