@@ -1,5 +1,6 @@
 # The commands of an option series' life: listing at run time (LIST_SERIES),
-# delisting (DELIST_SERIES) and cash settlement at expiry (SETTLE_SERIES).
+# delisting (DELIST_SERIES), cash settlement at expiry (SETTLE_SERIES), and
+# covered calls (COVER_CALLS).
 # MatchingEngine (matcher.pxd) extends this class and implements the order
 # handling it calls.
 from libc.stdint cimport int32_t, int64_t, uint8_t

@@ -1,15 +1,17 @@
 """The commands of an option series' life (docs/options_expiry.md): LIST_SERIES
 adds a series at run time from a template series and integer terms
 (engine/chains.py), DELIST_SERIES closes a series nobody holds, SETTLE_SERIES
-closes an expired series and pays its positions in cash (expiry.pyx).
+closes an expired series and pays its positions in cash (expiry.pyx), and
+COVER_CALLS, an account's choice to cover its call sells with its holdings.
 
-All three are operator commands, journaled and replayed like any other; they
-are the only way a series' status changes. MatchingEngine (matcher.pyx)
+The first three are operator commands; all are journaled and replayed like
+any other, and they are the only way a series' status changes. MatchingEngine (matcher.pyx)
 extends this class and provides the order handling it calls.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
+from engine.core.api cimport _clip_u8, _command
 from engine.core.book cimport OrderWalk
 from engine.core.expiry cimport LIFE_DELISTED, LIFE_SETTLED
 from engine.core.instrument cimport Instrument
@@ -20,17 +22,6 @@ from engine.core.types cimport (ACCEPTED, ACCOUNTS_DISABLED, AMOUNT_OVERFLOW, BU
                                 SERIES_EXISTS, SERIES_EXPIRED, SERIES_FINAL, SERIES_LISTED, SETTLE_SERIES, UNKNOWN_INSTRUMENT, VALUE_LIMIT, INVALID_STATE, EventRec)
 
 from engine.chains import listed_series
-
-
-cdef inline CommandRec _command(uint8_t kind, int64_t seq, int64_t ts) noexcept:
-    cdef CommandRec c
-    c.seq = seq
-    c.ts = ts
-    c.kind = kind
-    c.side = c.order_type = c.tif = c.stp = c.state = c.pad0 = c.pad1 = 0
-    c.instrument = c.asset = 0
-    c.account = c.order_id = c.client_order_id = c.price = c.qty = 0
-    return c
 
 
 cdef class ChainApi(CommandApi):
@@ -47,10 +38,8 @@ cdef class ChainApi(CommandApi):
         YYYYMMDD, strike in price units per underlying token, contract size in
         underlying ledger units (engine/chains.py)."""
         cdef CommandRec c = _command(LIST_SERIES, seq, ts)
-        if not 0 < right < 256:
-            right = 255
         c.instrument = template
-        c.side = <uint8_t>right
+        c.side = _clip_u8(right)
         c.order_id = expiry
         c.price = strike
         c.qty = contract
