@@ -428,3 +428,22 @@ def test_snapshots_with_bad_series_sections_are_refused():
                 dict(covered=[])):          # the lock left in reserved without its covered call
         with pytest.raises(ValueError):
             MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(good, **bad)))
+
+
+def test_open_interest_follows_every_fill_and_survives_a_restore():
+    eng = make_engine()
+    iid = list_call(eng)
+    for acct in (1, 2, 3):
+        eng.credit(acct, USDC, 10_000 * 10**6)
+    trade(eng, iid, 1, 2, 150, 100_000)
+    trade(eng, iid, 3, 1, 50, 100_000)          # 1 buys back a third: 2 long 150, 3 short 50, 1 short 100
+    assert eng.open_interest(iid) == 150
+    trade(eng, iid, 2, 3, 100, 100_000)         # 2 sells 100 to the short 3: 3 long 50
+    assert eng.open_interest(iid) == 100
+    assert MatchingEngine.from_snapshot(eng.snapshot()).open_interest(iid) == 100
+    assert eng.delist_series(iid)[0].reason == Reject.OPEN_INTEREST
+    eng.settle_series(iid, K250, ts=EXPIRY_NS)
+    assert eng.open_interest(iid) == 0
+    with pytest.raises(ValueError):
+        eng.open_interest(SPOT)
+    eng.check_integrity()

@@ -75,16 +75,13 @@ cdef class ChainApi(CommandApi):
         return (self.life.status[s], self.life.settle_price[s])
 
     def open_interest(self, int32_t instrument):
-        """Quantity units held long in an option series (every short faces a long)."""
+        """Quantity units held long in an option series (every short faces a long);
+        kept by every fill, so the query costs nothing per account."""
         self._checked_instrument(instrument)
         cdef int32_t s = self.insts[instrument].series
-        cdef int64_t acct, total = 0
         if s < 0:
             raise ValueError(f"instrument {instrument} is not an option series")
-        for acct in range(self.ledger.acct_cap):
-            if self.ledger.is_open[acct] and self.ledger.position(acct, s).pos > 0:
-                total += self.ledger.position(acct, s).pos
-        return total
+        return self.life.open_interest[s]
 
     def covered(self, int64_t account, int32_t instrument):
         """Quantity units of the account's call exposure in the series covered by locked underlying."""
@@ -136,7 +133,7 @@ cdef class ChainApi(CommandApi):
         if why:
             return self._reject(c, why)
         s = self.insts[c.instrument].series
-        if self.life.has_open_interest(s):
+        if self.life.open_interest[s]:
             return self._reject(c, OPEN_INTEREST)
         head = self.ev_n
         e = self._emit(SERIES_CLOSED)

@@ -20,17 +20,20 @@ cdef class SeriesLife:
     cdef int64_t* cover_per_qty   # [series]: underlying ledger units a covered quantity unit locks (0: none)
     cdef uint8_t* status          # [series]: SeriesStatus
     cdef int64_t* settle_price    # [series]: price it settled at (price units per underlying token)
+    cdef int64_t* open_interest   # [series]: quantity units held long (kept by every fill)
     cdef set covering             # accounts whose call sells lock underlying they hold (COVER_CALLS)
 
     # -- queries --
     cdef inline bint is_final(self, int32_t series) noexcept nogil:
         return self.status[series] != LIFE_LIVE
-    cdef bint has_open_interest(self, int32_t series) noexcept
     cdef object value(self, const Instrument* inst, int64_t price)
     cdef list shortfalls(self, const Instrument* inst, object value)
 
     # -- commands --
     cdef int add_series(self, int32_t series, object terms, int32_t underlying) except -1
+    cdef inline void moved(self, int32_t series, int64_t before, int64_t after) noexcept nogil:
+        # A fill moved one account's position from before to after: the longs' total follows.
+        self.open_interest[series] += (after if after > 0 else 0) - (before if before > 0 else 0)
     cdef void cover(self, int64_t account, int32_t series) noexcept
     cdef inline void trim(self, int64_t account, int32_t series) noexcept nogil:
         # Covered exposure never exceeds what the account could still be short.
@@ -56,3 +59,5 @@ cdef class SeriesLife:
                        int32_t n_inst) except -1
     cdef int hash_words(self, const Instrument* insts, int32_t n_inst, list words) except -1
     cdef int locked(self, dict need) except -1
+    cdef list counted_open_interest(self)
+    cdef int check_open_interest(self) except -1

@@ -38,16 +38,9 @@ cdef class SeriesLife:
         PyMem_RawFree(self.cover_per_qty)
         PyMem_RawFree(self.status)
         PyMem_RawFree(self.settle_price)
+        PyMem_RawFree(self.open_interest)
 
     # -- queries --
-
-    cdef bint has_open_interest(self, int32_t series) noexcept:
-        """Whether any account holds a position in the series."""
-        cdef int64_t acct
-        for acct in range(self.ledger.acct_cap):
-            if self.ledger.is_open[acct] and self.ledger.position(acct, series).pos != 0:
-                return True
-        return False
 
     cdef object value(self, const Instrument* inst, int64_t price):
         """Premium ledger units per quantity unit the series pays at ``price``
@@ -79,11 +72,13 @@ cdef class SeriesLife:
         self.cover_per_qty = <int64_t*>_grow(self.cover_per_qty, series + 1, sizeof(int64_t))
         self.status = <uint8_t*>_grow(self.status, series + 1, sizeof(uint8_t))
         self.settle_price = <int64_t*>_grow(self.settle_price, series + 1, sizeof(int64_t))
+        self.open_interest = <int64_t*>_grow(self.open_interest, series + 1, sizeof(int64_t))
         self.terms.append(terms)
         self.underlying[series] = underlying
         self.cover_per_qty[series] = terms.cover_per_qty if terms is not None else 0
         self.status[series] = LIFE_LIVE
         self.settle_price[series] = 0
+        self.open_interest[series] = 0
         return 0
 
     cdef void cover(self, int64_t account, int32_t series) noexcept:
@@ -152,6 +147,7 @@ cdef class SeriesLife:
             out.append((acct, amount, BUY, pos))
         if collected > paid:
             self.ledger.move(fee_account, quote, collected - paid, 0)
+        self.open_interest[s] = 0
         return out, collected, owed - collected
 
     cdef int set_covering(self, int64_t account, bint on) except -1:
@@ -199,6 +195,8 @@ cdef class SeriesLife:
         wrote (after the ledger, whose reserved amounts already hold the locks);
         ValueError if invalid."""
         cdef Position* p
+        for s, counted in enumerate(self.counted_open_interest()):
+            self.open_interest[s] = counted
         for acct in covering:
             if not self.ledger.known(acct) or acct in self.covering:
                 raise ValueError(f"snapshot covering account {acct} is not valid")
@@ -227,6 +225,27 @@ cdef class SeriesLife:
             words += [len(status), len(covered), len(self.covering), *sorted(self.covering)]
             for row in status + covered:
                 words += row
+        return 0
+
+    cdef list counted_open_interest(self):
+        """Every series' open interest counted from the positions."""
+        cdef int64_t acct, pos
+        cdef int32_t s
+        counted = [0] * self.ledger.n_series
+        for acct in range(self.ledger.acct_cap):
+            if self.ledger.is_open[acct]:
+                for s in range(self.ledger.n_series):
+                    pos = self.ledger.position(acct, s).pos
+                    if pos > 0:
+                        counted[s] += pos
+        return counted
+
+    cdef int check_open_interest(self) except -1:
+        """Assert every series' open interest equals the longs' positions."""
+        cdef int32_t s
+        for s, counted in enumerate(self.counted_open_interest()):
+            assert self.open_interest[s] == counted, (
+                f"series {s}: open interest kept {self.open_interest[s]}, positions hold {counted}")
         return 0
 
     cdef int locked(self, dict need) except -1:

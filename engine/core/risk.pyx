@@ -137,9 +137,11 @@ cdef class Risk:
             held = ledger.position(buyer.account, inst.series)
             held.pos += q
             held.bid_open -= q
+            self.life.moved(inst.series, held.pos - q, held.pos)
             held = ledger.position(seller.account, inst.series)
             held.pos -= q
             held.ask_open -= q
+            self.life.moved(inst.series, held.pos + q, held.pos)
             ledger.has_options[buyer.account] = 1
             self.life.trim(buyer.account, inst.series)   # a buy-back shrinks the covered exposure
 
@@ -250,6 +252,7 @@ cdef class Risk:
                         need[key] = need.get(key, 0) + reservation(inst, o.side, o.price, o.leaves)
                     slot = books.next_resting(&w)
         self.life.locked(need)
+        self.life.check_open_interest()
         for acct, s, _side in list(held):
             assert ledger.known(acct), f"account {acct} has open option orders but is not open"
         for acct in range(ledger.acct_cap):
