@@ -99,7 +99,8 @@ from engine.schemas_options import (
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
-                  Status, Margin, MarginCalls, BandsSet, HaircutSet, SeriesListed, SeriesClosed, CoveringSet, Chain)
+                  Status, Margin, MarginCalls, BandsSet, HaircutSet,
+                  SeriesListed, SeriesClosed, CoveringSet, Chain)
 
 
 class ClientKeys(NamedTuple):

@@ -15,11 +15,11 @@ from engine.core.api cimport _clip_u8, _command
 from engine.core.book cimport OrderWalk
 from engine.core.expiry cimport LIFE_DELISTED, LIFE_SETTLED
 from engine.core.instrument cimport Instrument
-from engine.core.types cimport (ACCEPTED, ACCOUNTS_DISABLED, AMOUNT_OVERFLOW, BUY, CLOSED, DELISTED, DELIST_SERIES,
-                                EXPIRED, INVALID_PRICE, INVALID_SERIES, LIQUIDATION, LIST_SERIES, NOT_AN_OPTION,
-                                NOT_EXPIRED, OPEN_INTEREST, POSITION_SETTLED, SELL, SERIES_CLOSED, COVER_CALLS,
-                                COVERING_SET, UNKNOWN_ACCOUNT,
-                                SERIES_EXISTS, SERIES_EXPIRED, SERIES_FINAL, SERIES_LISTED, SETTLE_SERIES, UNKNOWN_INSTRUMENT, VALUE_LIMIT, INVALID_STATE, EventRec)
+from engine.core.types cimport (ACCEPTED, ACCOUNTS_DISABLED, AMOUNT_OVERFLOW, BUY, CLOSED, COVER_CALLS, COVERING_SET,
+                                DELIST_SERIES, DELISTED, EXPIRED, INVALID_PRICE, INVALID_SERIES, INVALID_STATE,
+                                LIQUIDATION, LIST_SERIES, NOT_AN_OPTION, NOT_EXPIRED, OPEN_INTEREST, POSITION_SETTLED,
+                                SELL, SERIES_CLOSED, SERIES_EXISTS, SERIES_EXPIRED, SERIES_FINAL, SERIES_LISTED,
+                                SETTLE_SERIES, UNKNOWN_ACCOUNT, UNKNOWN_INSTRUMENT, VALUE_LIMIT, EventRec)
 
 from engine.chains import listed_series
 

@@ -4,9 +4,10 @@ settlement of their positions at expiry, and covered calls.
 
 A covered call: for an account that asked for it (COVER_CALLS), a sell of a
 call series locks (reserves) the underlying the account holds free, up to the
-exposure the sell adds, one quantity unit at a time; the covered part needs no margin (margin.pyx) and the locked holding can
-be neither sold nor withdrawn until the exposure shrinks (a cancel, a buy-back)
-or the series settles. Settlement pays cash in the premium asset, floored per
+exposure the sell adds, one quantity unit at a time; the covered part needs
+no margin (margin.pyx) and the locked holding can be neither sold nor
+withdrawn until the exposure shrinks (a cancel, a buy-back) or the series
+settles. Settlement pays cash in the premium asset, floored per
 quantity unit (engine.units.settlement_value): shorts pay, longs receive exactly
 what was collected, value is neither created nor destroyed.
 """
