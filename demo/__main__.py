@@ -7,7 +7,9 @@ calls, a price move puts the account under its maintenance margin, the operator
 liquidates it inside the bands; then a perpetual BTC call margined with TSLA.M
 pays funding hour by hour. Part 3, settlement on the embedded EVM:
 deposits, trading with pre-trade risk, netted batches settled exactly once, a
-fill proved on chain, a withdrawal claimed.
+fill proved on chain, a withdrawal claimed. Part 4, an option chain's life:
+listed at run time, covered calls, expiry, cash settlement at the feed's
+TWAP, posted to the vault.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n# Part 3: settlement on the embedded EVM")
         settlement_demo()
+        from demo.options_expiry import run as expiry_demo
+
+        print("\n# Part 4: an option chain listed, expiring and settled on chain")
+        expiry_demo()
     return 0
 
 

@@ -87,11 +87,22 @@ from engine.schemas import (
     md_seq_from,
     md_topic,
 )
+from engine.schemas_options import (
+    Chain,
+    CloseSeries,
+    CoverCalls,
+    CoveringSet,
+    GetChain,
+    ListChain,
+    SeriesClosed,
+    SeriesListed,
+)
 from engine.schemas_perpetual import Fund, Funded
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
-                  Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded)
+                  Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
+                  SeriesListed, SeriesClosed, CoveringSet, Chain)
 
 
 class ClientKeys(NamedTuple):
@@ -235,21 +246,29 @@ class Client:
 
     def request(self, message, keys: tuple, timeout: float | None = None):
         """Send one request and return the reply answering it."""
+        return self.request_many(message, keys, 1, timeout)[0]
+
+    def request_many(self, message, keys: tuple, count: int, timeout: float | None = None) -> list:
+        """Send one request that the gateway answers ``count`` times (ListChain: once
+        per series) and return the answers in order; a reject of the gateway itself
+        (before sequencing) is the only answer."""
         self.send([message])
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         wanted = set(keys)
+        answers: list = []
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no answer to {type(message).__name__} within the timeout")
-            answer = None
             for reply in self.recv(left):
-                if answer is None and wanted.intersection(_keys(reply)):
-                    answer = reply
+                if len(answers) < count and wanted.intersection(_keys(reply)):
+                    answers.append(reply)
+                    if isinstance(reply, Reject) and reply.seq == 0:
+                        return answers
                 else:
                     self.events.append(reply)
-            if answer is not None:
-                return answer
+            if len(answers) == count:
+                return answers
 
     # -- trading ----------------------------------------------------------------------------
 
@@ -367,6 +386,28 @@ class Client:
         """Set an instrument's static and dynamic band widths in bps (operator key); orders
         left outside the new static band are cancelled, their Cancelled replies go to their owners."""
         return self.request(*self._requests.by_request_id(SetBands, instrument, static_bps, dynamic_bps))
+
+    def list_chain(self, template: int, expiries: list[int], strikes: list[int], rights: list[int],
+                   contract: int) -> list[SeriesListed | Reject]:
+        """List a chain like series ``template`` (operator key): one answer per
+        (expiry YYYYMMDD, strike in price units per underlying token, right 1 call /
+        2 put), contract size in underlying ledger units (engine/schemas_options.py)."""
+        message, keys = self._requests.by_request_id(ListChain, template, list(expiries), list(strikes),
+                                                    list(rights), contract)
+        return self.request_many(message, keys, len(expiries) * len(strikes) * len(rights))
+
+    def close_series(self, instrument: int, settlement_price: int = 0) -> SeriesClosed | Reject:
+        """Settle an expired series at ``settlement_price`` (price units per underlying
+        token), or delist one nobody holds with 0 (operator key)."""
+        return self.request(*self._requests.by_request_id(CloseSeries, instrument, settlement_price))
+
+    def cover_calls(self, covering: bool = True, *, account: int = OWN_ACCOUNT) -> CoveringSet | Reject:
+        """Cover the account's call sells with the underlying it holds (or stop)."""
+        return self.request(*self._requests.by_request_id(CoverCalls, covering, account))
+
+    def chain(self, underlying: int) -> Chain | Reject:
+        """The option series on an asset with marks, margins and open interest."""
+        return self.request(*self._requests.by_request_id(GetChain, underlying))
 
     def set_haircut(self, asset: int, haircut_bps: int) -> HaircutSet | Reject:
         """Set an asset's collateral haircut in bps, 0..10000 (operator key)."""

@@ -14,6 +14,16 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
+EXPIRY_TIME_UTC = datetime.time(8, 0)
+"""A dated series expires at this time (UTC) of its expiry date: trading stops and
+it settles at the TWAP of the window before it (feeds/twap.py)."""
+
+
+def expiry_instant_ns(expiry: str) -> int:
+    """The instant an option expiring on ``expiry`` (ISO date) stops trading, ns since the epoch."""
+    instant = datetime.datetime.combine(datetime.date.fromisoformat(expiry), EXPIRY_TIME_UTC, tzinfo=datetime.UTC)
+    return int(instant.timestamp()) * 10**9
+
 
 class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """What makes an instrument an option series on its ``base`` asset (the
@@ -59,6 +69,12 @@ class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     @property
     def expiry_date(self) -> datetime.date:
         return datetime.date.fromisoformat(self.expiry)
+
+    @property
+    def expiry_ns(self) -> int:
+        """The expiry instant, nanoseconds since the epoch (EXPIRY_TIME_UTC of the expiry
+        date); 0 for a perpetual series, which never expires."""
+        return 0 if self.is_perpetual else expiry_instant_ns(self.expiry)
 
 
 class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):

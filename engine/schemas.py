@@ -34,6 +34,7 @@ from engine.core.types import CANCEL_TEXT, REJECT_TEXT, CancelReason, OrderType,
 from engine.schema_types import I32, I64, U8
 from engine.schema_types import reply_config as _reply
 from engine.schema_types import request_config as _request
+from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
 
 OWN_ACCOUNT = -1
@@ -55,6 +56,7 @@ class GatewayReject(IntEnum):
     RATE_LIMITED = 106
     QUERY_TOO_LARGE = 107
     UNKNOWN_CURSOR = 108
+    CHAIN_TOO_LARGE = 110
 
 
 GATEWAY_REJECT_TEXT = {
@@ -67,6 +69,7 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.RATE_LIMITED: "rate limit exceeded; slow down",
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
     GatewayReject.UNKNOWN_CURSOR: "paging cursor names no order id the venue issued",
+    GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
 }
 
 
@@ -304,13 +307,15 @@ class SetHaircut(msgspec.Struct, **_request(32)):
     haircut_bps: I64
 
 
-Request = Union[
+
+Request = Union[(
     NewOrder, Cancel, Amend, MassCancel,
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
     Fund,
-]
+    *OPTION_REQUESTS,
+)]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
 
@@ -556,7 +561,7 @@ EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
                 "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price",
-                **schemas_perpetual.EVENT_COLUMN}
+                **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -740,12 +745,13 @@ def from_core(reply: type[msgspec.Struct], result, **given):
     return reply(**given, **{name: getattr(result, name) for name in reply.__struct_fields__ if name not in given})
 
 
-Reply = Union[
+Reply = Union[(
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
     FundingSettled, Funded,
-]
+    *OPTION_REPLIES,
+)]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}
 

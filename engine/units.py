@@ -126,3 +126,53 @@ def usd_price_units(usd_per_token: Decimal | Fraction | int) -> int:
     if not 0 < exact <= MAX_USD_PRICE:
         raise ValueError(f"price {usd_per_token} outside (0, 1e7] USD")
     return int(exact)
+
+
+class SeriesTerms(NamedTuple):
+    """An option series' terms as the core's integers (cash settlement, covered calls)."""
+
+    is_call: bool
+    strike: int            # price units of the series per whole underlying token
+    contract: int          # underlying ledger units per contract
+    cover_per_qty: int     # underlying ledger units a covered call locks per quantity unit (0: cannot be covered)
+
+
+def series_terms(spec: InstrumentSpec, assets: Sequence[AssetSpec]) -> SeriesTerms:
+    """The integer terms of option series ``spec`` over the registered ``assets``;
+    ValueError if the strike is finer than one price unit or the contract size
+    finer than one ledger unit of the underlying. A put, or a call whose
+    quantity unit is not a whole number of underlying ledger units, cannot be
+    covered."""
+    terms = spec.option
+    if terms is None:
+        raise ValueError(f"{spec.symbol} is not an option series")
+    underlying = next((a for a in assets if a.symbol == spec.base), None)
+    if underlying is None:
+        raise ValueError(f"unknown asset {spec.base}")
+    strike = Fraction(Decimal(terms.strike)) * spec.price_scale
+    contract = Fraction(Decimal(terms.contract_size)) * 10**underlying.ledger_decimals
+    if strike.denominator != 1 or contract.denominator != 1:
+        raise ValueError(f"{spec.symbol}: strike finer than one price unit or contract size finer than one "
+                         f"ledger unit of {spec.base}")
+    if not 0 < strike <= spec.max_price or not 0 < contract < ORDER_AMOUNT_LIMIT:
+        raise ValueError(f"{spec.symbol}: strike or contract size out of range")
+    cover = int(contract) // spec.qty_scale if terms.is_call and int(contract) % spec.qty_scale == 0 else 0
+    return SeriesTerms(terms.is_call, int(strike), int(contract), cover)
+
+
+def settlement_value(terms: SeriesTerms, settle_price: int, unit_scale: int, quote_per_tick_qty: int,
+                     tick: int) -> int:
+    """Cash a long receives (a short pays) per quantity unit of an expiring series, in
+    premium ledger units, at ``settle_price`` (price units per whole underlying token).
+
+    The rounding rule: the intrinsic value per quantity unit, exactly
+    ``max(S - K, 0)`` (call) or ``max(K - S, 0)`` (put) price units per token times
+    ``contract / unit_scale`` tokens per contract times ``quote_per_tick_qty / tick``
+    ledger units per price unit and quantity unit, is floored to a whole ledger
+    unit. Every position then moves ``|position| x value``: longs receive exactly
+    what shorts pay, and the fraction below one ledger unit per quantity unit is
+    paid by no one (docs/options_expiry.md)."""
+    intrinsic = settle_price - terms.strike if terms.is_call else terms.strike - settle_price
+    if intrinsic <= 0:
+        return 0
+    return intrinsic * terms.contract * quote_per_tick_qty // (unit_scale * tick)

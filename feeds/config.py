@@ -104,6 +104,7 @@ class OptionsSection(msgspec.Struct, **_section()):
     rate: float = 0.0                  # risk-free rate, per year
     margin: MarginRates = MarginRates()
     surfaces: list[VolSurface] = []
+    settlement_window_s: float = 1800.0   # dated series settle at the underlying's TWAP over this window
 
 
 class MultipliersSection(msgspec.Struct, **_section()):

@@ -18,6 +18,14 @@ pass (feeds/remark.py): SET_REFERENCE with the mark (which centres the series' b
 and SET_OPTION_RISK with its short margins, each only when it changed. A series
 whose underlying has no price is not re-marked (and is halted as above).
 
+Expiry: the process keeps each fed asset's price history (feeds/twap.py) and,
+once a dated series' expiry instant has passed, sends CloseSeries with the
+settlement price: the underlying's time-weighted average over the settlement
+window before expiry (default 30 minutes) in the series' price units. A series
+whose underlying's history does not cover the window is left to an operator.
+The listing is read again every step, so series listed at run time are
+re-marked and settled too.
+
 Stock tokens: their sources give the share price; the asset's price is the share
 price times the multiplier (feeds/multipliers.py), and while a split halts the
 token, its instruments are halted the same way and no price is sent. Where the
@@ -54,7 +62,9 @@ import msgspec
 from web3 import Web3
 
 from engine.client import Client, ClientKeys
+from engine.core.types import Reject as CoreReject
 from engine.core.types import TradingState
+from engine.instruments import expiry_instant_ns
 from engine.schemas import InstrumentInfo, Instruments, Reject, Status
 from engine.units import USD_PRICE_SCALE
 from feeds.chainlink import ChainlinkSource
@@ -80,6 +90,7 @@ from feeds.rules import FeedRule, rejection
 from feeds.session_policy import HoldBack, LiquidationGate, SessionPolicies, liquidation_gate
 from feeds.sessions import Session, SessionCalendar, SessionState
 from feeds.synthetic import GbmSource
+from feeds.twap import DEFAULT_WINDOW_NS, ReferenceHistory, settlement_units
 from feeds.update import NS_PER_SECOND, PriceUpdate, Source, usd_units
 
 log = logging.getLogger(__name__)
@@ -101,7 +112,8 @@ class FeedProcess:
     the assets in ``tokens`` are stock tokens, priced through their multipliers under
     ``multiplier_rules`` and halted in the sessions of ``calendar`` that ``policies``
     halts. With ``liquidation`` settings it liquidates the accounts under maintenance
-    whose prices allow it; with ``state_path`` it remembers its halts across restarts."""
+    whose prices allow it; with ``state_path`` it remembers its halts across restarts.
+    Dated series settle at the TWAP of the ``settlement_window_ns`` before expiry."""
 
     def __init__(self, client: Client, sources: Sequence[Source], rules: dict[str, FeedRule], clock: Clock, *,
                  outlier_bps: int = 200, fixed_prices: dict[str, int] | None = None,
@@ -109,7 +121,8 @@ class FeedProcess:
                  margin_rates: MarginRates = MarginRates(), tokens: Sequence[TokenMultiplier] = (),
                  multiplier_rules: MultiplierRules = MultiplierRules(), calendar: SessionCalendar | None = None,
                  policies: SessionPolicies = SessionPolicies(), liquidation: LiquidationSettings | None = None,
-                 state_path: Path | None = None) -> None:
+                 state_path: Path | None = None,
+                 settlement_window_ns: int = DEFAULT_WINDOW_NS) -> None:
         missing = sorted({s.name for s in sources} - set(rules))
         if missing:
             raise ValueError(f"no FeedRule for the sources {', '.join(missing)}")
@@ -141,6 +154,9 @@ class FeedProcess:
         self.halted: set[int] = set()                         # instruments this process halted
         self.combined: dict[str, Combined] = {}
         self.session_settings: dict[tuple[str, int], int] = {}  # last sent band / haircut per (kind, id)
+        self.settlement_window_ns = settlement_window_ns
+        self.history = {asset: ReferenceHistory(settlement_window_ns) for asset in self.fed_assets}
+        self.settled: set[int] = set()                        # series closed (by this process or before)
         self.halts: dict[str, str] = {}                       # this step's halt reason per asset
         self.calendar_state: SessionState | None = None       # the calendar's session this step
         self.sessions: dict[str, Session] = {}                # each stock token's session this step
@@ -165,6 +181,7 @@ class FeedProcess:
                 if key not in self.latest or update.timestamp >= self.latest[key].timestamp:
                     self.latest[key] = update
         self.client.events.clear()
+        self._refresh_listing()
         instant = utc_instant(now)
         halts: dict[str, str] = {}     # asset -> why the instruments on it halt
         for asset in self.fed_assets:
@@ -174,6 +191,8 @@ class FeedProcess:
             if combined.flagged:
                 log.warning("%s: outliers left out: %s", asset, ", ".join(combined.flagged))
             self.usd[asset] = price = self._asset_price(asset, combined, instant, halts)
+            if price is not None:
+                self.history[asset].add(now, price)
             if price is not None and price != self.prices.get(asset):
                 self._send_asset_price(asset, price)
         for asset, why in self._home_markets(instant).items():
@@ -184,6 +203,7 @@ class FeedProcess:
         for inst in self.instruments:
             if not _is_option(inst) and {inst.base, inst.quote} & priced:
                 self._send_reference(inst)
+        self._settle_expired(now)
         self._remark_options(instant)
         self._fund_perpetuals()
         for inst in self.instruments:
@@ -363,7 +383,7 @@ class FeedProcess:
         """Re-mark every option series whose underlying has a surface and a price."""
         chain, spots, quotes, vols = [], [], [], []
         for inst in self.instruments:
-            surface = self.surfaces.get(inst.base) if inst.expiry else None
+            surface = self.surfaces.get(inst.base) if inst.expiry and inst.instrument not in self.settled else None
             base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
             if surface is None or base is None or quote is None:
                 continue
@@ -411,6 +431,35 @@ class FeedProcess:
             self._send_option_risk(risk.instrument, risk.mark, (risk.initial, risk.maintenance))
             self._accepted(self.client.fund(risk.instrument, risk.mark, risk.payoff),
                            f"funding of instrument {risk.instrument}")
+
+    def _refresh_listing(self) -> None:
+        """Take the instruments listed since the last step (LIST_SERIES at run time)."""
+        listing = self.client.instruments()
+        if isinstance(listing, Instruments):
+            self.instruments = listing.instruments
+        else:
+            log.error("instrument list refused: code %d %s", listing.code, listing.text)
+
+    def _settle_expired(self, now: int) -> None:
+        """Send CloseSeries at the TWAP settlement price for each dated series past expiry."""
+        for inst in self.instruments:
+            if not inst.expiry or inst.instrument in self.settled:
+                continue
+            expiry = expiry_instant_ns(inst.expiry)
+            if now < expiry:
+                continue
+            history, quote = self.history.get(inst.base), self.usd_price(inst.quote)
+            twap = history.twap(expiry - self.settlement_window_ns, expiry) if history is not None else None
+            if twap is None or quote is None:
+                log.error("%s expired but %s has no price history over the settlement window; an operator "
+                          "settles it", inst.symbol, inst.base)
+                self.settled.add(inst.instrument)
+                continue
+            reply = self.client.close_series(inst.instrument, settlement_units(twap, quote, inst.price_scale))
+            if not isinstance(reply, Reject) or reply.code == CoreReject.SERIES_FINAL:
+                self.settled.add(inst.instrument)
+            else:
+                log.error("settlement of %s refused: code %d %s", inst.symbol, reply.code, reply.text)
 
     def _send_asset_price(self, asset: str, price: int) -> None:
         if asset not in self.asset_ids:
@@ -495,6 +544,7 @@ def from_config(config: FeedsConfig, base: Path, clock: Clock) -> FeedProcess:
     return FeedProcess(client, sources, rules, clock, outlier_bps=config.feeds.outlier_bps, fixed_prices=fixed,
                        stale_state=config.feeds.stale_state, surfaces=config.options.surfaces,
                        option_rate=config.options.rate, margin_rates=config.options.margin,
+                       settlement_window_ns=int(config.options.settlement_window_s * 1e9),
                        tokens=[token.token() for token in config.stock_tokens],
                        multiplier_rules=config.multipliers.rules(), calendar=calendar,
                        policies=sessions.policies if sessions is not None else SessionPolicies(),

@@ -7,7 +7,7 @@
   and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account
   ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
-  DEBITED -> withdrawal) into those records, vectorised, with each instrument's exact
+  POSITION_SETTLED -> fill, DEBITED -> withdrawal) into those records, vectorised, with each instrument's exact
   ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN
   events. Ids are ``seq * FILLS_PER_SEQ + index of the event within its command``, so all
   records share one increasing id space.
@@ -49,7 +49,13 @@ SETTLEMENT_FILL_DTYPE = np.dtype(
 """One fill. Effect: buyer +base_amount base, -(quote_amount + buyer_fee) quote; seller
 -base_amount base, +(quote_amount - seller_fee) quote; FEE_ACCOUNT +(buyer_fee + seller_fee)
 quote. Fees may be negative (rebates); quote_amount is > 0, base_amount > 0 for a
-spot fill and 0 for an option fill (only the premium moves; positions stay off chain)."""
+spot fill and 0 for an option fill (only the premium moves; positions stay off chain).
+
+A cash settlement payment of an expired option series (POSITION_SETTLED, engine/core/chain.pyx)
+is a fill of no base and no fee between the account and the clearing counterparty (the fee
+account): a short that pays is the buyer, a long that receives the seller; base_asset and
+quote_asset are both the premium asset. Netting, the Merkle leaf, the published fills and the
+watchtower's recomputation treat it as any fill."""
 
 WITHDRAWAL_DTYPE = np.dtype(
     [
@@ -109,6 +115,23 @@ class UnitTable:
         id order), computed from the specs alone: no engine is built."""
         return cls([(*instrument_units(spec, assets), spec.tick_size) for spec in instruments])
 
+    def add_listings(self, commands: np.ndarray, events: np.ndarray) -> None:
+        """Add the series a batch lists at run time (SERIES_LISTED events, the LIST_SERIES
+        command of the same seq names the template): a listed series maps to ledger units
+        as its template does. Listings already in the table are skipped, so a batch may
+        be read twice."""
+        for event in events[events["kind"] == EventKind.SERIES_LISTED]:
+            instrument = int(event["instrument"])
+            if instrument < len(self.tick):
+                continue
+            if instrument != len(self.tick):
+                raise ValueError(f"listed instrument {instrument} skips an earlier listing")
+            command = commands[commands["seq"] == event["seq"]]
+            template = int(command["instrument"][0])
+            for name in ("base_asset", "quote_asset", "base_per_qty", "quote_per_tick_qty", "tick"):
+                column = getattr(self, name)
+                setattr(self, name, np.append(column, column[template]))
+
     @classmethod
     def of_engine(cls, engine) -> UnitTable:
         """The mapping a risk-mode MatchingEngine holds for each of its instruments (for
@@ -165,6 +188,9 @@ def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray
     fills["buyer_fee"] = np.where(taker_buys, f["fee"], f["maker_fee"])
     fills["seller_fee"] = np.where(taker_buys, f["maker_fee"], f["fee"])
 
+    fills = np.concatenate([fills, _payment_fills(events, ids)])
+    fills.sort(order="fill_id", kind="stable")
+
     is_debit = events["kind"] == EventKind.DEBITED
     d = events[is_debit]
     withdrawals = empty_withdrawals(len(d))
@@ -173,3 +199,18 @@ def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray
     withdrawals["asset"] = d["asset"]
     withdrawals["amount"] = d["qty"]
     return fills, withdrawals
+
+
+def _payment_fills(events: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The cash settlement payments (POSITION_SETTLED with an amount) as fills."""
+    is_payment = (events["kind"] == EventKind.POSITION_SETTLED) & (events["qty"] > 0)
+    p = events[is_payment]
+    pays = p["side"] == Side.SELL
+    fills = empty_fills(len(p))
+    fills["fill_id"] = ids[is_payment]
+    fills["buyer"] = np.where(pays, p["account"], p["maker_account"])
+    fills["seller"] = np.where(pays, p["maker_account"], p["account"])
+    fills["base_asset"] = p["asset"]
+    fills["quote_asset"] = p["asset"]
+    fills["quote_amount"] = p["qty"]
+    return fills

@@ -100,22 +100,26 @@ class JournalFillSource:
     """FillSource over the engine's journal: the FILL and DEBITED events each
     journaled batch carries become fills and withdrawals (ids seq * 65536 +
     index of the event within its command's journaled events). Only committed
-    batches are read, so nothing settles that a crash could still take back."""
+    batches are read, so nothing settles that a crash could still take back.
+    Option series listed at run time (SERIES_LISTED) join ``units`` as the
+    journal is scanned, with their freezes, from its start."""
 
     def __init__(self, journal, units: UnitTable) -> None:
         self.journal = journal
         self.units = units
         self._freezes = [np.zeros(0, dtype=FREEZE_DTYPE)]
-        self._freezes_to = 0   # the freezes of seqs up to here are in _freezes
+        self._freezes_to = 0   # the freezes and listings of seqs up to here are in _freezes and units
 
     def read(self, after_id: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """(fills, withdrawals) with id > after_id: the `limit` lowest ids of both kinds together."""
         committed = self.journal.committed_seq
+        self.freezes()
         fills_parts, withdrawal_parts, count = [], [], 0
         for batch in self.journal.read(max(1, after_id // FILLS_PER_SEQ)):
             if batch.first_seq > committed:
                 break
             events = batch.events[batch.events["seq"] <= committed]
+            self.units.add_listings(batch.commands, events)
             fills, withdrawals = settlement_records(events, self.units)
             fills = fills[fills["fill_id"] > after_id]
             withdrawals = withdrawals[withdrawals["withdrawal_id"] > after_id]
@@ -137,6 +141,7 @@ class JournalFillSource:
                 break
             if batch.first_seq > self._freezes_to:
                 self._freezes.append(freeze_records(batch.events))
+                self.units.add_listings(batch.commands, batch.events)
                 self._freezes_to = batch.last_seq
         self._freezes = [np.concatenate(self._freezes)]
         return self._freezes[0].copy()

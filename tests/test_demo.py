@@ -20,3 +20,8 @@ def test_demo_runs_end_to_end():
     assert "12 of 12 (account, token) balances match" in out
     assert "running the job again settles nothing: None" in out
     assert "45.000 shares, 45.1800 tokens after the rebase; the vault holds exactly the shares it owes: True" in out
+    assert "2 locked by its covered calls" in out                # part 4: covered calls, expiry, settlement
+    assert "an order at 08:00 UTC: option series has expired" in out
+    assert "tsla-holder pays 9.80 USDC" in out and "call-buyer receives 9.80 USDC" in out
+    assert "8 of 8 on-chain balances equal the engine's" in out
+    assert "watchtower: 1 of 1 batches recomputed" in out

@@ -89,6 +89,7 @@ def test_a_series_has_an_expiry_or_a_funding_period():
         OptionTerms(strike="1", right="C", funding_period_s=-1)
 
 
+
 # -- FUND --
 
 

@@ -39,24 +39,11 @@ cdef inline const CommandRec* _command_data(object commands, Py_ssize_t* n) exce
     return <const CommandRec*>record_data(commands, _COMMAND_DESCR, "engine.core.records.COMMAND_DTYPE", n)
 
 
-cdef CommandRec _EMPTY_COMMAND
 cdef EventRec _ZERO_EVENT
 
 cdef enum:
     _INITIAL_EVENTS = 256
 
-
-cdef inline CommandRec _command(uint8_t kind, int64_t seq, int64_t ts) noexcept:
-    cdef CommandRec c = _EMPTY_COMMAND
-    c.kind = kind
-    c.seq = seq
-    c.ts = ts
-    return c
-
-
-cdef inline uint8_t _clip_u8(int64_t value) noexcept:
-    # Out-of-range enum arguments from Python become 255, invalid for every enum.
-    return <uint8_t>value if 0 <= value <= 254 else 255
 
 
 cdef class CommandApi(EngineParts):

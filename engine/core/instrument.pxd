@@ -30,6 +30,7 @@ ctypedef struct Instrument:
     int64_t maker_bps
     int64_t taker_bps
     int64_t reserve_bps           # fee rate a buy reserves: max(maker, taker, 0)
+    int64_t expiry_ns             # a dated option series' expiry instant (no order from then on); 0: none
     int32_t series                # option series (position column, margin.pyx); -1: not an option
     uint8_t has_static
     uint8_t has_dynamic

@@ -25,6 +25,8 @@ cdef int init_instrument(Instrument* inst, spec, units) except -1:
     inst.dynamic_bps = spec.dynamic_band_bps
     inst.state = OPEN
     inst.series = -1
+    if spec.option is not None:
+        inst.expiry_ns = spec.option.expiry_ns
     if units is not None:
         inst.base_asset = units.base_asset
         inst.quote_asset = units.quote_asset

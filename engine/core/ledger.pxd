@@ -12,7 +12,9 @@ ctypedef struct Balance:
 # One (account, option series) position: signed contracts held (in quantity
 # units; negative = short), the leaves of the account's open sell orders in
 # the series (they may still add to a short) and of its open buys (a buy is
-# exempt from the margin check while all of them stay within the short).
+# exempt from the margin check while all of them stay within the short), and
+# the part of its call exposure covered by underlying it holds locked
+# (expiry.pyx: at most max(ask_open - pos, 0); margin.pyx does not margin it).
 # In a perpetual series also its funding (funding.pyx): the series' index when
 # it was last settled, and what it still owes in index units (docs/funding.md).
 ctypedef struct Position:
@@ -21,6 +23,7 @@ ctypedef struct Position:
     int64_t bid_open
     int64_t entry       # funding index at the last settlement
     int64_t carry       # funding owed, ledger units x 1e-6: > 0 unpaid, in (-1e6, 0] a rounding credit
+    int64_t covered
 
 
 cdef class Ledger:

@@ -44,6 +44,7 @@ cdef class Margin:
     cdef uint8_t set_asset_price(self, int32_t asset, int64_t usd_e8) noexcept
     cdef uint8_t set_haircut(self, int32_t asset, int64_t haircut_bps) noexcept
     cdef Liquidation plan(self, int64_t account) noexcept
+    cdef Liquidation payment_plan(self, int64_t account, int32_t instrument, int64_t need) noexcept
     cdef bint next_order(self, Liquidation* plan, const Instrument* insts, int32_t n_inst,
                          CommandRec* out) noexcept
 

@@ -108,7 +108,7 @@ cdef class Margin:
     cdef int64_t requirement(self, int64_t account, bint initial) noexcept:
         """Margin in USD x 1e8 over the account's option series: initial covers
         the short it would hold if all its open sells filled (ask_open - pos),
-        maintenance its current short (-pos). In a perpetual series longs pay
+        maintenance its current short (-pos), each short less its covered part. In a perpetual series longs pay
         funding, so the same rate covers the larger of that short and the long
         it would hold if all its open buys filled (bid_open + pos), and its
         current long; funding it could not pay (docs/funding.md) adds its USD
@@ -121,14 +121,21 @@ cdef class Margin:
         cdef const Position* p
         for s in range(self.ledger.n_series):
             p = self.ledger.position(account, s)
+            # The covered part of a call exposure is backed by locked underlying.
             if initial:
-                exposure = <int128_t>p.ask_open - p.pos
+                exposure = <int128_t>p.ask_open - p.pos - p.covered
                 if self.two_sided[s] and p.bid_open + p.pos > exposure:
                     exposure = <int128_t>p.bid_open + p.pos
                 if exposure > 0:
                     total += exposure * self.initial[s]
-            elif p.pos < 0 or (self.two_sided[s] and p.pos > 0):
-                total += (-(<int128_t>p.pos) if p.pos < 0 else <int128_t>p.pos) * self.maintenance[s]
+            else:
+                exposure = 0
+                if p.pos < 0:
+                    exposure = -(<int128_t>p.pos) - p.covered
+                elif self.two_sided[s]:
+                    exposure = p.pos
+                if exposure > 0:
+                    total += exposure * self.maintenance[s]
             if p.carry > 0:
                 a = self.premium_asset[s]
                 total += (((<int128_t>p.carry + FUNDING_SCALE - 1) // FUNDING_SCALE * ledger.usd_price[a]
@@ -227,6 +234,17 @@ cdef class Margin:
         plan.price = 0
         plan.want = 0
         plan.need = 0
+        return plan
+
+    cdef Liquidation payment_plan(self, int64_t account, int32_t instrument, int64_t need) noexcept:
+        """A plan that only sells the account's other assets on spot books quoted
+        in ``instrument``'s premium asset until ``need`` of it is free (an expiring
+        short's payment, expiry.pyx); it buys nothing back."""
+        cdef Liquidation plan = self.plan(account)
+        plan.series = self.ledger.n_series
+        plan.spot = 0
+        plan.instrument = instrument
+        plan.need = need
         return plan
 
     cdef bint next_order(self, Liquidation* plan, const Instrument* insts, int32_t n_inst,

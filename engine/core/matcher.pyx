@@ -2,7 +2,8 @@
 mass cancel), price-time matching inside the bands, and events.
 
 The rules are specified in docs/matching.md; engine/reference/ is the same
-rules in plain Python. MatchingEngine extends CommandApi (api.pyx: the
+rules in plain Python. MatchingEngine extends ChainApi (chain.pyx: option
+series listing, delisting and settlement), which extends CommandApi (api.pyx: the
 per-command and batch entry points, the event buffer), which extends
 EngineParts (parts.pyx: the parts, their set-up, queries and state).
 Business outcomes (rejects, cancels) are events, never exceptions. Nothing
@@ -19,7 +20,7 @@ from engine.core.margin cimport Liquidation
 from engine.core.types cimport *
 
 
-cdef class MatchingEngine(CommandApi):
+cdef class MatchingEngine(ChainApi):
     """Deterministic price-time matching engine over integer prices and quantities.
 
     ``MatchingEngine(max_accounts=2**20, max_orders=2**26, risk=False,
@@ -62,6 +63,14 @@ cdef class MatchingEngine(CommandApi):
             return self._freeze_account(c)
         if c.kind == SET_BANDS:
             return self._set_bands(c)
+        if c.kind == LIST_SERIES:
+            return self._list_series(c)
+        if c.kind == DELIST_SERIES:
+            return self._delist_series(c)
+        if c.kind == SETTLE_SERIES:
+            return self._settle_series(c)
+        if c.kind == COVER_CALLS:
+            return self._cover_calls(c)
         if c.kind == FUND:
             return self._fund(c)
         return self._reject(c, UNKNOWN_COMMAND)
@@ -106,6 +115,8 @@ cdef class MatchingEngine(CommandApi):
             return self._reject(c, INSTRUMENT_HALTED)
         if inst.state == CLOSED:
             return self._reject(c, INSTRUMENT_CLOSED)
+        if inst.expiry_ns and c.ts >= inst.expiry_ns:
+            return self._reject(c, SERIES_EXPIRED)
         execution_band(inst, &lo, &hi)
         if c.order_type == LIMIT:
             price = c.price
@@ -184,6 +195,8 @@ cdef class MatchingEngine(CommandApi):
             return self._reject(c, INSTRUMENT_HALTED)
         if inst.state == CLOSED:
             return self._reject(c, INSTRUMENT_CLOSED)
+        if inst.expiry_ns and c.ts >= inst.expiry_ns:
+            return self._reject(c, SERIES_EXPIRED)
         if c.qty != 0:
             why = check_qty(inst, c.qty)
             if why:
@@ -270,6 +283,8 @@ cdef class MatchingEngine(CommandApi):
             return self._reject(c, UNKNOWN_INSTRUMENT)
         if c.state < OPEN or c.state > CLOSED:
             return self._reject(c, INVALID_STATE)
+        if self.insts[c.instrument].series >= 0 and self.life.is_final(self.insts[c.instrument].series):
+            return self._reject(c, SERIES_FINAL)
         self.insts[c.instrument].state = c.state
         e = self._emit(STATE_CHANGED)
         e.instrument = c.instrument
@@ -466,10 +481,8 @@ cdef class MatchingEngine(CommandApi):
         then run the closing orders of its liquidation plan (margin.pyx)."""
         cdef int64_t acct = c.account
         cdef int64_t maintenance, value
-        cdef Py_ssize_t head, before
-        cdef int64_t closing = 0
+        cdef Py_ssize_t head
         cdef Liquidation plan
-        cdef CommandRec order
         cdef EventRec* e
         if not self.risk:
             return self._reject(c, ACCOUNTS_DISABLED)
@@ -488,18 +501,7 @@ cdef class MatchingEngine(CommandApi):
         e.leaves = value
         self._cancel_account(acct, -1, LIQUIDATION)
         plan = self.margins.plan(acct)
-        self.funds.liquidating = True
-        try:
-            while self.margins.next_order(&plan, self.insts, self.n_inst, &order):
-                order.seq = self.cur_seq
-                order.ts = self.cur_ts
-                before = self.ev_n
-                self._new_order(&order)
-                if self.ev[before].kind == ACCEPTED:
-                    closing += 1
-        finally:
-            self.funds.liquidating = False
-        self.ev[head].qty = closing
+        self.ev[head].qty = self._run_plan(&plan)
         return 0
 
     cdef int _freeze_account(self, const CommandRec* c) except -1:

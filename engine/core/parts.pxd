@@ -4,6 +4,7 @@
 from libc.stdint cimport int32_t, int64_t
 
 from engine.core.book cimport Books
+from engine.core.expiry cimport SeriesLife
 from engine.core.funding cimport Funding
 from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
@@ -22,6 +23,7 @@ cdef class EngineParts:
     cdef list asset_specs         # [asset]: AssetSpec
     cdef Ledger ledger
     cdef Margin margins
+    cdef SeriesLife life          # series status, settlement, covered calls
     cdef Risk funds               # reservations, fills, deposits
     cdef Funding funding          # perpetual series: funding indexes, pools, settlement
     cdef readonly bint risk

@@ -5,7 +5,8 @@ work).
 
 An engine holds one of each part: instruments (instrument.pyx), resting
 orders (book.pyx), balances (ledger.pyx), reservations, fills and deposits
-(risk.pyx), option margin and liquidation plans (margin.pyx). Commands change
+(risk.pyx), option margin and liquidation plans (margin.pyx), series status,
+settlement and covered calls (expiry.pyx). Commands change
 them only through MatchingEngine.execute (matcher.pyx), which api.pyx's entry
 points call.
 """
@@ -19,7 +20,16 @@ from engine.core.state cimport check_integrity, decode_snapshot, read_snapshot, 
 from engine.core.types cimport BUY, CANCEL_NEWEST, GTC, MAX_LEDGER_DECIMALS, SELL, Order
 
 from engine.core.order_info import FundingState
-from engine.units import NS_PER_S, instrument_units
+from engine.units import NS_PER_S, instrument_units, series_terms
+
+
+def _terms_or_none(spec, assets):
+    # A configured series whose strike or contract size is finer than the
+    # core's integers still trades; it cannot be covered or settled on chain.
+    try:
+        return series_terms(spec, assets)
+    except ValueError:
+        return None
 
 
 cdef class EngineParts:
@@ -40,7 +50,8 @@ cdef class EngineParts:
         self.books = Books(max_orders)
         self.ledger = Ledger()
         self.margins = Margin(self.ledger)
-        self.funds = Risk(self.ledger, self.margins, fee_account)
+        self.life = SeriesLife(self.ledger)
+        self.funds = Risk(self.ledger, self.margins, self.life, fee_account)
         self.funding = Funding(self.ledger)
         self.risk = risk
         self.asset_specs = []
@@ -122,6 +133,8 @@ cdef class EngineParts:
             period_ns = spec.option.funding_period_s * NS_PER_S
             self.margins.add_series(&self.insts[self.n_inst], self.n_inst, period_ns != 0)
             self.funding.add_series(self.insts[self.n_inst].series, self.n_inst, period_ns)
+            self.life.add_series(self.insts[self.n_inst].series, _terms_or_none(spec, self.asset_specs),
+                                 units.base_asset)
         self.books.add_book()
         self.specs.append(spec)
         self.n_inst += 1

@@ -3,6 +3,7 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.book cimport Books
+from engine.core.expiry cimport SeriesLife
 from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
 from engine.core.margin cimport Margin
@@ -12,6 +13,7 @@ from engine.core.types cimport CommandRec, EventRec, Order, price_t, qty_t
 cdef class Risk:
     cdef Ledger ledger
     cdef Margin margin
+    cdef SeriesLife life          # covered calls
     cdef readonly int64_t fee_account
     cdef readonly int64_t last_deposit_id
     cdef bint liquidating         # closing orders of a liquidation skip the margin check

@@ -23,9 +23,10 @@ from engine.core.types cimport (ACCOUNT_IS_FROZEN, BUY, CREDIT, DEBIT, DEPOSIT_G
 cdef class Risk:
     """Reservations, fees, fill settlement and deposits over a Ledger."""
 
-    def __cinit__(self, Ledger ledger, Margin margin, int64_t fee_account):
+    def __cinit__(self, Ledger ledger, Margin margin, SeriesLife life, int64_t fee_account):
         self.ledger = ledger
         self.margin = margin
+        self.life = life
         self.fee_account = fee_account
         self.frozen = set()
 
@@ -49,9 +50,14 @@ cdef class Risk:
                 return MARGIN_NOT_SET
             p = ledger.position(account, inst.series)
             p.ask_open += delta
+            if delta > 0:
+                self.life.cover(account, inst.series)
+            else:
+                self.life.trim(account, inst.series)
             # Open sells within a long can only reduce it: no margin needed.
             if delta > 0 and not self.liquidating and p.ask_open > p.pos and not self.margin.ok(account):
                 p.ask_open -= delta
+                self.life.trim(account, inst.series)
                 return INSUFFICIENT_MARGIN
             ledger.has_options[account] = 1
             return 0
@@ -90,6 +96,7 @@ cdef class Risk:
         if inst.series >= 0:
             if o.side == SELL:
                 self.ledger.position(o.account, inst.series).ask_open -= o.leaves
+                self.life.trim(o.account, inst.series)
                 return
             self.ledger.position(o.account, inst.series).bid_open -= o.leaves
         self.ledger.release(o.account, inst.quote_asset if o.side == BUY else inst.base_asset,
@@ -137,10 +144,13 @@ cdef class Risk:
             held = ledger.position(buyer.account, inst.series)
             held.pos += q
             held.bid_open -= q
+            self.life.moved(inst.series, held.pos - q, held.pos)
             held = ledger.position(seller.account, inst.series)
             held.pos -= q
             held.ask_open -= q
+            self.life.moved(inst.series, held.pos + q, held.pos)
             ledger.has_options[buyer.account] = 1
+            self.life.trim(buyer.account, inst.series)   # a buy-back shrinks the covered exposure
 
     cdef uint8_t credit_debit(self, const CommandRec* c) noexcept:
         """A CREDIT (a deposit; a non-zero order_id is its vault deposit id) or a
@@ -223,7 +233,7 @@ cdef class Risk:
 
     cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1:
         """Assert every account's reserved amounts and open option orders equal
-        what its resting orders hold."""
+        what its resting orders and covered calls hold."""
         cdef Ledger ledger = self.ledger
         cdef int32_t i, slot, s
         cdef uint8_t side
@@ -248,6 +258,8 @@ cdef class Risk:
                         key = (o.account, asset)
                         need[key] = need.get(key, 0) + reservation(inst, o.side, o.price, o.leaves)
                     slot = books.next_resting(&w)
+        self.life.locked(need)
+        self.life.check_open_interest()
         for acct, s, _side in list(held):
             assert ledger.known(acct), f"account {acct} has open option orders but is not open"
         for acct in range(ledger.acct_cap):

@@ -17,7 +17,8 @@ from engine.instruments import InstrumentSpec
 SNAPSHOT_VERSION = 4
 SUPPORTED_VERSIONS = (1, 2, 3, 4)   # version 1 had no options: its option parts are empty;
 # version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
-# version 3 no perpetual series: its funding section is empty
+# version 3 no perpetual series (its funding section is empty), no settled or delisted
+# series and no covered calls
 
 ORDER_DTYPE = np.dtype(
     [
@@ -64,6 +65,9 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     bands: list[tuple[int, int, int]] = []  # (instrument, static bps, dynamic bps) where they differ from its spec
     haircuts: list[tuple[int, int]] = []    # (asset, haircut bps) where it differs from its spec
     funding: bytes = b""      # perpetual series only (funding.pyx write_part): indexes, pools, entries, carries
+    series_status: list[tuple[int, int, int]] = []  # (instrument, 1 settled / 2 delisted, settlement price)
+    covered: list[tuple[int, int, int]] = []        # (account, instrument, covered quantity units) of covered calls
+    covering: list[int] = []                        # accounts whose call sells are covered (COVER_CALLS), sorted
 
 
 ENCODER = msgspec.msgpack.Encoder()

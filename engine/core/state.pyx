@@ -4,7 +4,8 @@ state hash and integrity check (EngineParts in parts.pyx calls them).
 Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
-margin rates, funding.pyx the funding indexes, pools and position entries, risk.pyx the deposit counter and frozen accounts); a snapshot is their outputs put
+margin rates, funding.pyx the funding indexes, pools and position entries, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
+series statuses and covered calls); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
 
@@ -44,6 +45,9 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         bands=changed_bands(parts.insts, parts.n_inst, instruments),
         haircuts=risk.ledger.changed_haircuts(assets),
         funding=funding.write_part(),
+        series_status=risk.life.write_status(parts.insts, parts.n_inst),
+        covered=risk.life.write_covered(parts.insts, parts.n_inst),
+        covering=sorted(risk.life.covering),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -86,6 +90,8 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     parts.last_seq = snap.last_seq
     risk.last_deposit_id = snap.last_deposit_id
     risk.read_frozen(list(snap.frozen_accounts))
+    risk.life.read_part([list(row) for row in snap.series_status], [list(row) for row in snap.covered],
+                        list(snap.covering), parts.insts, parts.n_inst)
     try:
         check_integrity(parts, books, risk, funding)
     except AssertionError as err:
@@ -108,6 +114,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     risk.ledger.hash_words(words)
     margin.hash_words(words)
     funding.hash_words(words)
+    risk.life.hash_words(parts.insts, parts.n_inst, words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)
     haircuts = risk.ledger.changed_haircuts(assets)
     if bands or haircuts:

@@ -68,6 +68,10 @@ cpdef enum CommandKind:
     FREEZE_ACCOUNT = 13
     SET_BANDS = 14
     SET_HAIRCUT = 15
+    LIST_SERIES = 16
+    DELIST_SERIES = 17
+    SETTLE_SERIES = 18
+    COVER_CALLS = 19
     FUND = 20
 
 cpdef enum EventKind:
@@ -88,6 +92,10 @@ cpdef enum EventKind:
     ACCOUNT_FROZEN = 15
     BANDS_SET = 16
     HAIRCUT_SET = 17
+    SERIES_LISTED = 18
+    SERIES_CLOSED = 19
+    POSITION_SETTLED = 20
+    COVERING_SET = 21
     FUNDING_SETTLED = 22
     FUNDED = 23
 
@@ -100,6 +108,8 @@ cpdef enum CancelReason:
     MASS = 6
     LIQUIDATION = 7
     FROZEN = 8
+    EXPIRED = 9
+    DELISTED = 10
 
 cpdef enum Reject:
     UNKNOWN_INSTRUMENT = 1
@@ -141,6 +151,12 @@ cpdef enum Reject:
     FEE_ACCOUNT_NOT_FREEZABLE = 37
     INVALID_BAND = 38
     INVALID_HAIRCUT = 39
+    SERIES_EXPIRED = 40
+    SERIES_EXISTS = 41
+    INVALID_SERIES = 42
+    OPEN_INTEREST = 43
+    NOT_EXPIRED = 44
+    SERIES_FINAL = 45
     NOT_PERPETUAL = 46
     INVALID_FUNDING = 47
     FUNDING_OVERFLOW = 48

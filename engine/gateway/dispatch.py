@@ -44,6 +44,7 @@ from engine.schemas import (
     SetState,
     SkipDeposit,
 )
+from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
 
 
@@ -147,6 +148,32 @@ def _fund(batch: Batch, session: Session, req: Fund, _account: None) -> None:
                   qty=req.payoff)
 
 
+def _list_chain(batch: Batch, session: Session, req: ListChain, _account: None) -> None:
+    # One LIST_SERIES per series (engine/chains.py), all answering the request id.
+    count = len(req.expiries) * len(req.strikes) * len(req.rights)
+    if count > MAX_CHAIN_SERIES:
+        batch.reject(session, GatewayReject.CHAIN_TOO_LARGE, f"{count} series; at most {MAX_CHAIN_SERIES} a request",
+                     request_id=req.request_id)
+        return
+    for expiry in req.expiries:
+        for strike in req.strikes:
+            for right in req.rights:
+                batch.command(session, req.request_id, CommandKind.LIST_SERIES, instrument=req.template, side=right,
+                              order_id=expiry, price=strike, qty=req.contract)
+
+
+def _close_series(batch: Batch, session: Session, req: CloseSeries, _account: None) -> None:
+    if req.settlement_price:
+        batch.command(session, req.request_id, CommandKind.SETTLE_SERIES, instrument=req.instrument,
+                      price=req.settlement_price)
+    else:
+        batch.command(session, req.request_id, CommandKind.DELIST_SERIES, instrument=req.instrument)
+
+
+def _cover_calls(batch: Batch, session: Session, req: CoverCalls, account: int) -> None:
+    batch.command(session, req.request_id, CommandKind.COVER_CALLS, account=account, state=int(req.covering))
+
+
 ROUTES: dict[type, Route] = {
     NewOrder: Route(Rule.ACCOUNT, _new_order),
     Cancel: Route(Rule.ACCOUNT, _cancel),
@@ -164,6 +191,10 @@ ROUTES: dict[type, Route] = {
     SetBands: Route(Rule.OPERATOR, _set_bands),
     SetHaircut: Route(Rule.OPERATOR, _set_haircut),
     Fund: Route(Rule.OPERATOR, _fund),
+    ListChain: Route(Rule.OPERATOR, _list_chain),
+    CloseSeries: Route(Rule.OPERATOR, _close_series),
+    CoverCalls: Route(Rule.ACCOUNT, _cover_calls),
+    GetChain: Route(Rule.ANYONE),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),
     GetBook: Route(Rule.ANYONE),

@@ -81,6 +81,7 @@ class MarketDataPublisher:
         """The messages ([topic, seq, payload]) for what a batch changed, given its
         EVENT_DTYPE events (the Trades payloads are encoded in C, as msgspec would)."""
         self.out = []
+        self._add_listed()
         touched, status, trades = scan_market_data(events, len(self.topics), ts, _BOOK_KINDS, _STATUS_KINDS,
                                                    int(EventKind.FILL), _TRADES_TAG)
         for i in touched:
@@ -98,6 +99,14 @@ class MarketDataPublisher:
             if i in status:
                 self._publish(i, InstrumentStatus(ts, *self.engine.instrument_state(i)))
         return self.out
+
+    def _add_listed(self) -> None:
+        """Start the topics of instruments listed since the last batch (LIST_SERIES)."""
+        for spec in self.engine.instruments[len(self.topics):]:
+            self.topics.append(md_topic(spec.symbol))
+            self.seq.append(time.time_ns() // 1000)
+            self.books.append(([], []))
+            self.tops.append((0, 0, 0, 0))
 
     def snapshot(self, request_id: int, instrument: int, levels: int, ts: int) -> BookSnapshot:
         """The book of an instrument with the seq it is consistent with (levels 0 =

@@ -24,6 +24,7 @@ from engine.gateway.dispatch import ROUTES, Rule, act_for
 from engine.gateway.limits import UNMETERED_QUERIES
 from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.sessions import Session, Sessions
+from engine.schemas_options import Chain, GetChain, SeriesInfo
 from engine.schemas import (
     REPLY_ENCODER,
     AssetBalance,
@@ -123,6 +124,8 @@ class Queries:
             case GetMarginCalls():
                 reply = MarginCalls(req.request_id, [from_core(MarginCall, m, account=acct)
                                                      for acct, m in engine.under_maintenance()])
+            case GetChain():
+                reply = self._chain(req.request_id, req.underlying)
             case GetStatus():
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)
@@ -151,6 +154,24 @@ class Queries:
         if req.after_order_id >= self.engine.next_order_id:
             return GatewayReject.UNKNOWN_CURSOR, f"after_order_id {req.after_order_id} was never issued"
         return None
+
+    def _chain(self, request_id: int, underlying: int) -> Chain:
+        """The option series on an asset: marks are the references the feed process
+        re-marks, margins its last SetOptionRisk (engine/schemas_options.py)."""
+        engine = self.engine
+        series = []
+        if engine.risk and 0 <= underlying < len(engine.assets):
+            symbol = engine.assets[underlying].symbol
+            for iid, spec in enumerate(engine.instruments):
+                if spec.option is None or spec.base != symbol:
+                    continue
+                state, mark, last_trade = engine.instrument_state(iid)
+                status, price = engine.series_status(iid)
+                terms = spec.option
+                series.append(SeriesInfo(iid, spec.symbol, terms.expiry, terms.strike, terms.right,
+                                         terms.contract_size, state, status, mark, last_trade,
+                                         *engine.option_risk(iid), engine.open_interest(iid), price))
+        return Chain(request_id, underlying, series)
 
     def _instruments(self, request_id: int) -> Instruments:
         engine = self.engine

@@ -24,6 +24,7 @@ from engine.schemas import (
     StateChanged,
 )
 from engine.keys import generate
+from engine.schemas_options import SeriesClosed
 from engine.schemas_perpetual import Funded
 from settlement.accounts import dev_private_key
 from settlement.chain import ChainClient, fund_dev_account
@@ -146,6 +147,11 @@ class RecordingClient:
     def set_haircut(self, asset: int, haircut_bps: int):
         self.sent.append(("haircut", asset, haircut_bps))
         return HaircutSet(0, 0, 0, asset, haircut_bps)
+
+    def close_series(self, instrument: int, settlement_price: int = 0):
+        self.sent.append(("close", instrument, settlement_price))
+        self.states[instrument] = 3
+        return SeriesClosed(0, 0, 0, instrument, 1 if settlement_price else 2, settlement_price, 0, 0)
 
     def of_kind(self, kind: str) -> list[tuple]:
         """The recorded commands of ``kind``, without the kind."""
