@@ -90,6 +90,23 @@ def test_a_series_has_an_expiry_or_a_funding_period():
 
 
 
+def test_a_perpetual_series_never_expires_so_it_cannot_be_settled():
+    """SETTLE_SERIES of a perpetual series (expiry instant 0) is refused and changes nothing:
+    settling would close its positions without their funding. Delisting stays its only end."""
+    eng = make_engine()
+    for acct in (1, 2):
+        eng.credit(acct, USDC, 10**12)
+    trade(eng, 2, 1, CALL, 100, REFERENCE[CALL], ts=HOUR)
+    assert eng.open_interest(CALL) == 100
+    before = [(eng.positions(acct), eng.balances(acct)) for acct in EVERYONE]
+    for ts in (HOUR, 100 * 365 * 24 * HOUR):
+        events = eng.settle_series(CALL, REFERENCE[CALL], ts=ts)
+        assert [e.kind for e in events] == [EventKind.REJECTED]
+        assert events[0].reason == Reject.NOT_EXPIRED
+    assert [(eng.positions(acct), eng.balances(acct)) for acct in EVERYONE] == before
+    assert eng.series_status(CALL)[0] == 0 and eng.open_interest(CALL) == 100
+
+
 # -- FUND --
 
 

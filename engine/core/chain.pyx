@@ -165,7 +165,8 @@ cdef class ChainApi(CommandApi):
         inst = &self.insts[c.instrument]
         if self.life.terms[inst.series] is None:
             return self._reject(c, INVALID_SERIES)
-        if c.ts < inst.expiry_ns:
+        # A perpetual series (expiry_ns 0) never expires: only delisting ends it.
+        if inst.expiry_ns == 0 or c.ts < inst.expiry_ns:
             return self._reject(c, NOT_EXPIRED)
         if c.price <= 0:
             return self._reject(c, INVALID_PRICE)

@@ -61,7 +61,7 @@ REJECT_TEXT = {
     Reject.SERIES_EXISTS: "a series with these terms is already listed",
     Reject.INVALID_SERIES: "series terms not valid (template, right, expiry date, strike or contract size)",
     Reject.OPEN_INTEREST: "series has open positions: settle it at expiry instead of delisting",
-    Reject.NOT_EXPIRED: "series expiry time has not passed",
+    Reject.NOT_EXPIRED: "series expiry time has not passed (a perpetual series never expires)",
     Reject.SERIES_FINAL: "series is already settled or delisted",
     Reject.NOT_PERPETUAL: "instrument is not a perpetual option series",
     Reject.INVALID_FUNDING: "funding needs 0 <= payoff <= mark <= the series' max price (price units)",
