@@ -119,8 +119,8 @@ class FundingModel:
         or unpaid funding that owe at ``index`` (payers), then the others, each
         group in account order, so receivers are paid from what payers paid in."""
         due = sorted(a for a, h in self.held.items() if h.pos or h.carry > 0)
-        payers = [a for a in due if self.held[a].pos * (index - self.held[a].entry) + self.held[a].carry > 0]
-        return payers + [a for a in due if a not in payers]
+        owing = {a for a in due if self.held[a].pos * (index - self.held[a].entry) + self.held[a].carry > 0}
+        return [a for a in due if a in owing] + [a for a in due if a not in owing]
 
     def unsettled(self) -> int:
         """pool x 1e6 + what every position owes at any common index: 0 when
