@@ -256,8 +256,8 @@ def funding(sizes: Sizes) -> dict:
     for rep in range(sizes.fund_reps):
         start = time.perf_counter_ns()
         index = model.fund(price, 0, (rep + 2) * HOUR)
-        for acct in model.due():
-            model.settle(acct, index, 10**12, 10**12)
+        for acct in model.due(index):
+            model.settle(acct, index, 10**12, 10**12, 10**12)
         baseline.append(n / (time.perf_counter_ns() - start) * 1e9)
     return {"funding_positions_per_s": median(runs), "funding_baseline_positions_per_s": median(baseline),
             "funding_positions": n}

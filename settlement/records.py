@@ -7,7 +7,8 @@
   and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account
   ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
-  POSITION_SETTLED -> fill, DEBITED -> withdrawal) into those records, vectorised, with each instrument's exact
+  POSITION_SETTLED and FUNDING_SETTLED -> fill, DEBITED -> withdrawal) into those records,
+  vectorised, with each instrument's exact
   ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN
   events. Ids are ``seq * FILLS_PER_SEQ + index of the event within its command``, so all
   records share one increasing id space.
@@ -55,7 +56,12 @@ A cash settlement payment of an expired option series (POSITION_SETTLED, engine/
 is a fill of no base and no fee between the account and the clearing counterparty (the fee
 account): a short that pays is the buyer, a long that receives the seller; base_asset and
 quote_asset are both the premium asset. Netting, the Merkle leaf, the published fills and the
-watchtower's recomputation treat it as any fill."""
+watchtower's recomputation treat it as any fill.
+
+A funding payment of a perpetual series (FUNDING_SETTLED, engine/core/funding.pyx) is the same
+kind of fill between the account and the fee account, which holds the funding pools' money (the
+event's `maker_account`): an account that pays is the buyer, one that receives the seller. The
+fee account's own funding moves nothing and makes no record."""
 
 WITHDRAWAL_DTYPE = np.dtype(
     [
@@ -202,15 +208,20 @@ def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray
 
 
 def _payment_fills(events: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The cash settlement payments (POSITION_SETTLED with an amount) as fills."""
-    is_payment = (events["kind"] == EventKind.POSITION_SETTLED) & (events["qty"] > 0)
+    """The payments between an account and the fee account as fills: cash settlement
+    (POSITION_SETTLED with an amount; side SELL: the account pays) and funding
+    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives)."""
+    kind, qty = events["kind"], events["qty"]
+    settles = (kind == EventKind.POSITION_SETTLED) & (qty > 0)
+    funds = (kind == EventKind.FUNDING_SETTLED) & (events["account"] != events["maker_account"])
+    is_payment = settles | funds
     p = events[is_payment]
-    pays = p["side"] == Side.SELL
+    pays = np.where(settles[is_payment], p["side"] == Side.SELL, p["qty"] > 0)
     fills = empty_fills(len(p))
     fills["fill_id"] = ids[is_payment]
     fills["buyer"] = np.where(pays, p["account"], p["maker_account"])
     fills["seller"] = np.where(pays, p["maker_account"], p["account"])
     fills["base_asset"] = p["asset"]
     fills["quote_asset"] = p["asset"]
-    fills["quote_amount"] = p["qty"]
+    fills["quote_amount"] = np.abs(p["qty"])
     return fills

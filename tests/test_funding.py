@@ -32,11 +32,12 @@ REFERENCE = {SPOT: 2_500_000, CALL: 20_000_000, PUT: 1_600_000, DATED: 20_000_00
 MARGINS = {CALL: (200 * USD, 150 * USD), PUT: (40 * USD, 30 * USD), DATED: (150 * USD, 100 * USD)}
 ACCOUNTS = (1, 2, 3, 4)
 MAKER = 9                    # quotes the books a liquidation trades on
+FEE = 0                      # the fee account: holds the funding pools' money
 EVERYONE = ACCOUNTS + (MAKER,)
 
 
 def make_engine():
-    eng = MatchingEngine(risk=True, fee_account=0)
+    eng = MatchingEngine(risk=True, fee_account=FEE)
     for spec in DEFAULT_ASSETS:
         eng.add_asset(spec)
     for spec in SPECS:
@@ -73,6 +74,11 @@ def settled(events):
 
 def usdc(eng, acct):
     return eng.balances(acct)[USDC]
+
+
+def fees(eng):
+    """USDC the fee account holds beyond the funding pools: the fees it collected."""
+    return usdc(eng, FEE)[0] - sum(eng.funding_state(iid).pool for iid in PERPETUALS)
 
 
 # -- the perpetual series spec --
@@ -173,8 +179,9 @@ def test_a_fill_settles_both_accounts_at_its_own_timestamp():
     assert settled(events) == [(1, 13_888_889)]
     assert eng.funding_state(CALL).pool == 13_888_889
     events = eng.fund(CALL, 20_000_000, 0, ts=2 * HOUR)
-    assert settled(events) == [(2, -27_777_777), (3, 13_888_889)]
+    assert settled(events) == [(3, 13_888_889), (2, -27_777_777)]   # payers first
     assert eng.funding_state(CALL).pool == 1     # what each side's rounding left
+    assert usdc(eng, FEE)[0] == fees(eng) + 1    # the fee account holds the pool's money
     eng.check_integrity()
 
 
@@ -189,19 +196,45 @@ def test_unpaid_funding_is_carried_and_paid_once_the_account_has_premium():
     events = eng.fund(CALL, 20_000_000, 0, ts=24 * HOUR)
     # A day of funding on 0.01 contract is $6.666..., 6,666,666,666,666 index
     # units owed; the long has 6,000 units of USDC: it pays them and carries the
-    # rest; the short is paid from the pool, which goes negative until the long pays.
-    assert settled(events) == [(1, 6_000), (2, -6_666_666)]
+    # rest. The short is paid from the pool's holder, the fee account: the long's
+    # 6,000 and the 6,000 of fees it holds, so the pool is 6,000 short and no
+    # balance is negative (on chain neither); the short's rest is a credit.
+    assert settled(events) == [(1, 6_000), (2, -12_000)]
     assert eng.funding_position(1, CALL)[1] == 6_660_666_666_666
-    assert eng.funding_state(CALL).pool == -6_660_666
+    assert eng.funding_position(2, CALL)[1] == -6_654_666_666_666
+    assert eng.funding_state(CALL).pool == -6_000 and usdc(eng, FEE)[0] == 0
     eng.check_integrity()
     eng.credit(1, USDC, 5_000_000)
     events = eng.fund(CALL, 20_000_000, 0, ts=24 * HOUR)
-    assert settled(events) == [(1, 5_000_000)]   # what it has; the rest stays carried
+    assert settled(events) == [(1, 5_000_000), (2, -5_000_000)]   # what it has; the rest stays carried
     eng.credit(1, USDC, 5_000_000)
     events = eng.fund(CALL, 20_000_000, 0, ts=24 * HOUR)
-    assert settled(events) == [(1, 1_660_667)]
+    assert settled(events) == [(1, 1_660_667), (2, -1_654_666)]
     assert eng.funding_position(1, CALL)[1] == -333_334
-    assert eng.funding_state(CALL).pool == 1
+    assert eng.funding_state(CALL).pool == 1 and usdc(eng, FEE)[0] == 6_001   # the fees fronted are back
+    eng.check_integrity()
+
+
+def test_a_frozen_account_settles_its_funding_at_the_freeze_and_nothing_after():
+    eng = make_engine()
+    for acct in (FEE, 1, 2):
+        eng.credit(acct, USDC, 10**12)
+    trade(eng, 2, 1, CALL, 100, 20_000_000, ts=HOUR)
+    eng.fund(CALL, 20_000_000, 0, ts=HOUR)
+    # The long's wallet requests an exit: its half hour is settled before the
+    # freeze (so the settlement job sees it before the freeze record), then none.
+    events = eng.freeze_account(1, ts=HOUR + HOUR // 2)
+    assert [(e.kind, e.account, e.qty) for e in events][:2] == [
+        (EventKind.FUNDING_SETTLED, 1, 13_888_889), (EventKind.ACCOUNT_FROZEN, 1, 0)]
+    frozen = usdc(eng, 1)
+    # The short is still paid in full, two hours of 27,777,777.7 units less a sub-unit
+    # credit: the pool, that is the fee account, pays the frozen long's part.
+    paid = [settled(eng.fund(CALL, 20_000_000, 0, ts=hour * HOUR)) for hour in (2, 3)]
+    assert [acct for rows in paid for acct, _ in rows] == [2, 2]
+    assert sum(amount for rows in paid for _, amount in rows) == -55_555_555
+    assert usdc(eng, 1) == frozen
+    entry, carry = eng.funding_position(1, CALL)
+    assert entry == eng.funding_state(CALL).index and -FUNDING_INDEX_SCALE < carry <= 0   # booked to the pool
     eng.check_integrity()
 
 
@@ -299,13 +332,16 @@ def test_a_corrupt_funding_section_is_refused(corrupt, match):
 
 
 def test_the_reference_rounding_rule():
-    assert settlement(1, 10, 0) == 1                       # a payer rounds up
-    assert settlement(FUNDING_INDEX_SCALE + 1, 10, 0) == 2
-    assert settlement(-1, 0, 0) == 0                       # a receiver rounds down
-    assert settlement(-2 * FUNDING_INDEX_SCALE + 1, 0, 0) == -1
-    assert settlement(5 * FUNDING_INDEX_SCALE, 3, 0) == 3  # at most the free balance
-    assert settlement(5 * FUNDING_INDEX_SCALE, -3, 0) == 0
-    assert settlement(-5 * FUNDING_INDEX_SCALE, 0, VALUE_LIMIT - 2) == -2
+    pool = 10**9                                                # the fee account's free balance
+    assert settlement(1, 10, 0, pool) == 1                       # a payer rounds up
+    assert settlement(FUNDING_INDEX_SCALE + 1, 10, 0, pool) == 2
+    assert settlement(-1, 0, 0, pool) == 0                       # a receiver rounds down
+    assert settlement(-2 * FUNDING_INDEX_SCALE + 1, 0, 0, pool) == -1
+    assert settlement(5 * FUNDING_INDEX_SCALE, 3, 0, pool) == 3  # at most the free balance
+    assert settlement(5 * FUNDING_INDEX_SCALE, -3, 0, pool) == 0
+    assert settlement(-5 * FUNDING_INDEX_SCALE, 0, VALUE_LIMIT - 2, pool) == -2
+    assert settlement(-5 * FUNDING_INDEX_SCALE, 0, 0, 4) == -4     # at most what the pool's holder has
+    assert settlement(-5 * FUNDING_INDEX_SCALE, 0, 0, -1) == 0
     assert funding_step(20_000_000, 100, 100, HOUR, PERIOD_S * NS_PER_S) == 277_777_777_777
     assert funding_step(1, 1, 1, 10**30, 1) == FUNDING_INDEX_SCALE << 20
 
@@ -368,7 +404,7 @@ class FundingMachine(RuleBasedStateMachine):
         price = REFERENCE[iid] // 100 * (100 + move)
         model = self.models[iid]
         bid = self.eng.new_order(iid, buyer, Side.BUY, qty, price, ts=ts)
-        free = {a: usdc(self.eng, a)[0] - usdc(self.eng, a)[1] for a in EVERYONE}
+        free = {a: usdc(self.eng, a)[0] - usdc(self.eng, a)[1] for a in EVERYONE + (FEE,)}
         total = {a: usdc(self.eng, a)[0] for a in EVERYONE}
         events = self.record(self.eng.new_order(iid, seller, Side.SELL, qty, price, tif=TimeInForce.IOC, ts=ts))
         self.eng.mass_cancel(buyer, iid, ts=ts)
@@ -378,7 +414,8 @@ class FundingMachine(RuleBasedStateMachine):
             assert bid[0].kind == EventKind.ACCEPTED
             index = model.index_at(ts)
             for acct in (seller, buyer):
-                amount = model.settle(acct, index, free[acct], total[acct])
+                amount = model.settle(acct, index, free[acct], total[acct], free[FEE])
+                free[FEE] += amount
                 if amount:
                     expected.append((acct, amount))
             model.fill(buyer, seller, filled)
@@ -401,6 +438,8 @@ class FundingMachine(RuleBasedStateMachine):
         payoff_px = mark_px * payoff // 100
         model = self.models[iid]
         balances = {a: usdc(self.eng, a) for a in EVERYONE}
+        fee_total, fee_reserved = usdc(self.eng, FEE)
+        pool_free = fee_total - fee_reserved
         events = self.record(self.eng.fund(iid, mark_px, payoff_px, ts=ts))
         index = model.fund(mark_px, payoff_px, ts)
         if index is None:
@@ -408,9 +447,10 @@ class FundingMachine(RuleBasedStateMachine):
             assert events[0].reason in (Reject.INVALID_FUNDING, Reject.FUNDING_OVERFLOW)
             return
         expected = []
-        for acct in model.due():
+        for acct in model.due(index):
             total, reserved = balances[acct]
-            amount = model.settle(acct, index, total - reserved, total)
+            amount = model.settle(acct, index, total - reserved, total, pool_free)
+            pool_free += amount
             if amount:
                 expected.append((acct, amount))
         assert events[0].kind == EventKind.FUNDED
@@ -447,7 +487,7 @@ class FundingMachine(RuleBasedStateMachine):
 
     @invariant()
     def engine_agrees_with_the_reference_and_nothing_is_made_or_lost(self):
-        self.eng.check_integrity()          # balances + pools == credits - debits; pool balances the positions
+        self.eng.check_integrity()          # balances == credits - debits; pool balances the positions
         for iid, model in self.models.items():
             state = self.eng.funding_state(iid)
             assert (state.index, state.index_ts, state.time_value, state.pool, state.open_interest) == (

@@ -1,7 +1,7 @@
 # Funding of perpetual (everlasting) option series: a cumulative funding index
 # per series that accrues with the command timestamps, each position settled
 # against it into the premium asset, and the pool that holds what was paid in
-# and not yet paid out (docs/funding.md).
+# and not yet paid out, its money held by the fee account (docs/funding.md).
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.instrument cimport Instrument
@@ -13,6 +13,7 @@ cdef extern from *:
 
 cdef class Funding:
     cdef Ledger ledger              # balances and positions it settles
+    cdef int64_t fee_account        # holds the pools' money: the funding counterparty on chain
     cdef int32_t n_series
     cdef int32_t n_perpetual
     cdef int32_t* series_inst       # [series]: instrument id
@@ -28,19 +29,18 @@ cdef class Funding:
         return self.period_ns[series] != 0
     cdef int64_t index_at(self, const Instrument* inst, int32_t series, int64_t ts) noexcept
     cdef int128_t _step(self, const Instrument* inst, int32_t series, int64_t ts) noexcept
-    cdef int64_t next_due(self, int32_t series, int64_t after) noexcept
+    cdef int64_t next_due(self, int32_t series, int64_t after, int64_t index, bint payers) noexcept
     cdef tuple series_state(self, int32_t series)
     cdef tuple position_state(self, int64_t account, int32_t series)
 
     # -- commands --
     cdef int add_series(self, int32_t series, int32_t instrument, int64_t period_ns) except -1
-    cdef int64_t settle(self, const Instrument* inst, int64_t account, int64_t index) noexcept
+    cdef int64_t settle(self, const Instrument* inst, int64_t account, int64_t index, bint to_pool) noexcept
     cdef void fill(self, int32_t series, int64_t buyer, int64_t seller, int64_t q) noexcept
     cdef uint8_t fund(self, const Instrument* inst, int64_t mark, int64_t payoff, int64_t ts,
                       int64_t* index) noexcept
 
     # -- state (state.pyx puts the parts together) --
-    cdef list pools_by_asset(self, const Instrument* insts)
     cdef bytes write_part(self)
     cdef int read_part(self, bytes data, accounts) except -1
     cdef int hash_words(self, list words) except -1

@@ -11,10 +11,13 @@ index of its own timestamp before their positions change.
 
 Settling a position moves pos x (I - entry) + carry index units into or out of
 the series' pool: a payer pays the amount rounded up (at most its free premium
-balance), a receiver receives it rounded down, and what is left stays in the
-position's carry to the next settlement. So no unit is lost or made: per series,
-pool x 1e6 + sum(pos x (I - entry) + carry) == 0 for every I, because positions
-sum to zero (check_integrity), and balances plus pools equal credits minus debits.
+balance), a receiver receives it rounded down (at most what the pool's holder
+can pay), and what is left stays in the position's carry to the next
+settlement. The pool's money is held by the fee account, the counterparty of
+every funding payment on chain, so engine balances are the vault's. No unit is
+lost or made: per series, pool x 1e6 + sum(pos x (I - entry) + carry) == 0 for
+every I, because positions sum to zero (check_integrity). An account frozen by
+its exit request settles nothing more: its funding is booked to the pool.
 """
 
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
@@ -48,8 +51,9 @@ cdef inline int128_t _ceil_div(int128_t a, int128_t b) noexcept:
 cdef class Funding:
     """Funding indexes, pools and position settlement over a Ledger."""
 
-    def __cinit__(self, Ledger ledger):
+    def __cinit__(self, Ledger ledger, int64_t fee_account):
         self.ledger = ledger
+        self.fee_account = fee_account
 
     def __dealloc__(self):
         PyMem_RawFree(self.series_inst)
@@ -81,16 +85,18 @@ cdef class Funding:
             return rate << 20
         return rate * dt // self.period_ns[series]
 
-    cdef int64_t next_due(self, int32_t series, int64_t after) noexcept:
+    cdef int64_t next_due(self, int32_t series, int64_t after, int64_t index, bint payers) noexcept:
         """The first account past ``after`` whose position in the series has
-        funding to settle (a position, or unpaid funding); -1 if none."""
+        funding to settle (a position, or unpaid funding) and, at ``index``,
+        owes (``payers``) or does not; -1 if none."""
         cdef Ledger ledger = self.ledger
         cdef const Position* p
         cdef int64_t acct
         for acct in range(after + 1, ledger.acct_cap):
             if ledger.has_options[acct]:
                 p = ledger.position(acct, series)
-                if p.pos != 0 or p.carry > 0:
+                if (p.pos != 0 or p.carry > 0) and (
+                        (<int128_t>p.pos * (index - p.entry) + p.carry > 0) == payers):
                     return acct
         return -1
 
@@ -127,14 +133,17 @@ cdef class Funding:
             self.n_perpetual += 1
         return 0
 
-    cdef int64_t settle(self, const Instrument* inst, int64_t account, int64_t index) noexcept:
+    cdef int64_t settle(self, const Instrument* inst, int64_t account, int64_t index, bint to_pool) noexcept:
         """Settle the account's position in the instrument's series at ``index``;
         returns the premium ledger units it paid into the pool (negative: received).
 
         Owed = pos x (index - entry) + carry, in index units. A payer pays
         ceil(owed / 1e6), at most its free premium balance; a receiver gets
-        floor(-owed / 1e6), at most what keeps its balance under 2**62. The rest
-        of owed becomes the new carry and entry becomes index."""
+        floor(-owed / 1e6), at most the fee account's free premium balance (the
+        pool's money, and the fee account's own when the pool is short) and what
+        keeps its balance under 2**62. The rest of owed becomes the new carry and
+        entry becomes index. ``to_pool`` (a frozen account): the whole rounded
+        amount is booked to the pool and no balance moves."""
         cdef Ledger ledger = self.ledger
         cdef int32_t s = inst.series
         cdef Position* p = ledger.position(account, s)
@@ -146,19 +155,22 @@ cdef class Funding:
         if owed > 0:
             amount = _ceil_div(owed, SCALE)
             free = ledger.free(account, inst.quote_asset)
-            if amount > free:
+            if amount > free and not to_pool:
                 amount = free if free > 0 else 0
         elif owed < 0:
             amount = -((-owed) // SCALE)
-            free = VALUE_LIMIT - ledger.at(account, inst.quote_asset).total
-            if -amount > free:
-                amount = -free
+            free = min(VALUE_LIMIT - ledger.at(account, inst.quote_asset).total,
+                       ledger.free(self.fee_account, inst.quote_asset))
+            if -amount > free and not to_pool:
+                amount = -free if free > 0 else 0
         carry = owed - amount * SCALE
         # Saturation is out of reach while FUND keeps step x open interest under
         # 2**62 and unpaid funding is liquidated before it piles up (docs/funding.md).
         p.carry = <int64_t>(INT64_MAX if carry > INT64_MAX else INT64_MIN if carry < INT64_MIN else carry)
         if amount:
-            ledger.move(account, inst.quote_asset, <int64_t>-amount, 0)
+            if not to_pool:
+                ledger.move(account, inst.quote_asset, <int64_t>-amount, 0)
+                ledger.move(self.fee_account, inst.quote_asset, <int64_t>amount, 0)
             self.pool[s] += <int64_t>amount
         return <int64_t>amount
 
@@ -194,14 +206,6 @@ cdef class Funding:
         return 0
 
     # -- state --
-
-    cdef list pools_by_asset(self, const Instrument* insts):
-        """Premium ledger units held in funding pools, per asset id."""
-        cdef int32_t s
-        out = [0] * self.ledger.n_assets
-        for s in range(self.n_series):
-            out[insts[self.series_inst[s]].quote_asset] += self.pool[s]
-        return out
 
     cdef bytes write_part(self):
         """The funding section of a snapshot: b"" without perpetual series, else

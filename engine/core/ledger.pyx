@@ -263,9 +263,9 @@ cdef class Ledger:
         return (self.acct_cap * (self.stride * sizeof(Balance) + self.series_stride * sizeof(Position) + 2)
                 + self.stride * 28)
 
-    def check_integrity(self, held=None):
+    def check_integrity(self):
         """Raise AssertionError if a balance is negative, over-reserved, or value
-        leaked; ``held``: per asset, what is held outside the balances (funding pools)."""
+        leaked (balances sum to credits minus debits per asset)."""
         cdef int64_t acct
         cdef int32_t a
         cdef Balance* b
@@ -280,8 +280,6 @@ cdef class Ledger:
                 assert self.is_open[acct] or b.total == 0, f"closed account {acct} holds asset {a}"
                 sums[a] += b.total
         for a in range(self.n_assets):
-            if held is not None:
-                sums[a] += held[a]
             assert sums[a] == self.net_credits[a], (
                 f"asset {a}: balances sum to {sums[a]} but credits minus debits are {self.net_credits[a]}")
         cdef int32_t s

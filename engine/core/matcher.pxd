@@ -48,7 +48,9 @@ cdef class MatchingEngine(ChainApi):
     cdef int _finish(self, Order* taker, int32_t slot, int stop) except -1
     cdef int _settle_fill_funding(self, const Instrument* inst, const Order* taker, const Order* maker,
                                   qty_t q) except -1
-    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index) except -1
+    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index,
+                             bint frozen) except -1
+    cdef int _settle_funding_at_freeze(self, int64_t account) except -1
 
     # -- events --
     cdef int _emit_amended(self, int32_t slot, uint8_t priority_lost) except -1

@@ -16,6 +16,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from engine.core.book cimport BookSide, Books
 from engine.core.instrument cimport (check_price, check_qty, execution_band, in_static_band, recentre_dynamic,
                                      set_bands, set_reference)
+from engine.core.ledger cimport Position
 from engine.core.margin cimport Liquidation
 from engine.core.types cimport *
 
@@ -337,6 +338,7 @@ cdef class MatchingEngine(ChainApi):
         cdef Instrument* inst
         cdef int64_t index, acct
         cdef uint8_t why
+        cdef bint payers
         cdef EventRec* e
         if not self.risk:
             return self._reject(c, ACCOUNTS_DISABLED)
@@ -350,10 +352,13 @@ cdef class MatchingEngine(ChainApi):
         e.instrument = c.instrument
         e.price = c.price
         e.qty = c.qty
-        acct = self.funding.next_due(inst.series, -1)
-        while acct >= 0:
-            self._settle_funding(inst, acct, index)
-            acct = self.funding.next_due(inst.series, acct)
+        # Payers first, so receivers are paid from what they paid in rather than
+        # from the fee account's own balance (docs/funding.md).
+        for payers in (True, False):
+            acct = self.funding.next_due(inst.series, -1, index, payers)
+            while acct >= 0:
+                self._settle_funding(inst, acct, index, self.funds.n_frozen and self.funds.is_frozen(acct))
+                acct = self.funding.next_due(inst.series, acct, index, payers)
         return 0
 
     cdef int _settle_fill_funding(self, const Instrument* inst, const Order* taker, const Order* maker,
@@ -361,23 +366,47 @@ cdef class MatchingEngine(ChainApi):
         """Before a fill of q in a perpetual series moves positions: settle both
         accounts at the index of this command's timestamp."""
         cdef int64_t index = self.funding.index_at(inst, inst.series, self.cur_ts)
-        self._settle_funding(inst, taker.account, index)
-        self._settle_funding(inst, maker.account, index)
+        # Neither is frozen: a freeze cancels the account's orders and refuses new ones.
+        self._settle_funding(inst, taker.account, index, False)
+        self._settle_funding(inst, maker.account, index, False)
         if taker.side == BUY:
             self.funding.fill(inst.series, taker.account, maker.account, q)
         else:
             self.funding.fill(inst.series, maker.account, taker.account, q)
         return 0
 
-    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index) except -1:
+    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index,
+                             bint frozen) except -1:
+        """Settle the account's funding in the series at ``index``: a FUNDING_SETTLED
+        event (the fee account, the pool's holder, as maker_account) for an amount
+        moved. A ``frozen`` account's funding is booked to the pool, with no event:
+        nothing of it is left to settle after its freeze."""
         cdef EventRec* e
-        cdef int64_t amount = self.funding.settle(inst, account, index)
-        if amount:
+        cdef int64_t amount = self.funding.settle(inst, account, index, frozen)
+        if amount and not frozen:
             e = self._emit(FUNDING_SETTLED)
             e.instrument = self.funding.series_inst[inst.series]
             e.account = account
+            e.maker_account = self.funds.fee_account
             e.asset = inst.quote_asset
             e.qty = amount
+        return 0
+
+    cdef int _settle_funding_at_freeze(self, int64_t account) except -1:
+        """Settle a just-frozen account's funding, from its own balance, in every
+        perpetual series where it has a position or unpaid funding, at this
+        command's timestamp and before its ACCOUNT_FROZEN event, so the records
+        precede the freeze; from then on its funding is booked to the pool."""
+        cdef int32_t s
+        cdef const Position* p
+        cdef const Instrument* inst
+        if not self.funding.n_perpetual or not self.ledger.has_options[account]:
+            return 0
+        for s in range(self.funding.n_series):
+            p = self.ledger.position(account, s)
+            if self.funding.perpetual(s) and (p.pos != 0 or p.carry > 0):
+                inst = &self.insts[self.funding.series_inst[s]]
+                self._settle_funding(inst, account, self.funding.index_at(inst, s, self.cur_ts), False)
         return 0
 
     cdef int _cancel_outside_static(self, int32_t instrument) except -1:
@@ -507,8 +536,9 @@ cdef class MatchingEngine(ChainApi):
     cdef int _freeze_account(self, const CommandRec* c) except -1:
         """Freeze an account whose wallet requested an exit on chain (the exit
         watcher sends this once the request is final): cancel its orders and
-        refuse its new orders and withdrawals from now on, so nothing of it is
-        left to settle after this command. qty of the event: orders cancelled."""
+        refuse its new orders and withdrawals from now on, after settling its
+        perpetual funding up to now, so nothing of it is left to settle after
+        this command. qty of the event: orders cancelled."""
         cdef uint8_t why
         cdef Py_ssize_t head
         if not self.risk:
@@ -516,6 +546,7 @@ cdef class MatchingEngine(ChainApi):
         why = self.funds.freeze(c.account)
         if why:
             return self._reject(c, why)
+        self._settle_funding_at_freeze(c.account)
         head = self.ev_n
         self._emit(ACCOUNT_FROZEN).account = c.account
         self.ev[head].qty = self._cancel_account(c.account, -1, FROZEN)

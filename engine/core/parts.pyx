@@ -52,7 +52,7 @@ cdef class EngineParts:
         self.margins = Margin(self.ledger)
         self.life = SeriesLife(self.ledger)
         self.funds = Risk(self.ledger, self.margins, self.life, fee_account)
-        self.funding = Funding(self.ledger)
+        self.funding = Funding(self.ledger, fee_account)
         self.risk = risk
         self.asset_specs = []
         self.specs = []

@@ -133,7 +133,7 @@ cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding fun
     cdef Order* o
     books.check_integrity()
     if parts.risk:
-        risk.ledger.check_integrity(funding.pools_by_asset(parts.insts))
+        risk.ledger.check_integrity()
         funding.check_integrity()
         risk.check_reservations(books, parts.insts, parts.n_inst)
     for i in range(parts.n_inst):

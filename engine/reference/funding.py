@@ -28,15 +28,16 @@ def funding_step(time_value: int, quote_per_tick_qty: int, tick: int, elapsed_ns
     return rate * elapsed_ns // period_ns
 
 
-def settlement(owed: int, free: int, total: int) -> int:
+def settlement(owed: int, free: int, total: int, pool_free: int) -> int:
     """Premium ledger units an account pays (negative: receives) for ``owed``
     index units: a payer ``ceil(owed / 1e6)`` at most its free balance (never
     below 0), a receiver ``floor(-owed / 1e6)`` at most what keeps its total
-    under 2**62. The rest of owed stays with the position (its carry)."""
+    under 2**62 and at most ``pool_free``, the free balance of the fee account
+    that holds the pool's money. The rest of owed stays with the position (its carry)."""
     if owed > 0:
         return min(-(-owed // FUNDING_INDEX_SCALE), max(free, 0))
     if owed < 0:
-        return -min(-owed // FUNDING_INDEX_SCALE, VALUE_LIMIT - total)
+        return -min(-owed // FUNDING_INDEX_SCALE, VALUE_LIMIT - total, max(pool_free, 0))
     return 0
 
 
@@ -82,11 +83,12 @@ class FundingModel:
         """The sum of the long positions."""
         return sum(max(h.pos, 0) for h in self.held.values())
 
-    def settle(self, account: int, index: int, free: int, total: int) -> int:
-        """Settle the account at ``index``; returns what it paid into the pool."""
+    def settle(self, account: int, index: int, free: int, total: int, pool_free: int) -> int:
+        """Settle the account at ``index``; returns what it paid into the pool
+        (the fee account, whose free premium balance is ``pool_free``)."""
         h = self.held.setdefault(account, Held())
         owed = h.pos * (index - h.entry) + h.carry
-        amount = settlement(owed, free, total)
+        amount = settlement(owed, free, total, pool_free)
         h.entry = index
         h.carry = owed - amount * FUNDING_INDEX_SCALE
         self.pool += amount
@@ -100,7 +102,7 @@ class FundingModel:
     def fund(self, mark: int, payoff: int, ts: int) -> int | None:
         """FUND: the new index, or None when the engine must reject it (invalid
         prices, or a step that overflows). The caller then settles every
-        account with a position or unpaid funding, in account order."""
+        account of ``due``, in its order."""
         if payoff < 0 or mark < payoff or mark > self.max_price:
             return None
         step = funding_step(self.time_value, self.quote_per_tick_qty, self.tick, ts - self.index_ts, self.period_ns)
@@ -112,9 +114,13 @@ class FundingModel:
         self.time_value = mark - payoff
         return self.index
 
-    def due(self) -> list[int]:
-        """Accounts a FUND settles, in order: a position or unpaid funding."""
-        return sorted(a for a, h in self.held.items() if h.pos or h.carry > 0)
+    def due(self, index: int) -> list[int]:
+        """Accounts a FUND at ``index`` settles, in order: those with a position
+        or unpaid funding that owe at ``index`` (payers), then the others, each
+        group in account order, so receivers are paid from what payers paid in."""
+        due = sorted(a for a, h in self.held.items() if h.pos or h.carry > 0)
+        owing = {a for a in due if self.held[a].pos * (index - self.held[a].entry) + self.held[a].carry > 0}
+        return [a for a in due if a in owing] + [a for a in due if a not in owing]
 
     def unsettled(self) -> int:
         """pool x 1e6 + what every position owes at any common index: 0 when

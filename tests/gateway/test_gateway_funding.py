@@ -1,7 +1,8 @@
 """Fund through a real gateway process: the operator funds a perpetual series
 from its config, the long pays and the short receives, a trader cannot send
-Fund, a dated series or a spot book is refused with the engine's code, and a
-restart replays the journal to the same state."""
+Fund, a dated series or a spot book is refused with the engine's code, the
+journal keeps the FUNDING_SETTLED events (the settlement job's input), and a
+restart and an offline replay rebuild the same state from it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 from gateway_harness import ACCOUNTS, PUT_SPEC, TSLA, USDC, venue_doc, write_venue
 
 from engine.core.types import Reject as Code
-from engine.core.types import Side
+from engine.core.types import EventKind, Side
 from engine.gateway.process import GatewayProcess
+from engine.journal import FileJournal
+from engine.replay import rebuild
 from engine.schemas import Ack, GatewayReject, Reject
 from engine.schemas_perpetual import Funded
 
@@ -51,3 +54,10 @@ def test_operator_funds_a_perpetual_series_a_trader_cannot(tmp_path, keys, clien
 
     with GatewayProcess(path, tmp_path / "gateway2.log") as gw:
         assert clients(gw, "ops").status().state_hash == state
+
+    reader = FileJournal.open_reader(tmp_path / "journal")
+    stored = [e for batch in reader.read() for e in batch.events if e["kind"] == EventKind.FUNDING_SETTLED]
+    assert {(int(e["account"]), int(e["qty"]) > 0) for e in stored} == {(ACCOUNTS["retail"], True),
+                                                                       (ACCOUNTS["mm"], False)}
+    assert all(e["maker_account"] == 0 for e in stored)          # the fee account: the pool's holder
+    assert rebuild(reader, use_snapshot=False, verify=True).engine.state_hash() == state
