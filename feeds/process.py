@@ -57,6 +57,7 @@ its own halts once its rules allow, and still checks a split's first price.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -442,10 +443,16 @@ class FeedProcess:
         return [risk.greeks for risk in risks]
 
     def _publish_greeks(self, greeks: list[SeriesGreeks]) -> None:
-        """Publish the greeks of this step's re-marks, but a closed series' (the
-        gateway refuses a publication naming one), MAX_GREEKS_ENTRIES a request."""
+        """Publish the greeks of this step's re-marks, MAX_GREEKS_ENTRIES a
+        request, but a closed series' or any with a non-finite number: the
+        gateway refuses a whole publication that names one."""
         closed = {i.instrument for i in self.instruments if i.state == TradingState.CLOSED}
-        live = [g for g in greeks if g.instrument not in closed]
+        live = []
+        for g in greeks:
+            if not all(math.isfinite(x) for x in (g.delta, g.gamma, g.vega, g.theta, g.vol)):
+                log.warning("instrument %d: greeks not finite, not published: %s", g.instrument, g)
+            elif g.instrument not in closed:
+                live.append(g)
         for start in range(0, len(live), MAX_GREEKS_ENTRIES):
             reply = self.client.publish_greeks(live[start:start + MAX_GREEKS_ENTRIES])
             if isinstance(reply, Reject):

@@ -1,8 +1,9 @@
 """Answers to queries, read from the engine after the batch that carried them
 ran: heartbeats and logons, balances, open orders, book snapshots, instruments,
 margin, margin calls, status, option chains; and the greeks an operator
-publishes, kept here as derived data (engine/gateway/greeks.py). Query replies are built from the core's query
-results with ``engine.schemas.from_core``, never copied field by field.
+publishes, kept here as derived data (engine/gateway/greeks.py). Query
+replies are built from the core's query results with
+``engine.schemas.from_core``, never copied field by field.
 
 A query costs its session one item of ``max_query_items_per_s`` per entry
 it answers (book level, order, balance ...): its least cost is charged when it

@@ -3,9 +3,9 @@ after one step, a dated series shows the Black-Scholes greeks of
 feeds/options.py and a perpetual one the everlasting greeks of
 feeds/everlasting.py (theta: minus the funding rate), each with the vol it was
 marked at; a restarted gateway knows none until the feed's next step. Through
-a recording client: a closed series' greeks are left out (the gateway would
-refuse the whole publication) and a chain goes in requests of at most
-MAX_GREEKS_ENTRIES.
+a recording client: a closed series' greeks and non-finite ones are left out
+(the gateway would refuse the whole publication) and a chain goes in requests
+of at most MAX_GREEKS_ENTRIES.
 
 Tolerance: the greeks travel as MessagePack float64, exactly; the feed computes
 them with the same numpy functions on the same inputs, but over arrays, where
@@ -16,6 +16,7 @@ move changes them by far more."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 
 import pytest
@@ -25,6 +26,7 @@ from engine.config import load_config
 from engine.core.types import TradingState
 from engine.gateway.process import GatewayProcess
 from engine.schemas import AssetInfo, InstrumentInfo
+from engine.schemas_greeks import SeriesGreeks
 from engine.schemas_options import Chain
 from feeds.clock import ManualClock
 from feeds.everlasting import everlasting
@@ -100,7 +102,11 @@ def test_closed_series_are_left_out_and_a_chain_is_published_in_bounded_requests
     listing = [_dated(0, "90000"), _dated(1, "100000", TradingState.CLOSED), _dated(2, "110000")]
     client = RecordingClient(listing, [AssetInfo(0, "USDC", 6, 6, 0), AssetInfo(1, "WBTC", 8, 8, 1000)])
     monkeypatch.setattr("feeds.process.MAX_GREEKS_ENTRIES", 1)
-    _feed(client).step()
+    feed = _feed(client)
+    feed.step()
     published = client.of_kind("greeks")
     assert [[g.instrument for g in request] for request in published] == [[0], [2]]
     assert all(g.vol == 0.65 for request in published for g in request)
+    client.sent.clear()
+    feed._publish_greeks([SeriesGreeks(0, 0.5, math.nan, 1.0, -1.0, 0.6), SeriesGreeks(2, 0.4, 1e-5, 1.0, -1.0, 0.6)])
+    assert [[g.instrument for g in request] for request in client.of_kind("greeks")] == [[2]]   # NaN left out
