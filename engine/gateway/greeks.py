@@ -41,25 +41,36 @@ def greeks_refusal(engine, req: PublishGreeks) -> tuple[int, str] | None:
     live option series of ``engine`` once, with finite numbers and a vol >= 0."""
     if len(req.series) > MAX_GREEKS_ENTRIES:
         return GatewayReject.CHAIN_TOO_LARGE, f"{len(req.series)} entries; at most {MAX_GREEKS_ENTRIES} a request"
+    instruments = engine.instruments   # a copy per read: read once
     seen: set[int] = set()
     for index, entry in enumerate(req.series):
-        where = f"entry {index} (instrument {entry.instrument})"
-        if not 0 <= entry.instrument < len(engine.instruments):
-            return CoreReject.UNKNOWN_INSTRUMENT, where
-        if entry.instrument in seen:
-            return GatewayReject.MALFORMED, f"{where}: the instrument appears twice"
+        refusal = _entry_refusal(engine, instruments, seen, entry)
+        if refusal is not None:
+            code, why = refusal
+            return code, f"entry {index} (instrument {entry.instrument}){why}"
         seen.add(entry.instrument)
-        if engine.instruments[entry.instrument].option is None:
-            return CoreReject.NOT_AN_OPTION, where
-        try:
-            status, _ = engine.series_status(entry.instrument)
-        except ValueError as err:   # an option listing in an engine without risk: no series kept
-            return CoreReject.NOT_AN_OPTION, f"{where}: {err}"
-        if status:
-            return CoreReject.SERIES_FINAL, f"{where}: the series is closed"
-        bad = [name for name in _NUMBERS if not math.isfinite(getattr(entry, name))]
-        if bad:
-            return GatewayReject.MALFORMED, f"{where}: {', '.join(bad)} not finite"
-        if entry.vol < 0:
-            return GatewayReject.MALFORMED, f"{where}: vol {entry.vol} is below 0"
+    return None
+
+
+def _entry_refusal(engine, instruments, seen: set[int], entry: SeriesGreeks) -> tuple[int, str] | None:
+    """(code, what is wrong) with one entry, or None."""
+    iid = entry.instrument
+    if not 0 <= iid < len(instruments):
+        return CoreReject.UNKNOWN_INSTRUMENT, ""
+    if iid in seen:
+        return GatewayReject.MALFORMED, ": the instrument appears twice"
+    if instruments[iid].option is None:
+        return CoreReject.NOT_AN_OPTION, ""
+    try:
+        status, _ = engine.series_status(iid)
+    except ValueError as err:   # an option listing in an engine without risk: no series kept
+        return CoreReject.NOT_AN_OPTION, f": {err}"
+    if status:
+        return CoreReject.SERIES_FINAL, ": the series is closed"
+    numbers = (entry.delta, entry.gamma, entry.vega, entry.theta, entry.vol)
+    if not all(map(math.isfinite, numbers)):
+        bad = [name for name, x in zip(_NUMBERS, numbers, strict=True) if not math.isfinite(x)]
+        return GatewayReject.MALFORMED, f": {', '.join(bad)} not finite"
+    if entry.vol < 0:
+        return GatewayReject.MALFORMED, f": vol {entry.vol} is below 0"
     return None
