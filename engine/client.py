@@ -87,6 +87,7 @@ from engine.schemas import (
     md_seq_from,
     md_topic,
 )
+from engine.schemas_greeks import GreeksPublished, PublishGreeks, SeriesGreeks
 from engine.schemas_options import (
     Chain,
     CloseSeries,
@@ -102,7 +103,7 @@ from engine.schemas_perpetual import Fund, Funded
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
-                  SeriesListed, SeriesClosed, CoveringSet, Chain)
+                  SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished)
 
 
 class ClientKeys(NamedTuple):
@@ -417,6 +418,11 @@ class Client:
         """Funding of a perpetual series at its mark and payoff, price units (operator
         key); the FundingSettled replies go to the accounts that paid or received."""
         return self.request(*self._requests.by_request_id(Fund, instrument, mark, payoff))
+
+    def publish_greeks(self, series: list[SeriesGreeks]) -> GreeksPublished | Reject:
+        """Publish option series' greeks, at most MAX_GREEKS_ENTRIES (operator key);
+        GetChain shows them until the next publication (engine/schemas_greeks.py)."""
+        return self.request(*self._requests.by_request_id(PublishGreeks, series))
 
 
 class AsyncClient:

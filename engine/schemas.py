@@ -34,6 +34,7 @@ from engine.core.types import CANCEL_TEXT, REJECT_TEXT, CancelReason, OrderType,
 from engine.schema_types import I32, I64, U8
 from engine.schema_types import reply_config as _reply
 from engine.schema_types import request_config as _request
+from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
 
@@ -313,7 +314,7 @@ Request = Union[(
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
-    Fund,
+    Fund, PublishGreeks,
     *OPTION_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
@@ -749,7 +750,7 @@ Reply = Union[(
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
-    FundingSettled, Funded,
+    FundingSettled, Funded, GreeksPublished,
     *OPTION_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__

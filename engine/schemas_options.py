@@ -15,6 +15,7 @@ import msgspec
 from engine.schema_types import I32, I64, U8
 from engine.schema_types import reply_config as _reply
 from engine.schema_types import request_config as _request
+from engine.schemas_greeks import SeriesGreeks
 
 MAX_CHAIN_SERIES = 1_000
 """The most series one ListChain may list (expiries x strikes x rights)."""
@@ -59,7 +60,7 @@ class CoverCalls(msgspec.Struct, **_request(35)):
 
 
 class GetChain(msgspec.Struct, **_request(36)):
-    """Every option series on an underlying asset, with marks, margins and open interest."""
+    """Every option series on an underlying asset, with marks, margins, open interest and greeks."""
 
     request_id: I64
     underlying: I32
@@ -129,7 +130,10 @@ class SeriesInfo(msgspec.Struct, array_like=True, frozen=True):
     """One series of a chain. ``mark`` is its reference price (the feed process's
     last re-mark, SET_REFERENCE), ``initial`` / ``maintenance`` the margins of a
     short from its last SetOptionRisk (USD x 1e8 per quantity unit), open interest
-    the long quantity units held, status 0 live, 1 settled, 2 delisted."""
+    the long quantity units held, status 0 live, 1 settled, 2 delisted. ``greeks``
+    are the feed process's last published ones (engine/schemas_greeks.py), stamped
+    ``greeks_ts`` (gateway ns); None (and 0) when unknown: never published since
+    the gateway started, or the series is closed."""
 
     instrument: int
     symbol: str
@@ -145,6 +149,8 @@ class SeriesInfo(msgspec.Struct, array_like=True, frozen=True):
     maintenance: int
     open_interest: int
     settlement_price: int
+    greeks: SeriesGreeks | None = None
+    greeks_ts: int = 0
 
 
 class Chain(msgspec.Struct, **_reply(41)):

@@ -1,7 +1,8 @@
 """Perpetual (everlasting) option series in the core's integers: per series
 its mark, its payoff (the FUND command's two prices) and its margin per
 quantity unit, long or short (SET_OPTION_RISK), from one vectorised pass of
-the everlasting closed form over a chain (docs/funding.md)."""
+the everlasting closed form over a chain (docs/funding.md), with the greeks
+of that pass as the gateway publishes them (theta: minus the funding rate)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import numpy.typing as npt
 
 from engine.instruments import InstrumentSpec
 from engine.schemas import InstrumentInfo
-from feeds.everlasting import everlasting, perpetual_margin
+from engine.schemas_greeks import SeriesGreeks
+from feeds.everlasting import EverlastingGreeks, everlasting, perpetual_margin
 from feeds.options import IntArray, core_option_risk
+from feeds.remark import series_greeks
 
 __all__ = ["PerpetualMoves", "PerpetualRisk", "PerpetualSeriesRisk", "perpetual_risk", "remark_perpetuals",
            "series_perpetual_risk"]
@@ -32,12 +35,14 @@ class PerpetualMoves(NamedTuple):
 
 
 class PerpetualRisk(NamedTuple):
-    """What the core takes per series (int64 arrays, or numpy scalars)."""
+    """What the core takes per series (int64 arrays, or numpy scalars), and the
+    float greeks they came from (the gateway publishes those; the core never sees them)."""
 
     mark_price: IntArray           # premium per contract, price units on the tick grid (FUND, SET_REFERENCE)
     payoff_price: IntArray         # intrinsic value per contract, price units, at most the mark (FUND)
     initial_per_qty: IntArray      # USD x 1e8 per quantity unit, long or short (SET_OPTION_RISK)
     maintenance_per_qty: IntArray
+    greeks: EverlastingGreeks      # per 1 unit of underlying, in the quote asset
 
 
 def perpetual_risk(spot: npt.ArrayLike, strike: npt.ArrayLike, vol: npt.ArrayLike, funding_period_s: npt.ArrayLike,
@@ -59,7 +64,7 @@ def perpetual_risk(spot: npt.ArrayLike, strike: npt.ArrayLike, vol: npt.ArrayLik
     payoff = greeks.mark - greeks.time_value
     payoff_units = np.floor(payoff * float(contract_size) * price_scale).astype(np.int64)
     return PerpetualRisk(units.mark_price, np.minimum(payoff_units, units.mark_price), units.initial_per_qty,
-                         units.maintenance_per_qty)
+                         units.maintenance_per_qty, greeks)
 
 
 def series_perpetual_risk(spec: InstrumentSpec, spot: float, vol: float, quote_usd: float = 1.0,
@@ -74,13 +79,14 @@ def series_perpetual_risk(spec: InstrumentSpec, spot: float, vol: float, quote_u
 
 
 class PerpetualSeriesRisk(NamedTuple):
-    """One perpetual series' new values in core integers (the feed process sends them)."""
+    """One perpetual series' new values in core integers, and its greeks (the feed process sends them)."""
 
     instrument: int
-    mark: int          # SET_REFERENCE and FUND's mark
-    payoff: int        # FUND's payoff
-    initial: int       # SET_OPTION_RISK, long or short
+    mark: int            # SET_REFERENCE and FUND's mark
+    payoff: int          # FUND's payoff
+    initial: int         # SET_OPTION_RISK, long or short
     maintenance: int
+    greeks: SeriesGreeks  # theta: minus the funding rate, (mark - payoff) / T a year
 
 
 def remark_perpetuals(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_usd: Sequence[float],
@@ -101,7 +107,11 @@ def remark_perpetuals(series: Sequence[InstrumentInfo], spot: Sequence[float], q
                               np.array([s.right == "C" for s in members]), to_usd[rows], moves,
                               contract_size=Decimal(contract_size), price_scale=price_scale, tick_size=tick_size,
                               qty_scale=qty_scale, max_price=max_price)
+        g = risk.greeks
         for k, i in enumerate(rows):
-            out[i] = PerpetualSeriesRisk(series[i].instrument, int(risk.mark_price[k]), int(risk.payoff_price[k]),
-                                         int(risk.initial_per_qty[k]), int(risk.maintenance_per_qty[k]))
+            iid = series[i].instrument
+            out[i] = PerpetualSeriesRisk(iid, int(risk.mark_price[k]), int(risk.payoff_price[k]),
+                                         int(risk.initial_per_qty[k]), int(risk.maintenance_per_qty[k]),
+                                         series_greeks(iid, g.delta[k], g.gamma[k], g.vega[k], -g.funding_rate[k],
+                                                       vols[i]))
     return out

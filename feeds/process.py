@@ -17,6 +17,11 @@ re-marked each step from the underlying's price, the whole chain in one vectoris
 pass (feeds/remark.py): SET_REFERENCE with the mark (which centres the series' band)
 and SET_OPTION_RISK with its short margins, each only when it changed. A series
 whose underlying has no price is not re-marked (and is halted as above).
+After the re-marks, the greeks of every re-marked series that is not closed
+(delta, gamma, vega, theta and the vol used; a perpetual's theta is minus its
+funding rate) are published to the gateway (PublishGreeks), every step: the
+gateway keeps them in memory only, so they come back within a step of its
+restart.
 
 Expiry: the process keeps each fed asset's price history (feeds/twap.py) and,
 once a dated series' expiry instant has passed, sends CloseSeries with the
@@ -52,6 +57,7 @@ its own halts once its rules allow, and still checks a split's first price.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -66,6 +72,7 @@ from engine.core.types import Reject as CoreReject
 from engine.core.types import TradingState
 from engine.instruments import expiry_instant_ns
 from engine.schemas import InstrumentInfo, Instruments, Reject, Status
+from engine.schemas_greeks import MAX_GREEKS_ENTRIES, SeriesGreeks
 from engine.units import USD_PRICE_SCALE
 from feeds.chainlink import ChainlinkSource
 from feeds.clock import Clock
@@ -204,8 +211,7 @@ class FeedProcess:
             if not _is_option(inst) and {inst.base, inst.quote} & priced:
                 self._send_reference(inst)
         self._settle_expired(now)
-        self._remark_options(instant)
-        self._fund_perpetuals()
+        self._publish_greeks([*self._remark_options(instant), *self._fund_perpetuals()])
         for inst in self.instruments:
             depends = {inst.base} if _is_option(inst) else {inst.base, inst.quote}
             blocked = sorted(depends & set(halts))
@@ -379,8 +385,9 @@ class FeedProcess:
         self.remembered = FeedState(seq=self.last_seq, halted=sorted(self.halted), last_references=references)
         save_state(self.state_path, self.remembered)
 
-    def _remark_options(self, instant: datetime) -> None:
-        """Re-mark every option series whose underlying has a surface and a price."""
+    def _remark_options(self, instant: datetime) -> list[SeriesGreeks]:
+        """Re-mark every option series whose underlying has a surface and a price;
+        their greeks."""
         chain, spots, quotes, vols = [], [], [], []
         for inst in self.instruments:
             surface = self.surfaces.get(inst.base) if inst.expiry and inst.instrument not in self.settled else None
@@ -395,9 +402,10 @@ class FeedProcess:
             risks = remark_chain(chain, spots, quotes, vols, self.option_rate, instant, self.margin_rates)
         except ValueError as err:
             log.error("option re-marking refused its inputs: %s", err)
-            return
+            return []
         for risk in risks:
             self._send_option_risk(risk.instrument, risk.mark, (risk.initial, risk.maintenance))
+        return [risk.greeks for risk in risks]
 
     def _send_option_risk(self, instrument: int, mark: int, margins: tuple[int, int]) -> None:
         """An option series' mark (SET_REFERENCE) and margins, each when it changed."""
@@ -408,10 +416,11 @@ class FeedProcess:
                 self.client.set_option_risk(instrument, *margins), f"option risk of instrument {instrument}"):
             self.option_margins[instrument] = margins
 
-    def _fund_perpetuals(self) -> None:
+    def _fund_perpetuals(self) -> list[SeriesGreeks]:
         """Re-mark every perpetual series whose underlying has a surface and a
         price (everlasting closed form, the surface's base vol) and send FUND
-        with its mark and payoff: each step is a funding tick (docs/funding.md)."""
+        with its mark and payoff: each step is a funding tick (docs/funding.md).
+        Their greeks."""
         chain, spots, quotes, vols = [], [], [], []
         for inst in self.instruments:
             surface = self.surfaces.get(inst.base) if inst.funding_period_s else None
@@ -426,11 +435,28 @@ class FeedProcess:
             risks = remark_perpetuals(chain, spots, quotes, vols)
         except ValueError as err:
             log.error("perpetual re-marking refused its inputs: %s", err)
-            return
+            return []
         for risk in risks:
             self._send_option_risk(risk.instrument, risk.mark, (risk.initial, risk.maintenance))
             self._accepted(self.client.fund(risk.instrument, risk.mark, risk.payoff),
                            f"funding of instrument {risk.instrument}")
+        return [risk.greeks for risk in risks]
+
+    def _publish_greeks(self, greeks: list[SeriesGreeks]) -> None:
+        """Publish the greeks of this step's re-marks, MAX_GREEKS_ENTRIES a
+        request, but a closed series' or any with a non-finite number: the
+        gateway refuses a whole publication that names one."""
+        closed = {i.instrument for i in self.instruments if i.state == TradingState.CLOSED}
+        live = []
+        for g in greeks:
+            if not all(math.isfinite(x) for x in (g.delta, g.gamma, g.vega, g.theta, g.vol)):
+                log.warning("instrument %d: greeks not finite, not published: %s", g.instrument, g)
+            elif g.instrument not in closed:
+                live.append(g)
+        for start in range(0, len(live), MAX_GREEKS_ENTRIES):
+            reply = self.client.publish_greeks(live[start:start + MAX_GREEKS_ENTRIES])
+            if isinstance(reply, Reject):
+                log.error("greeks refused: code %d %s", reply.code, reply.text)
 
     def _refresh_listing(self) -> None:
         """Take the instruments listed since the last step (LIST_SERIES at run time)."""

@@ -1,6 +1,7 @@
 """Option re-marking: the marks and short margins of a whole option chain from
 each series' underlying spot and a volatility surface, in one vectorised
-Black-Scholes pass, as the integers SET_REFERENCE and SET_OPTION_RISK take.
+Black-Scholes pass, as the integers SET_REFERENCE and SET_OPTION_RISK take,
+and the greeks of the same pass as the gateway publishes them (PublishGreeks).
 
 The surface is a flat volatility per underlying with per-expiry overrides. The
 spot and the strike are in the series' quote asset; margins are converted to
@@ -20,6 +21,7 @@ import msgspec
 import numpy as np
 
 from engine.schemas import InstrumentInfo
+from engine.schemas_greeks import SeriesGreeks
 from feeds.options import MarginRates, black_scholes, core_option_risk, short_margin, years_to_expiry
 
 
@@ -47,12 +49,19 @@ class VolSurface(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class SeriesRisk(NamedTuple):
-    """One series' new values in core integers."""
+    """One series' new values in core integers, and its greeks (floats, for the gateway)."""
 
     instrument: int
     mark: int          # premium per contract, price units on the tick grid (SET_REFERENCE)
     initial: int       # short margin, USD x 1e8 per quantity unit (SET_OPTION_RISK)
     maintenance: int
+    greeks: SeriesGreeks
+
+
+def series_greeks(instrument: int, delta: float, gamma: float, vega: float, theta: float,
+                  vol: float) -> SeriesGreeks:
+    """The SeriesGreeks of one series from numpy values, as plain floats."""
+    return SeriesGreeks(instrument, float(delta), float(gamma), float(vega), float(theta), float(vol))
 
 
 def remark_chain(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_usd: Sequence[float],
@@ -60,7 +69,8 @@ def remark_chain(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_
     """Marks and margins of ``series`` (option InstrumentInfo) at ``now``, given per
     series the underlying's spot in the quote asset, the quote's USD price and the
     volatility. One Black-Scholes pass over the whole chain; the conversion to
-    integers is vectorised per group of series sharing their sizes. ValueError
+    integers is vectorised per group of series sharing their sizes; the greeks
+    are Black-Scholes', per unit of underlying in the quote asset. ValueError
     (from feeds/options.py) when an input or a result is out of the core's range."""
     if not series:
         return []
@@ -70,7 +80,8 @@ def remark_chain(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_
     years = np.array([years_of[s.expiry] for s in series])
     spots = np.asarray(spot, dtype=np.float64)
     to_usd = np.asarray(quote_usd, dtype=np.float64)
-    greeks = black_scholes(spots, strike, years, np.asarray(vol, dtype=np.float64), rate, is_call)
+    vols = np.asarray(vol, dtype=np.float64)
+    greeks = black_scholes(spots, strike, years, vols, rate, is_call)
     initial = short_margin(greeks.mark, spots, strike, is_call, rates.initial_base, rates.initial_min) * to_usd
     maintenance = short_margin(greeks.mark, spots, strike, is_call, rates.maintenance_base,
                                rates.maintenance_min) * to_usd
@@ -83,5 +94,7 @@ def remark_chain(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_
                                  contract_size=Decimal(contract_size), price_scale=price_scale,
                                  tick_size=tick_size, qty_scale=qty_scale, max_price=max_price)
         marks[rows], initials[rows], maintenances[rows] = units
-    return [SeriesRisk(s.instrument, int(m), int(i), int(mm))
-            for s, m, i, mm in zip(series, marks, initials, maintenances, strict=True)]
+    return [SeriesRisk(s.instrument, int(marks[k]), int(initials[k]), int(maintenances[k]),
+                       series_greeks(s.instrument, greeks.delta[k], greeks.gamma[k], greeks.vega[k],
+                                     greeks.theta[k], vols[k]))
+            for k, s in enumerate(series)]

@@ -1,6 +1,7 @@
 """The request table: for each request type of the wire protocol, who may send
 it (its authorisation rule) and the engine command it becomes; queries are
-answered after the batch runs (engine/gateway/queries.py).
+answered after the batch runs (engine/gateway/queries.py), and so is
+PublishGreeks, which changes gateway data, not engine state.
 
 This is the general path; the C reader (engine/core/wire.pyx) applies the same
 rules to the common order messages of a key acting for its own account.
@@ -44,6 +45,7 @@ from engine.schemas import (
     SetState,
     SkipDeposit,
 )
+from engine.schemas_greeks import PublishGreeks
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
 
@@ -195,6 +197,7 @@ ROUTES: dict[type, Route] = {
     CloseSeries: Route(Rule.OPERATOR, _close_series),
     CoverCalls: Route(Rule.ACCOUNT, _cover_calls),
     GetChain: Route(Rule.ANYONE),
+    PublishGreeks: Route(Rule.OPERATOR),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),
     GetBook: Route(Rule.ANYONE),

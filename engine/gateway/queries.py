@@ -1,7 +1,9 @@
 """Answers to queries, read from the engine after the batch that carried them
 ran: heartbeats and logons, balances, open orders, book snapshots, instruments,
-margin, margin calls, status. Query replies are built from the core's query
-results with ``engine.schemas.from_core``, never copied field by field.
+margin, margin calls, status, option chains; and the greeks an operator
+publishes, kept here as derived data (engine/gateway/greeks.py). Query
+replies are built from the core's query results with
+``engine.schemas.from_core``, never copied field by field.
 
 A query costs its session one item of ``max_query_items_per_s`` per entry
 it answers (book level, order, balance ...): its least cost is charged when it
@@ -21,9 +23,11 @@ from engine.config import Config
 from engine.core.types import Reject as CoreReject
 from engine.gateway.batch import Batch
 from engine.gateway.dispatch import ROUTES, Rule, act_for
+from engine.gateway.greeks import GreeksBoard
 from engine.gateway.limits import UNMETERED_QUERIES
 from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.sessions import Session, Sessions
+from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import Chain, GetChain, SeriesInfo
 from engine.schemas import (
     REPLY_ENCODER,
@@ -57,13 +61,14 @@ _OPTION_TERMS = ("expiry", "strike", "right", "contract_size")  # InstrumentInfo
 
 
 class Queries:
-    """Answers queries from the engine's state (and the gateway's, for status)."""
+    """Answers queries from the engine's state (and the gateway's, for status and greeks)."""
 
     def __init__(self, engine, publisher: MarketDataPublisher, config: Config, sessions: Sessions) -> None:
         self.engine = engine
         self.publisher = publisher
         self.config = config
         self.sessions = sessions
+        self.greeks = GreeksBoard()
 
     def answer(self, batch: Batch, session: Session, req, ts: int) -> None:
         """Add the answer to ``req`` (or its reject) to the batch's output for ``session``."""
@@ -126,6 +131,12 @@ class Queries:
                                                      for acct, m in engine.under_maintenance()])
             case GetChain():
                 reply = self._chain(req.request_id, req.underlying)
+            case PublishGreeks():
+                refusal = self.greeks.publish(engine, req, ts)
+                if refusal:
+                    batch.reject(session, *refusal, request_id=req.request_id)
+                    return
+                reply = GreeksPublished(req.request_id, ts, len(req.series))
             case GetStatus():
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)
@@ -157,7 +168,8 @@ class Queries:
 
     def _chain(self, request_id: int, underlying: int) -> Chain:
         """The option series on an asset: marks are the references the feed process
-        re-marks, margins its last SetOptionRisk (engine/schemas_options.py)."""
+        re-marks, margins its last SetOptionRisk, greeks its last PublishGreeks
+        while the series is live (engine/schemas_options.py)."""
         engine = self.engine
         series = []
         if engine.risk and 0 <= underlying < len(engine.assets):
@@ -168,9 +180,10 @@ class Queries:
                 state, mark, last_trade = engine.instrument_state(iid)
                 status, price = engine.series_status(iid)
                 terms = spec.option
+                greeks = self.greeks.of(iid) if status == 0 else (None, 0)
                 series.append(SeriesInfo(iid, spec.symbol, terms.expiry, terms.strike, terms.right,
                                          terms.contract_size, state, status, mark, last_trade,
-                                         *engine.option_risk(iid), engine.open_interest(iid), price))
+                                         *engine.option_risk(iid), engine.open_interest(iid), price, *greeks))
         return Chain(request_id, underlying, series)
 
     def _instruments(self, request_id: int) -> Instruments:

@@ -24,6 +24,7 @@ from engine.schemas import (
     StateChanged,
 )
 from engine.keys import generate
+from engine.schemas_greeks import GreeksPublished, SeriesGreeks
 from engine.schemas_options import SeriesClosed
 from engine.schemas_perpetual import Funded
 from settlement.accounts import dev_private_key
@@ -43,10 +44,12 @@ def _stock(symbol: str, reference: str) -> dict:
             "taker_fee_bps": 5, "reference_price": reference}
 
 
-def write_feed_venue(directory: Path, accounts: dict[str, dict[str, str]] | None = None) -> tuple[Path, Path]:
+def write_feed_venue(directory: Path, accounts: dict[str, dict[str, str]] | None = None,
+                     more_instruments: list[dict] = ()) -> tuple[Path, Path]:
     """Keys (server, ops, and one per account) and a venue config in ``directory``;
     ``accounts`` maps each trading account's name to its genesis credit (ids from 1,
-    in order). Returns (config, keys dir)."""
+    in order); ``more_instruments`` are listed after the three of every test
+    (ids from 3). Returns (config, keys dir)."""
     accounts = accounts or {}
     keys = directory / "keys"
     keys.mkdir(parents=True)
@@ -69,7 +72,7 @@ def write_feed_venue(directory: Path, accounts: dict[str, dict[str, str]] | None
             {"symbol": "AAPLX", "decimals": 18, "ledger_decimals": 6, "haircut_bps": 2_000, "usd_price": "190"},
             {"symbol": "WBTC", "decimals": 8, "ledger_decimals": 8, "haircut_bps": 1_000, "usd_price": "90000"},
         ],
-        "instruments": [_stock("AMZNX", "185.00"), _stock("AAPLX", "190.00"), call],
+        "instruments": [_stock("AMZNX", "185.00"), _stock("AAPLX", "190.00"), call, *more_instruments],
         "accounts": [{"id": i, "name": name, "key_files": [str(keys / f"{name}.key")], "credit": credit}
                      for i, (name, credit) in enumerate(accounts.items(), start=1)],
         "operators": [{"name": "ops", "key_files": [str(keys / "ops.key")]}],
@@ -139,6 +142,10 @@ class RecordingClient:
     def fund(self, instrument: int, mark: int, payoff: int):
         self.sent.append(("fund", instrument, mark, payoff))
         return Funded(0, 0, 0, instrument, mark, payoff)
+
+    def publish_greeks(self, series: list[SeriesGreeks]):
+        self.sent.append(("greeks", *series))
+        return GreeksPublished(0, 0, len(series))
 
     def set_bands(self, instrument: int, static_bps: int, dynamic_bps: int):
         self.sent.append(("bands", instrument, static_bps, dynamic_bps))

@@ -149,7 +149,10 @@ def test_requests_round_trip(requests):
         except (msgspec.ValidationError, OverflowError):  # st.builds ignores the range constraints
             pass
     if valid:
-        assert REQUEST_DECODER.decode(REQUEST_ENCODER.encode(valid)) == valid
+        decoded = REQUEST_DECODER.decode(REQUEST_ENCODER.encode(valid))
+        # Compared as types and bytes: a float field (PublishGreeks) may hold NaN, equal to nothing.
+        assert [type(r) for r in decoded] == [type(r) for r in valid]
+        assert REQUEST_ENCODER.encode(decoded) == REQUEST_ENCODER.encode(valid)
 
 
 def test_request_tags_are_unique_and_array_like():
