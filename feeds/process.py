@@ -59,7 +59,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
@@ -388,16 +388,9 @@ class FeedProcess:
     def _remark_options(self, instant: datetime) -> list[SeriesGreeks]:
         """Re-mark every option series whose underlying has a surface and a price;
         their greeks."""
-        chain, spots, quotes, vols = [], [], [], []
-        for inst in self.instruments:
-            surface = self.surfaces.get(inst.base) if inst.expiry and inst.instrument not in self.settled else None
-            base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
-            if surface is None or base is None or quote is None:
-                continue
-            chain.append(inst)
-            spots.append(base / quote)
-            quotes.append(quote / USD_PRICE_SCALE)
-            vols.append(surface.at(inst.expiry))
+        chain, spots, quotes, vols = self._chain_inputs(
+            lambda inst: bool(inst.expiry) and inst.instrument not in self.settled,
+            lambda inst, surface: surface.at(inst.expiry))
         try:
             risks = remark_chain(chain, spots, quotes, vols, self.option_rate, instant, self.margin_rates)
         except ValueError as err:
@@ -406,6 +399,24 @@ class FeedProcess:
         for risk in risks:
             self._send_option_risk(risk.instrument, risk.mark, (risk.initial, risk.maintenance))
         return [risk.greeks for risk in risks]
+
+    def _chain_inputs(self, selected: Callable[[InstrumentInfo], bool],
+                      vol_of: Callable[[InstrumentInfo, VolSurface], float]
+                      ) -> tuple[list[InstrumentInfo], list[float], list[float], list[float]]:
+        """The series ``selected`` whose underlying has a surface and whose underlying
+        and quote have prices this step, with their spots (in the quote), quote USD
+        prices and vols: the inputs of one vectorised re-mark."""
+        chain, spots, quotes, vols = [], [], [], []
+        for inst in self.instruments:
+            surface = self.surfaces.get(inst.base) if selected(inst) else None
+            base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
+            if surface is None or base is None or quote is None:
+                continue
+            chain.append(inst)
+            spots.append(base / quote)
+            quotes.append(quote / USD_PRICE_SCALE)
+            vols.append(vol_of(inst, surface))
+        return chain, spots, quotes, vols
 
     def _send_option_risk(self, instrument: int, mark: int, margins: tuple[int, int]) -> None:
         """An option series' mark (SET_REFERENCE) and margins, each when it changed."""
@@ -421,16 +432,8 @@ class FeedProcess:
         price (everlasting closed form, the surface's base vol) and send FUND
         with its mark and payoff: each step is a funding tick (docs/funding.md).
         Their greeks."""
-        chain, spots, quotes, vols = [], [], [], []
-        for inst in self.instruments:
-            surface = self.surfaces.get(inst.base) if inst.funding_period_s else None
-            base, quote = self.usd_price(inst.base), self.usd_price(inst.quote)
-            if surface is None or base is None or quote is None:
-                continue
-            chain.append(inst)
-            spots.append(base / quote)
-            quotes.append(quote / USD_PRICE_SCALE)
-            vols.append(surface.vol)
+        chain, spots, quotes, vols = self._chain_inputs(lambda inst: inst.funding_period_s > 0,
+                                                        lambda _inst, surface: surface.vol)
         try:
             risks = remark_perpetuals(chain, spots, quotes, vols)
         except ValueError as err:
