@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m settlement", description="On-chain settlement of the venue.")
     commands = parser.add_subparsers(required=True)
 
-    def command(name: str, function, help_text: str, chain=True, key=False, state=False) -> argparse.ArgumentParser:
+    def command(name: str, function, help_text: str, chain=True, key=False, state=False,
+                gateway=False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.set_defaults(command=function)
         if chain:
@@ -74,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--state", type=Path, required=True, help="job state directory")
             sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
             add_source(sub, required=True)
+        if gateway:   # the watchers: an operator client of the gateway, reading the vault
+            sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
+            sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
+            sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
+            sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
+            sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
         return sub
 
     def add_source(sub: argparse.ArgumentParser, required: bool) -> None:
@@ -112,12 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--poll", type=float, default=0.5, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="settle what is due now, then exit")
 
-    sub = command("watch", _watch, "credit final vault deposits to the engine through the gateway")
-    sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
-    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
-    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
-    sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
-    sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
+    sub = command("watch", _watch, "credit final vault deposits to the engine through the gateway", gateway=True)
     sub.add_argument("--orders", help="gateway orders endpoint (default: from --config)")
     sub.add_argument("--state", type=Path, required=True,
                      help="watcher state directory (deposits.jsonl: block hashes of what was credited)")
@@ -127,12 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="credit what is final now, then exit")
 
-    sub = command("exits", _exits, "freeze the engine account of each final exit request through the gateway")
-    sub.add_argument("--config", type=Path, required=True, help="venue TOML (gateway endpoint, server key)")
-    sub.add_argument("--deployment", type=Path, required=True, help="file written by deploy")
-    sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
-    sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
-    sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
+    sub = command("exits", _exits, "freeze the engine account of each final exit request through the gateway",
+                  gateway=True)
     sub.add_argument("--confirmations", type=int, help="blocks deep (default: the chain's finalized block)")
     sub.add_argument("--poll", type=float, default=5.0, help="seconds between polls")
     sub.add_argument("--once", action="store_true", help="freeze what is final now, then exit")
