@@ -30,6 +30,26 @@ setup() {
         else
             echo "dev.sh: npm not found; settlement compile/anvil tests will be skipped" >&2
         fi
+        install_chromium
+    fi
+}
+
+# The web view's browser test drives Debian's Chromium through Playwright (never
+# `playwright install`: no download outside the package registries). Installed
+# when missing and the machine can (root with apt-get); otherwise that test skips.
+install_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "dev.sh: installing chromium for the web view's browser test" >&2
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+               && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+               >/dev/null 2>&1; then
+            echo "dev.sh: could not install chromium; the browser test will be skipped" >&2
+        fi
+    else
+        echo "dev.sh: /usr/bin/chromium missing (needs root and apt-get); the browser test will be skipped" >&2
     fi
 }
 
