@@ -1,5 +1,6 @@
 """Package boundaries (DESIGN.md): the product package `engine` imports neither
-`settlement` nor `feeds`, and nothing in the product imports the demo."""
+`settlement` nor `feeds`, and nothing in the product imports the demo
+or the web view."""
 
 import json
 import subprocess
@@ -17,7 +18,7 @@ for name in names:
 print(json.dumps({"checked": names, "loaded": sorted(sys.modules)}))
 """
 
-FORBIDDEN = ("settlement", "feeds", "demo", "bench")
+FORBIDDEN = ("settlement", "feeds", "demo", "bench", "web")
 
 
 def test_engine_imports_neither_settlement_nor_feeds():
