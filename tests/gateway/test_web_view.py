@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from gateway_harness import AMZN, PX, client_keys, write_venue
+from gateway_harness import AMZN, PUT_SPEC, PX, client_keys, venue_doc, write_venue
 
 from engine.client import Client
 from engine.core.types import Side
@@ -38,8 +38,10 @@ def _needs_browser() -> None:
 
 @pytest.fixture
 def venue(tmp_path, keys):
-    """A gateway and a web view on it (the view with the 'retail' key: not an operator)."""
-    config = write_venue(tmp_path / "venue", keys)
+    """A gateway (the test venue and a TSLA.M put) and a web view on it (with the
+    'retail' key: not an operator)."""
+    instruments = venue_doc(keys, tmp_path)["instruments"] + [PUT_SPEC]
+    config = write_venue(tmp_path / "venue", keys, instruments=instruments)
     gateway = GatewayProcess(config, tmp_path / "gateway.log")
     args = ["--config", str(config), "--gateway-keys", str(keys / "retail.key_secret"), "--orders", gateway.orders,
             "--market-data", gateway.market_data, "--port", "0", "--settlement-state", str(tmp_path / "settlement")]
@@ -117,8 +119,11 @@ def test_capture_returns_what_the_page_showed(venue, clients, tmp_path):
 
 def test_state_says_unreachable_when_the_gateway_is_down(venue):
     gateway, web = venue
-    assert _until(lambda: _state(web.url)["gateway"]["reachable"])
-    assert _state(web.url)["gateway"]["status_refused"] == "not authorized: GetStatus needs an operator key"
+    up = _until(lambda: (doc := _state(web.url))["gateway"]["reachable"] and doc)
+    assert up["gateway"]["status_refused"] == "not authorized: GetStatus needs an operator key"
+    assert up["chains"] == [{"underlying": "TSLA.M", "series": [
+        {"symbol": PUT_SPEC["symbol"], "expiry": "2026-12-18", "strike": "250", "right": "P", "mark": "14.62",
+         "last_trade": None, "open_interest": 0, "status": "live"}]}]
     gateway.stop()
     down = _until(lambda: (doc := _state(web.url))["gateway"]["reachable"] is False and doc)
     assert "gateway unreachable" in down["gateway"]["error"] and down["instruments"] == []
