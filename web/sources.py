@@ -175,7 +175,9 @@ class GatewayView:
                 self.subscriber.poll(timeout)
             self.client.events.clear()  # a read-only view has no use for unsolicited replies
             self.error = None
-        except (TimeoutError, RuntimeError) as err:
+        except TimeoutError:
+            self._drop(f"gateway unreachable at {self.orders}: no answer within {QUERY_TIMEOUT} s")
+        except RuntimeError as err:
             self._drop(f"gateway unreachable at {self.orders}: {err}")
         return self._document()
 

@@ -126,7 +126,8 @@ def test_state_says_unreachable_when_the_gateway_is_down(venue):
          "last_trade": None, "open_interest": 0, "status": "live"}]}]
     gateway.stop()
     down = _until(lambda: (doc := _state(web.url))["gateway"]["reachable"] is False and doc)
-    assert "gateway unreachable" in down["gateway"]["error"] and down["instruments"] == []
+    assert down["gateway"]["error"] == f"gateway unreachable at {gateway.orders}: no answer within 1.5 s"
+    assert down["instruments"] == []
     assert down["pools"] == {"message": "no pools configured", "pools": []}
     assert "does not exist" in down["settlement"]["message"]
 
