@@ -25,7 +25,7 @@ class PageCapture:
 
     gateway: str                  # the gateway status line
     trades: list[str]             # the recent-trade rows' texts
-    band_edges: list[str]         # the band-edge rows' texts
+    band_edges: list[str]         # the band-edge rows' texts ("194.25 band high")
     screenshot: Path
 
 
@@ -40,8 +40,12 @@ def unavailable() -> str | None:
     return None
 
 
-def _rows(page, selector: str) -> list[str]:
-    return [" ".join(text.split()) for text in page.locator(selector).all_inner_texts()]
+def row_texts(page, selector: str) -> list[str]:
+    """The non-empty cells of each table row matching ``selector``, joined by spaces.
+    Read in one script run: the page replaces its tables on every update, and a
+    row read piecewise may be detached between two reads."""
+    return page.eval_on_selector_all(
+        selector, "rows => rows.map(r => Array.from(r.cells, c => c.textContent.trim()).filter(Boolean).join(' '))")
 
 
 def capture(url: str, screenshot_path: str | Path, *, expect_trade: bool = True, timeout: float = 30.0) -> PageCapture:
@@ -74,7 +78,7 @@ def capture(url: str, screenshot_path: str | Path, *, expect_trade: bool = True,
                     page.screenshot(path=str(screenshot), full_page=True)
                     raise TimeoutError(f"{url} did not show {wanted} within {timeout} s: {err}") from err
                 page.screenshot(path=str(screenshot), full_page=True)
-                return PageCapture(page.inner_text("#gateway"), _rows(page, ".trade-row"), _rows(page, ".band-edge"),
+                return PageCapture(page.inner_text("#gateway"), row_texts(page, ".trade-row"), row_texts(page, ".band-edge"),
                                    screenshot)
             finally:
                 context.close()

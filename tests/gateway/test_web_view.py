@@ -20,7 +20,7 @@ from engine.core.types import Side
 from engine.gateway.process import GatewayProcess
 from engine.schemas import GetBook, GetInstruments, GetStatus
 from engine.schemas_options import GetChain
-from web.browser import CHROMIUM_ARGS, CHROMIUM, capture, unavailable
+from web.browser import CHROMIUM, CHROMIUM_ARGS, capture, row_texts, unavailable
 from web.process import WebProcess
 from web.sources import GatewayView, NoPools
 
@@ -78,21 +78,22 @@ def test_page_shows_a_trade_live_with_the_bands_and_the_gateway_going_down(venue
         try:
             page = browser.new_page()
             page.goto(web.url)
-            card = page.locator('.instrument[data-symbol="AMZNX/USDC"]')
-            card.locator(".band-edge").first.wait_for(timeout=20_000)
-            assert card.locator(".trade-row").count() == 0
+            card = '.instrument[data-symbol="AMZNX/USDC"]'
+            page.wait_for_selector(f"{card} .band-edge", timeout=20_000)
+            assert row_texts(page, f"{card} .trade-row") == []
             # The static band around $185.00 (10%) and no dynamic band before a trade.
-            assert card.locator('.band-edge[data-edge="high"]').inner_text().split() == ["203.5", "band", "high"]
-            assert card.locator('.band-edge[data-edge="low"]').inner_text().split() == ["166.5", "band", "low"]
+            assert row_texts(page, f"{card} .band-edge") == ["203.5 band high", "166.5 band low"]
 
+            page.evaluate("window.loadedOnce = true")  # gone if the page reloaded
             assert mm.place(AMZN, Side.SELL, 100, PX).__class__.__name__ == "Ack"
             assert retail.place(AMZN, Side.BUY, 40, PX).__class__.__name__ == "Ack"
-            card.locator(".trade-row").first.wait_for(timeout=20_000)  # no reload: the event stream brought it
-            assert card.locator(".trade-row").first.inner_text().split()[-3:] == ["185", "0.04", "buy"]
+            page.wait_for_selector(f"{card} .trade-row", timeout=20_000)  # no reload: the event stream brought it
+            assert row_texts(page, f"{card} .trade-row")[0].split()[-3:] == ["185", "0.04", "buy"]
+            assert page.evaluate("window.loadedOnce") is True
             # After the trade at $185.00 the dynamic band (5%) narrows the execution band.
-            page.wait_for_function("document.querySelector('.instrument .band-edge').innerText.includes('194.25')",
+            page.wait_for_function("document.querySelector('.instrument .band-edge').textContent.includes('194.25')",
                                    timeout=20_000)
-            assert card.locator('.band-edge[data-edge="low"]').inner_text().split()[0] == "175.75"
+            assert row_texts(page, f"{card} .band-edge") == ["194.25 band high", "175.75 band low"]
             assert "UNREACHABLE" not in page.inner_text("#gateway")
             page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
             assert (tmp_path / "live.png").stat().st_size > 10_000
