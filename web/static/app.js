@@ -17,7 +17,7 @@ function table(headers, rows) {
   return el("table", {}, [el("thead", {}, [el("tr", {}, headers.map((h) => el("th", {}, [h])))]), el("tbody", {}, rows)]);
 }
 
-function age(seconds) { return seconds === null ? "no change seen" : `${seconds.toFixed(1)} s ago`; }
+function age(seconds) { return seconds === null ? "no change seen yet" : `changed ${seconds.toFixed(1)} s ago`; }
 
 // The ladder: asks above bids, best prices in the middle, with the reference and
 // the execution band's edges placed at their prices.
@@ -45,7 +45,7 @@ function instrumentCard(inst) {
   const bands = inst.bands;
   return el("div", { class: "card instrument", "data-symbol": inst.symbol }, [
     el("h3", {}, [inst.symbol]),
-    el("div", { class: "meta" }, [`state ${inst.state}${inst.synced ? "" : " (book syncing)"} | reference ${inst.reference ?? "unset"} (updated ${age(inst.reference_age_s)}) | last ${inst.last_trade ?? "-"}`]),
+    el("div", { class: "meta" }, [`state ${inst.state}${inst.synced ? "" : " (book syncing)"} | reference ${inst.reference ?? "unset"} (${age(inst.reference_age_s)}) | last ${inst.last_trade ?? "-"}`]),
     el("div", { class: "meta" }, [`static band ${bands.static ? bands.static.join(" - ") : "none"} (${inst.band_bps.static} bps) | dynamic ${bands.dynamic ? bands.dynamic.join(" - ") : "none"} (${inst.band_bps.dynamic} bps)`]),
     ladder(inst),
     el("h3", {}, ["recent trades"]),
