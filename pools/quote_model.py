@@ -44,12 +44,14 @@ def fair_quote(theo: float, spot: float, delta: float, position: float, size: fl
     """The unrounded (bid, ask) around ``theo``: with lambda = impact_slope,
     x = position / liquidity and y = size / (2 liquidity) (position, size and
     liquidity in underlying tokens), mid = theo - lambda x and half spread
-    max(theo b, m tick) + lambda (|x| + y). ``liquidity`` must be positive."""
+    max(theo b, m tick) + lambda (|x| / 2 + y): the side that reduces the
+    position moves towards the market by lambda |x| / 2, the other away by
+    3 lambda |x| / 2. ``liquidity`` must be positive."""
     slope = impact_slope(theo, spot, delta, params.impact)
     x = position / liquidity
     y = size / (2.0 * liquidity)
     mid = theo - slope * x
-    half = max(theo * params.half_spread_bps / 10_000.0, params.min_half_ticks * tick) + slope * (abs(x) + y)
+    half = max(theo * params.half_spread_bps / 10_000.0, params.min_half_ticks * tick) + slope * (abs(x) / 2 + y)
     return mid - half, mid + half
 
 

@@ -38,7 +38,7 @@ def test_impact_by_hand():
     slope = impact_slope(100_000, 2_500_000, -0.5, 0.1)
     assert slope == pytest.approx(3_125_000, rel=1e-12)
     bid, ask = fair_quote(100_000, 2_500_000, -0.5, 10.0, 2.0, 1_000.0, PARAMS, 100)
-    mid, half = 100_000 - 31_250, 1_000 + 3_125_000 * 0.011
+    mid, half = 100_000 - 31_250, 1_000 + 3_125_000 * (0.005 + 0.001)
     assert (bid, ask) == (pytest.approx(mid - half, rel=1e-12), pytest.approx(mid + half, rel=1e-12))
     # A long pool lowers both prices (it wants to sell); a short one raises them.
     short_bid, short_ask = fair_quote(100_000, 2_500_000, -0.5, -10.0, 2.0, 1_000.0, PARAMS, 100)
