@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from engine.client import Client
 from engine.core.types import OrderType, SelfTrade, Side, TimeInForce, TradingState
+from engine.core.types import Reject as RejectCode
 from engine.schemas import (
     Ack,
     Amend,
@@ -77,6 +78,13 @@ class _Underlying:
     asset: int
     decimals: int            # ledger decimals of the asset
     spot: int                # its spot book
+
+
+def _answer(reply):
+    """A query's answer; RuntimeError (the refresh starts over) if the gateway refused it."""
+    if isinstance(reply, Reject):
+        raise RuntimeError(f"query refused: {reply.text}")
+    return reply
 
 
 class Quoter:
@@ -144,8 +152,8 @@ class Quoter:
         """Read the venue, move the quotes, hedge; what it did."""
         report = RefreshReport()
         self._apply_events(self.client.poll_events())
-        listing = {i.instrument: i for i in self.client.instruments().instruments}
-        margin = self.client.margin()
+        listing = {i.instrument: i for i in _answer(self.client.instruments()).instruments}
+        margin = _answer(self.client.margin())
         positions = {p.instrument: p.position for p in margin.positions}
         free_usd = margin.free_collateral / USD_PRICE_SCALE
         now = self.clock()
@@ -156,7 +164,7 @@ class Quoter:
             spot_price = spot.reference / spot.price_scale       # quote tokens per underlying token
             spot_open = spot.state == TradingState.OPEN and spot.reference > 0
             net_delta = 0.0
-            for s in self.client.chain(u.asset).series:
+            for s in _answer(self.client.chain(u.asset)).series:
                 info = listing[s.instrument]
                 contracts = positions.get(s.instrument, 0) / info.qty_scale
                 if s.greeks is not None:
@@ -273,8 +281,9 @@ class Quoter:
                 report.cancelled += 1
             case Reject():
                 report.rejected.append(answer)
-                # A refused amend or cancel: the order is gone (filled, or cancelled by the venue).
-                if not isinstance(message, NewOrder):
+                # An amend or cancel of an order that is gone (filled, or cancelled by
+                # the venue); any other refusal leaves the order resting as it was.
+                if answer.code == RejectCode.UNKNOWN_ORDER:
                     self.quotes.pop(key, None)
                 log.debug("%s refused: %s", type(message).__name__, answer.text)
 
@@ -286,7 +295,7 @@ class Quoter:
         hedged = [u for u in self.underlyings if u.config.hedge]
         if not hedged:
             return
-        held = {b.asset: b.total for b in self.client.balances().balances}
+        held = {b.asset: b.total for b in _answer(self.client.balances()).balances}
         for u in hedged:
             spot = listing[u.spot]
             if spot.state != TradingState.OPEN:
