@@ -1,6 +1,7 @@
 """The quoting process against a real gateway process: quotes inside the bands
 and amended in place, a stale feed cancels them and a fresh one brings them
-back, a position widens the spread, the pool's delta is hedged on the spot book."""
+back, a position widens the spread, the pool's delta is hedged on the spot book;
+the SDK's Client.exchange answers a batch request by request."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from quoter_harness import (
 from engine.core.types import Reject as Code
 from engine.core.types import Side, TimeInForce
 from engine.gateway.process import GatewayProcess
-from engine.schemas import Ack
+from engine.schemas import Ack, Amend, Amended, Balances, Cancel, Cancelled, GetBalances, NewOrder, Reject
 from pools.quote_model import execution_band
 from pools.quoter import Quoter, QuoterError
 from pools.quoter_config import PoolsConfig
@@ -192,3 +193,19 @@ def test_a_key_of_another_account_is_refused(venue):
         make_quoter(gw, keys, underlying={"asset": "NVDA.M"})
     with pytest.raises(QuoterError, match="TSLA.M-PERP-250-C is not a spot book"):
         make_quoter(gw, keys, underlying={"spot": "TSLA.M-PERP-250-C"})
+
+
+def test_exchange_answers_each_request_in_order(venue):
+    gw, keys, _, trader = venue
+    ack = trader.place(SPOT, Side.BUY, 10, SPOT_PX - 1_000)
+    requests = [NewOrder(trader.next_id(), SPOT, Side.BUY, 10, SPOT_PX - 2_000),
+                Amend(trader.next_id(), ack.order_id, 0, SPOT_PX - 3_000),
+                Cancel(trader.next_id(), ack.order_id),
+                Cancel(trader.next_id(), 999_999),
+                GetBalances(trader.next_id())]
+    answers = trader.exchange(requests)
+    assert [type(a) for a in answers] == [Ack, Amended, Cancelled, Reject, Balances]
+    assert answers[3].code == Code.UNKNOWN_ORDER and answers[4].account == 2
+    # A message the gateway refuses whole names no request: the caller hears why.
+    with pytest.raises(RuntimeError, match="refused the message"):
+        trader.exchange([Cancel(trader.next_id(), 1) for _ in range(1_025)])
