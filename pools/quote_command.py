@@ -9,7 +9,7 @@ import sys
 import threading
 
 from engine.client import Client, ClientKeys
-from pools.quoter import Quoter, QuoterError
+from pools.quoter import Quoter
 from pools.quoter_config import PoolsConfigError, load_pools_config
 
 
@@ -39,7 +39,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         quoter = Quoter(client, config)
         try:
             quoter.start()
-        except (QuoterError, TimeoutError) as err:
+        except (RuntimeError, TimeoutError) as err:    # QuoterError, a refused query, no gateway
             print(f"{args.config}: {err}", file=sys.stderr)
             return 2
         print("quoting", flush=True)

@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from engine.client import Client
 from engine.core.types import OrderType, SelfTrade, Side, TimeInForce, TradingState
@@ -110,7 +109,7 @@ class Quoter:
         if logged.account != self.config.quoter.account:
             raise QuoterError(f"the key in gateway.key_file is bound to account {logged.account}, "
                               f"not to the pool account {self.config.quoter.account}")
-        listing = self.client.instruments()
+        listing = _answer(self.client.instruments())
         assets = {a.symbol: a for a in listing.assets}
         books = {i.symbol: i for i in listing.instruments}
         for u in self.config.underlyings:
@@ -167,8 +166,9 @@ class Quoter:
             for s in _answer(self.client.chain(u.asset)).series:
                 info = listing[s.instrument]
                 contracts = positions.get(s.instrument, 0) / info.qty_scale
+                contract_size = float(s.contract_size)          # underlying tokens per contract
                 if s.greeks is not None:
-                    net_delta += contracts * float(Decimal(s.contract_size)) * s.greeks.delta
+                    net_delta += contracts * contract_size * s.greeks.delta
                 if not self._selected(u.config, s.expiry, s.status):
                     continue
                 fresh = (spot_open and s.state == TradingState.OPEN and s.mark > 0 and s.greeks is not None
@@ -177,8 +177,8 @@ class Quoter:
                 if not fresh:
                     report.stale.append(s.instrument)
                     continue
-                q = self._price(info, s.mark, s.last_trade, spot_price, s.greeks.delta, contracts,
-                                float(Decimal(s.contract_size)), free_usd)
+                q = self._price(info, s.mark, s.last_trade, spot_price, s.greeks.delta, contracts, contract_size,
+                                free_usd)
                 size = self._size(info)
                 for side, price in ((Side.BUY, q.bid), (Side.SELL, q.ask)):
                     if price is not None:
