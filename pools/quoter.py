@@ -239,7 +239,9 @@ class Quoter:
 
     def _move(self, wanted: dict[tuple[int, int], tuple[int, int]], report: RefreshReport) -> None:
         """Bring the resting quotes to ``wanted``: amend the ones that moved (or
-        cancel and place them again), place the missing ones, cancel the rest."""
+        cancel and place them again), place the missing ones, cancel the rest;
+        then place again the quotes whose amend was refused because the order had
+        gone meanwhile (filled or cancelled before its event arrived)."""
         amend = self.config.quoter.amend
         requests: list[tuple[tuple[int, int], object]] = []
         for key in list(self.quotes):
@@ -256,9 +258,18 @@ class Quoter:
                 continue
             if resting is not None:
                 requests.append((key, Cancel(self.client.next_id(), resting.order_id)))
-            instrument, side = key
-            requests.append((key, NewOrder(self.client.next_id(), instrument, side, qty, price, OrderType.LIMIT,
-                                           TimeInForce.GTC, SelfTrade.CANCEL_NEWEST)))
+            requests.append((key, self._new_order(key, price, qty)))
+        self._send(requests, report)
+        gone = [key for key, message in requests if isinstance(message, Amend) and key not in self.quotes]
+        self._send([(key, self._new_order(key, *wanted[key])) for key in gone], report)
+
+    def _new_order(self, key: tuple[int, int], price: int, qty: int) -> NewOrder:
+        instrument, side = key
+        return NewOrder(self.client.next_id(), instrument, side, qty, price, OrderType.LIMIT, TimeInForce.GTC,
+                        SelfTrade.CANCEL_NEWEST)
+
+    def _send(self, requests: list[tuple[tuple[int, int], object]], report: RefreshReport) -> None:
+        """Send requests in messages of at most max_requests_per_message and record each answer."""
         chunk = self.config.gateway.max_requests_per_message
         for start in range(0, len(requests), chunk):
             part = requests[start:start + chunk]

@@ -95,12 +95,10 @@ def test_quotes_inside_the_bands_and_amended_in_place(venue):
         assert_inside_bands(ops, moved)
         # A static band narrowed to 1%: the quotes are clipped inside it, none refused.
         # The narrower band cancelled the quotes outside it; an amend that raced
-        # that cancel is refused as unknown, and the next refresh places them again.
+        # that cancel is refused as unknown, and the quote is placed again at once.
         ops.set_bands(PUT, 100, 0)
         report = quoter.refresh()
         assert [r for r in report.rejected if r.code != Code.UNKNOWN_ORDER] == []
-        report = quoter.refresh()
-        assert report.rejected == []
         clipped = resting(ops)
         assert len(clipped) == 4
         assert_inside_bands(ops, clipped)
