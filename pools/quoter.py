@@ -30,6 +30,7 @@ from engine.schemas import (
     Fill,
     InstrumentInfo,
     LoggedOn,
+    MassCancel,
     MassCancelled,
     NewOrder,
     Reject,
@@ -185,7 +186,7 @@ class Quoter:
                         wanted[(s.instrument, side)] = (price, size)
                 report.quoted += q.bid is not None or q.ask is not None
             deltas[u.asset] = net_delta
-        self._move(wanted, report)
+        self._move(wanted, set(report.stale), report)
         self._hedge(listing, deltas, report)
         return report
 
@@ -237,15 +238,19 @@ class Quoter:
             elif isinstance(event, Cancelled):
                 del self.quotes[key]
 
-    def _move(self, wanted: dict[tuple[int, int], tuple[int, int]], report: RefreshReport) -> None:
-        """Bring the resting quotes to ``wanted``: amend the ones that moved (or
-        cancel and place them again), place the missing ones, cancel the rest;
-        then place again the quotes whose amend was refused because the order had
-        gone meanwhile (filled or cancelled before its event arrived)."""
+    def _move(self, wanted: dict[tuple[int, int], tuple[int, int]], stale: set[int],
+              report: RefreshReport) -> None:
+        """Bring the resting quotes to ``wanted``: mass-cancel the pool's orders
+        in each ``stale`` series it quotes, amend the quotes that moved (or cancel
+        and place them again), place the missing ones, cancel the rest; then
+        place again the quotes whose amend was refused because the order had gone
+        meanwhile (filled or cancelled before its event arrived)."""
         amend = self.config.quoter.amend
         requests: list[tuple[tuple[int, int], object]] = []
+        for instrument in sorted({iid for iid, _ in self.quotes if iid in stale}):
+            requests.append(((instrument, 0), MassCancel(self.client.next_id(), instrument)))
         for key in list(self.quotes):
-            if key not in wanted:
+            if key not in wanted and key[0] not in stale:
                 requests.append((key, Cancel(self.client.next_id(), self.quotes[key].order_id)))
         for key, (price, qty) in wanted.items():
             resting = self.quotes.get(key)
@@ -290,6 +295,10 @@ class Quoter:
                 if self.quotes.get(key) is not None and self.quotes[key].order_id == answer.order_id:
                     del self.quotes[key]
                 report.cancelled += 1
+            case MassCancelled():
+                for side in (Side.BUY, Side.SELL):
+                    self.quotes.pop((answer.instrument, side), None)
+                report.cancelled += answer.count
             case Reject():
                 report.rejected.append(answer)
                 # An amend or cancel of an order that is gone (filled, or cancelled by

@@ -112,12 +112,12 @@ def test_quotes_inside_the_bands_and_amended_in_place(venue):
 
 def test_stale_feed_cancels_quotes_and_fresh_prices_bring_them_back(venue):
     gw, keys, ops, _ = venue
-    publish(ops)
-    quoter = make_quoter(gw, keys, quoter={"stale_after_ms": 1_500})
+    quoter = make_quoter(gw, keys, quoter={"stale_after_ms": 2_000})
     try:
+        publish(ops)                                 # greeks published right before each refresh
         quoter.refresh()
         assert len(resting(ops)) == 4
-        time.sleep(1.6)                              # no greeks for longer than the limit
+        time.sleep(2.1)                              # no greeks for longer than the limit
         report = quoter.refresh()
         assert sorted(report.stale) == [PUT, CALL] and report.cancelled == 4
         assert resting(ops) == {}
