@@ -12,6 +12,9 @@ figure beside a baseline measured in the same run (bench/README.md, "Options").
 * option orders: a stream of option asks, crossing bids and cancels over many
   accounts in a perpetual series, risk and margin on (every fill settles the
   funding of both accounts); baseline: the same stream on a spot book.
+* quote refresh: the main pool's quotes on a 200-series chain moved end to end
+  through a gateway after a re-mark (bench/quotes.py); baselines: cancel and
+  place again, and one request per message.
 * funding: FUND commands (batch API, one record) over a series with 100,000
   open positions (each settled into its balance, one event each); baseline: the reference model
   (engine/reference/funding.py) settling the same positions in Python.
@@ -27,6 +30,7 @@ from statistics import median
 
 import numpy as np
 
+from bench.quotes import measure_quotes
 from bench.report import write_json
 from engine.assets import USD_PRICE_SCALE, AssetSpec
 from engine.core.matcher import MatchingEngine
@@ -60,6 +64,7 @@ class Sizes:
         self.positions = 1_000 if tiny else 100_000
         self.fund_reps = 2 if tiny else 5
         self.reps = 1 if tiny else 3
+        self.quote_refreshes = 2 if tiny else 20 if quick else 100
 
 
 # -- set-up --
@@ -267,7 +272,8 @@ def run(sizes: Sizes, log=lambda line: None) -> dict:
     """Every measurement; the flat results object."""
     results = {}
     for name, measure in (("chain marks", chain_marks), ("margin check", margin_check),
-                          ("option orders", option_orders), ("funding", funding)):
+                          ("option orders", option_orders), ("funding", funding),
+                          ("quote refresh", lambda sizes: measure_quotes(sizes.quote_refreshes))):
         log(f"options: {name}")
         results.update(measure(sizes))
     return results
@@ -286,8 +292,19 @@ def table(r: dict) -> str:
          r["spot_orders_per_s"]),
         ("funding, positions settled/s", r["funding_positions_per_s"], "reference model (Python)",
          r["funding_baseline_positions_per_s"]),
+        ("200-series quote refresh, p50 ms", r["quote_refresh_p50_ms"], "cancel/replace; one request a message",
+         (r["quote_cancel_replace_p50_ms"], r["quote_one_per_message_p50_ms"])),
+        ("200-series quote refresh, p99 ms", r["quote_refresh_p99_ms"], "cancel/replace; one request a message",
+         (r["quote_cancel_replace_p99_ms"], r["quote_one_per_message_p99_ms"])),
     ]
-    return "\n".join(f"{label:45} {value:>14,.0f}   baseline ({base}): {b:,.0f}" for label, value, base, b in rows)
+    return "\n".join(f"{label:45} {_figure(value):>14}   baseline ({base}): "
+                     + " / ".join(_figure(x) for x in (b if isinstance(b, tuple) else (b,)))
+                     for label, value, base, b in rows)
+
+
+def _figure(x: float) -> str:
+    """Large figures whole, small ones (milliseconds) to 0.1."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
 
 
 def main(argv: list[str]) -> int:

@@ -150,6 +150,21 @@ def _keys(reply) -> tuple:
     return ()
 
 
+def request_keys(message) -> tuple:
+    """The correlation keys of the answer to a trading request or a query
+    (the keys ``_keys`` finds in that answer): a NewOrder by its client order
+    id, a Cancel or Amend by its order id (or its client order id when
+    rejected), every other request by its request id."""
+    match message:
+        case NewOrder():
+            return (("cid", message.client_order_id),)
+        case Cancel():
+            return (("cancel", message.order_id), ("cid", message.client_order_id))
+        case Amend():
+            return (("amend", message.order_id), ("cid", message.client_order_id))
+    return (("rid", message.request_id),)
+
+
 class _Requests:
     """Builds requests with fresh client order ids / request ids and their keys."""
 
@@ -270,6 +285,34 @@ class Client:
                     self.events.append(reply)
             if len(answers) == count:
                 return answers
+
+    def exchange(self, messages: list, timeout: float | None = None) -> list:
+        """Send requests (ids already set: ``next_id``) as one message and return
+        the answer to each, in order; everything else that arrives meanwhile goes
+        to ``events``. A refusal of the whole message by the gateway (no request
+        of it named) raises ``RuntimeError`` with the gateway's text."""
+        waiting: dict[tuple, int] = {}
+        for position, message in enumerate(messages):
+            for key in request_keys(message):
+                waiting[key] = position
+        answers: list = [None] * len(messages)
+        left = len(messages)
+        self.send(messages)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while left:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{left} of {len(messages)} requests unanswered within the timeout")
+            for reply in self.recv(remaining):
+                position = next((waiting[key] for key in _keys(reply) if key in waiting), None)
+                if position is not None and answers[position] is None:
+                    answers[position] = reply
+                    left -= 1
+                elif isinstance(reply, Reject) and reply.seq == 0 and not _keys(reply):
+                    raise RuntimeError(f"the gateway refused the message: {reply.text}")
+                else:
+                    self.events.append(reply)
+        return answers
 
     # -- trading ----------------------------------------------------------------------------
 

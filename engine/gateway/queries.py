@@ -191,10 +191,12 @@ class Queries:
         infos = []
         for iid, spec in enumerate(engine.instruments):
             state, reference, last_trade = engine.instrument_state(iid)
+            static_bps, dynamic_bps = engine.band_widths(iid)    # SET_BANDS's, not the spec's
             terms = {name: getattr(spec.option, name) if spec.option else "" for name in _OPTION_TERMS}
             terms["funding_period_s"] = spec.option.funding_period_s if spec.option else 0
             infos.append(from_core(InstrumentInfo, spec, instrument=iid, state=state, reference=reference,
-                                   last_trade=last_trade, **terms))
+                                   last_trade=last_trade, static_band_bps=static_bps,
+                                   dynamic_band_bps=dynamic_bps, **terms))
         assets = [from_core(AssetInfo, asset, asset=aid) for aid, asset in enumerate(engine.assets)]
         return Instruments(request_id, infos, assets, self.config.market_data.depth)
 

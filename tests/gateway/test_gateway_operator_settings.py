@@ -34,6 +34,9 @@ def test_operator_sets_bands_and_haircut_a_trader_cannot(tmp_path, keys, clients
         assert [o.price for o in mm.open_orders().orders] == [1_800_000]
         outside = mm.place(AMZN, Side.BUY, 100, 1_750_000)
         assert isinstance(outside, Reject) and outside.code == Code.PRICE_OUTSIDE_BAND
+        # GetInstruments shows the widths now, not the spec's: a client clips its prices by them.
+        listed = trader.instruments().instruments[AMZN]
+        assert (listed.static_band_bps, listed.dynamic_band_bps) == (500, 200)
         bad = ops.set_bands(AMZN, 10_000, 0)
         assert isinstance(bad, Reject) and bad.code == Code.INVALID_BAND and "10000" in bad.text
 
