@@ -273,21 +273,23 @@ def run(sizes: Sizes, log=lambda line: None) -> dict:
     return results
 
 
+# (label, key, baseline label, baseline key) of each figure: the table and `python -m bench all` read these.
+FIGURES = (
+    ("perpetual chain marks + margins (series/s)", "chain_marks_per_s", "Black-Scholes marks only",
+     "chain_bs_marks_per_s"),
+    ("margin check per order, p50 ns", "margin_check_p50_ns", "spot sell, no options", "margin_baseline_p50_ns"),
+    ("margin check per order, p99 ns", "margin_check_p99_ns", "spot sell, no options", "margin_baseline_p99_ns"),
+    ("option orders/s, margin and funding on", "option_orders_per_s", "same stream on a spot book",
+     "spot_orders_per_s"),
+    ("funding, positions settled/s", "funding_positions_per_s", "reference model (Python)",
+     "funding_baseline_positions_per_s"),
+)
+
+
 def table(r: dict) -> str:
     """The figures beside their baselines."""
-    rows = [
-        ("perpetual chain marks + margins (series/s)", r["chain_marks_per_s"], "Black-Scholes marks only",
-         r["chain_bs_marks_per_s"]),
-        ("margin check per order, p50 ns", r["margin_check_p50_ns"], "spot sell, no options",
-         r["margin_baseline_p50_ns"]),
-        ("margin check per order, p99 ns", r["margin_check_p99_ns"], "spot sell, no options",
-         r["margin_baseline_p99_ns"]),
-        ("option orders/s, margin and funding on", r["option_orders_per_s"], "same stream on a spot book",
-         r["spot_orders_per_s"]),
-        ("funding, positions settled/s", r["funding_positions_per_s"], "reference model (Python)",
-         r["funding_baseline_positions_per_s"]),
-    ]
-    return "\n".join(f"{label:45} {value:>14,.0f}   baseline ({base}): {b:,.0f}" for label, value, base, b in rows)
+    return "\n".join(f"{label:45} {r[key]:>14,.0f}   baseline ({base}): {r[base_key]:,.0f}"
+                     for label, key, base, base_key in FIGURES)
 
 
 def main(argv: list[str]) -> int:
