@@ -19,7 +19,6 @@ from pathlib import Path
 
 SCHEMA = 1
 SUITE_NAMES = ("core", "options", "gateway", "settlement")
-MODES = ("full", "quick", "tiny")
 DEFAULT_OUT = Path("bench-results")
 
 
@@ -27,11 +26,13 @@ def _core(mode: str, data_dir: Path, log) -> dict:
     from bench.core import Plan, run_core
     from bench.mix import MixSpec
 
-    plan = {"full": Plan(), "quick": Plan.quick()}.get(mode) or Plan(
-        name="tiny", mix=replace(MixSpec(), accounts=500, chunk=1024, seed_chunks=2, warmup_chunks=2,
-                                 timed_chunks=4, target_resting=2_000),
-        batch_chunk=1024, batch_reps=1, percommand_reps=1, single_latency_commands=2_000,
-        baseline_commands=1_000, baseline_reps=1, lobster_reps=1, resting_orders=10_000, margin_rounds=5)
+    if mode == "tiny":
+        plan = Plan(name="tiny", mix=replace(MixSpec(), accounts=500, chunk=1024, seed_chunks=2, warmup_chunks=2,
+                                             timed_chunks=4, target_resting=2_000),
+                    batch_chunk=1024, batch_reps=1, percommand_reps=1, single_latency_commands=2_000,
+                    baseline_commands=1_000, baseline_reps=1, lobster_reps=1, resting_orders=10_000, margin_rounds=5)
+    else:
+        plan = Plan.quick() if mode == "quick" else Plan()
     return run_core(plan, data_dir, log=log)
 
 
@@ -44,10 +45,14 @@ def _options(mode: str, data_dir: Path, log) -> dict:
 def _gateway(mode: str, data_dir: Path, log) -> dict:
     from bench.gateway import Plan, run_gateway_bench
 
-    # The round trip without fsync is the durability baseline of the latency figure: measured in every mode.
-    plan = {"full": Plan(), "quick": replace(Plan.quick(), nofsync_rtt=True)}.get(mode) or replace(
-        Plan.quick(), rates=(2_000,), transports=("tcp",), warmup=0.2, duration=0.5, rtt_duration=0.5,
-        window=8, batch=20, nofsync_rtt=True)
+    if mode == "full":
+        plan = Plan()
+    else:
+        # The round trip without fsync is the durability baseline of the latency figure: measured in every mode.
+        plan = replace(Plan.quick(), nofsync_rtt=True)
+        if mode == "tiny":
+            plan = replace(plan, rates=(2_000,), transports=("tcp",), warmup=0.2, duration=0.5, rtt_duration=0.5,
+                           window=8, batch=20)
     return run_gateway_bench(plan, log=log)
 
 
