@@ -119,6 +119,7 @@ def test_readme_block_markers_are_required():
     (["all", "--quick", "--tiny"], "not allowed with argument"),
     (["readme", "--results", "/nonexistent/results.json"], "cannot read results file /nonexistent/results.json"),
     (["readme"], "the following arguments are required: --results"),
+    (["readme", "--results", "r.json", "--check", "--plots"], "argument --plots: not allowed with argument --check"),
 ])
 def test_bad_arguments_get_a_clear_error(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
