@@ -1,6 +1,8 @@
 """``python -m bench core [--json PATH] [--svg PATH] [--quick] [--data-dir DIR]``,
 ``python -m bench settlement ...``, ``python -m bench gateway ...``, ``python -m bench options ...``,
-``python -m bench ab OLD_DIR NEW_DIR ...`` (two builds compared, bench/ab.py).
+``python -m bench ab OLD_DIR NEW_DIR ...`` (two builds compared, bench/ab.py),
+``python -m bench all [--quick] [--out DIR]`` (every suite, JSON and PNGs, bench/suites.py),
+``python -m bench readme --results PATH`` (the README's performance block, bench/readme.py).
 
 Runs every matching-core measurement (see bench/README.md) and prints a table.
 ``memory-probe`` is the helper that ``core`` starts in a fresh interpreter for
@@ -23,7 +25,8 @@ DEFAULT_SVG = Path(__file__).resolve().parent / "results" / "core.svg"
 
 
 # Suites with their own command line: `python -m bench NAME ...` runs NAME's main(argv).
-SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway", "ab": "bench.ab", "options": "bench.options"}
+SUITES = {"settlement": "bench.settlement", "gateway": "bench.gateway", "ab": "bench.ab", "options": "bench.options",
+          "all": "bench.suites", "readme": "bench.readme"}
 
 
 def main(argv: list[str]) -> int:

@@ -279,27 +279,27 @@ def run(sizes: Sizes, log=lambda line: None) -> dict:
     return results
 
 
+# (label, key, baseline label, baseline key) of each figure: the table and `python -m bench all` read these.
+FIGURES = (
+    ("perpetual chain marks + margins (series/s)", "chain_marks_per_s", "Black-Scholes marks only",
+     "chain_bs_marks_per_s"),
+    ("margin check per order, p50 ns", "margin_check_p50_ns", "spot sell, no options", "margin_baseline_p50_ns"),
+    ("margin check per order, p99 ns", "margin_check_p99_ns", "spot sell, no options", "margin_baseline_p99_ns"),
+    ("option orders/s, margin and funding on", "option_orders_per_s", "same stream on a spot book",
+     "spot_orders_per_s"),
+    ("funding, positions settled/s", "funding_positions_per_s", "reference model (Python)",
+     "funding_baseline_positions_per_s"),
+    ("200-series quote refresh, p50 ms", "quote_refresh_p50_ms", "cancel/replace", "quote_cancel_replace_p50_ms"),
+    ("200-series quote refresh, p99 ms", "quote_refresh_p99_ms", "cancel/replace", "quote_cancel_replace_p99_ms"),
+    ("200-series quote refresh in batches, p50 ms", "quote_refresh_p50_ms", "one request a message",
+     "quote_one_per_message_p50_ms"),
+)
+
+
 def table(r: dict) -> str:
     """The figures beside their baselines."""
-    rows = [
-        ("perpetual chain marks + margins (series/s)", r["chain_marks_per_s"], "Black-Scholes marks only",
-         r["chain_bs_marks_per_s"]),
-        ("margin check per order, p50 ns", r["margin_check_p50_ns"], "spot sell, no options",
-         r["margin_baseline_p50_ns"]),
-        ("margin check per order, p99 ns", r["margin_check_p99_ns"], "spot sell, no options",
-         r["margin_baseline_p99_ns"]),
-        ("option orders/s, margin and funding on", r["option_orders_per_s"], "same stream on a spot book",
-         r["spot_orders_per_s"]),
-        ("funding, positions settled/s", r["funding_positions_per_s"], "reference model (Python)",
-         r["funding_baseline_positions_per_s"]),
-        ("200-series quote refresh, p50 ms", r["quote_refresh_p50_ms"], "cancel/replace; one request a message",
-         (r["quote_cancel_replace_p50_ms"], r["quote_one_per_message_p50_ms"])),
-        ("200-series quote refresh, p99 ms", r["quote_refresh_p99_ms"], "cancel/replace; one request a message",
-         (r["quote_cancel_replace_p99_ms"], r["quote_one_per_message_p99_ms"])),
-    ]
-    return "\n".join(f"{label:45} {_figure(value):>14}   baseline ({base}): "
-                     + " / ".join(_figure(x) for x in (b if isinstance(b, tuple) else (b,)))
-                     for label, value, base, b in rows)
+    return "\n".join(f"{label:45} {_figure(r[key]):>14}   baseline ({base}): {_figure(r[base_key])}"
+                     for label, key, base, base_key in FIGURES)
 
 
 def _figure(x: float) -> str:

@@ -204,17 +204,19 @@ def _timed(function) -> float:
     return time.perf_counter() - start
 
 
-def run(quick: bool, log) -> dict[str, float]:
-    """Every settlement measurement; `quick` uses smaller sizes (a smoke run)."""
-    n = 100_000 if quick else 1_000_000
+def run(quick: bool, log, fills: int | None = None, sizes: list[int] | None = None,
+        account_counts: list[int] | None = None) -> dict[str, float]:
+    """Every settlement measurement; `quick` uses smaller sizes (a smoke run). `fills` (netting and
+    Merkle), `sizes` (fills per batch) and `account_counts` override the chosen sizes (bench/suites.py)."""
+    n = fills or (100_000 if quick else 1_000_000)
     results: dict[str, float] = {"netting_fills": n, "netting_accounts": 10_000}
     results["netting_fills_per_s"] = round(measure_netting(n, 10_000))
     log(f"netting: {results['netting_fills_per_s']:,.0f} fills/s ({n:,} fills, 10,000 accounts)")
-    key = "merkle_build_s_1m" if not quick else "merkle_build_s_100k"
+    key = "merkle_build_s_1m" if n == 1_000_000 else f"merkle_build_s_{n // 1000}k"
     results[key] = round(measure_merkle(n, 10_000), 3)
     log(f"merkle: {results[key]:.2f} s for {n:,} fills")
-    sizes = [100, 1_000] if quick else [100, 1_000, 10_000]
-    account_counts = [10, 100] if quick else [10, 100, 1_000]
+    sizes = sizes or ([100, 1_000] if quick else [100, 1_000, 10_000])
+    account_counts = account_counts or ([10, 100] if quick else [10, 100, 1_000])
     results.update(measure_gas(sizes, account_counts, log))
     return results
 
@@ -245,9 +247,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     results = run(args.quick, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"netting: {results['netting_fills_per_s']:,.0f} fills/s")
-    for key in ("merkle_build_s_1m", "merkle_build_s_100k"):
-        if key in results:
-            print(f"{key}: {results[key]} s")
+    for key in (k for k in results if k.startswith("merkle_build_s_")):
+        print(f"{key}: {results[key]} s")
     print(table(results))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
