@@ -81,3 +81,16 @@ def main_pool_terms(pools: PoolsSection | None, assets, accounts) -> MainPoolTer
                          nav_window=main.nav_window, cooldown_ns=main.cooldown_s * NS_PER_S,
                          withdrawal_fee_bps=main.withdrawal_fee_bps,
                          equity_multiplier_bps=main.equity_multiplier_bps)
+
+
+def load_pools(path) -> PoolsSection:
+    """The ``[pools]`` table of a venue.toml alone (no keys or journal needed);
+    an empty section when it has none. ValueError says what is wrong."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+        return msgspec.convert(raw.get("pools", {}), PoolsSection)
+    except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as err:
+        raise ValueError(f"{path}: {err}") from err
