@@ -27,6 +27,7 @@ from statistics import median
 
 import numpy as np
 
+from bench import pool_nav
 from bench.report import write_json
 from engine.assets import USD_PRICE_SCALE, AssetSpec
 from engine.core.matcher import MatchingEngine
@@ -267,7 +268,7 @@ def run(sizes: Sizes, log=lambda line: None) -> dict:
     """Every measurement; the flat results object."""
     results = {}
     for name, measure in (("chain marks", chain_marks), ("margin check", margin_check),
-                          ("option orders", option_orders), ("funding", funding)):
+                          ("option orders", option_orders), ("funding", funding), ("pool NAV", pool_nav.measure)):
         log(f"options: {name}")
         results.update(measure(sizes))
     return results
@@ -286,7 +287,7 @@ def table(r: dict) -> str:
          r["spot_orders_per_s"]),
         ("funding, positions settled/s", r["funding_positions_per_s"], "reference model (Python)",
          r["funding_baseline_positions_per_s"]),
-    ]
+    ] + pool_nav.rows(r)
     return "\n".join(f"{label:45} {value:>14,.0f}   baseline ({base}): {b:,.0f}" for label, value, base, b in rows)
 
 
