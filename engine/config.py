@@ -334,7 +334,7 @@ def _resolve(path: Path, file: ConfigFile) -> Config:
     if venue.fee_account in accounts:
         raise ConfigError(f"{path}: account {venue.fee_account} is the fee account; give traders other ids")
     try:
-        main_pool = main_pool_terms(file.pools, assets, accounts)
+        main_pool = main_pool_terms(file.pools, assets)
     except ValueError as err:
         raise ConfigError(f"{path}: {err}") from err
     if main_pool is not None and not (venue.risk and 0 <= main_pool.account < venue.max_accounts

@@ -48,17 +48,16 @@ MAX_NAV_WINDOW = 1024
 """At most this many NAV samples are averaged."""
 
 
-def main_pool_terms(pools: PoolsSection | None, assets, accounts) -> MainPoolTerms | None:
+def main_pool_terms(pools: PoolsSection | None, assets) -> MainPoolTerms | None:
     """The engine's terms of the main pool configured in ``pools`` over the venue's
-    ``assets`` (AssetSpecs by id) and trader ``accounts``; None when no main pool
-    is configured. ValueError says what is wrong."""
+    ``assets`` (AssetSpecs by id); None when no main pool is configured. The pool
+    account is usually a listed account (its key runs the quoting process, its
+    ``credit`` holds the pre-minted share supply). ValueError says what is wrong."""
     if pools is None or pools.main is None:
         return None
     main = pools.main
     if pools.main_account is None:
         raise ValueError("[pools.main] needs [pools] main_account")
-    if pools.main_account in accounts:
-        raise ValueError(f"[pools] main_account {pools.main_account} is a trader's account")
     ids = {a.symbol: i for i, a in enumerate(assets)}
     for symbol in (main.asset, main.share_asset):
         if symbol not in ids:

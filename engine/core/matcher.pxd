@@ -1,6 +1,7 @@
 # The matching engine: command dispatch, order handling, price-time matching
-# and events. It extends PoolApi (pool_api.pxd: the main pool's commands), which
-# extends ChainApi (chain.pxd: series listing, delisting and settlement), which extends CommandApi (api.pxd: entry points, event buffer),
+# and events. It extends PoolApi (pool_api.pxd: the main pool's commands),
+# which extends ChainApi (chain.pxd: series listing, delisting and settlement),
+# which extends CommandApi (api.pxd: entry points, event buffer),
 # which extends EngineParts (parts.pxd: instruments, books, ledger, margin,
 # risk, and their set-up, queries and state). Other modules cimport
 # MatchingEngine from here for `books` (EngineParts) and `execute`.
