@@ -22,6 +22,7 @@ class MainPoolSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     cooldown_s: int = 86_400         # a redemption request executes no earlier than this after it
     withdrawal_fee_bps: int = 10     # of each redemption, kept by the pool
     equity_multiplier_bps: int = 20_000  # redemptions keep equity >= initial margin x this / 10000
+    nav_sample_s: int = 60           # the gateway runs a POOL_MARK this often (0: never; a runtime setting)
 
 
 class PoolsSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -74,6 +75,8 @@ def main_pool_terms(pools: PoolsSection | None, assets) -> MainPoolTerms | None:
         raise ValueError("[pools.main] cooldown_s must be in [0, one year]")
     if not 0 <= main.withdrawal_fee_bps < BPS:
         raise ValueError(f"[pools.main] withdrawal_fee_bps must be in [0, {BPS})")
+    if main.nav_sample_s < 0:
+        raise ValueError("[pools.main] nav_sample_s must be >= 0")
     if not 0 <= main.equity_multiplier_bps <= 100 * BPS:
         raise ValueError(f"[pools.main] equity_multiplier_bps must be in [0, {100 * BPS}]")
     return MainPoolTerms(account=pools.main_account, asset=ids[main.asset], share_asset=ids[main.share_asset],

@@ -2,7 +2,8 @@
 shares from the pool's pre-minted supply, requests a redemption, is refused
 before the cooldown with a readable reason and paid after it; bad requests are
 refused with the core's codes; another key cannot act for the provider; the
-journal keeps the POOL_PAID events and an offline replay rebuilds the state."""
+gateway samples the NAV on its clock; the journal keeps the POOL_PAID events
+and an offline replay rebuilds the state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 from gateway_harness import ACCOUNTS, USDC, venue_doc, write_venue
 
-from engine.core.types import EventKind
+from engine.core.types import CommandKind, EventKind
 from engine.core.types import Reject as Code
 from engine.gateway.process import GatewayProcess
 from engine.journal import FileJournal
@@ -29,7 +30,7 @@ def _venue(tmp_path, keys):
     accounts = [*doc["accounts"], {"id": POOL_ACCOUNT, "name": "pool", "credit": {"MPS": "1000000000"}}]
     pools = {"main_account": POOL_ACCOUNT,
              "main": {"asset": "USDC", "share_asset": "MPS", "nav_window": 4, "cooldown_s": COOLDOWN_S,
-                      "withdrawal_fee_bps": 10, "equity_multiplier_bps": 20_000}}
+                      "withdrawal_fee_bps": 10, "equity_multiplier_bps": 20_000, "nav_sample_s": 1}}
     return write_venue(tmp_path, keys, assets=assets, accounts=accounts, pools=pools)
 
 
@@ -61,6 +62,9 @@ def test_a_provider_deposits_and_redeems_through_the_gateway(tmp_path, keys, cli
         state = ops.status().state_hash
 
     reader = FileJournal.open_reader(tmp_path / "journal")
+    # The gateway sampled the NAV on its clock (once at start, then every second), as journaled commands.
+    marks = [c for batch in reader.read() for c in batch.commands if c["kind"] == CommandKind.POOL_MARK]
+    assert len(marks) >= 2 and all(int(c["asset"]) == SHARE for c in marks)
     stored = [e for batch in reader.read() for e in batch.events if e["kind"] == EventKind.POOL_PAID]
     assert len(stored) == 4 and all(int(e["maker_account"]) == POOL_ACCOUNT for e in stored)
     assert rebuild(reader, use_snapshot=False, verify=True).engine.state_hash() == state
