@@ -200,6 +200,17 @@ def test_the_equity_guard_keeps_the_last_providers_from_leaving_the_pool_with_it
     eng.check_integrity()
 
 
+def test_whatever_the_multiplier_a_redemption_never_leaves_the_pools_own_margin_uncovered():
+    eng = make_engine(cooldown=0, multiplier_bps=0)
+    eng.pool_deposit(1, SHARE, 20_000 * 10**6, ts=1)
+    eng.pool_deposit(2, SHARE, 5_000 * 10**6, ts=1)
+    trade(eng, POOL, TRADER, CALL, 100, REFERENCE[CALL], ts=2)       # short a call: $20,000 initial margin
+    assert reason(redeem(eng, 1, shares_of(eng, 1), ts=3)) == Reject.POOL_EQUITY_GUARD
+    assert kinds(redeem(eng, 2, 2_000 * 10**6, ts=4)) == [EventKind.POOL_PAID] * 2
+    assert eng.margin(POOL).free_collateral >= eng.margin(POOL).initial
+    eng.check_integrity()
+
+
 # -- rejects --
 
 

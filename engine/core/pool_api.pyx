@@ -228,6 +228,12 @@ cdef class PoolApi(ChainApi):
         after = (<int128_t>n.units - net) * self.ledger.usd_price[p.asset] // self.ledger.unit_scale[p.asset]
         if after * BPS < <int128_t>im * p.multiplier_bps:
             return self._reject(c, POOL_EQUITY_GUARD)
+        self.ledger.move(p.account, p.asset, -net, 0)
+        if self.ledger.has_options[p.account] and not self.margins.ok(p.account):
+            # Whatever the multiplier, a payment never leaves the pool's own margin uncovered.
+            self.ledger.move(p.account, p.asset, net, 0)
+            return self._reject(c, POOL_EQUITY_GUARD)
+        self.ledger.move(p.account, p.asset, net, 0)
         del p.pending[c.order_id]
         self._pool_paid(c, p.share_asset, shares, pps, 0, c.order_id)
         self._pool_paid(c, p.asset, -net, pps, fee, c.order_id)
