@@ -52,8 +52,9 @@ class PoolPaid(msgspec.Struct, **reply_config(24)):
 
 
 class RedemptionRequested(msgspec.Struct, **reply_config(25)):
-    """A redemption request of ``shares`` was recorded as ``redemption``; execute it
-    with PoolRedeem once the pool's cooldown has passed since ``ts``."""
+    """A redemption request of ``shares`` was recorded as ``redemption`` (an account
+    has one request at most: ``pending`` is its total now); execute it with
+    PoolRedeem once the pool's cooldown has passed since ``ts``."""
 
     seq: int
     ts: int
@@ -62,6 +63,7 @@ class RedemptionRequested(msgspec.Struct, **reply_config(25)):
     account: int
     asset: int
     shares: int
+    pending: int
 
 
 class PoolMarked(msgspec.Struct, **reply_config(26)):
@@ -80,5 +82,6 @@ class PoolMarked(msgspec.Struct, **reply_config(26)):
 POOL_REQUESTS = (PoolDeposit, PoolRedeem)
 POOL_REPLIES = (PoolPaid, RedemptionRequested, PoolMarked)
 EVENT_COLUMN = {"nav_per_share": "price", "redemption": "order_id", "shares": "qty", "pool": "asset",
-                "twap_nav_per_share": "price", "equity": "qty", "outstanding": "leaves"}
+                "twap_nav_per_share": "price", "equity": "qty", "outstanding": "leaves",
+                "pending": "leaves"}
 """Reply field -> EVENT_DTYPE column of these replies (engine.schemas.EVENT_COLUMN takes them)."""

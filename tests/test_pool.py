@@ -141,6 +141,21 @@ def test_a_redemption_waits_for_the_cooldown_and_pays_nav_less_the_fee_which_sta
     eng.check_integrity()
 
 
+def test_an_account_has_one_request_a_new_one_adds_to_it_and_restarts_its_cooldown():
+    eng = make_engine()
+    eng.pool_deposit(1, SHARE, 1_000 * 10**6, ts=1)
+    [first] = eng.pool_redeem(1, SHARE, 100, ts=10)
+    [second] = eng.pool_redeem(1, SHARE, 50, ts=20)
+    assert (first.order_id, first.qty, first.leaves) == (1, 100, 100)
+    assert (second.order_id, second.qty, second.leaves) == (1, 50, 150)
+    assert eng.pool_info().pending == ((1, 1, 150, 20 + COOLDOWN),)
+    assert reason(eng.pool_redeem(1, SHARE, 0, 1, ts=10 + COOLDOWN)) == Reject.POOL_COOLDOWN
+    assert [e.qty for e in eng.pool_redeem(1, SHARE, 0, 1, ts=20 + COOLDOWN)][0] == 150
+    [third] = eng.pool_redeem(1, SHARE, 10, ts=30)
+    assert third.order_id == 2                                       # a new request after the execution
+    eng.check_integrity()
+
+
 def test_nav_counts_balances_and_option_positions_at_mark_as_the_reference_model_does():
     eng = make_engine()
     eng.pool_deposit(1, SHARE, 1_000_000 * 10**6, ts=1)
@@ -377,7 +392,8 @@ def test_a_corrupt_pool_section_is_refused():
     for bad in (msgspec.structs.replace(decoded.main_pool, terms=[POOL, USDC]),
                 msgspec.structs.replace(decoded.main_pool, samples=[1] * 99),
                 msgspec.structs.replace(decoded.main_pool, pending=[(5, 1, 10, 0)]),
-                msgspec.structs.replace(decoded.main_pool, pending=[(1, 1, 0, 0)])):
+                msgspec.structs.replace(decoded.main_pool, pending=[(1, 1, 0, 0)]),
+                msgspec.structs.replace(decoded.main_pool, next_request=3, pending=[(1, 1, 5, 0), (2, 1, 5, 0)])):
         with pytest.raises(ValueError, match="main pool"):
             MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(decoded, main_pool=bad)))
 

@@ -56,7 +56,8 @@ class PoolMachine(RuleBasedStateMachine):
     def request(self, provider, part):
         held = shares_of(self.eng, provider)
         events = self.eng.pool_redeem(provider, SHARE, held // part, ts=self.tick())
-        if events[0].kind == EventKind.POOL_REDEEM_REQUESTED:
+        if events[0].kind == EventKind.POOL_REDEEM_REQUESTED and events[0].order_id not in self.requests:
+            # A second request of the account adds to its first: the same id.
             self.requests.append(events[0].order_id)
 
     @precondition(lambda self: self.requests)

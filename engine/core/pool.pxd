@@ -1,6 +1,7 @@
 # The main liquidity pool (docs/pools.md): its terms, its net asset value over
 # the pool account's balances and option positions at mark, the time-weighted
-# NAV per share sampled by POOL_MARK, and the pending redemption requests.
+# NAV per share sampled by POOL_MARK, and the pending redemption requests (at
+# most one per account: a new request adds to it).
 from libc.stdint cimport int32_t, int64_t
 
 from engine.core.instrument cimport Instrument
@@ -28,6 +29,7 @@ cdef class MainPool:
     cdef readonly int64_t multiplier_bps # equity guard: equity >= initial margin x this / 10000
     cdef list samples                    # NAV per share (x PPS_SCALE) of the last nav_window POOL_MARKs
     cdef dict pending                    # request id -> (account, shares, due ts)
+    cdef dict requested                  # account -> its one pending request id
     cdef readonly int64_t next_request
 
     # -- queries --
@@ -42,6 +44,7 @@ cdef class MainPool:
                        int64_t cooldown_ns, int64_t fee_bps, int64_t multiplier_bps) except -1
     cdef int sample(self, const Nav* n) except -1
     cdef int64_t request(self, int64_t account, int64_t shares, int64_t due) except -1
+    cdef int done(self, int64_t rid) except -1
 
     # -- state (state.pyx puts the parts together) --
     cdef object write_part(self)

@@ -13,7 +13,6 @@ the arithmetic.
 
 from libc.stdint cimport int32_t, int64_t
 
-from engine.core.ledger cimport Balance
 from engine.core.types cimport VALUE_LIMIT
 
 from engine.units import POOL_PPS_SCALE
@@ -48,6 +47,7 @@ cdef class MainPool:
         self.ledger = ledger
         self.samples = []
         self.pending = {}
+        self.requested = {}
         self.next_request = 1
 
     # -- queries --
@@ -125,8 +125,9 @@ cdef class MainPool:
         return spot if spot <= avg else avg
 
     cdef int64_t pending_shares(self, int64_t account):
-        """Shares of the account's redemption requests not yet executed."""
-        return sum(shares for acct, shares, _due in self.pending.values() if acct == account)
+        """Shares of the account's redemption request not yet executed."""
+        rid = self.requested.get(account)
+        return 0 if rid is None else self.pending[rid][1]
 
     # -- commands --
 
@@ -163,11 +164,24 @@ cdef class MainPool:
         return 0
 
     cdef int64_t request(self, int64_t account, int64_t shares, int64_t due) except -1:
-        """Record a redemption request; returns its id."""
-        cdef int64_t rid = self.next_request
+        """Record a redemption request; returns its id. An account has one request
+        at most: a new one adds its shares to it and restarts its cooldown, so the
+        requests held are bounded by the accounts, whatever a provider sends."""
+        cdef int64_t rid
+        if account in self.requested:
+            rid = self.requested[account]
+            shares += self.pending[rid][1]
+        else:
+            rid = self.next_request
+            self.next_request += 1
+            self.requested[account] = rid
         self.pending[rid] = (account, shares, due)
-        self.next_request += 1
         return rid
+
+    cdef int done(self, int64_t rid) except -1:
+        """Forget an executed request."""
+        del self.requested[self.pending.pop(rid)[0]]
+        return 0
 
     # -- state --
 
@@ -197,9 +211,11 @@ cdef class MainPool:
         if part.next_request < 1:
             raise ValueError("snapshot main pool request counter is invalid")
         for rid, account, shares, due in part.pending:
-            if not 0 < rid < part.next_request or account not in accounts or shares <= 0 or rid in self.pending:
+            if (not 0 < rid < part.next_request or account not in accounts or shares <= 0 or rid in self.pending
+                    or account in self.requested):
                 raise ValueError(f"snapshot main pool request {rid} is invalid")
             self.pending[rid] = (account, shares, due)
+            self.requested[account] = rid
         self.samples = list(part.samples)
         self.next_request = part.next_request
         return 0
@@ -222,4 +238,6 @@ cdef class MainPool:
         assert len(self.samples) <= self.nav_window, "more NAV samples than the window"
         for rid, (account, shares, _due) in self.pending.items():
             assert 0 < rid < self.next_request and shares > 0, f"redemption request {rid} is invalid"
+            assert self.requested.get(account) == rid, f"account {account} has more than one redemption request"
+        assert len(self.requested) == len(self.pending), "a redemption request is missing"
         return 0

@@ -4,7 +4,8 @@ pool query.
 * POOL_DEPOSIT (``account`` the provider, ``asset`` the pool's share asset,
   ``qty`` pool-asset ledger units): moves the amount to the pool account and
   mints shares at the deposit NAV per share (pool.pyx), rounded down.
-* POOL_REDEEM with ``order_id`` 0 requests the redemption of ``qty`` shares;
+* POOL_REDEEM with ``order_id`` 0 requests the redemption of ``qty`` shares
+  (added to the account's pending request if it has one, whose cooldown restarts);
   with ``order_id`` a request id (its provider, once the cooldown is over)
   executes it: shares are burnt at the redemption NAV per share, rounded down,
   less the withdrawal fee, rounded up, which stays in the pool; refused when
@@ -193,6 +194,7 @@ cdef class PoolApi(ChainApi):
         e.maker_account = self.pool.account
         e.asset = self.pool.share_asset
         e.qty = c.qty
+        e.leaves = self.pool.pending[rid][1]
         return 0
 
     cdef int _pool_execute(self, const CommandRec* c) except -1:
@@ -234,7 +236,7 @@ cdef class PoolApi(ChainApi):
             self.ledger.move(p.account, p.asset, net, 0)
             return self._reject(c, POOL_EQUITY_GUARD)
         self.ledger.move(p.account, p.asset, net, 0)
-        del p.pending[c.order_id]
+        p.done(c.order_id)
         self._pool_paid(c, p.share_asset, shares, pps, 0, c.order_id)
         self._pool_paid(c, p.asset, -net, pps, fee, c.order_id)
         return 0
