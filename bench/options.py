@@ -30,6 +30,7 @@ from statistics import median
 
 import numpy as np
 
+from bench import pool_nav
 from bench.quotes import measure_quotes
 from bench.report import write_json
 from engine.assets import USD_PRICE_SCALE, AssetSpec
@@ -272,7 +273,7 @@ def run(sizes: Sizes, log=lambda line: None) -> dict:
     """Every measurement; the flat results object."""
     results = {}
     for name, measure in (("chain marks", chain_marks), ("margin check", margin_check),
-                          ("option orders", option_orders), ("funding", funding),
+                          ("option orders", option_orders), ("funding", funding), ("pool NAV", pool_nav.measure),
                           ("quote refresh", lambda sizes: measure_quotes(sizes.quote_refreshes))):
         log(f"options: {name}")
         results.update(measure(sizes))
@@ -289,6 +290,7 @@ FIGURES = (
      "spot_orders_per_s"),
     ("funding, positions settled/s", "funding_positions_per_s", "reference model (Python)",
      "funding_baseline_positions_per_s"),
+    ("pool NAV, 1,000 positions (NAVs/s)", "pool_nav_per_s", "reference model (Python)", "pool_nav_baseline_per_s"),
     ("200-series quote refresh, p50 ms", "quote_refresh_p50_ms", "cancel/replace", "quote_cancel_replace_p50_ms"),
     ("200-series quote refresh, p99 ms", "quote_refresh_p99_ms", "cancel/replace", "quote_cancel_replace_p99_ms"),
     ("200-series quote refresh in batches, p50 ms", "quote_refresh_p50_ms", "one request a message",

@@ -99,11 +99,13 @@ from engine.schemas_options import (
     SeriesListed,
 )
 from engine.schemas_perpetual import Fund, Funded
+from engine.schemas_pools import PoolDeposit, PoolMarked, PoolPaid, PoolRedeem, RedemptionRequested
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
-                  SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished)
+                  SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, PoolPaid, RedemptionRequested,
+                  PoolMarked)
 
 
 class ClientKeys(NamedTuple):
@@ -269,6 +271,11 @@ class Client:
         per series) and return the answers in order; a reject of the gateway itself
         (before sequencing) is the only answer."""
         self.send([message])
+        return self._answers(keys, count, timeout)
+
+    def _answers(self, keys: tuple, count: int, timeout: float | None = None, reject_ends: bool = False) -> list:
+        """The next ``count`` replies carrying one of ``keys``, fewer when a gateway's
+        reject (or, with ``reject_ends``, any reject) comes; other replies go to ``events``."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         wanted = set(keys)
         answers: list = []
@@ -279,7 +286,7 @@ class Client:
             for reply in self.recv(left):
                 if len(answers) < count and wanted.intersection(_keys(reply)):
                     answers.append(reply)
-                    if isinstance(reply, Reject) and reply.seq == 0:
+                    if isinstance(reply, Reject) and (reply.seq == 0 or reject_ends):
                         return answers
                 else:
                     self.events.append(reply)
@@ -448,6 +455,26 @@ class Client:
     def cover_calls(self, covering: bool = True, *, account: int = OWN_ACCOUNT) -> CoveringSet | Reject:
         """Cover the account's call sells with the underlying it holds (or stop)."""
         return self.request(*self._requests.by_request_id(CoverCalls, covering, account))
+
+    def pool_deposit(self, pool: int, amount: int, *, account: int = OWN_ACCOUNT) -> list[PoolPaid] | Reject:
+        """Deposit ``amount`` ledger units of the pool asset into the pool whose share
+        asset is ``pool``: [asset paid in, shares received], or why not."""
+        return self._pool_paid(*self._requests.by_request_id(PoolDeposit, pool, amount, account))
+
+    def pool_redeem(self, pool: int, shares: int, *, account: int = OWN_ACCOUNT) -> RedemptionRequested | Reject:
+        """Request the redemption of ``shares``; execute it with pool_execute after the cooldown."""
+        return self.request(*self._requests.by_request_id(PoolRedeem, pool, shares, 0, account))
+
+    def pool_execute(self, pool: int, redemption: int, *, account: int = OWN_ACCOUNT) -> list[PoolPaid] | Reject:
+        """Execute redemption request ``redemption``: [shares paid back, pool asset
+        received less the withdrawal fee], or why not (e.g. the cooldown is not over)."""
+        return self._pool_paid(*self._requests.by_request_id(PoolRedeem, pool, 0, redemption, account))
+
+    def _pool_paid(self, message, keys: tuple) -> list[PoolPaid] | Reject:
+        # An accepted deposit or redemption moves two assets: two PoolPaid answers.
+        self.send([message])
+        answers = self._answers(keys, 2, reject_ends=True)
+        return answers[0] if isinstance(answers[0], Reject) else answers
 
     def chain(self, underlying: int) -> Chain | Reject:
         """The option series on an asset with marks, margins and open interest."""

@@ -28,6 +28,7 @@ from zmq.utils import z85
 
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
+from engine.pools_config import MainPoolTerms, PoolsSection, main_pool_terms
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -195,6 +196,7 @@ class ConfigFile(msgspec.Struct, **_section()):
     instruments: list[InstrumentEntry] = []
     accounts: list[AccountEntry] = []
     operators: list[OperatorEntry] = []
+    pools: PoolsSection = PoolsSection()
 
 
 class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -208,6 +210,7 @@ class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
     assets: list[AssetSpec]
     instruments: list[InstrumentSpec]
     accounts: list[int]
+    main_pool: MainPoolTerms | None = None   # [pools.main] (engine/pools_config.py); None: no main pool
 
 
 _VENUE_ENCODER = msgspec.msgpack.Encoder()
@@ -215,7 +218,11 @@ _VENUE_DECODER = msgspec.msgpack.Decoder(VenueSpec)
 
 
 def encode_venue(spec: VenueSpec) -> bytes:
-    """The journal genesis bytes of a venue definition."""
+    """The journal genesis bytes of a venue definition. Without a main pool they
+    are the bytes of a definition written before pools existed, so those journals
+    still open."""
+    if spec.main_pool is None:
+        return _VENUE_ENCODER.encode({f: getattr(spec, f) for f in spec.__struct_fields__ if f != "main_pool"})
     return _VENUE_ENCODER.encode(spec)
 
 
@@ -326,9 +333,17 @@ def _resolve(path: Path, file: ConfigFile) -> Config:
             raise ConfigError(f"{path}: account {acct} outside [0, max_accounts={venue.max_accounts})")
     if venue.fee_account in accounts:
         raise ConfigError(f"{path}: account {venue.fee_account} is the fee account; give traders other ids")
+    try:
+        main_pool = main_pool_terms(file.pools, assets)
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    if main_pool is not None and not (venue.risk and 0 <= main_pool.account < venue.max_accounts
+                                      and main_pool.account != venue.fee_account):
+        raise ConfigError(f"{path}: [pools] main_account needs a risk venue and an id in [0, max_accounts) "
+                          "other than the fee account")
     spec = VenueSpec(max_accounts=venue.max_accounts, max_orders=venue.max_orders,
                      fee_account=venue.fee_account, risk=venue.risk, assets=assets,
-                     instruments=instruments, accounts=accounts)
+                     instruments=instruments, accounts=accounts, main_pool=main_pool)
     principals: dict[bytes, Principal] = {}
     for acct in file.accounts:
         who = Principal(acct.name or str(acct.id), acct.id, False, acct.rates)

@@ -37,6 +37,8 @@ from engine.schema_types import request_config as _request
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
+from engine.schemas_pools import POOL_REPLIES, POOL_REQUESTS
+from engine.schemas_pools import EVENT_COLUMN as POOL_EVENT_COLUMN
 
 OWN_ACCOUNT = -1
 """``account`` value meaning "the account bound to my key"."""
@@ -315,7 +317,7 @@ Request = Union[(
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
     Fund, PublishGreeks,
-    *OPTION_REQUESTS,
+    *OPTION_REQUESTS, *POOL_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -562,7 +564,8 @@ EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
                 "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price",
-                **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN}
+                **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN,
+                **POOL_EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -751,7 +754,7 @@ Reply = Union[(
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
     FundingSettled, Funded, GreeksPublished,
-    *OPTION_REPLIES,
+    *OPTION_REPLIES, *POOL_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

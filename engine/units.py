@@ -58,6 +58,11 @@ ledger unit per funding tick still accrues (docs/funding.md)."""
 NS_PER_S = 10**9
 """Command timestamps are nanoseconds; funding periods are configured in seconds."""
 
+POOL_PPS_SCALE = 10**12
+"""A pool's NAV per share is in pool-asset ledger units per share ledger unit x 1e12
+(docs/pools.md): the first deposit mints one share unit per pool-asset unit, so a
+share starts at 1e12 and may grow 9.2e6-fold before it leaves int64."""
+
 
 class InstrumentUnits(NamedTuple):
     """How one instrument's integers map to ledger units."""

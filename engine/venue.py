@@ -29,6 +29,10 @@ def build_engine(spec: VenueSpec):
             engine.add_asset(asset)
         for account in spec.accounts:
             engine.open_account(account)
+        if spec.main_pool is not None:
+            t = spec.main_pool
+            engine.set_main_pool(t.account, t.asset, t.share_asset, t.nav_window, t.cooldown_ns,
+                                 t.withdrawal_fee_bps, t.equity_multiplier_bps)
     else:
         engine = MatchingEngine(spec.max_accounts, spec.max_orders)
     for inst in spec.instruments:

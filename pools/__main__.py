@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "quote": ("pools.quote_command", "run the main pool's quoting process against a gateway"),
+    "report": ("pools.report", "the main pool's P&L per UTC day, by source"),
 }
 """command -> (module, one-line help)."""
 

@@ -7,7 +7,7 @@
   and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account
   ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
-  POSITION_SETTLED and FUNDING_SETTLED -> fill, DEBITED -> withdrawal) into those records,
+  POSITION_SETTLED, FUNDING_SETTLED and POOL_PAID -> fill, DEBITED -> withdrawal) into those records,
   vectorised, with each instrument's exact
   ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN
   events. Ids are ``seq * FILLS_PER_SEQ + index of the event within its command``, so all
@@ -61,7 +61,12 @@ watchtower's recomputation treat it as any fill.
 A funding payment of a perpetual series (FUNDING_SETTLED, engine/core/funding.pyx) is the same
 kind of fill between the account and the fee account, which holds the funding pools' money (the
 event's `maker_account`): an account that pays is the buyer, one that receives the seller. The
-fee account's own funding moves nothing and makes no record."""
+fee account's own funding moves nothing and makes no record.
+
+A main pool deposit or redemption (POOL_PAID, engine/core/pool_api.pyx, docs/pools.md) is two such
+fills between the provider and the pool account (the event's `maker_account`), one per asset: a
+deposit's provider pays the pool asset and receives shares from the pool's treasury, a redemption's
+pays the shares back and receives the pool asset less the withdrawal fee, which stays in the pool."""
 
 WITHDRAWAL_DTYPE = np.dtype(
     [
@@ -208,12 +213,14 @@ def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray
 
 
 def _payment_fills(events: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The payments between an account and the fee account as fills: cash settlement
-    (POSITION_SETTLED with an amount; side SELL: the account pays) and funding
-    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives)."""
+    """The payments between an account and the fee account or the main pool as fills:
+    cash settlement (POSITION_SETTLED with an amount; side SELL: the account pays), funding
+    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives) and the legs of pool
+    deposits and redemptions (POOL_PAID, the same sign rule, with the pool account)."""
     kind, qty = events["kind"], events["qty"]
     settles = (kind == EventKind.POSITION_SETTLED) & (qty > 0)
-    funds = (kind == EventKind.FUNDING_SETTLED) & (events["account"] != events["maker_account"])
+    funds = (((kind == EventKind.FUNDING_SETTLED) | (kind == EventKind.POOL_PAID))
+             & (events["account"] != events["maker_account"]))
     is_payment = settles | funds
     p = events[is_payment]
     pays = np.where(settles[is_payment], p["side"] == Side.SELL, p["qty"] > 0)

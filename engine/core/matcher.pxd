@@ -1,12 +1,13 @@
 # The matching engine: command dispatch, order handling, price-time matching
-# and events. It extends ChainApi (chain.pxd: series listing, delisting and
-# settlement), which extends CommandApi (api.pxd: entry points, event buffer),
+# and events. It extends PoolApi (pool_api.pxd: the main pool's commands),
+# which extends ChainApi (chain.pxd: series listing, delisting and settlement),
+# which extends CommandApi (api.pxd: entry points, event buffer),
 # which extends EngineParts (parts.pxd: instruments, books, ledger, margin,
 # risk, and their set-up, queries and state). Other modules cimport
 # MatchingEngine from here for `books` (EngineParts) and `execute`.
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
-from engine.core.chain cimport ChainApi
+from engine.core.pool_api cimport PoolApi
 from engine.core.instrument cimport Instrument
 from engine.core.types cimport CommandRec, Order, price_t, qty_t
 
@@ -18,7 +19,7 @@ cdef enum Stop:
     STOP_STP = 2
 
 
-cdef class MatchingEngine(ChainApi):
+cdef class MatchingEngine(PoolApi):
     # -- dispatch --
     cdef int execute(self, const CommandRec* c) except -1
 

@@ -2,7 +2,8 @@
 mass cancel), price-time matching inside the bands, and events.
 
 The rules are specified in docs/matching.md; engine/reference/ is the same
-rules in plain Python. MatchingEngine extends ChainApi (chain.pyx: option
+rules in plain Python. MatchingEngine extends PoolApi (pool_api.pyx: the main
+pool's commands), which extends ChainApi (chain.pyx: option
 series listing, delisting and settlement), which extends CommandApi (api.pyx: the
 per-command and batch entry points, the event buffer), which extends
 EngineParts (parts.pyx: the parts, their set-up, queries and state).
@@ -21,7 +22,7 @@ from engine.core.margin cimport Liquidation
 from engine.core.types cimport *
 
 
-cdef class MatchingEngine(ChainApi):
+cdef class MatchingEngine(PoolApi):
     """Deterministic price-time matching engine over integer prices and quantities.
 
     ``MatchingEngine(max_accounts=2**20, max_orders=2**26, risk=False,
@@ -74,6 +75,12 @@ cdef class MatchingEngine(ChainApi):
             return self._cover_calls(c)
         if c.kind == FUND:
             return self._fund(c)
+        if c.kind == POOL_DEPOSIT:
+            return self._pool_deposit(c)
+        if c.kind == POOL_REDEEM:
+            return self._pool_redeem(c)
+        if c.kind == POOL_MARK:
+            return self._pool_mark(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -702,9 +709,9 @@ cdef class MatchingEngine(ChainApi):
         e.reason = reason
         e.instrument = c.instrument
         # Echo the id the command carries: the order a cancel or an amend names,
-        # the vault deposit id of a credit or a deposit skip.
+        # the vault deposit id of a credit or a deposit skip, the redemption request executed.
         e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
-                      or c.kind == SKIP_DEPOSIT else 0)
+                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM else 0)
         e.client_order_id = c.client_order_id
         e.account = c.account
         e.side = c.side

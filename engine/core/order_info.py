@@ -1,6 +1,6 @@
 """The core's query results: a resting order (``OrderInfo``), an account's margin
 (``MarginState``), its option positions (``PositionInfo``) and a perpetual
-series' funding (``FundingState``). The gateway's
+series' funding (``FundingState``) and the main pool (``PoolInfo``). The gateway's
 replies are built from them (``engine.schemas.from_core``); ``PositionInfo`` is
 array_like because it travels on the wire as it is, inside ``Margin``."""
 
@@ -62,3 +62,33 @@ class FundingState(msgspec.Struct, frozen=True):
     time_value: int
     pool: int
     open_interest: int
+
+
+class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The main pool now (docs/pools.md).
+
+    equity_usd: NAV in USD x 1e8; equity: NAV in pool-asset ledger units;
+    shares: shares held by providers (share ledger units); the NAV per share
+    figures are pool-asset units per share unit x 1e12 (engine.units.POOL_PPS_SCALE):
+    twap_pps the mean of the last ``samples`` POOL_MARK samples, deposit_pps and
+    redeem_pps what a deposit mints and a redemption burns at now (0 when none);
+    initial_margin of the pool account in USD x 1e8 (the equity guard is
+    equity >= initial_margin x equity_multiplier_bps / 10000); pending:
+    (request id, account, shares, due ts in ns) of each redemption request."""
+
+    account: int
+    asset: int
+    share_asset: int
+    nav_ok: bool
+    equity_usd: int
+    equity: int
+    shares: int
+    twap_pps: int
+    samples: int
+    deposit_pps: int
+    redeem_pps: int
+    initial_margin: int
+    cooldown_ns: int
+    withdrawal_fee_bps: int
+    equity_multiplier_bps: int
+    pending: tuple[tuple[int, int, int, int], ...]

@@ -9,6 +9,7 @@ from engine.core.funding cimport Funding
 from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
 from engine.core.margin cimport Margin
+from engine.core.pool cimport MainPool
 from engine.core.risk cimport Risk
 from engine.core.state cimport Parts
 from engine.core.types cimport oid_t
@@ -26,6 +27,7 @@ cdef class EngineParts:
     cdef SeriesLife life          # series status, settlement, covered calls
     cdef Risk funds               # reservations, fills, deposits
     cdef Funding funding          # perpetual series: funding indexes, pools, settlement
+    cdef MainPool pool            # the main liquidity pool: terms, NAV samples, redemption requests
     cdef readonly bint risk
     cdef readonly int64_t max_accounts
     cdef readonly oid_t next_order_id   # every id below it was issued (paging cursors)

@@ -53,6 +53,7 @@ cdef class EngineParts:
         self.life = SeriesLife(self.ledger)
         self.funds = Risk(self.ledger, self.margins, self.life, fee_account)
         self.funding = Funding(self.ledger, fee_account)
+        self.pool = MainPool(self.ledger)
         self.risk = risk
         self.asset_specs = []
         self.specs = []
@@ -214,8 +215,8 @@ cdef class EngineParts:
     def snapshot(self):
         """The full state as bytes (see engine/core/snapshot.py)."""
         cdef Parts parts = self._parts()
-        return write_snapshot(&parts, self.books, self.funds, self.margins, self.funding, self.asset_specs,
-                              self.specs)
+        return write_snapshot(&parts, self.books, self.funds, self.margins, self.funding, self.pool,
+                              self.asset_specs, self.specs)
 
     @classmethod
     def from_snapshot(cls, data):
@@ -234,7 +235,7 @@ cdef class EngineParts:
             for spec in snap.instruments:
                 eng.add_instrument(spec)
             parts = eng._parts()
-            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins, eng.funding)
+            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins, eng.funding, eng.pool)
         except (OverflowError, TypeError) as err:
             raise ValueError(f"snapshot value out of range: {err}") from err
         eng.next_order_id = parts.next_order_id
@@ -244,12 +245,13 @@ cdef class EngineParts:
     def state_hash(self):
         """SHA-256 (hex) over the full state; equal states give equal hashes."""
         cdef Parts parts = self._parts()
-        return state_hash(&parts, self.books, self.funds, self.margins, self.funding, self.asset_specs, self.specs)
+        return state_hash(&parts, self.books, self.funds, self.margins, self.funding, self.pool, self.asset_specs,
+                          self.specs)
 
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""
         cdef Parts parts = self._parts()
-        check_integrity(&parts, self.books, self.funds, self.funding)
+        check_integrity(&parts, self.books, self.funds, self.funding, self.pool)
 
     # ------------------------------------------------------------------
     # queries

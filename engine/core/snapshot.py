@@ -14,11 +14,11 @@ import numpy as np
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
-SNAPSHOT_VERSION = 4
-SUPPORTED_VERSIONS = (1, 2, 3, 4)   # version 1 had no options: its option parts are empty;
+SNAPSHOT_VERSION = 5
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)   # version 1 had no options: its option parts are empty;
 # version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
 # version 3 no perpetual series (its funding section is empty), no settled or delisted
-# series and no covered calls
+# series and no covered calls; version 4 no main pool (its main_pool section is None)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -36,6 +36,18 @@ ORDER_DTYPE = np.dtype(
 )
 
 INSTRUMENT_STATE_DTYPE = np.dtype([("state", "<i8"), ("reference", "<i8"), ("last_trade", "<i8")])
+
+
+class MainPoolState(msgspec.Struct, frozen=True, kw_only=True):
+    """The main pool (pool.pyx write_part): its terms (account, asset, share asset,
+    NAV window, cooldown ns, withdrawal fee bps, equity multiplier bps), its NAV
+    per share samples, its next redemption request id and its pending requests
+    (id, account, shares, due ts)."""
+
+    terms: list[int]
+    samples: list[int]
+    next_request: int
+    pending: list[tuple[int, int, int, int]]
 
 
 class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +80,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     series_status: list[tuple[int, int, int]] = []  # (instrument, 1 settled / 2 delisted, settlement price)
     covered: list[tuple[int, int, int]] = []        # (account, instrument, covered quantity units) of covered calls
     covering: list[int] = []                        # accounts whose call sells are covered (COVER_CALLS), sorted
+    main_pool: MainPoolState | None = None          # only with a main pool (pool.pyx write_part)
 
 
 ENCODER = msgspec.msgpack.Encoder()

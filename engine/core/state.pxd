@@ -6,6 +6,7 @@ from engine.core.book cimport Books
 from engine.core.funding cimport Funding
 from engine.core.instrument cimport Instrument
 from engine.core.margin cimport Margin
+from engine.core.pool cimport MainPool
 from engine.core.risk cimport Risk
 from engine.core.types cimport oid_t
 
@@ -22,11 +23,12 @@ ctypedef struct Parts:
 
 # -- queries --
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                          list assets, list instruments)
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, list assets,
-                    list instruments)
-cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding) except -1
+                          MainPool pool, list assets, list instruments)
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, MainPool pool,
+                    list assets, list instruments)
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool) except -1
 
 # -- commands (restore: decode, then hand each part its fields) --
 cdef object decode_snapshot(data)
-cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding) except -1
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
+                       MainPool pool) except -1

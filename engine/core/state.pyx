@@ -4,7 +4,8 @@ state hash and integrity check (EngineParts in parts.pyx calls them).
 Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
-margin rates, funding.pyx the funding indexes, pools and position entries, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
+margin rates, funding.pyx the funding indexes, pools and position entries,
+pool.pyx the main pool, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
 series statuses and covered calls); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
@@ -25,7 +26,7 @@ from engine.core import snapshot as _snap
 
 
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                          list assets, list instruments):
+                          MainPool pool, list assets, list instruments):
     """The full state as EngineSnapshot bytes."""
     snap = _snap.EngineSnapshot(
         version=_snap.SNAPSHOT_VERSION,
@@ -48,6 +49,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         series_status=risk.life.write_status(parts.insts, parts.n_inst),
         covered=risk.life.write_covered(parts.insts, parts.n_inst),
         covering=sorted(risk.life.covering),
+        main_pool=pool.write_part(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -65,7 +67,8 @@ cdef object decode_snapshot(data):
     return snap
 
 
-cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding) except -1:
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
+                       MainPool pool) except -1:
     """Hand each part of an engine built from the snapshot's specs its own
     fields; every part checks its values before it writes them."""
     cdef Ledger ledger = risk.ledger
@@ -76,6 +79,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     accounts = ledger.read_part(snap, parts.max_accounts)
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
     funding.read_part(snap.funding, accounts)
+    pool.read_part(snap.main_pool, accounts)
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
         # Accounts first: resting an order sizes the account lists to its account.
         orders = np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE)
@@ -93,14 +97,14 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     risk.life.read_part([list(row) for row in snap.series_status], [list(row) for row in snap.covered],
                         list(snap.covering), parts.insts, parts.n_inst)
     try:
-        check_integrity(parts, books, risk, funding)
+        check_integrity(parts, books, risk, funding, pool)
     except AssertionError as err:
         raise ValueError(f"snapshot is inconsistent: {err}") from err
     return 0
 
 
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, list assets,
-                    list instruments):
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, MainPool pool,
+                    list assets, list instruments):
     """SHA-256 (hex) over the parts' hash words."""
     cdef int32_t i
     cdef list words = [parts.n_inst, parts.next_order_id, parts.last_seq]
@@ -114,6 +118,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     risk.ledger.hash_words(words)
     margin.hash_words(words)
     funding.hash_words(words)
+    pool.hash_words(words)
     risk.life.hash_words(parts.insts, parts.n_inst, words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)
     haircuts = risk.ledger.changed_haircuts(assets)
@@ -124,7 +129,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
 
 
-cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding) except -1:
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool) except -1:
     """Raise AssertionError naming the first broken invariant."""
     cdef int32_t i, slot
     cdef uint8_t side
@@ -135,6 +140,7 @@ cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding fun
     if parts.risk:
         risk.ledger.check_integrity()
         funding.check_integrity()
+        pool.check_integrity()
         risk.check_reservations(books, parts.insts, parts.n_inst)
     for i in range(parts.n_inst):
         inst = &parts.insts[i]

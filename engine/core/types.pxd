@@ -73,6 +73,9 @@ cpdef enum CommandKind:
     SETTLE_SERIES = 18
     COVER_CALLS = 19
     FUND = 20
+    POOL_DEPOSIT = 21
+    POOL_REDEEM = 22
+    POOL_MARK = 23
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -98,6 +101,9 @@ cpdef enum EventKind:
     COVERING_SET = 21
     FUNDING_SETTLED = 22
     FUNDED = 23
+    POOL_PAID = 24
+    POOL_REDEEM_REQUESTED = 25
+    POOL_MARKED = 26
 
 cpdef enum CancelReason:
     USER = 1
@@ -160,6 +166,11 @@ cpdef enum Reject:
     NOT_PERPETUAL = 46
     INVALID_FUNDING = 47
     FUNDING_OVERFLOW = 48
+    NOT_A_POOL = 49
+    POOL_COOLDOWN = 50
+    POOL_EQUITY_GUARD = 51
+    POOL_NAV_UNSET = 52
+    UNKNOWN_REDEMPTION = 53
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

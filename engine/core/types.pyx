@@ -66,6 +66,11 @@ REJECT_TEXT = {
     Reject.NOT_PERPETUAL: "instrument is not a perpetual option series",
     Reject.INVALID_FUNDING: "funding needs 0 <= payoff <= mark <= the series' max price (price units)",
     Reject.FUNDING_OVERFLOW: "funding step would take the series' funding index past its 2**62 limit",
+    Reject.NOT_A_POOL: "no main pool has this share asset, or the pool account cannot provide to itself",
+    Reject.POOL_COOLDOWN: "the redemption's cooldown is not over yet",
+    Reject.POOL_EQUITY_GUARD: "the pool's equity would fall below its initial margin times the equity multiplier",
+    Reject.POOL_NAV_UNSET: "the pool's NAV has no price: a held asset or option position is not priced",
+    Reject.UNKNOWN_REDEMPTION: "no pending redemption request has this id",
 }
 
 CANCEL_TEXT = {

@@ -48,6 +48,7 @@ from engine.schemas import (
 from engine.schemas_greeks import PublishGreeks
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
+from engine.schemas_pools import PoolDeposit, PoolRedeem
 
 
 class Rule(Enum):
@@ -176,6 +177,15 @@ def _cover_calls(batch: Batch, session: Session, req: CoverCalls, account: int) 
     batch.command(session, req.request_id, CommandKind.COVER_CALLS, account=account, state=int(req.covering))
 
 
+def _pool_deposit(batch: Batch, session: Session, req: PoolDeposit, account: int) -> None:
+    batch.command(session, req.request_id, CommandKind.POOL_DEPOSIT, account=account, asset=req.pool, qty=req.amount)
+
+
+def _pool_redeem(batch: Batch, session: Session, req: PoolRedeem, account: int) -> None:
+    batch.command(session, req.request_id, CommandKind.POOL_REDEEM, account=account, asset=req.pool, qty=req.shares,
+                  order_id=req.redemption)
+
+
 ROUTES: dict[type, Route] = {
     NewOrder: Route(Rule.ACCOUNT, _new_order),
     Cancel: Route(Rule.ACCOUNT, _cancel),
@@ -196,6 +206,8 @@ ROUTES: dict[type, Route] = {
     ListChain: Route(Rule.OPERATOR, _list_chain),
     CloseSeries: Route(Rule.OPERATOR, _close_series),
     CoverCalls: Route(Rule.ACCOUNT, _cover_calls),
+    PoolDeposit: Route(Rule.ACCOUNT, _pool_deposit),
+    PoolRedeem: Route(Rule.ACCOUNT, _pool_redeem),
     GetChain: Route(Rule.ANYONE),
     PublishGreeks: Route(Rule.OPERATOR),
     Logon: Route(Rule.ANYONE),

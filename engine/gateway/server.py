@@ -52,6 +52,7 @@ from engine.gateway.batch import Batch
 from engine.gateway.dispatch import dispatch
 from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.outbound import Outbound, Output, split_message
+from engine.gateway.pool_clock import PoolClock
 from engine.gateway.queries import Queries
 from engine.gateway.reading import MessageReader
 from engine.gateway.sessions import Session, Sessions
@@ -104,6 +105,7 @@ class Gateway:
         self.outbound = Outbound(self._send, self._publish)
         self.publisher = MarketDataPublisher(self.engine, config.market_data.depth)
         self.queries = Queries(self.engine, self.publisher, config, self.sessions)
+        self.pool_clock = PoolClock(config)
         if self.engine.last_seq == 0:
             self._run_internal(genesis_commands(config), "genesis")
 
@@ -238,6 +240,7 @@ class Gateway:
             if now - last_timers >= 0.05:
                 last_timers = now
                 self._expire_sessions()
+                self._run_internal(self.pool_clock.commands(now), "pool NAV sample")
         self.close()
 
     def stop(self, *_args) -> None:
