@@ -1,4 +1,4 @@
-"""Command line of the venue demo: ``python -m demo [--core-only]``.
+"""The in-process walk-through of the venue's parts: ``python -m demo walkthrough [--core-only]``.
 
 Part 1, the matching core: a thin AMZNX book, the price bands that stop a
 market order from printing far from the real price, self-trade prevention,
@@ -15,7 +15,6 @@ TWAP, posted to the vault.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from demo.matching import MatchingDemo
 from demo.options import OptionsDemo
@@ -23,8 +22,8 @@ from demo.options_perpetual import PerpetualDemo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo."""
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
+    """Run the walk-through."""
+    parser = argparse.ArgumentParser(prog="python -m demo walkthrough", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--core-only", action="store_true", help="skip the settlement part")
     args = parser.parse_args(argv)
@@ -44,7 +43,3 @@ def main(argv: list[str] | None = None) -> int:
         print("\n# Part 4: an option chain listed, expiring and settled on chain")
         expiry_demo()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
