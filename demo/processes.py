@@ -49,11 +49,11 @@ class ProcessGroup:
         self.children[name] = child
         deadline = time.monotonic() + timeout
         while ready is not None and not ready():
-            if child.poll() is not None:
-                raise ProcessError(f"{name} exited with status {child.returncode} before it was ready:\n"
-                                   f"{self.tail(name)}")
-            if time.monotonic() > deadline:
-                raise ProcessError(f"{name} not ready after {timeout:.0f} s:\n{self.tail(name)}")
+            if child.poll() is not None or time.monotonic() > deadline:
+                self.stop(name)
+                why = (f"exited with status {child.returncode} before it was ready" if child.returncode is not None
+                       and time.monotonic() <= deadline else f"not ready after {timeout:.0f} s")
+                raise ProcessError(f"{name} {why}:\n{self.tail(name)}")
             time.sleep(0.1)
         return child
 
