@@ -189,7 +189,8 @@ def _price_plot(recorder: Recorder, path: Path) -> Path:
                 ax.plot(*zip(*points), style, label=label, markersize=3)
         ax.set_title(symbol)
         ax.set_xlabel("seconds")
-        ax.legend(fontsize=7, loc="upper left")
+        if ax.get_legend_handles_labels()[0]:   # an instrument never priced has nothing to name
+            ax.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
@@ -229,7 +230,8 @@ def _funding_plot(series: dict[str, list[tuple[int, int]]], path: Path) -> Path:
             ax.step(*zip(*points), where="post", label=name)
     ax.set_title("perpetual funding, cumulative USDC received (+) or paid (-)")
     ax.set_xlabel("seconds since the first payment")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
