@@ -113,13 +113,12 @@ class VenueRun:
         else:
             settlement = SettlementInProcess(self.run, config, chain, ops)
             self.say("settlement job, watchers and watchtower run inside the demo (the embedded EVM lives here)")
+        # the feed process starts while the wallets deposit: it needs no balance
+        self.group.python("feeds", ["feeds", "run", "--config", str(write_feeds_config(self.run, keys, gateway.orders))])
         deposits = chain.deposit_all()
         chain.mine(2)
         self._wait(lambda: ops.status().last_deposit_id >= deposits, settlement, 60, "deposits credited")
         self.say(f"{deposits} vault deposits from {len(BY_NAME)} wallets credited by the deposit watcher")
-
-        feeds = write_feeds_config(self.run, keys, gateway.orders)
-        self.group.python("feeds", ["feeds", "run", "--config", str(feeds)])
         instruments = {i.symbol: i for i in ops.instruments().instruments}
         amzn = instruments[THIN_BOOK].instrument
         configured = ops.snapshot(amzn, 1).reference
