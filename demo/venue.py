@@ -114,7 +114,8 @@ class VenueRun:
             settlement = SettlementInProcess(self.run, config, chain, ops)
             self.say("settlement job, watchers and watchtower run inside the demo (the embedded EVM lives here)")
         # the feed process starts while the wallets deposit: it needs no balance
-        self.group.python("feeds", ["feeds", "run", "--config", str(write_feeds_config(self.run, keys, gateway.orders))])
+        feeds_config = write_feeds_config(self.run, keys, gateway.orders)
+        self.group.python("feeds", ["feeds", "run", "--config", str(feeds_config)])
         deposits = chain.deposit_all()
         chain.mine(2)
         self._wait(lambda: ops.status().last_deposit_id >= deposits, settlement, 60, "deposits credited")

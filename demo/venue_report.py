@@ -98,6 +98,8 @@ class Report:
         instruments = recorder.instruments
         report.checks = [
             Check("deposits credited once by the watcher", credited == deposits, f"{credited} of {deposits}"),
+            Check("every participant ran to the end", not any(p.error for p in participants),
+                  "; ".join(f"{p.name}: {p.error}" for p in participants if p.error) or f"{len(participants)} ran"),
             Check("thin book: the 100x ask refused and every fill inside the band",
                   thin.far_ask_refused is not None and thin.inside_band and bool(thin.fills),
                   f"{len(thin.fills)} fill(s), refused: {thin.far_ask_refused}"),
@@ -156,7 +158,8 @@ class Report:
         """PNG plots: price against reference with the band edges, depth, funding, gas per batch."""
         paths = []
         if self.recorder is not None:
-            paths += [_price_plot(self.recorder, folder / "price.png"), _depth_plot(self.recorder, folder / "depth.png")]
+            paths += [_price_plot(self.recorder, folder / "price.png"),
+                      _depth_plot(self.recorder, folder / "depth.png")]
         paths.append(_funding_plot(self.funding_series, folder / "funding.png"))
         paths.append(_gas_plot(self.batches, folder / "gas.png"))
         return paths

@@ -32,7 +32,7 @@ def _run_and_check(report: Path, chain: str) -> None:
     assert process.returncode == 0, out
     summary = json.loads((report / "summary.json").read_text())
     assert summary["chain"] == chain
-    assert len(summary["checks"]) == 9 and all(check["ok"] for check in summary["checks"]), summary["checks"]
+    assert len(summary["checks"]) == 10 and all(check["ok"] for check in summary["checks"]), summary["checks"]
     assert summary["batches"] and all(batch["gas"] > 0 for batch in summary["batches"])
     assert summary["funding"]["tsla-writer"] > 0 > summary["funding"]["mm-btc"]
     assert PLOTS <= {path.name for path in report.iterdir()}
@@ -112,7 +112,8 @@ def test_a_failed_check_makes_a_non_zero_exit_naming_it(tmp_path, capsys):
     assert report.finish(tmp_path) == 1
     out = capsys.readouterr().out
     assert "[FAILED] on-chain balances equal engine balances" in out
-    assert out.rstrip().endswith("FAILED checks:\n  on-chain balances equal engine balances for every account and token")
+    failed = "on-chain balances equal engine balances for every account and token"
+    assert out.rstrip().endswith(f"FAILED checks:\n  {failed}")
     assert json.loads((tmp_path / "summary.json").read_text())["checks"][1]["ok"] is False
     report.checks[1].ok = True
     assert report.finish(tmp_path) == 0

@@ -26,6 +26,7 @@ class Participant(ABC):
         self.fills: list[Fill] = []
         self.funding: list[FundingSettled] = []
         self.thread: threading.Thread | None = None
+        self.error: str | None = None
 
     def place(self, instrument: InstrumentInfo, side: int, qty: int, price: int = 0, **options):
         """Place an order and count it (and its reject)."""
@@ -60,13 +61,16 @@ class Participant(ABC):
         """One round of the participant's behaviour."""
 
     def run(self, stop: threading.Event, interval: float) -> None:
-        """Call ``step`` every ``interval`` seconds until ``stop`` is set, then close the client."""
+        """Call ``step`` every ``interval`` seconds until ``stop`` is set, then close the client; an
+        error ends the loop and is kept in ``error`` for the summary's checks."""
         try:
             while not stop.is_set():
                 self.step()
                 self.drain()
                 stop.wait(interval)
             self.drain(0.2)
+        except Exception as err:   # noqa: BLE001 - any failure of a participant is reported, not lost in a thread
+            self.error = f"{type(err).__name__}: {err}"
         finally:
             self.client.close()
 

@@ -48,7 +48,8 @@ def run_thin_book(seller: Participant, buyer: Participant, symbol: str) -> ThinB
     instrument = seller.instruments[symbol]
     reference, _state = seller.reference(instrument)
     info = next(i for i in seller.client.instruments().instruments if i.instrument == instrument.instrument)
-    band = (reference * (10_000 - info.static_band_bps) // 10_000, reference * (10_000 + info.static_band_bps) // 10_000)
+    width = reference * info.static_band_bps // 10_000
+    band = (reference - width, reference + width)
     small = round(0.2 * instrument.qty_scale)
     seller.place(instrument, Side.SELL, small, on_tick(reference * 1.001, instrument))
     far = seller.place(instrument, Side.SELL, 10 * instrument.qty_scale, on_tick(reference * 100, instrument))
