@@ -16,7 +16,7 @@ from demo.participants.base import Participant
 from demo.participants.market_maker import MarketMaker
 from demo.participants.perpetual_writer import PerpetualWriter
 from demo.participants.taker import Taker
-from demo.participants.thin_book import run_thin_book
+from demo.participants.thin_book import ThinBookBuyer, run_thin_book
 from demo.processes import ProcessError, ProcessGroup, Stopped
 from demo.venue_chain import DemoChain, pick_chain
 from demo.venue_config import (
@@ -106,13 +106,17 @@ class VenueRun:
         self.group.python("gateway", ["engine.gateway", "--config", str(config)], lambda: _ready_line(log) is not None)
         return _ready_line(log)
 
-    def _play(self, duration, keys, config, chain, gateway, ops) -> Report:
+    def _play(self, duration: float, keys: Path, config: Path, chain: DemoChain, gateway: Endpoints,
+              ops: Client) -> Report:
         if chain.kind == "anvil":
             settlement = SettlementProcesses(self.run, config, self.group, chain, gateway.orders)
             self.say("settlement job, deposit watcher, exit watcher and watchtower started as processes")
         else:
             settlement = SettlementInProcess(self.run, config, chain, ops)
             self.say("settlement job, watchers and watchtower run inside the demo (the embedded EVM lives here)")
+        instruments = {i.symbol: i for i in ops.instruments().instruments}
+        amzn = instruments[THIN_BOOK].instrument
+        configured = ops.snapshot(amzn, 1).reference   # until the feed process sends its first
         # the feed process starts while the wallets deposit: it needs no balance
         feeds_config = write_feeds_config(self.run, keys, gateway.orders)
         self.group.python("feeds", ["feeds", "run", "--config", str(feeds_config)])
@@ -120,9 +124,6 @@ class VenueRun:
         chain.mine(2)
         self._wait(lambda: ops.status().last_deposit_id >= deposits, settlement, 60, "deposits credited")
         self.say(f"{deposits} vault deposits from {len(BY_NAME)} wallets credited by the deposit watcher")
-        instruments = {i.symbol: i for i in ops.instruments().instruments}
-        amzn = instruments[THIN_BOOK].instrument
-        configured = ops.snapshot(amzn, 1).reference
         self._wait(lambda: ops.snapshot(amzn, 1).reference != configured,
                    settlement, 60, "the feed's first AMZNX reference")
         self.say("feed process up: AMZN/AAPL replayed from LOBSTER, BTC/TSLA/NVDA synthetic, XNYS calendar")
@@ -133,8 +134,8 @@ class VenueRun:
         recorder = Recorder(ops, instruments, [THIN_BOOK, "AAPLX/USDC", TSLA_BTC])
         mm_stocks = participant(MarketMaker, "mm-stocks", symbols=STOCK_PAIRS, size=5, spread_bps=20)
         mm_btc = participant(MarketMaker, "mm-btc", symbols=[TSLA_BTC], size=5, spread_bps=30)
-        buyer = participant(Taker, "thin-buyer", symbols=[THIN_BOOK], size=0, cross_bps=0, seed=0)
-        thin = run_thin_book(mm_stocks, buyer, THIN_BOOK)
+        buyer = participant(ThinBookBuyer, "thin-buyer", symbol=THIN_BOOK)
+        thin = run_thin_book(mm_stocks, buyer)
         buyer.client.close()   # its one order is done; the others close theirs when their threads end
         for line in thin.lines():
             self.say("thin book: " + line)

@@ -43,9 +43,23 @@ class ThinBookResult:
                 f"left unfilled at the band collar and cancelled"]
 
 
-def run_thin_book(seller: Participant, buyer: Participant, symbol: str) -> ThinBookResult:
-    """Run the scenario on ``symbol`` (an empty book); the seller's orders are cancelled after."""
-    instrument = seller.instruments[symbol]
+class ThinBookBuyer(Participant):
+    """A retail buyer: a market buy of BUDGET_USD worth of ``symbol`` at its reference price."""
+
+    def __init__(self, *args, symbol: str) -> None:
+        super().__init__(*args)
+        self.symbol = symbol
+
+    def step(self) -> None:
+        instrument = self.instruments[self.symbol]
+        reference, _state = self.reference(instrument)
+        qty = round(BUDGET_USD * PRICE_UNITS_PER_USD * instrument.qty_scale / reference)
+        self.place(instrument, Side.BUY, qty, order_type=OrderType.MARKET, tif=TimeInForce.IOC)
+
+
+def run_thin_book(seller: Participant, buyer: ThinBookBuyer) -> ThinBookResult:
+    """Run the scenario on the buyer's instrument (an empty book); the seller's orders are cancelled after."""
+    instrument = seller.instruments[buyer.symbol]
     reference, _state = seller.reference(instrument)
     info = next(i for i in seller.client.instruments().instruments if i.instrument == instrument.instrument)
     width = reference * info.static_band_bps // 10_000
@@ -53,8 +67,7 @@ def run_thin_book(seller: Participant, buyer: Participant, symbol: str) -> ThinB
     small = round(0.2 * instrument.qty_scale)
     seller.place(instrument, Side.SELL, small, on_tick(reference * 1.001, instrument))
     far = seller.place(instrument, Side.SELL, 10 * instrument.qty_scale, on_tick(reference * 100, instrument))
-    qty = round(BUDGET_USD * PRICE_UNITS_PER_USD * instrument.qty_scale / reference)
-    buyer.place(instrument, Side.BUY, qty, order_type=OrderType.MARKET, tif=TimeInForce.IOC)
+    buyer.step()
     fills, cancelled = [], 0
     for event in buyer.drain(1.0) + buyer.drain(0.5):
         if isinstance(event, Fill):
