@@ -14,13 +14,13 @@ from demo.venue_chain import GUARDIAN_KEY, OPERATOR_KEY, DemoChain
 from engine.client import Client
 from engine.config import load_config
 from engine.journal import FileJournal
+from settlement.accounts import dev_private_key
 from settlement.audit import Watchtower
 from settlement.chain import ChainClient
 from settlement.deposits import DepositWatcher
 from settlement.exits import ExitQueue, ExitWatcher, GatewayFreezes
 from settlement.gateway_link import GatewayDeposits, unit_table_from_config
 from settlement.job import JobStore, SettlementJob
-from settlement.accounts import dev_private_key
 from settlement.source import JournalFillSource
 from settlement.vault import revert_decoder
 
