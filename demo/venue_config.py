@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from engine.config import to_toml
@@ -109,9 +110,11 @@ def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
     doc["sources"] = sources
     doc["stock_tokens"] = [*doc["stock_tokens"], {"asset": "TSLA.M", "multiplier": "1"},
                            {"asset": "NVDA.M", "multiplier": "1"}]
-    # to_toml writes no TOML dates; the feed config reads ISO strings as dates
-    doc["sessions"] = {**doc["sessions"], "start": doc["sessions"]["start"].isoformat(),
-                       "end": doc["sessions"]["end"].isoformat()}
+    # the calendar around today, so no run falls outside it (stock tokens would halt); as ISO strings,
+    # since to_toml writes no TOML dates and the feed config reads them as dates
+    today = datetime.now(UTC).date()
+    doc["sessions"] = {**doc["sessions"], "start": (today - timedelta(days=7)).isoformat(),
+                       "end": (today + timedelta(days=30)).isoformat()}
     path = run / "feeds.toml"
     path.write_text(to_toml(doc))
     return path
