@@ -91,7 +91,8 @@ def write_venue_config(run: Path, keys: Path) -> Path:
 def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
     """The demo's feed config: ``configs/feeds.toml`` against the gateway at ``orders``, its
     replays at recorded speed (the AAPL test file holds 49 s, so its heartbeat outlasts the
-    run rather than halting AAPLX when the file ends), synthetic TSLA.M and NVDA.M besides WBTC."""
+    run rather than halting AAPLX when the file ends), synthetic TSLA.M and NVDA.M besides WBTC,
+    the calendar around today."""
     with open(ROOT / "configs" / "feeds.toml", "rb") as file:
         doc = tomllib.load(file)
     doc["gateway"] = {"endpoint": orders, "key_file": str(keys / "feeds.key_secret"),
