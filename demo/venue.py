@@ -126,7 +126,7 @@ class VenueRun:
         self.say(f"{deposits} vault deposits from {len(BY_NAME)} wallets credited by the deposit watcher")
         self._wait(lambda: ops.snapshot(amzn, 1).reference != configured,
                    settlement, 60, "the feed's first AMZNX reference")
-        self.say("feed process up: AMZN/AAPL replayed from LOBSTER, BTC/TSLA/NVDA synthetic, XNYS calendar")
+        self.say("feed process up: AMZN/AAPL replayed from LOBSTER, BTC/ETH/TSLA/NVDA synthetic, XNYS calendar")
 
         def participant(cls, name, **options) -> Participant:
             return cls(name, gateway.orders, keys, instruments, **options)

@@ -1,6 +1,6 @@
 """What the venue demo runs with: its accounts and their vault deposits, the venue
-config (the sample ``configs/venue.toml`` plus a TSLA.M/WBTC pair and a perpetual BTC
-call, every balance from a vault deposit) and the feed config (``configs/feeds.toml``
+config (the sample ``configs/venue.toml`` plus WETH, a TSLA.M/WBTC pair and a perpetual
+BTC call, every balance from a vault deposit) and the feed config (``configs/feeds.toml``
 pointed at the running gateway), both written into the run folder with fresh keys."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ACCOUNTS = (
     DemoAccount(0, "fees", {"USDC": "10000"}),   # fronts funding pools and maker rebates
     DemoAccount(1, "mm-stocks", {"USDC": "2000000", "AMZNX": "2000", "AAPLX": "2000", "TSLA.M": "2000",
                                  "NVDA.M": "2000"}),
-    DemoAccount(2, "mm-btc", {"USDC": "1000000", "TSLA.M": "1000", "WBTC": "10"}),
+    DemoAccount(2, "mm-btc", {"USDC": "1000000", "TSLA.M": "1000", "WBTC": "10", "WETH": "20"}),
     DemoAccount(3, "taker-a", {"USDC": "200000", "AAPLX": "200", "NVDA.M": "200"}),
     DemoAccount(4, "taker-b", {"USDC": "200000", "TSLA.M": "200", "WBTC": "1"}),
     DemoAccount(5, "tsla-writer", {"TSLA.M": "400"}),   # holds only TSLA.M, writes a perpetual BTC call
@@ -46,6 +46,8 @@ CHALLENGE_WINDOW_S = 60            # a withdrawal is claimable one to two window
 PERPETUAL = "BTC-PERP-100000-C"
 TSLA_BTC = "TSLA.M/WBTC"
 
+# WETH, priced by the feed process's synthetic ETH source; held by the BTC market maker as collateral
+_EXTRA_ASSETS = [{"symbol": "WETH", "decimals": 18, "ledger_decimals": 9, "haircut_bps": 1_500, "usd_price": "3000"}]
 _EXTRA_INSTRUMENTS = [
     # TSLA.M priced in WBTC: price unit 1e-8 WBTC (a satoshi), quantity unit 0.01 TSLA.M, so a
     # tick (100 sat per token) times a quantity unit is one satoshi, an exact ledger unit
@@ -79,6 +81,7 @@ def write_venue_config(run: Path, keys: Path) -> Path:
     doc["endpoints"] = {"orders": "tcp://127.0.0.1:*", "market_data": "tcp://127.0.0.1:*"}
     doc["server"] = {"secret_key_file": str(keys / "server.key_secret")}
     doc["journal"] = {**doc["journal"], "path": str(run / "journal"), "snapshot_every": 0}
+    doc["assets"] = [*doc["assets"], *_EXTRA_ASSETS]
     doc["instruments"] = [*doc["instruments"], *_EXTRA_INSTRUMENTS]
     doc["accounts"] = [{"id": account.id, "name": account.name, "key_files": [str(keys / f"{account.name}.key")]}
                        for account in ACCOUNTS if account.id != FEE_ACCOUNT]
@@ -91,7 +94,7 @@ def write_venue_config(run: Path, keys: Path) -> Path:
 def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
     """The demo's feed config: ``configs/feeds.toml`` against the gateway at ``orders``, its
     replays at recorded speed (the AAPL test file holds 49 s, so its heartbeat outlasts the
-    run rather than halting AAPLX when the file ends), synthetic TSLA.M and NVDA.M besides WBTC,
+    run rather than halting AAPLX when the file ends), synthetic TSLA.M, NVDA.M and ETH besides BTC,
     the calendar around today."""
     with open(ROOT / "configs" / "feeds.toml", "rb") as file:
         doc = tomllib.load(file)
@@ -105,7 +108,7 @@ def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
                       "messages": str((ROOT / "configs" / source["messages"]).resolve()),
                       "orderbook": str((ROOT / "configs" / source["orderbook"]).resolve())}
         sources.append(source)
-    for asset, initial, seed in (("TSLA.M", "250", 2), ("NVDA.M", "120", 3)):
+    for asset, initial, seed in (("TSLA.M", "250", 2), ("NVDA.M", "120", 3), ("WETH", "3000", 4)):
         sources.append({"kind": "gbm", "name": f"{asset.lower()}-gbm", "asset": asset, "initial": initial,
                         "sigma": 0.4, "seed": seed, "step_ms": 1_000, "heartbeat_s": 10})
     doc["sources"] = sources

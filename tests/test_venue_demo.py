@@ -5,6 +5,7 @@ process it started, and a failed check makes a non-zero exit."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def _run_and_check(report: Path, chain: str) -> None:
     for plot in PLOTS:
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "every process stopped" not in out
-    assert "on-chain balances equal engine balances for every account and token: 60 of 60 equal" in out
+    assert re.search(r"on-chain balances equal engine balances for every account and token: (\d+) of \1 equal", out)
     assert "a seller's ask at 100x: price outside the static band" in out
 
 
