@@ -206,20 +206,27 @@ def _depth_plot(recorder: Recorder, path: Path) -> Path:
         book = recorder.depth.get(symbol)
         info = recorder.instruments[symbol]
         if book is not None:
-            for levels, color in ((book.bids, "g"), (book.asks, "r")):
-                total, points = 0, []
-                for level in levels:
-                    total += level.qty
-                    points.append((level.price / info.price_scale, total / info.qty_scale))
-                if points:
-                    ax.step(*zip(*points), color=color, where="post")
+            width = 0.8 * info.tick_size / info.price_scale
+            for levels, color, label in ((book.bids, "g", "bids"), (book.asks, "r", "asks")):
+                if levels:
+                    ax.bar([level.price / info.price_scale for level in levels],
+                           [level.qty / info.qty_scale for level in levels], width=max(width, _spacing(levels, info)),
+                           color=color, label=label)
+            ax.legend(fontsize=7)
         ax.set_title(f"{symbol} depth (last sample)")
         ax.set_xlabel("price")
-        ax.set_ylabel("cumulative quantity")
+        ax.set_ylabel("quantity at the level")
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
     return path
+
+
+def _spacing(levels, info: InstrumentInfo) -> float:
+    """A bar width that keeps neighbouring levels apart: a third of their smallest gap."""
+    prices = sorted(level.price for level in levels)
+    gaps = [b - a for a, b in zip(prices, prices[1:])]
+    return min(gaps, default=info.tick_size) / info.price_scale / 3
 
 
 def _funding_plot(series: dict[str, list[tuple[int, int]]], path: Path) -> Path:
