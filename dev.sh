@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine: creates .venv, installs, builds, runs.
-#   ./dev.sh demo    the venue demo on the embedded defaults (python -m demo)
+#   ./dev.sh demo    the venue demo as real processes (python -m demo; anvil from npm when npm exists)
 #   ./dev.sh test    install the test dependencies and run the whole suite
 #   ./dev.sh bench   the benchmark suite (python -m bench core)
 set -euo pipefail
@@ -18,19 +18,19 @@ setup() {
     # Cython extensions build in place against the venv's numpy.
     "$VENV/bin/python" -m pip install -q "setuptools>=69" wheel "cython>=3.0.10,<4" "numpy>=2.0"
     "$VENV/bin/python" -m pip install -q --no-build-isolation -e ".$1"
-    # Settlement tests and benchmarks: solc-js, OpenZeppelin and anvil from
-    # package-lock.json, reinstalled only when the lock file changes.
-    if [ "$1" = "[test]" ]; then
-        if command -v npm >/dev/null; then
-            lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
-            if [ "$(cat node_modules/.lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
-                npm ci --no-audit --no-fund --loglevel=error
-                echo "$lock_sum" > node_modules/.lock-sha256
-            fi
-        else
-            echo "dev.sh: npm not found; settlement compile/anvil tests will be skipped" >&2
+}
+
+# solc-js, OpenZeppelin and anvil from package-lock.json (the settlement tests, benchmarks and
+# the demo's chain), reinstalled only when the lock file changes.
+npm_tools() {
+    if command -v npm >/dev/null; then
+        lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+        if [ "$(cat node_modules/.lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
+            npm ci --no-audit --no-fund --loglevel=error
+            echo "$lock_sum" > node_modules/.lock-sha256
         fi
-        install_chromium
+    else
+        echo "dev.sh: npm not found; $1" >&2
     fi
 }
 
@@ -56,16 +56,20 @@ install_chromium() {
 case "${1:-}" in
     demo)
         setup ""
+        npm_tools "the demo settles on the embedded in-process chain instead of anvil"
         shift
         exec "$VENV/bin/python" -m demo "$@"
         ;;
     test)
         setup "[test]"
+        npm_tools "settlement compile/anvil tests will be skipped"
+        install_chromium
         shift
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     bench)
         setup "[test]"
+        npm_tools "settlement compile/anvil tests will be skipped"
         shift
         exec "$VENV/bin/python" -m bench "${@:-core}"
         ;;

@@ -1,49 +1,21 @@
-"""Command line of the venue demo: ``python -m demo [--core-only]``.
-
-Part 1, the matching core: a thin AMZNX book, the price bands that stop a
-market order from printing far from the real price, self-trade prevention,
-amend and cancel. Part 2, tokenized stocks as margin: TSLA.M backs short BTC
-calls, a price move puts the account under its maintenance margin, the operator
-liquidates it inside the bands; then a perpetual BTC call margined with TSLA.M
-pays funding hour by hour. Part 3, settlement on the embedded EVM:
-deposits, trading with pre-trade risk, netted batches settled exactly once, a
-fill proved on chain, a withdrawal claimed. Part 4, an option chain's life:
-listed at run time, covered calls, expiry, cash settlement at the feed's
-TWAP, posted to the vault.
-"""
+"""``python -m demo``: the venue end to end as real processes (demo/venue.py);
+``python -m demo walkthrough``: the in-process walk-through of each part (demo/walkthrough.py)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-
-from demo.matching import MatchingDemo
-from demo.options import OptionsDemo
-from demo.options_perpetual import PerpetualDemo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo."""
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--core-only", action="store_true", help="skip the settlement part")
-    args = parser.parse_args(argv)
-    print("# Part 1: the matching core")
-    MatchingDemo().run()
-    print("\n# Part 2: tokenized stocks as margin for options")
-    OptionsDemo().run()
-    PerpetualDemo().run()
-    if not args.core_only:
-        # Imported only here: --core-only runs without web3 and the embedded EVM.
-        from demo.settlement import run as settlement_demo
+    """Run the venue demo, or the walk-through when the first argument is ``walkthrough``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["walkthrough"]:
+        from demo.walkthrough import main as walkthrough
 
-        print("\n# Part 3: settlement on the embedded EVM")
-        settlement_demo()
-        from demo.options_expiry import run as expiry_demo
+        return walkthrough(argv[1:])
+    from demo.venue import main as venue
 
-        print("\n# Part 4: an option chain listed, expiring and settled on chain")
-        expiry_demo()
-    return 0
+    return venue(argv)
 
 
 if __name__ == "__main__":

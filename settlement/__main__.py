@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--addressbook", type=Path, required=True, help='JSON {"account": "0xwallet"}')
             sub.add_argument("--key-file", type=Path, required=True, help="the operator's zmq secret key file")
             sub.add_argument("--server-key", type=Path, help="the gateway's public key file (default: from --config)")
+            sub.add_argument("--orders", help="gateway orders endpoint (default: from --config)")
         return sub
 
     def add_source(sub: argparse.ArgumentParser, required: bool) -> None:
@@ -120,7 +121,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--once", action="store_true", help="settle what is due now, then exit")
 
     sub = command("watch", _watch, "credit final vault deposits to the engine through the gateway", gateway=True)
-    sub.add_argument("--orders", help="gateway orders endpoint (default: from --config)")
     sub.add_argument("--state", type=Path, required=True,
                      help="watcher state directory (deposits.jsonl: block hashes of what was credited)")
     sub.add_argument("--confirmations", type=int,
@@ -284,7 +284,7 @@ def _exits(args) -> int:
     server_key = args.server_key or config.server_key_file.with_suffix(".key")
     deployment = Deployment.load(args.deployment)
     w3 = connect(args.chain)
-    with Client(config.endpoints.orders, ClientKeys.from_files(args.key_file, server_key)) as client:
+    with Client(args.orders or config.endpoints.orders, ClientKeys.from_files(args.key_file, server_key)) as client:
         watcher = ExitWatcher(Vault(w3, deployment.vault), deployment.block, AddressBook.load(args.addressbook),
                               GatewayFreezes(client), confirmations=args.confirmations)
         return _poll_until_stopped(watcher.poll, args, "account(s) frozen for their exit requests")

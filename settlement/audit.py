@@ -79,6 +79,8 @@ class Watchtower:
     def poll(self) -> list[BatchAudit]:
         """Audit the batches settled since the last poll; pause on the first mismatch."""
         latest = self.vault.w3.eth.block_number
+        if latest < self._from_block:   # no new block: a node refuses a range that ends before it starts
+            return []
         logs = self.vault.contract.events.BatchSettled().get_logs(from_block=self._from_block, to_block=latest)
         self._from_block = latest + 1
         audits = [audit_batch(self.vault, log) for log in logs]

@@ -193,8 +193,10 @@ class ChainClient:
 
     # -- building and sending --
 
-    def prepare(self, call: Any, value: int = 0) -> SignedTx:
-        """Estimate gas for a contract call (or constructor), then take a nonce and sign it.
+    def prepare(self, call: Any, value: int = 0, *, gas_multiple: int = 1) -> SignedTx:
+        """Estimate gas for a contract call (or constructor), then take a nonce and sign it; the gas
+        limit is ``gas_multiple`` times the estimate plus a fifth and 10,000, for a call that may cost
+        more in the block it lands in than in the one it was estimated at.
 
         A call that would revert raises RevertError here, before any nonce is used.
         """
@@ -205,7 +207,7 @@ class ChainClient:
         request = {"from": self.address, "value": value, "data": tx["data"]}
         if tx.get("to"):
             request["to"] = tx["to"]
-        gas = self._estimate(request)
+        gas = self._estimate(request) * gas_multiple
         priority, max_fee = self._fees()
         max_fee = self._capped(max_fee)
         fields = {

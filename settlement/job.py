@@ -44,6 +44,8 @@ STEPS = ("before_send", "after_send", "after_mined", "before_checkpoint")
 """The points where `step_hook` runs (crash-injection tests raise there)."""
 
 ZERO_HASH = "0x" + "00" * 32
+EPOCH_FIRST_GAS_MULTIPLE = 2
+"""Gas limit of a settle transaction in estimates: an epoch's first batch costs up to two steady ones."""
 
 
 class JobError(ChainError):
@@ -311,7 +313,10 @@ class SettlementJob:
             except RpcError:
                 sent = []  # the node refuses it (nonce used elsewhere, dropped): sign afresh
         if not sent:
-            tx = self.client.prepare(self.vault.contract.functions.settle(*batch.settle_args()))
+            # The first batch of an epoch writes the wallets' new checkpoints and costs up to two steady
+            # ones; estimated just before an epoch boundary, it may be mined after it. Unused gas is refunded.
+            tx = self.client.prepare(self.vault.contract.functions.settle(*batch.settle_args()),
+                                     gas_multiple=EPOCH_FIRST_GAS_MULTIPLE)
             record.txs = []
             record.add(tx)
             self.store.write_batch(record)

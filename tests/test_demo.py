@@ -1,11 +1,11 @@
-"""The README's main job runs and tells the truth."""
+"""The in-process walk-through (python -m demo walkthrough) runs and tells the truth."""
 
 import subprocess
 import sys
 
 
 def test_demo_runs_end_to_end():
-    out = subprocess.run([sys.executable, "-m", "demo"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "demo", "walkthrough"], capture_output=True, text=True,
                          timeout=600, check=True).stdout
     assert "price outside the static band" in out          # the 100x ask is refused
     assert "price band: could not trade inside the band" in out

@@ -85,3 +85,14 @@ def test_audit_command_on_anvil_reports_and_pauses(anvil_node, monkeypatch, caps
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(line["batch_id"], line["match"]) for line in lines] == [(1, True), (2, False)]
     assert venue.vault.contract.functions.paused().call() is True
+
+
+def test_watchtower_polls_a_quiet_anvil_chain(anvil_node):
+    """A poll with no new block since the last one finds nothing; anvil refuses a log range that
+    ends before it starts, which stopped `audit --poll` on an idle chain."""
+    venue = setup_venue(connect(anvil_node.url))
+    tower = Watchtower(venue.vault, venue.deployment.block)
+    assert tower.poll() == []
+    assert tower.poll() == []          # the same head: nothing new, no error
+    venue.settle(venue.build(make_fills(FILLS)))
+    assert [(audit.batch_id, audit.ok) for audit in tower.poll()] == [(1, True)]

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 from settlement_helpers import (
+    CHALLENGE_WINDOW,
     OPERATOR_KEY,
     USDC,
     Crash,
@@ -167,3 +168,24 @@ def test_cli_deploy_run_status_verify_prove(anvil_node, tmp_path, capsys):
     proof = json.loads(capsys.readouterr().out)
     assert (proof["batch_id"], proof["verified_on_chain"]) == (2, True)
     assert vault.balance(user.address, USDC) == (10**9 - 1, 1)
+
+
+def test_batch_estimated_in_one_epoch_and_mined_in_the_next(anvil_venue, tmp_path):
+    """The first batch of an epoch writes the wallets' new checkpoints and costs up to twice a steady
+    one; a batch whose gas was estimated just before an epoch boundary and mined after it must still
+    have gas enough (it ran out: ReentrancySentryOOG, and the job stopped)."""
+    node, venue = anvil_venue
+    fills, withdrawals = random_records(7, 80)
+    source = RecordFileSource(tmp_path / "source")
+    source.append(fills[:40], withdrawals)
+    job = make_job(venue, source, tmp_path / "state", max_wait=0.0)
+    assert job.step() == 1
+    source.append(fills[40:], withdrawals)
+
+    def cross_epoch(name):
+        if name == "before_send":   # estimated in this epoch, mined in the next
+            node.rpc("evm_increaseTime", [CHALLENGE_WINDOW])
+
+    job = make_job(venue, source, tmp_path / "state", max_wait=0.0, step_hook=cross_epoch)
+    assert job.step() == 2
+    assert venue.vault.last_batch()[0] == 2
