@@ -40,11 +40,12 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import zmq
 
-from engine.config import Config, encode_venue
+from engine.config import Config
 from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind
 from engine.core.wire import Outbox, select_kinds
@@ -58,7 +59,8 @@ from engine.gateway.sessions import Session, Sessions
 from engine.gateway.throttle import Throttle
 from engine.gateway.wire_layouts import REPLIES
 from engine.gateway.zap import ZapHandler
-from engine.journal import JOURNALED_EVENT_KINDS, FileJournal, JournalFailure
+from engine.journal import JOURNALED_EVENT_KINDS, JournalFailure
+from engine.journals import open_journal
 from engine.replay import rebuild
 from engine.schemas import GatewayReject, Logon
 from engine.venue import genesis_commands
@@ -75,7 +77,8 @@ _OBSERVED_STEP_S = 0.15  # a loop iteration adds at most this to the observed cl
 class Gateway:
     """The gateway process state: sockets, sessions, engine, journal."""
 
-    def __init__(self, config: Config, context: zmq.Context | None = None) -> None:
+    def __init__(self, config: Config, context: zmq.Context | None = None,
+                 on_standby: Callable[[int], None] | None = None) -> None:
         self.config = config
         self.limits = config.gateway
         self.throttle = Throttle(log)
@@ -85,13 +88,14 @@ class Gateway:
         self.observed = 0.0  # seconds of loop time in which input was read (see the module docstring)
         self.lost_sessions: list[Session] = []  # disconnected with cancel-on-disconnect pending
         self.backlogged: set[Session] = set()  # sessions with replies waiting in their own queue
-        jc = config.journal
-        self.journal = FileJournal.create_or_open(
-            config.journal_path, encode_venue(config.venue), fsync=jc.fsync,
-            fsync_interval_ms=jc.fsync_interval_ms, segment_bytes=jc.segment_bytes,
-            snapshots_kept=jc.snapshots_kept)
+        self.journal = open_journal(config)
         started = time.perf_counter()
         rebuilt = rebuild(self.journal)
+        if config.journal.kind == "jetstream":
+            # A standby until the lease is free (engine/gateway/standby.py).
+            from engine.gateway.standby import follow_until_leader
+
+            rebuilt = follow_until_leader(self.journal, rebuilt, on_standby)
         self.engine = rebuilt.engine
         self.last_ts = rebuilt.last_ts
         self.snapshot_seq = self.engine.last_seq
