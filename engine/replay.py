@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
+
+import numpy as np
 
 from engine.config import decode_venue
 from engine.journal import FileJournal, Journal, JournalBatch, JournalError, settlement_events
@@ -36,8 +38,10 @@ class Rebuilt(NamedTuple):
     last_ts: int        # ts of the last replayed command (0 if none)
 
 
-def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) -> Rebuilt:
-    """Rebuild the engine state the journal describes."""
+def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True,
+            on_batch: Callable[[np.ndarray], None] | None = None) -> Rebuilt:
+    """Rebuild the engine state the journal describes (on_batch sees the commands
+    of each replayed batch)."""
     from engine.core.matcher import MatchingEngine
 
     snap = journal.load_snapshot() if use_snapshot else None
@@ -51,15 +55,17 @@ def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) ->
             raise ReplayError(f"snapshot file says seq {snap.seq}, its engine state says {engine.last_seq}")
     else:
         engine = build_engine(decode_venue(journal.genesis))
-    batches, commands, last_ts = apply_batches(engine, journal.read(engine.last_seq + 1), verify)
+    batches, commands, last_ts = apply_batches(engine, journal.read(engine.last_seq + 1), verify, on_batch)
     if engine.last_seq != journal.last_seq:
         raise ReplayError(f"replay ended at seq {engine.last_seq}, journal ends at {journal.last_seq}")
     return Rebuilt(engine, snap.seq if snap is not None else 0, batches, commands, last_ts)
 
 
-def apply_batches(engine, batches: Iterable[JournalBatch], verify: bool = True) -> tuple[int, int, int]:
+def apply_batches(engine, batches: Iterable[JournalBatch], verify: bool = True,
+                  on_batch: Callable[[np.ndarray], None] | None = None) -> tuple[int, int, int]:
     """Run journaled batches through the engine (recovery, a standby following the
-    stream); returns (batches, commands, ts of the last command or 0)."""
+    stream), on_batch seeing each one's commands; returns (batches, commands, ts
+    of the last command or 0)."""
     count = commands = last_ts = 0
     for batch in batches:
         if int(batch.commands["seq"][0]) != engine.last_seq + 1:
@@ -71,6 +77,8 @@ def apply_batches(engine, batches: Iterable[JournalBatch], verify: bool = True) 
             if kept.tobytes() != batch.events.tobytes():
                 raise ReplayError(f"replaying seqs {batch.first_seq}..{batch.last_seq} gave different fills "
                                   "than the journal recorded (the core changed behaviour?)")
+        if on_batch is not None:
+            on_batch(batch.commands)
         count += 1
         commands += len(batch.commands)
         last_ts = int(batch.commands["ts"][-1])

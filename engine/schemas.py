@@ -37,6 +37,7 @@ from engine.schema_types import request_config as _request
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
+from engine.schemas_replication import FindOrder, OrderFound
 
 OWN_ACCOUNT = -1
 """``account`` value meaning "the account bound to my key"."""
@@ -314,7 +315,7 @@ Request = Union[(
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
-    Fund, PublishGreeks,
+    Fund, PublishGreeks, FindOrder,
     *OPTION_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
@@ -750,7 +751,7 @@ Reply = Union[(
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
-    FundingSettled, Funded, GreeksPublished,
+    FundingSettled, Funded, GreeksPublished, OrderFound,
     *OPTION_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__

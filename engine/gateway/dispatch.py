@@ -48,6 +48,7 @@ from engine.schemas import (
 from engine.schemas_greeks import PublishGreeks
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
+from engine.schemas_replication import FindOrder
 
 
 class Rule(Enum):
@@ -205,6 +206,7 @@ ROUTES: dict[type, Route] = {
     GetBalances: Route(Rule.ACCOUNT),
     GetOpenOrders: Route(Rule.ACCOUNT),
     GetMargin: Route(Rule.ACCOUNT),
+    FindOrder: Route(Rule.ACCOUNT),
     GetStatus: Route(Rule.OPERATOR),
     GetMarginCalls: Route(Rule.OPERATOR),
 }

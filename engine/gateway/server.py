@@ -55,6 +55,7 @@ from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.outbound import Outbound, Output, split_message
 from engine.gateway.queries import Queries
 from engine.gateway.reading import MessageReader
+from engine.gateway.recent_orders import RecentOrders
 from engine.gateway.sessions import Session, Sessions
 from engine.gateway.throttle import Throttle
 from engine.gateway.wire_layouts import REPLIES
@@ -90,12 +91,13 @@ class Gateway:
         self.backlogged: set[Session] = set()  # sessions with replies waiting in their own queue
         self.journal = open_journal(config)
         started = time.perf_counter()
-        rebuilt = rebuild(self.journal)
+        self.recent_orders = RecentOrders()
+        rebuilt = rebuild(self.journal, on_batch=self.recent_orders.add)
         if config.journal.kind == "jetstream":
             # A standby until the lease is free (engine/gateway/standby.py).
             from engine.gateway.standby import follow_until_leader
 
-            rebuilt = follow_until_leader(self.journal, rebuilt, on_standby)
+            rebuilt = follow_until_leader(self.journal, rebuilt, self.recent_orders.add, on_standby)
         self.engine = rebuilt.engine
         self.last_ts = rebuilt.last_ts
         self.snapshot_seq = self.engine.last_seq
@@ -107,7 +109,7 @@ class Gateway:
         self._bind_sockets()
         self.outbound = Outbound(self._send, self._publish)
         self.publisher = MarketDataPublisher(self.engine, config.market_data.depth)
-        self.queries = Queries(self.engine, self.publisher, config, self.sessions)
+        self.queries = Queries(self.engine, self.publisher, config, self.sessions, self.recent_orders)
         if self.engine.last_seq == 0:
             self._run_internal(genesis_commands(config), "genesis")
 
@@ -318,6 +320,7 @@ class Gateway:
             first = self.engine.last_seq + 1
             commands = batch.commands.commands(first, ts)
             events = self.engine.process(commands)
+            self.recent_orders.add(commands)
             self.journal.append(commands, select_kinds(events, JOURNALED_EVENT_KINDS))
             batch.replies.route(REPLIES, events, batch.commands, first, self.sessions.by_account)
             market_data = self.publisher.on_batch(events, ts)

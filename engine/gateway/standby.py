@@ -1,6 +1,6 @@
 """A gateway's hot standby: with the replicated journal, a gateway starts as a
 follower of the stream, applies every batch the leader appends (the same
-commands through the same deterministic core, so the same state hash) and
+commands through the same deterministic core, so the same state hash), remembers its orders for FindOrder and
 serves nothing; it becomes the leader when the lease is free (the leader
 stopped, or died and its lease expired), reads the stream up to its epoch
 marker and only then binds its sockets."""
@@ -11,6 +11,8 @@ import logging
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from engine.journal_jetstream import JetStreamJournal
 from engine.replay import Rebuilt, apply_batches
 
@@ -20,7 +22,7 @@ _POLL_S = 0.05
 _STATUS_EVERY_S = 1.0
 
 
-def follow_until_leader(journal: JetStreamJournal, rebuilt: Rebuilt,
+def follow_until_leader(journal: JetStreamJournal, rebuilt: Rebuilt, on_batch: Callable[[np.ndarray], None],
                         on_standby: Callable[[int], None] | None = None) -> Rebuilt:
     """Follow the stream until this journal takes the lease; returns the engine
     caught up to the epoch marker. While following, the log says
@@ -33,7 +35,7 @@ def follow_until_leader(journal: JetStreamJournal, rebuilt: Rebuilt,
             on_standby(engine.last_seq)
         logged_seq, logged_at = engine.last_seq, 0.0
         while not journal.try_lead():
-            _batches, _commands, ts = apply_batches(engine, journal.read(engine.last_seq + 1))
+            _batches, _commands, ts = apply_batches(engine, journal.read(engine.last_seq + 1), on_batch=on_batch)
             last_ts = ts or last_ts
             now = time.monotonic()
             if engine.last_seq != logged_seq and (not _batches or now - logged_at >= _STATUS_EVERY_S):
@@ -41,7 +43,7 @@ def follow_until_leader(journal: JetStreamJournal, rebuilt: Rebuilt,
                 logged_seq, logged_at = engine.last_seq, now
             if not _batches:
                 time.sleep(_POLL_S)
-    batches, commands, ts = apply_batches(engine, journal.read(engine.last_seq + 1))
+    batches, commands, ts = apply_batches(engine, journal.read(engine.last_seq + 1), on_batch=on_batch)
     log.info("leading from seq %d (epoch %d, %d batches read at takeover)", engine.last_seq, journal.epoch, batches)
     return Rebuilt(engine, rebuilt.snapshot_seq, rebuilt.batches + batches, rebuilt.commands + commands,
                    ts or last_ts)
