@@ -14,7 +14,7 @@ reads only the stream after them).
 Leadership and fencing:
 
 * the lease is key ``leader`` in a key-value bucket whose entries expire after
-  ``lease_ms``; a gateway becomes leader by creating the key (which fails while
+  ``lease_ms`` (as the gateway that created the bucket set it); a gateway becomes leader by creating the key (which fails while
   another holds it) and renews it with a compare-and-set on its revision;
 * the revision it created is its epoch (the fencing token). Taking over, the new
   leader first publishes an epoch marker (an empty message) expecting the stream's
@@ -61,6 +61,8 @@ _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expecte
 _SNAPSHOT_OBJECT = "snapshot"
 _STREAM_SEQ = struct.Struct("<q")  # prefix of a stored snapshot: the stream seq it follows
 _CALL_TIMEOUT_S = 30.0
+_CONNECT_TIMEOUT_S = 10.0
+_SETUP_TIMEOUT_S = 20.0  # how long connect() waits for the cluster to elect its JetStream leaders
 _WATCHDOG_S = 0.05
 _EPOCH = "Venue-Epoch"  # header: the epoch (lease revision) of the leader that appended a message
 
@@ -159,7 +161,7 @@ class JetStreamJournal(Journal):
         with genesis None, open an existing stream only (replay, settlement)."""
         journal = cls(servers, stream, **options)
         try:
-            journal._io.call(journal._setup(genesis))
+            journal._io.call(journal._setup(genesis), _SETUP_TIMEOUT_S + _CALL_TIMEOUT_S)
         except JournalError:
             journal.close()
             raise
@@ -171,27 +173,42 @@ class JetStreamJournal(Journal):
 
     async def _setup(self, genesis: bytes | None) -> None:
         from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
-        from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+        from nats.errors import NoRespondersError
+        from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError, ServiceUnavailableError
 
-        self.nc = await self._nats.connect(servers=self.servers, max_reconnect_attempts=-1,
-                                           reconnect_time_wait=0.1, connect_timeout=2,
-                                           name=f"venue-journal {self.holder}")
+        self.nc = await asyncio.wait_for(self._nats.connect(
+            servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
+            name=f"venue-journal {self.holder}"), _CONNECT_TIMEOUT_S)
         self.js = self.nc.jetstream(timeout=max(self.ack_timeout, 5.0))
-        try:
-            info = await self.js.stream_info(self.stream)
-        except NotFoundError:
-            if genesis is None:
-                raise JournalError(f"JetStream stream {self.stream} does not exist") from None
-            info = await self.js.add_stream(StreamConfig(
-                name=self.stream, subjects=[self.subject], num_replicas=self.replicas,
-                storage=StorageType.FILE, duplicate_window=120.0))
-        self._tail_stream_seq = info.state.last_seq
-        self.meta = await self.js.create_key_value(KeyValueConfig(bucket=f"{self.stream}-meta",
-                                                                  replicas=self.replicas))
-        self.lease_kv = await self.js.create_key_value(KeyValueConfig(
-            bucket=f"{self.stream}-lease", replicas=self.replicas, ttl=self.lease))
-        self.snapshots = await self.js.create_object_store(f"{self.stream}-snapshots",
-                                                           config=ObjectStoreConfig(replicas=self.replicas))
+        deadline = time.monotonic() + _SETUP_TIMEOUT_S
+        while True:  # a cluster that just started elects its JetStream meta leader first
+            try:
+                await self.js.stream_info(self.stream)
+                break
+            except NotFoundError:
+                if genesis is None:
+                    raise JournalError(f"JetStream stream {self.stream} does not exist") from None
+                try:
+                    await self.js.add_stream(StreamConfig(
+                        name=self.stream, subjects=[self.subject], num_replicas=self.replicas,
+                        storage=StorageType.FILE, duplicate_window=120.0))
+                    break
+                except BadRequestError:  # created by another gateway meanwhile
+                    continue
+            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        # Opened if they exist (the first gateway's settings hold), created otherwise.
+        self.meta = await _existing_or(self.js.key_value(f"{self.stream}-meta"), lambda: self.js.create_key_value(
+            KeyValueConfig(bucket=f"{self.stream}-meta", replicas=self.replicas)))
+        self.lease_kv = await _existing_or(self.js.key_value(f"{self.stream}-lease"), lambda: self.js.create_key_value(
+            KeyValueConfig(bucket=f"{self.stream}-lease", replicas=self.replicas, ttl=self.lease)))
+        self.lease = (await self.lease_kv.status()).ttl or self.lease
+        self.snapshots = await _existing_or(self.js.object_store(f"{self.stream}-snapshots"),
+                                            lambda: self.js.create_object_store(
+                                                f"{self.stream}-snapshots",
+                                                config=ObjectStoreConfig(replicas=self.replicas)))
         try:
             stored = (await self.meta.get("genesis")).value
         except NotFoundError:
@@ -364,17 +381,20 @@ class JetStreamJournal(Journal):
             start = self._stream_seq + 1
         else:
             start = self._snapshot_stream_seq.get(from_seq - 1, 0) + 1
+        expected = None
         for stream_seq, batch in self._io.call(self._fetch(start)):
-            self._stream_seq = self._acked_stream_seq = stream_seq
+            if stream_seq > self._stream_seq:  # the position the next read goes on from
+                self._stream_seq = self._acked_stream_seq = stream_seq
             if batch is None:
                 continue  # an epoch marker
+            if expected is not None and batch.first_seq != expected:
+                raise JournalError(f"JetStream stream {self.stream}: seq gap at stream seq {stream_seq}: "
+                                   f"expected {expected}, found {batch.first_seq}")
+            expected = batch.last_seq + 1
+            if batch.last_seq > self._last_seq:
+                self._last_seq = self._committed = batch.last_seq
             if batch.last_seq < from_seq:
                 continue
-            if batch.first_seq != self._last_seq + 1 and self._last_seq:
-                raise JournalError(f"JetStream stream {self.stream}: seq gap at stream seq {stream_seq}: "
-                                   f"expected {self._last_seq + 1}, found {batch.first_seq}")
-            self._last_seq = batch.last_seq
-            self._committed = batch.last_seq
             if batch.first_seq < from_seq:
                 keep = batch.commands["seq"] >= from_seq
                 batch = JournalBatch(from_seq, batch.last_seq, batch.commands[keep],
@@ -521,6 +541,16 @@ class JetStreamJournal(Journal):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+async def _existing_or(opening, create):
+    """What the coroutine ``opening`` opens, or ``await create()`` if it does not exist."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        return await opening
+    except NotFoundError:
+        return await create()
 
 
 def _log_error(task: asyncio.Task) -> None:
