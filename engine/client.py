@@ -104,7 +104,8 @@ from engine.schemas_replication import FindOrder, OrderFound
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
-                  SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, OrderFound)
+                  SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished,
+                  OrderFound)
 
 
 class ClientKeys(NamedTuple):

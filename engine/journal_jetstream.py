@@ -14,8 +14,9 @@ reads only the stream after them).
 Leadership and fencing:
 
 * the lease is key ``leader`` in a key-value bucket whose entries expire after
-  ``lease_ms`` (as the gateway that created the bucket set it); a gateway becomes leader by creating the key (which fails while
-  another holds it) and renews it with a compare-and-set on its revision;
+  ``lease_ms`` (as the gateway that created the bucket set it); a gateway
+  becomes leader by creating the key (which fails while another holds it) and
+  renews it with a compare-and-set on its revision;
 * the revision it created is its epoch (the fencing token). Taking over, the new
   leader first publishes an epoch marker (an empty message) expecting the stream's
   last sequence it read; from then on every batch carries the stream sequence it
