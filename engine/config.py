@@ -80,7 +80,7 @@ class JournalSection(msgspec.Struct, **_section()):
     stream: str = "venue"
     replicas: int = 3
     ack_timeout_ms: int = 2000
-    publish_attempts: int = 5
+    publish_attempts: int = 10
     lease_ms: int = 3000
 
 

@@ -27,8 +27,10 @@ Leadership and fencing:
 * a publish that times out (a server died, the stream is electing a leader) is
   sent again with the same message id, which the stream deduplicates; the
   journal fails only when the stream refuses a batch or ``ack_timeout_ms`` passes
-  ``publish_attempts`` times, or when the lease could not be renewed before it
-  expired (someone else may lead by now).
+  ``publish_attempts`` times (long enough to ride out the election of a new
+  stream leader, a few seconds, after a server died), or when another gateway
+  holds the lease. Safety never rests on clocks: a leader whose lease lapsed
+  while the bucket was unavailable is fenced by the stream if someone took over.
 
 The gateway is synchronous: the asyncio client runs in one thread of its own;
 ``append`` hands the batch over with ``call_soon_threadsafe`` and blocks only
@@ -124,7 +126,7 @@ class JetStreamJournal(Journal):
     free, and only a leader may ``append`` and ``write_snapshot``."""
 
     def __init__(self, servers: list[str], stream: str, *, replicas: int = 3, ack_timeout_ms: int = 2000,
-                 publish_attempts: int = 5, lease_ms: int = 3000, max_inflight: int = 1024,
+                 publish_attempts: int = 10, lease_ms: int = 3000, max_inflight: int = 1024,
                  holder: str = "") -> None:
         import nats  # imported here: the file journal and the demo do not need nats-py
 
@@ -474,7 +476,6 @@ class JetStreamJournal(Journal):
             epoch = await self.lease_kv.create("leader", self.holder.encode())
         except KeyWrongLastSequenceError:
             return 0
-        self._lease_at = time.monotonic()
         while True:  # the old leader may still append until it sees the marker's effect
             last = (await self.js.stream_info(self.stream)).state.last_seq
             try:
@@ -491,22 +492,28 @@ class JetStreamJournal(Journal):
         self._tasks = [self._io.loop.create_task(self._watchdog()), self._io.loop.create_task(self._renew())]
 
     async def _renew(self) -> None:
-        """Renew the lease every third of its length; lose it, and the journal fails."""
+        """Renew the lease every third of its length. If it lapsed (the bucket was
+        unavailable longer than the lease, while a server died and its Raft group
+        elected a new leader) and nobody took it, take it again: appends stay
+        fenced by the stream, so a gateway that led meanwhile has made them fail
+        already. If another gateway holds it, the journal fails."""
         from nats.js.errors import KeyWrongLastSequenceError
 
         revision = self.epoch
         while self._failure is None:
             await asyncio.sleep(self.lease / 3)
             try:
-                revision = await self.lease_kv.update("leader", self.holder.encode(), last=revision)
-                self._lease_at = time.monotonic()
+                try:
+                    revision = await self.lease_kv.update("leader", self.holder.encode(), last=revision)
+                except KeyWrongLastSequenceError:
+                    revision = await self.lease_kv.create("leader", self.holder.encode())
+                    log.warning("JetStream stream %s: the lease of epoch %d had lapsed; taken again",
+                                self.stream, self.epoch)
             except KeyWrongLastSequenceError:
                 self._fail(JournalFenced(f"JetStream stream {self.stream}: the lease of epoch {self.epoch} "
                                          "was taken by another gateway; stopping"))
-            except Exception as err:  # noqa: BLE001 - a server may be down: retry until the lease runs out
-                if time.monotonic() - self._lease_at > self.lease:
-                    self._fail(JournalFenced(f"JetStream stream {self.stream}: the lease of epoch {self.epoch} "
-                                             f"could not be renewed ({err}) and expired; stopping"))
+            except Exception as err:  # noqa: BLE001 - a server is down or electing: the next round retries
+                log.warning("JetStream stream %s: renewing the lease failed (%s); retrying", self.stream, err)
 
     # -- closing ---------------------------------------------------------------------
 
