@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench.gateway import Plan, measure_rtt, measure_throughput, write_venue
-from engine.client import Client
+from engine.client import Client, ClientKeys
 from engine.core.types import SelfTrade, Side
 from engine.gateway.process import GatewayProcess
 from engine.schemas import Ack
@@ -46,7 +46,7 @@ def _jetstream(cluster: NatsCluster, stream: str) -> dict:
             "ack_timeout_ms": 2000, "snapshot_every": 0}
 
 
-def _journals(directory: Path, cluster: NatsCluster) -> list[tuple[str, str, dict | None]]:
+def _journals(cluster: NatsCluster) -> list[tuple[str, str, dict | None]]:
     """(key prefix, fsync, [journal] section) of the compared journals."""
     return [("file_fsync", "batch", None), ("file_nofsync", "none", None),
             ("jetstream", "none", _jetstream(cluster, "bench"))]
@@ -55,7 +55,7 @@ def _journals(directory: Path, cluster: NatsCluster) -> list[tuple[str, str, dic
 def measure_journals(plan: Plan, directory: Path, cluster: NatsCluster, log) -> dict:
     """Throughput and round trips of the gateway on each journal."""
     results: dict = {}
-    for prefix, fsync, journal in _journals(directory, cluster):
+    for prefix, fsync, journal in _journals(cluster):
         config = write_venue(directory, "tcp", plan.clients, fsync, journal=journal, name=f"venue-{prefix}.toml")
         with GatewayProcess(config, directory / f"gateway-{prefix}.log") as gw:
             tput = measure_throughput(gw, directory, plan)
@@ -83,8 +83,6 @@ def measure_failovers(count: int, directory: Path, cluster: NatsCluster, log) ->
     gateways = [GatewayProcess(configs[0], logs[0]), GatewayProcess(configs[1], logs[1], standby=True)]
     leader = 0
     keys = directory / "keys"
-    from engine.client import ClientKeys
-
     client = Client([f"tcp://127.0.0.1:{port}" for port in ports],
                     ClientKeys.from_files(keys / "c0.key_secret", keys / "server.key"),
                     timeout=CLIENT_TIMEOUT_S, failover_s=120.0)
