@@ -518,17 +518,25 @@ class JetStreamJournal(Journal):
     # -- closing ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Wait for outstanding acknowledgements (unless failed), give up the lease
-        and disconnect."""
+        """Wait for outstanding acknowledgements, give up the lease (a standby takes
+        over at once) and disconnect; after a failure only disconnect. Raises
+        JournalFailure if the last acknowledgements did not come."""
+        failure = None
         if self._io.loop.is_running():
-            self._io.call(self._cancel_tasks())
-            if self._failure is None and getattr(self, "nc", None) is not None and self.epoch:
+            connected = getattr(self, "nc", None) is not None
+            leading = connected and self.epoch and self._failure is None
+            if leading:
                 try:
                     self.sync()
+                except JournalFailure as err:
+                    failure = err
+            self._io.call(self._cancel_tasks())  # the renewal first: it would take the lease again
+            if leading and failure is None:
+                try:
                     self._io.call(self.lease_kv.delete("leader"))
-                except JournalFailure:
-                    pass
-            if getattr(self, "nc", None) is not None:
+                except Exception as err:  # noqa: BLE001 - the lease then expires on its own
+                    log.warning("JetStream stream %s: giving up the lease failed (%s)", self.stream, err)
+            if connected:
                 try:
                     self._io.call(self.nc.close(), timeout=5)
                 except Exception as err:  # noqa: BLE001 - closing a connection to dead servers
@@ -538,6 +546,8 @@ class JetStreamJournal(Journal):
             if fd != -1:
                 os.close(fd)
         self._notify_r = self._notify_w = -1
+        if failure is not None:
+            raise failure
 
     async def _cancel_tasks(self) -> None:
         for task in self._tasks:
