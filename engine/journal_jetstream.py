@@ -67,11 +67,16 @@ _CALL_TIMEOUT_S = 30.0
 _CONNECT_TIMEOUT_S = 10.0
 _SETUP_TIMEOUT_S = 20.0  # how long connect() waits for the cluster to elect its JetStream leaders
 _WATCHDOG_S = 0.05
+_FETCH_MAX = 10_000  # messages decoded per consumer when reading
 _EPOCH = "Venue-Epoch"  # header: the epoch (lease revision) of the leader that appended a message
 
 
 class JournalFenced(JournalFailure):
     """Another gateway leads now: this one's appends are refused and it must stop."""
+
+
+class JournalUnavailable(JournalError):
+    """The cluster did not answer a read or a lease request (a follower retries)."""
 
 
 def nats_server_binary() -> str | None:
@@ -385,7 +390,7 @@ class JetStreamJournal(Journal):
         else:
             start = self._snapshot_stream_seq.get(from_seq - 1, 0) + 1
         expected = None
-        for stream_seq, batch in self._io.call(self._fetch(start)):
+        for stream_seq, batch in self._read_chunks(start):
             if stream_seq > self._stream_seq:  # the position the next read goes on from
                 self._stream_seq = self._acked_stream_seq = stream_seq
             if batch is None:
@@ -404,11 +409,31 @@ class JetStreamJournal(Journal):
                                      batch.events[batch.events["seq"] >= from_seq])
             yield batch
 
+    def _read_chunks(self, start: int) -> Iterator[tuple[int, JournalBatch | None]]:
+        """(stream seq, batch or None for a marker) from stream seq start to the
+        stream's end, fetched _FETCH_MAX at a time."""
+        while True:
+            chunk = self._call(self._fetch(start))
+            yield from chunk
+            if len(chunk) < _FETCH_MAX:
+                return
+            start = chunk[-1][0] + 1
+
+    def _call(self, coro):
+        """Run coro in the client's loop; a NATS error becomes JournalUnavailable."""
+        try:
+            return self._io.call(coro)
+        except JournalError:
+            raise
+        except Exception as err:
+            raise JournalUnavailable(f"JetStream stream {self.stream}: {type(err).__name__} {err}") from err
+
     async def _fetch(self, start: int) -> list[tuple[int, JournalBatch | None]]:
-        """Messages from stream seq start to the stream's current end, decoded."""
+        """Messages from stream seq start to the stream's current end (at most
+        _FETCH_MAX), decoded."""
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
-        end = (await self.js.stream_info(self.stream)).state.last_seq
+        end = min((await self.js.stream_info(self.stream)).state.last_seq, start + _FETCH_MAX - 1)
         out: list[tuple[int, JournalBatch | None]] = []
         if end < start:
             return out
@@ -441,14 +466,18 @@ class JetStreamJournal(Journal):
         from nats.js.errors import NotFoundError, ObjectNotFoundError
 
         try:
-            blob = self._io.call(self.snapshots.get(_SNAPSHOT_OBJECT)).data
+            blob = self._call(self.snapshots.get(_SNAPSHOT_OBJECT)).data
         except (NotFoundError, ObjectNotFoundError):
             return None
         snap = decode_snapshot(blob[_STREAM_SEQ.size:]) if len(blob) > _STREAM_SEQ.size else None
         if snap is None:
             log.warning("JetStream snapshot of %s is damaged; replaying the whole stream", self.stream)
             return None
-        self._snapshot_stream_seq[snap.seq] = _STREAM_SEQ.unpack_from(blob)[0]
+        stream_seq = _STREAM_SEQ.unpack_from(blob)[0]
+        self._snapshot_stream_seq[snap.seq] = stream_seq
+        if snap.seq > self._last_seq:  # the stream may hold nothing after it
+            self._last_seq = self._committed = snap.seq
+            self._stream_seq = self._acked_stream_seq = stream_seq
         return snap
 
     # -- leadership ------------------------------------------------------------------
@@ -460,7 +489,7 @@ class JetStreamJournal(Journal):
         self._check()
         if self.epoch:
             return True
-        epoch = self._io.call(self._acquire())
+        epoch = self._call(self._acquire())
         if not epoch:
             return False
         self.epoch = epoch

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.journal_jetstream import JetStreamJournal
+from engine.journal_jetstream import JetStreamJournal, JournalUnavailable
 from engine.replay import Rebuilt, apply_batches
 
 log = logging.getLogger("engine.gateway")
@@ -29,13 +29,19 @@ def follow_until_leader(journal: JetStreamJournal, rebuilt: Rebuilt, on_batch: C
     ``standby at seq N state_hash H`` whenever the state moved (at most once a
     second, and once it is idle), so an operator can compare it with the leader."""
     engine, last_ts = rebuilt.engine, rebuilt.last_ts
-    if not journal.try_lead():
+    if not _try_lead(journal):
         log.info("standby: following stream %s from seq %d", journal.stream, engine.last_seq)
         if on_standby is not None:
             on_standby(engine.last_seq)
         logged_seq, logged_at = engine.last_seq, 0.0
-        while not journal.try_lead():
-            _batches, _commands, ts = apply_batches(engine, journal.read(engine.last_seq + 1), on_batch=on_batch)
+        while not _try_lead(journal):
+            try:
+                _batches, _commands, ts = apply_batches(engine, journal.read(engine.last_seq + 1),
+                                                        on_batch=on_batch)
+            except JournalUnavailable as err:  # a server died, the stream elects a leader: try again
+                log.warning("standby: %s", err)
+                time.sleep(_POLL_S)
+                continue
             last_ts = ts or last_ts
             now = time.monotonic()
             if engine.last_seq != logged_seq and (not _batches or now - logged_at >= _STATUS_EVERY_S):
@@ -47,3 +53,13 @@ def follow_until_leader(journal: JetStreamJournal, rebuilt: Rebuilt, on_batch: C
     log.info("leading from seq %d (epoch %d, %d batches read at takeover)", engine.last_seq, journal.epoch, batches)
     return Rebuilt(engine, rebuilt.snapshot_seq, rebuilt.batches + batches, rebuilt.commands + commands,
                    ts or last_ts)
+
+
+def _try_lead(journal: JetStreamJournal) -> bool:
+    """try_lead, False while the cluster does not answer (a lease taken just
+    before is held until it expires, then taken again)."""
+    try:
+        return journal.try_lead()
+    except JournalUnavailable as err:
+        log.warning("standby: %s", err)
+        return False

@@ -113,6 +113,27 @@ def test_snapshot_round_trip_and_recovery_reads_only_after_it(nats_cluster):
         reader.close()
 
 
+def test_recovery_from_a_snapshot_at_the_end_of_the_stream(nats_cluster):
+    stream = _stream()
+    leader = _open(nats_cluster, stream)
+    try:
+        _lead(leader)
+        leader.append(*_batch(1, 4))
+        leader.write_snapshot(4, b"state at 4")
+    finally:
+        leader.close()
+    successor = _open(nats_cluster, stream)
+    try:
+        assert successor.load_snapshot().seq == 4
+        assert list(successor.read(5)) == [] and successor.last_seq == 4
+        _lead(successor)  # the lease was given up on close: taken at once
+        successor.append(*_batch(5, 1))
+        successor.sync()
+        assert successor.committed_seq == 5
+    finally:
+        successor.close()
+
+
 def test_a_stream_refuses_another_venue_definition(nats_cluster):
     stream = _stream()
     _open(nats_cluster, stream, genesis=b"venue A").close()
