@@ -68,6 +68,7 @@ _CONNECT_TIMEOUT_S = 10.0
 _SETUP_TIMEOUT_S = 20.0  # how long connect() waits for the cluster to elect its JetStream leaders
 _WATCHDOG_S = 0.05
 _FETCH_MAX = 10_000  # messages decoded per consumer when reading
+_READ_TIMEOUT_S = 5.0  # for the next message of a read (then the read starts again)
 _EPOCH = "Venue-Epoch"  # header: the epoch (lease revision) of the leader that appended a message
 
 
@@ -180,33 +181,40 @@ class JetStreamJournal(Journal):
         return journal
 
     async def _setup(self, genesis: bytes | None) -> None:
-        from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
         from nats.errors import NoRespondersError
-        from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError, ServiceUnavailableError
+        from nats.js.errors import ServiceUnavailableError
 
         self.nc = await asyncio.wait_for(self._nats.connect(
             servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
             name=f"venue-journal {self.holder}"), _CONNECT_TIMEOUT_S)
         self.js = self.nc.jetstream(timeout=max(self.ack_timeout, 5.0))
         deadline = time.monotonic() + _SETUP_TIMEOUT_S
-        while True:  # a cluster that just started elects its JetStream meta leader first
+        while True:  # a cluster that just started, or lost a server, elects its Raft leaders first
             try:
-                await self.js.stream_info(self.stream)
+                await self._open(genesis)
                 break
-            except NotFoundError:
-                if genesis is None:
-                    raise JournalError(f"JetStream stream {self.stream} does not exist") from None
-                try:
-                    await self.js.add_stream(StreamConfig(
-                        name=self.stream, subjects=[self.subject], num_replicas=self.replicas,
-                        storage=StorageType.FILE, duplicate_window=120.0))
-                    break
-                except BadRequestError:  # created by another gateway meanwhile
-                    continue
             except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError):
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+        self._acks = await self.nc.subscribe(self.nc.new_inbox() + ".*", cb=self._on_ack)
+
+    async def _open(self, genesis: bytes | None) -> None:
+        """Open (or create) the stream, the buckets and the genesis."""
+        from nats.js.api import KeyValueConfig, ObjectStoreConfig, StorageType, StreamConfig
+        from nats.js.errors import BadRequestError, KeyWrongLastSequenceError, NotFoundError
+
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            if genesis is None:
+                raise JournalError(f"JetStream stream {self.stream} does not exist") from None
+            try:
+                await self.js.add_stream(StreamConfig(
+                    name=self.stream, subjects=[self.subject], num_replicas=self.replicas,
+                    storage=StorageType.FILE, duplicate_window=120.0))
+            except BadRequestError:  # created by another gateway meanwhile
+                pass
         # Opened if they exist (the first gateway's settings hold), created otherwise.
         self.meta = await _existing_or(self.js.key_value(f"{self.stream}-meta"), lambda: self.js.create_key_value(
             KeyValueConfig(bucket=f"{self.stream}-meta", replicas=self.replicas)))
@@ -232,7 +240,7 @@ class JetStreamJournal(Journal):
                                "(assets, instruments, accounts or limits changed); use a new stream name or "
                                "restore the old config")
         self._genesis = stored
-        self._acks = await self.nc.subscribe(self.nc.new_inbox() + ".*", cb=self._on_ack)
+
 
     # -- Journal interface ---------------------------------------------------------
 
@@ -430,7 +438,20 @@ class JetStreamJournal(Journal):
 
     async def _fetch(self, start: int) -> list[tuple[int, JournalBatch | None]]:
         """Messages from stream seq start to the stream's current end (at most
-        _FETCH_MAX), decoded."""
+        _FETCH_MAX), decoded; retried while the cluster elects a leader."""
+        from nats.errors import NoRespondersError
+        from nats.js.errors import ServiceUnavailableError
+
+        deadline = time.monotonic() + _SETUP_TIMEOUT_S
+        while True:
+            try:
+                return await self._fetch_once(start)
+            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    async def _fetch_once(self, start: int) -> list[tuple[int, JournalBatch | None]]:
         from nats.js.api import ConsumerConfig, DeliverPolicy
 
         end = min((await self.js.stream_info(self.stream)).state.last_seq, start + _FETCH_MAX - 1)
@@ -443,7 +464,7 @@ class JetStreamJournal(Journal):
         try:
             seq = start - 1
             while seq < end:
-                msg = await sub.next_msg(timeout=_CALL_TIMEOUT_S)
+                msg = await sub.next_msg(timeout=_READ_TIMEOUT_S)
                 seq = msg.metadata.sequence.stream
                 out.append((seq, decode_record(msg.data) if msg.data else None))
         finally:
@@ -463,11 +484,8 @@ class JetStreamJournal(Journal):
             log.warning("JetStream snapshot at seq %d not stored (%s)", seq, err)
 
     def load_snapshot(self) -> Snapshot | None:
-        from nats.js.errors import NotFoundError, ObjectNotFoundError
-
-        try:
-            blob = self._call(self.snapshots.get(_SNAPSHOT_OBJECT)).data
-        except (NotFoundError, ObjectNotFoundError):
+        blob = self._call(self._snapshot_blob())
+        if blob is None:
             return None
         snap = decode_snapshot(blob[_STREAM_SEQ.size:]) if len(blob) > _STREAM_SEQ.size else None
         if snap is None:
@@ -479,6 +497,14 @@ class JetStreamJournal(Journal):
             self._last_seq = self._committed = snap.seq
             self._stream_seq = self._acked_stream_seq = stream_seq
         return snap
+
+    async def _snapshot_blob(self) -> bytes | None:
+        from nats.js.errors import NotFoundError
+
+        try:
+            return (await self.snapshots.get(_SNAPSHOT_OBJECT)).data
+        except NotFoundError:  # ObjectNotFoundError too
+            return None
 
     # -- leadership ------------------------------------------------------------------
 
