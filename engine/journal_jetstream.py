@@ -103,6 +103,7 @@ class _Loop:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Stop the loop and wait for its thread."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
         self.loop.close()
@@ -240,7 +241,6 @@ class JetStreamJournal(Journal):
                                "(assets, instruments, accounts or limits changed); use a new stream name or "
                                "restore the old config")
         self._genesis = stored
-
 
     # -- Journal interface ---------------------------------------------------------
 

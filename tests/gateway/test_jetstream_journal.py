@@ -188,3 +188,16 @@ def test_split_brain_the_old_leader_is_fenced(nats_cluster):
     finally:
         old.close()
         new.close()
+
+
+def test_a_jetstream_journal_needs_servers(tmp_path, keys):
+    from gateway_harness import write_venue
+
+    from engine.config import ConfigError, load_config
+
+    path = write_venue(tmp_path, keys, journal={"kind": "jetstream", "path": str(tmp_path / "j")})
+    with pytest.raises(ConfigError, match="needs journal.servers"):
+        load_config(path)
+    path = write_venue(tmp_path, keys, journal={"kind": "kafka", "path": str(tmp_path / "j")})
+    with pytest.raises(ConfigError, match="kind"):
+        load_config(path)
