@@ -18,7 +18,7 @@ import asyncio
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -100,12 +100,13 @@ from engine.schemas_options import (
 )
 from engine.schemas_perpetual import Fund, Funded
 from engine.schemas_pools import PoolDeposit, PoolMarked, PoolPaid, PoolRedeem, RedemptionRequested
+from engine.schemas_replication import FindOrder, OrderFound
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
                   SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, PoolPaid, RedemptionRequested,
-                  PoolMarked)
+                  PoolMarked, OrderFound)
 
 
 class ClientKeys(NamedTuple):
@@ -208,15 +209,30 @@ def _dealer(context, endpoint: str, keys: "ClientKeys"):
 
 
 class Client:
-    """Synchronous client (one DEALER socket; not thread-safe)."""
+    """Synchronous client (one DEALER socket; not thread-safe).
 
-    def __init__(self, endpoint: str, keys: ClientKeys, *, timeout: float = 5.0,
-                 context: zmq.Context | None = None) -> None:
+    Given several endpoints (a leader gateway and its standbys), a request that
+    gets no answer within ``timeout`` is sent again through the next endpoint,
+    for up to ``failover_s``: the client reconnects, logs on again as it did
+    before, and a NewOrder is first looked up with FindOrder by its client order
+    id, so an order the lost gateway had sequenced is never sent twice (``place``
+    then returns the OrderFound). Replies that the lost gateway did not send
+    (fills, cancels) are not replayed: query balances and open orders after a
+    failover (``failovers`` counts them)."""
+
+    def __init__(self, endpoint: str | Sequence[str], keys: ClientKeys, *, timeout: float = 5.0,
+                 context: zmq.Context | None = None, failover_s: float = 30.0) -> None:
         self.context = context or zmq.Context.instance()
-        self.socket = _dealer(self.context, endpoint, keys)
+        self.endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
+        self.endpoint = self.endpoints[0]
+        self.keys = keys
+        self.socket = _dealer(self.context, self.endpoint, keys)
         self.timeout = timeout
+        self.failover_s = failover_s
+        self.failovers = 0
         self.events: deque = deque()
         self._requests = _Requests()
+        self._logon: Logon | None = None  # the last Logon sent, repeated after a failover
 
     def close(self) -> None:
         """Close the socket."""
@@ -269,7 +285,41 @@ class Client:
     def request_many(self, message, keys: tuple, count: int, timeout: float | None = None) -> list:
         """Send one request that the gateway answers ``count`` times (ListChain: once
         per series) and return the answers in order; a reject of the gateway itself
-        (before sequencing) is the only answer."""
+        (before sequencing) is the only answer. With several endpoints, fail over
+        on a timeout (see the class docstring)."""
+        if type(message) is Logon:
+            self._logon = message
+        deadline = None
+        switched = False
+        while True:
+            try:
+                if switched:
+                    if self._logon is not None and message is not self._logon:
+                        self._request_once(self._logon, (("rid", self._logon.request_id),), 1, timeout)
+                    if type(message) is NewOrder:
+                        found = self._request_once(*self._requests.by_request_id(
+                            FindOrder, message.client_order_id, message.account), 1, timeout)[0]
+                        if isinstance(found, OrderFound) and found.seq:
+                            return [found]
+                return self._request_once(message, keys, count, timeout)
+            except TimeoutError:
+                if len(self.endpoints) == 1:
+                    raise
+                deadline = deadline or time.monotonic() + self.failover_s
+                if time.monotonic() >= deadline:
+                    raise
+                self._next_endpoint()
+                switched = True
+
+    def _next_endpoint(self) -> None:
+        """Reconnect through the next endpoint (what the old socket held is dropped)."""
+        self.socket.close(linger=0)
+        self.endpoint = self.endpoints[(self.endpoints.index(self.endpoint) + 1) % len(self.endpoints)]
+        self.socket = _dealer(self.context, self.endpoint, self.keys)
+        self.failovers += 1
+
+    def _request_once(self, message, keys: tuple, count: int, timeout: float | None) -> list:
+        """request_many through the current endpoint only."""
         self.send([message])
         return self._answers(keys, count, timeout)
 
@@ -325,8 +375,9 @@ class Client:
 
     def place(self, instrument: int, side: int, qty: int, price: int = 0, *, order_type: int = OrderType.LIMIT,
               tif: int = TimeInForce.GTC, stp: int = SelfTrade.CANCEL_NEWEST, client_order_id: int = 0,
-              account: int = OWN_ACCOUNT) -> Ack | Reject:
-        """Place an order; returns its Ack or Reject (fills arrive as events)."""
+              account: int = OWN_ACCOUNT) -> Ack | Reject | OrderFound:
+        """Place an order; returns its Ack or Reject (fills arrive as events), or
+        after a failover the OrderFound of the order the lost gateway had sequenced."""
         return self.request(*self._requests.place(instrument, side, qty, price, order_type, tif, stp,
                                                    client_order_id, account))
 
@@ -347,6 +398,10 @@ class Client:
     def logon(self, cancel_on_disconnect: bool = False) -> LoggedOn | Reject:
         """Start the session (and ask for cancel-on-disconnect)."""
         return self.request(*self._requests.by_request_id(Logon, cancel_on_disconnect))
+
+    def find_order(self, client_order_id: int, *, account: int = OWN_ACCOUNT) -> OrderFound | Reject:
+        """Whether an order with this client order id was sequenced (and at which seq)."""
+        return self.request(*self._requests.by_request_id(FindOrder, client_order_id, account))
 
     def heartbeat(self) -> Pong | Reject:
         """Tell the gateway this session is alive."""

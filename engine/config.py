@@ -65,8 +65,11 @@ class ServerSection(msgspec.Struct, **_section()):
 
 
 class JournalSection(msgspec.Struct, **_section()):
-    """Where and how commands are journaled."""
+    """Where and how commands are journaled: ``kind = "file"`` (a local directory,
+    the default) or ``"jetstream"`` (a NATS JetStream stream replicated over
+    ``servers``, with a leader lease; see engine/journal_jetstream.py)."""
 
+    kind: Literal["file", "jetstream"] = "file"
     path: str = "var/journal"
     fsync: Literal["batch", "interval", "none"] = "batch"
     fsync_interval_ms: int = 5
@@ -74,6 +77,12 @@ class JournalSection(msgspec.Struct, **_section()):
     snapshot_every: int = 100_000
     snapshot_min_interval_s: float = 10.0
     snapshots_kept: int = 2
+    servers: list[str] = []
+    stream: str = "venue"
+    replicas: int = 3
+    ack_timeout_ms: int = 2000
+    publish_attempts: int = 10
+    lease_ms: int = 3000
 
 
 class SessionSection(msgspec.Struct, **_section()):
@@ -376,7 +385,8 @@ def _check_positive(path: Path, file: ConfigFile) -> None:
                                            "max_page_orders", "max_reply_bytes", "reply_hwm",
                                            "max_session_buffer_bytes")),
                            (file.market_data, ("depth",)),
-                           (file.journal, ("fsync_interval_ms", "segment_bytes", "snapshots_kept"))):
+                           (file.journal, ("fsync_interval_ms", "segment_bytes", "snapshots_kept", "replicas",
+                                           "ack_timeout_ms", "publish_attempts", "lease_ms"))):
         for name in names:
             if getattr(section, name) <= 0:
                 raise ConfigError(f"{path}: {name} must be positive")
@@ -386,6 +396,8 @@ def _check_positive(path: Path, file: ConfigFile) -> None:
             if value is not None and value <= 0:
                 raise ConfigError(f"{path}: account {acct.id} ({acct.name or 'no name'}): rates.{name} must be "
                                   f"positive, not {value}")
+    if file.journal.kind == "jetstream" and not file.journal.servers:
+        raise ConfigError(f"{path}: journal.kind = \"jetstream\" needs journal.servers (nats://host:port, ...)")
     if file.journal.snapshot_every < 0:
         raise ConfigError(f"{path}: snapshot_every must be >= 0 (0 = only at shutdown)")
     if not file.journal.snapshot_min_interval_s >= 0:

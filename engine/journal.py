@@ -2,8 +2,9 @@
 
 ``Journal`` is the interface the gateway writes through: append a sequenced batch,
 read batches from a sequence number, write and load snapshots. ``FileJournal``
-implements it on a local directory; a replicated log can implement the same
-interface later.
+implements it on a local directory; ``JetStreamJournal``
+(engine/journal_jetstream.py) on a NATS JetStream stream replicated over three
+servers, with the same record bytes.
 
 Directory layout::
 
@@ -375,10 +376,7 @@ class FileJournal(Journal):
         first, last = int(commands["seq"][0]), int(commands["seq"][-1])
         if first != self._last_seq + 1 or last - first + 1 != len(commands):
             raise JournalError(f"batch seqs {first}..{last} do not follow last seq {self._last_seq}")
-        body = commands.tobytes() + events.tobytes()
-        head = _HEADER.pack(_MAGIC, 0, len(body), len(commands), len(events), 0, first, last)
-        crc = zlib.crc32(body, zlib.crc32(head[_CRC_FROM:]))
-        record = _HEADER.pack(_MAGIC, crc, len(body), len(commands), len(events), 0, first, last) + body
+        record = encode_record(commands, events)
         try:
             if self._fd == -1 or self._segment_size >= self.segment_bytes:
                 self._rotate(first)
@@ -475,10 +473,8 @@ class FileJournal(Journal):
         if seq > self._last_seq:
             raise JournalError(f"snapshot at seq {seq} is past the journal's last seq {self._last_seq}")
         self.sync()  # the snapshot must never be ahead of the durable journal
-        crc = zlib.crc32(data, zlib.crc32(struct.pack("<qQ", seq, len(data))))
         try:
-            _atomic_write(self.path / f"snapshot-{seq:020d}.snap",
-                          _SNAP_HEADER.pack(_SNAP_MAGIC, crc, seq, len(data)) + data)
+            _atomic_write(self.path / f"snapshot-{seq:020d}.snap", encode_snapshot(seq, data))
             for _seq, old in self._snapshots()[:-self.snapshots_kept]:
                 old.unlink()
         except OSError as err:
@@ -499,13 +495,9 @@ class FileJournal(Journal):
             if seq > self._last_seq:
                 log.warning("snapshot %s is past the journal's last seq %d; ignored", path.name, self._last_seq)
                 continue
-            raw = path.read_bytes()
-            if len(raw) >= _SNAP_HEADER.size:
-                magic, crc, snap_seq, length = _SNAP_HEADER.unpack_from(raw)
-                data = raw[_SNAP_HEADER.size:]
-                if (magic == _SNAP_MAGIC and snap_seq == seq and length == len(data)
-                        and zlib.crc32(data, zlib.crc32(struct.pack("<qQ", seq, length))) == crc):
-                    return Snapshot(seq, data)
+            snap = decode_snapshot(path.read_bytes())
+            if snap is not None and snap.seq == seq:
+                return snap
             log.warning("snapshot %s is damaged; trying an older one", path.name)
         return None
 
@@ -553,6 +545,51 @@ def _parse(buf: bytes | memoryview, offset: int) -> tuple[int, int, int, int, in
     return end - offset, first, last, n_cmds, n_events
 
 
+def encode_record(commands: np.ndarray, events: np.ndarray) -> bytes:
+    """One batch as a journal record (header + body, see the module docstring);
+    the replicated journal sends the same bytes as one message."""
+    first, last = int(commands["seq"][0]), int(commands["seq"][-1])
+    body = commands.tobytes() + events.tobytes()
+    head = _HEADER.pack(_MAGIC, 0, len(body), len(commands), len(events), 0, first, last)
+    crc = zlib.crc32(body, zlib.crc32(head[_CRC_FROM:]))
+    return _HEADER.pack(_MAGIC, crc, len(body), len(commands), len(events), 0, first, last) + body
+
+
+def decode_record(data: bytes) -> JournalBatch:
+    """The batch of one whole record; JournalError if it is damaged or has bytes after it."""
+    parsed = _parse(data, 0)
+    if parsed is None or parsed[0] != len(data):
+        raise JournalError("damaged journal record")
+    return _batch_at(data, 0, parsed)
+
+
+def _batch_at(data: bytes, offset: int, parsed: tuple[int, int, int, int, int]) -> JournalBatch:
+    _length, first, last, n_cmds, n_events = parsed
+    body = offset + _HEADER.size
+    split = body + n_cmds * COMMAND_DTYPE.itemsize
+    commands = np.require(np.frombuffer(data, COMMAND_DTYPE, n_cmds, body), requirements="CA")
+    events = np.require(np.frombuffer(data, EVENT_DTYPE, n_events, split), requirements="CA")
+    return JournalBatch(first, last, commands, events)
+
+
+def encode_snapshot(seq: int, data: bytes) -> bytes:
+    """A snapshot with its header (magic, crc, seq, length)."""
+    crc = zlib.crc32(data, zlib.crc32(struct.pack("<qQ", seq, len(data))))
+    return _SNAP_HEADER.pack(_SNAP_MAGIC, crc, seq, len(data)) + data
+
+
+def decode_snapshot(raw: bytes) -> Snapshot | None:
+    """The snapshot in raw (encode_snapshot's bytes), or None if it is damaged."""
+    if len(raw) < _SNAP_HEADER.size:
+        return None
+    magic, crc, seq, length = _SNAP_HEADER.unpack_from(raw)
+    data = raw[_SNAP_HEADER.size:]
+    if (magic == _SNAP_MAGIC and length == len(data)
+            and zlib.crc32(data, zlib.crc32(struct.pack("<qQ", seq, length))) == crc):
+        return Snapshot(seq, data)
+    return None
+
+
 def _scan_segment(path: Path) -> _Scan:
     data = path.read_bytes()
     offsets, offset, expected = [], 0, None
@@ -586,13 +623,8 @@ def _read_segment(path: Path) -> Iterator[JournalBatch]:
         parsed = _parse(data, offset)
         if parsed is None:
             return
-        length, first, last, n_cmds, n_events = parsed
-        body = offset + _HEADER.size
-        split = body + n_cmds * COMMAND_DTYPE.itemsize
-        commands = np.require(np.frombuffer(data, COMMAND_DTYPE, n_cmds, body), requirements="CA")
-        events = np.require(np.frombuffer(data, EVENT_DTYPE, n_events, split), requirements="CA")
-        yield JournalBatch(first, last, commands, events)
-        offset += length
+        yield _batch_at(data, offset, parsed)
+        offset += parsed[0]
 
 
 def _write_all(fd: int, data: bytes) -> None:

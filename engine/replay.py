@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from engine.config import decode_venue
-from engine.journal import FileJournal, Journal, JournalError, settlement_events
+from engine.journal import FileJournal, Journal, JournalBatch, JournalError, settlement_events
 from engine.venue import build_engine
 
 
@@ -35,8 +38,10 @@ class Rebuilt(NamedTuple):
     last_ts: int        # ts of the last replayed command (0 if none)
 
 
-def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) -> Rebuilt:
-    """Rebuild the engine state the journal describes."""
+def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True,
+            on_batch: Callable[[np.ndarray], None] | None = None) -> Rebuilt:
+    """Rebuild the engine state the journal describes (on_batch sees the commands
+    of each replayed batch)."""
     from engine.core.matcher import MatchingEngine
 
     snap = journal.load_snapshot() if use_snapshot else None
@@ -50,9 +55,19 @@ def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) ->
             raise ReplayError(f"snapshot file says seq {snap.seq}, its engine state says {engine.last_seq}")
     else:
         engine = build_engine(decode_venue(journal.genesis))
-    start = engine.last_seq + 1
-    batches = commands = last_ts = 0
-    for batch in journal.read(start):
+    batches, commands, last_ts = apply_batches(engine, journal.read(engine.last_seq + 1), verify, on_batch)
+    if engine.last_seq != journal.last_seq:
+        raise ReplayError(f"replay ended at seq {engine.last_seq}, journal ends at {journal.last_seq}")
+    return Rebuilt(engine, snap.seq if snap is not None else 0, batches, commands, last_ts)
+
+
+def apply_batches(engine, batches: Iterable[JournalBatch], verify: bool = True,
+                  on_batch: Callable[[np.ndarray], None] | None = None) -> tuple[int, int, int]:
+    """Run journaled batches through the engine (recovery, a standby following the
+    stream), on_batch seeing each one's commands; returns (batches, commands, ts
+    of the last command or 0)."""
+    count = commands = last_ts = 0
+    for batch in batches:
         if int(batch.commands["seq"][0]) != engine.last_seq + 1:
             raise ReplayError(f"journal batch starts at seq {int(batch.commands['seq'][0])}, "
                               f"engine is at {engine.last_seq}")
@@ -62,26 +77,40 @@ def rebuild(journal: Journal, use_snapshot: bool = True, verify: bool = True) ->
             if kept.tobytes() != batch.events.tobytes():
                 raise ReplayError(f"replaying seqs {batch.first_seq}..{batch.last_seq} gave different fills "
                                   "than the journal recorded (the core changed behaviour?)")
-        batches += 1
+        if on_batch is not None:
+            on_batch(batch.commands)
+        count += 1
         commands += len(batch.commands)
         last_ts = int(batch.commands["ts"][-1])
-    if engine.last_seq != journal.last_seq:
-        raise ReplayError(f"replay ended at seq {engine.last_seq}, journal ends at {journal.last_seq}")
-    return Rebuilt(engine, snap.seq if snap is not None else 0, batches, commands, last_ts)
+    return count, commands, last_ts
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: rebuild state from a journal directory and print its hash."""
     parser = argparse.ArgumentParser(prog="python -m engine replay",
                                      description="Rebuild engine state from a journal and print the state hash.")
-    parser.add_argument("journal", type=Path, help="journal directory (the config's journal.path)")
+    parser.add_argument("journal", type=Path, nargs="?", help="journal directory (the config's journal.path)")
+    parser.add_argument("--jetstream", metavar="SERVERS",
+                        help="replay a JetStream stream instead: comma-separated nats:// server URLs")
+    parser.add_argument("--stream", default="venue", help="the JetStream stream (with --jetstream)")
     parser.add_argument("--use-snapshot", action="store_true",
                         help="start from the newest snapshot instead of replaying from genesis")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if (args.journal is None) == (args.jetstream is None):
+        parser.error("give a journal directory or --jetstream SERVERS")
     try:
-        journal = FileJournal.open_reader(args.journal)
-        result = rebuild(journal, use_snapshot=args.use_snapshot)
+        if args.jetstream:
+            from engine.journal_jetstream import JetStreamJournal
+
+            journal = JetStreamJournal.connect(args.jetstream.split(","), args.stream, None)
+        else:
+            journal = FileJournal.open_reader(args.journal)
+        try:
+            result = rebuild(journal, use_snapshot=args.use_snapshot)
+        finally:
+            if args.jetstream:
+                journal.close()
     except (JournalError, ReplayError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

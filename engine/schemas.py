@@ -39,6 +39,7 @@ from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_R
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
 from engine.schemas_pools import POOL_REPLIES, POOL_REQUESTS
 from engine.schemas_pools import EVENT_COLUMN as POOL_EVENT_COLUMN
+from engine.schemas_replication import FindOrder, OrderFound
 
 OWN_ACCOUNT = -1
 """``account`` value meaning "the account bound to my key"."""
@@ -316,7 +317,7 @@ Request = Union[(
     Logon, Heartbeat, GetBalances, GetOpenOrders, GetBook, GetInstruments, GetMargin,
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
-    Fund, PublishGreeks,
+    Fund, PublishGreeks, FindOrder,
     *OPTION_REQUESTS, *POOL_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
@@ -753,7 +754,7 @@ Reply = Union[(
     Ack, Reject, Fill, Cancelled, Amended, MassCancelled, StateChanged, ReferenceSet,
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
-    FundingSettled, Funded, GreeksPublished,
+    FundingSettled, Funded, GreeksPublished, OrderFound,
     *OPTION_REPLIES, *POOL_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__

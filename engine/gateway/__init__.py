@@ -13,6 +13,8 @@ One idea per module:
 * ``outbound``: replies and market data held until the journal commits their batch;
 * ``marketdata``: what is published per instrument, and a subscriber's local book;
 * ``wire_layouts``: the C fast path's tables, read from the wire protocol;
+* ``standby``: a hot standby following the replicated journal until it leads;
+* ``recent_orders``: the last orders by client order id, for FindOrder;
 * ``throttle``: rate-limited warnings about bad input;
 * ``process``: ``GatewayProcess``, a gateway child process for tests and benchmarks.
 """

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
-        gateway = Gateway(config)
+        gateway = Gateway(config, on_standby=lambda seq: print(f"standby last_seq={seq}", flush=True))
     except (ConfigError, JournalError, ReplayError, zmq.ZMQError, OSError) as err:
         log.error("cannot start: %s", err)
         print(f"error: {err}", file=sys.stderr)

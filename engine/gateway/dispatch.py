@@ -49,6 +49,7 @@ from engine.schemas_greeks import PublishGreeks
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
 from engine.schemas_pools import PoolDeposit, PoolRedeem
+from engine.schemas_replication import FindOrder
 
 
 class Rule(Enum):
@@ -217,6 +218,7 @@ ROUTES: dict[type, Route] = {
     GetBalances: Route(Rule.ACCOUNT),
     GetOpenOrders: Route(Rule.ACCOUNT),
     GetMargin: Route(Rule.ACCOUNT),
+    FindOrder: Route(Rule.ACCOUNT),
     GetStatus: Route(Rule.OPERATOR),
     GetMarginCalls: Route(Rule.OPERATOR),
 }

@@ -26,9 +26,11 @@ from engine.gateway.dispatch import ROUTES, Rule, act_for
 from engine.gateway.greeks import GreeksBoard
 from engine.gateway.limits import UNMETERED_QUERIES
 from engine.gateway.marketdata import MarketDataPublisher
+from engine.gateway.recent_orders import RecentOrders
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import Chain, GetChain, SeriesInfo
+from engine.schemas_replication import FindOrder, OrderFound
 from engine.schemas import (
     REPLY_ENCODER,
     AssetBalance,
@@ -63,8 +65,10 @@ _OPTION_TERMS = ("expiry", "strike", "right", "contract_size")  # InstrumentInfo
 class Queries:
     """Answers queries from the engine's state (and the gateway's, for status and greeks)."""
 
-    def __init__(self, engine, publisher: MarketDataPublisher, config: Config, sessions: Sessions) -> None:
+    def __init__(self, engine, publisher: MarketDataPublisher, config: Config, sessions: Sessions,
+                 recent_orders: RecentOrders) -> None:
         self.engine = engine
+        self.recent_orders = recent_orders
         self.publisher = publisher
         self.config = config
         self.sessions = sessions
@@ -137,6 +141,10 @@ class Queries:
                     batch.reject(session, *refusal, request_id=req.request_id)
                     return
                 reply = GreeksPublished(req.request_id, ts, len(req.series))
+            case FindOrder():
+                recent = self.recent_orders
+                reply = OrderFound(req.request_id, account, req.client_order_id,
+                                   recent.find(account, req.client_order_id), recent.from_seq)
             case GetStatus():
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)

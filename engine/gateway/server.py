@@ -40,11 +40,12 @@ from __future__ import annotations
 import errno
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import zmq
 
-from engine.config import Config, encode_venue
+from engine.config import Config
 from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind
 from engine.core.wire import Outbox, select_kinds
@@ -55,11 +56,13 @@ from engine.gateway.outbound import Outbound, Output, split_message
 from engine.gateway.pool_clock import PoolClock
 from engine.gateway.queries import Queries
 from engine.gateway.reading import MessageReader
+from engine.gateway.recent_orders import RecentOrders
 from engine.gateway.sessions import Session, Sessions
 from engine.gateway.throttle import Throttle
 from engine.gateway.wire_layouts import REPLIES
 from engine.gateway.zap import ZapHandler
-from engine.journal import JOURNALED_EVENT_KINDS, FileJournal, JournalFailure
+from engine.journal import JOURNALED_EVENT_KINDS, JournalFailure
+from engine.journals import open_journal
 from engine.replay import rebuild
 from engine.schemas import GatewayReject, Logon
 from engine.venue import genesis_commands
@@ -76,7 +79,8 @@ _OBSERVED_STEP_S = 0.15  # a loop iteration adds at most this to the observed cl
 class Gateway:
     """The gateway process state: sockets, sessions, engine, journal."""
 
-    def __init__(self, config: Config, context: zmq.Context | None = None) -> None:
+    def __init__(self, config: Config, context: zmq.Context | None = None,
+                 on_standby: Callable[[int], None] | None = None) -> None:
         self.config = config
         self.limits = config.gateway
         self.throttle = Throttle(log)
@@ -86,13 +90,15 @@ class Gateway:
         self.observed = 0.0  # seconds of loop time in which input was read (see the module docstring)
         self.lost_sessions: list[Session] = []  # disconnected with cancel-on-disconnect pending
         self.backlogged: set[Session] = set()  # sessions with replies waiting in their own queue
-        jc = config.journal
-        self.journal = FileJournal.create_or_open(
-            config.journal_path, encode_venue(config.venue), fsync=jc.fsync,
-            fsync_interval_ms=jc.fsync_interval_ms, segment_bytes=jc.segment_bytes,
-            snapshots_kept=jc.snapshots_kept)
+        self.journal = open_journal(config)
         started = time.perf_counter()
-        rebuilt = rebuild(self.journal)
+        self.recent_orders = RecentOrders()
+        rebuilt = rebuild(self.journal, on_batch=self.recent_orders.add)
+        if config.journal.kind == "jetstream":
+            # A standby until the lease is free (engine/gateway/standby.py).
+            from engine.gateway.standby import follow_until_leader
+
+            rebuilt = follow_until_leader(self.journal, rebuilt, self.recent_orders.add, on_standby)
         self.engine = rebuilt.engine
         self.last_ts = rebuilt.last_ts
         self.snapshot_seq = self.engine.last_seq
@@ -104,7 +110,7 @@ class Gateway:
         self._bind_sockets()
         self.outbound = Outbound(self._send, self._publish)
         self.publisher = MarketDataPublisher(self.engine, config.market_data.depth)
-        self.queries = Queries(self.engine, self.publisher, config, self.sessions)
+        self.queries = Queries(self.engine, self.publisher, config, self.sessions, self.recent_orders)
         self.pool_clock = PoolClock(config)
         if self.engine.last_seq == 0:
             self._run_internal(genesis_commands(config), "genesis")
@@ -317,6 +323,7 @@ class Gateway:
             first = self.engine.last_seq + 1
             commands = batch.commands.commands(first, ts)
             events = self.engine.process(commands)
+            self.recent_orders.add(commands)
             self.journal.append(commands, select_kinds(events, JOURNALED_EVENT_KINDS))
             batch.replies.route(REPLIES, events, batch.commands, first, self.sessions.by_account)
             market_data = self.publisher.on_batch(events, ts)
