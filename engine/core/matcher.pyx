@@ -74,6 +74,8 @@ cdef class MatchingEngine(ChainApi):
             return self._cover_calls(c)
         if c.kind == FUND:
             return self._fund(c)
+        if c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN:
+            return self._transfer(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -453,6 +455,22 @@ cdef class MatchingEngine(ChainApi):
         e.leaves = self.ledger.at(c.account, c.asset).total
         return 0
 
+    cdef int _transfer(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        why = self.funds.transfer(c)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(TRANSFERRED_OUT if c.kind == TRANSFER_OUT else TRANSFERRED_IN)
+        e.order_id = c.order_id
+        e.account = c.account
+        e.asset = c.asset
+        e.qty = c.qty
+        e.leaves = self.ledger.at(c.account, c.asset).total
+        return 0
+
     cdef int _skip_deposit(self, const CommandRec* c) except -1:
         cdef uint8_t why
         cdef EventRec* e
@@ -702,9 +720,9 @@ cdef class MatchingEngine(ChainApi):
         e.reason = reason
         e.instrument = c.instrument
         # Echo the id the command carries: the order a cancel or an amend names,
-        # the vault deposit id of a credit or a deposit skip.
+        # the vault deposit id of a credit or a deposit skip, a transfer's id.
         e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
-                      or c.kind == SKIP_DEPOSIT else 0)
+                      or c.kind == SKIP_DEPOSIT or c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN else 0)
         e.client_order_id = c.client_order_id
         e.account = c.account
         e.side = c.side

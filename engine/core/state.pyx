@@ -48,6 +48,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         series_status=risk.life.write_status(parts.insts, parts.n_inst),
         covered=risk.life.write_covered(parts.insts, parts.n_inst),
         covering=sorted(risk.life.covering),
+        transfers=risk.transfers.write_part(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -90,6 +91,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     parts.last_seq = snap.last_seq
     risk.last_deposit_id = snap.last_deposit_id
     risk.read_frozen(list(snap.frozen_accounts))
+    risk.transfers.read_part(snap.transfers)
     risk.life.read_part([list(row) for row in snap.series_status], [list(row) for row in snap.covered],
                         list(snap.covering), parts.insts, parts.n_inst)
     try:
@@ -115,6 +117,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     margin.hash_words(words)
     funding.hash_words(words)
     risk.life.hash_words(parts.insts, parts.n_inst, words)
+    risk.transfers.hash_words(words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)
     haircuts = risk.ledger.changed_haircuts(assets)
     if bands or haircuts:

@@ -73,6 +73,8 @@ cpdef enum CommandKind:
     SETTLE_SERIES = 18
     COVER_CALLS = 19
     FUND = 20
+    TRANSFER_OUT = 27
+    TRANSFER_IN = 28
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -98,6 +100,8 @@ cpdef enum EventKind:
     COVERING_SET = 21
     FUNDING_SETTLED = 22
     FUNDED = 23
+    TRANSFERRED_OUT = 52
+    TRANSFERRED_IN = 53
 
 cpdef enum CancelReason:
     USER = 1
@@ -160,6 +164,9 @@ cpdef enum Reject:
     NOT_PERPETUAL = 46
     INVALID_FUNDING = 47
     FUNDING_OVERFLOW = 48
+    TRANSFER_DUPLICATE = 59
+    TRANSFER_GAP = 60
+    INVALID_TRANSFER = 61
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

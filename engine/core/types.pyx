@@ -66,6 +66,9 @@ REJECT_TEXT = {
     Reject.NOT_PERPETUAL: "instrument is not a perpetual option series",
     Reject.INVALID_FUNDING: "funding needs 0 <= payoff <= mark <= the series' max price (price units)",
     Reject.FUNDING_OVERFLOW: "funding step would take the series' funding index past its 2**62 limit",
+    Reject.TRANSFER_DUPLICATE: "transfer already applied on this shard (each transfer id applies once)",
+    Reject.TRANSFER_GAP: "transfer number skips one: transfers between two shards apply in order",
+    Reject.INVALID_TRANSFER: "not a transfer id (src << 48 | dst << 40 | number, two different shards below 16)",
 }
 
 CANCEL_TEXT = {
