@@ -37,6 +37,8 @@ from engine.schema_types import request_config as _request
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
+from engine.schemas_shards import ROUTER_REJECT_TEXT, SHARD_REPLIES, SHARD_REQUESTS
+from engine.schemas_shards import EVENT_COLUMN as SHARD_EVENT_COLUMN
 
 OWN_ACCOUNT = -1
 """``account`` value meaning "the account bound to my key"."""
@@ -78,6 +80,8 @@ def reject_text(code: int) -> str:
     """Readable text of any reject code, core or gateway."""
     if code in GATEWAY_REJECT_TEXT:
         return GATEWAY_REJECT_TEXT[GatewayReject(code)]
+    if code in ROUTER_REJECT_TEXT:
+        return ROUTER_REJECT_TEXT[code]
     return REJECT_TEXT.get(code, f"reject code {code}")
 
 
@@ -315,7 +319,7 @@ Request = Union[(
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
     Fund, PublishGreeks,
-    *OPTION_REQUESTS,
+    *OPTION_REQUESTS, *SHARD_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -562,7 +566,7 @@ EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "amount": "qty", "total": "leaves", "priority_lost": "aux", "deposit_id": "order_id",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
                 "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price",
-                **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN}
+                **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN, **SHARD_EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -751,7 +755,7 @@ Reply = Union[(
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
     FundingSettled, Funded, GreeksPublished,
-    *OPTION_REPLIES,
+    *OPTION_REPLIES, *SHARD_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

@@ -48,6 +48,7 @@ from engine.schemas import (
 from engine.schemas_greeks import PublishGreeks
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
+from engine.schemas_shards import GetTransfers, Transfer, TransferLeg
 
 
 class Rule(Enum):
@@ -176,6 +177,16 @@ def _cover_calls(batch: Batch, session: Session, req: CoverCalls, account: int) 
     batch.command(session, req.request_id, CommandKind.COVER_CALLS, account=account, state=int(req.covering))
 
 
+def _transfer(batch: Batch, session: Session, req: Transfer, _account: None) -> None:
+    if req.leg not in (TransferLeg.OUT, TransferLeg.IN):
+        batch.reject(session, GatewayReject.MALFORMED, f"leg must be {TransferLeg.OUT:d} (out) or {TransferLeg.IN:d} (in)",
+                     request_id=req.request_id)
+        return
+    kind = CommandKind.TRANSFER_OUT if req.leg == TransferLeg.OUT else CommandKind.TRANSFER_IN
+    batch.command(session, req.request_id, kind, order_id=req.transfer_id, account=req.account, asset=req.asset,
+                  qty=req.amount)
+
+
 ROUTES: dict[type, Route] = {
     NewOrder: Route(Rule.ACCOUNT, _new_order),
     Cancel: Route(Rule.ACCOUNT, _cancel),
@@ -207,6 +218,8 @@ ROUTES: dict[type, Route] = {
     GetMargin: Route(Rule.ACCOUNT),
     GetStatus: Route(Rule.OPERATOR),
     GetMarginCalls: Route(Rule.OPERATOR),
+    Transfer: Route(Rule.OPERATOR, _transfer),
+    GetTransfers: Route(Rule.OPERATOR),
 }
 
 # A reject names the request by the fields it has of these (derived once per type).

@@ -29,6 +29,7 @@ from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import Chain, GetChain, SeriesInfo
+from engine.schemas_shards import GetTransfers, SentTransfer, Transfers
 from engine.schemas import (
     REPLY_ENCODER,
     AssetBalance,
@@ -137,6 +138,9 @@ class Queries:
                     batch.reject(session, *refusal, request_id=req.request_id)
                     return
                 reply = GreeksPublished(req.request_id, ts, len(req.series))
+            case GetTransfers():
+                out_last, in_last, sent = engine.transfers()
+                reply = Transfers(req.request_id, out_last, in_last, [SentTransfer(*row) for row in sent])
             case GetStatus():
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)
