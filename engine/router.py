@@ -55,6 +55,7 @@ from engine.schemas import (
     GetBook,
     GetOpenOrders,
     Heartbeat,
+    Logon,
     MassCancel,
     NewOrder,
     Reject,
@@ -73,6 +74,9 @@ _BY_INSTRUMENT = (NewOrder, GetBook, SetState, SetReference, SetBands)
 """Requests routed to the shard of their ``instrument``."""
 
 _BEAT_S = 0.2
+
+_OWN_LOGON = -1
+"""Request id of the Logon with which each of the router's shard sessions acts as its client's account."""
 
 
 @dataclass
@@ -107,6 +111,7 @@ class Router:
         self.config = shards.venue
         self.timeout_s = shards.router.shard_timeout_ms / 1000
         self.route = shards.shard_of_instrument()
+        self.own_context = context is None
         self.context = context or zmq.Context()
         public, secret = self.config.server_keys()
         self.keys = ClientKeys.from_files(shards.router_key_file, self.config.server_key_file)
@@ -191,6 +196,8 @@ class Router:
         for sock in [self.front, self.md, self.md_in, *self.monitors, *self.owner]:
             sock.close(linger=0)
         self.zap.close()
+        if self.own_context:
+            self.context.term()
 
     @staticmethod
     def _drain(sock: zmq.Socket, handle) -> None:
@@ -242,6 +249,8 @@ class Router:
             if account != principal.account and not principal.operator:
                 return GatewayReject.NOT_AUTHORIZED, f"this key acts for account {principal.account} only"
             req = msgspec.structs.replace(req, account=account)
+        if isinstance(req, Logon):
+            req = msgspec.structs.replace(req, account=OWN_ACCOUNT if principal.account is None else principal.account)
         if isinstance(req, _BY_INSTRUMENT) or (isinstance(req, MassCancel) and req.instrument != ALL_INSTRUMENTS):
             if req.instrument not in self.route:
                 return CoreReject.UNKNOWN_INSTRUMENT, f"no shard trades instrument {req.instrument}"
@@ -318,6 +327,9 @@ class Router:
             sock = link.dealers[shard] = self._dealer(shard)
             self.owner[sock] = (identity, shard)
             self.poller.register(sock, zmq.POLLIN)
+            if link.principal.account is not None:
+                # The shard then sends this session the account's fills as the maker.
+                sock.send(REQUEST_ENCODER.encode([Logon(_OWN_LOGON, False, link.principal.account)]))
         return sock
 
     # -- shards -> client ----------------------------------------------------------------
@@ -329,6 +341,8 @@ class Router:
             return
         out = []
         for reply in REPLY_DECODER.decode(frames[-1].bytes):
+            if getattr(reply, "request_id", 0) == _OWN_LOGON:
+                continue
             reply = globalize(reply, shard, self.shards.shards[shard].instruments)
             pending = link.pending.get(getattr(reply, "request_id", 0))
             if pending is None:

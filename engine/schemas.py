@@ -140,10 +140,14 @@ class MassCancel(msgspec.Struct, **_request(4)):
 
 class Logon(msgspec.Struct, **_request(10)):
     """Start a session; with cancel_on_disconnect the gateway cancels the account's
-    orders when this session stops heartbeating for the configured timeout."""
+    orders when this session stops heartbeating for the configured timeout. An
+    operator key may name an ``account``: the session then hears that account's
+    fills and events and its cancel-on-disconnect cancels that account's orders
+    (the shard router's sessions, docs/sharding.md)."""
 
     request_id: I64
     cancel_on_disconnect: bool = False
+    account: I64 = OWN_ACCOUNT
 
 
 class Heartbeat(msgspec.Struct, **_request(11)):
