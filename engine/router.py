@@ -65,7 +65,7 @@ from engine.schemas import (
     SkipDeposit,
     reject_text,
 )
-from engine.schemas_shards import GetTransfers, RouterReject, Transfer, TransferLeg
+from engine.schemas_shards import GetTransfers, Transfer, TransferLeg
 from engine.shards import MAX_SHARDS, Shards, load_shards
 
 log = logging.getLogger("engine.router")
@@ -273,17 +273,17 @@ class Router:
             return self._send(identity, link, shard, req)
         if isinstance(req, GetTransfers):
             if not 0 <= req.shard < len(self.shards.shards):
-                return RouterReject.NOT_ROUTABLE, f"no shard {req.shard}"
+                return GatewayReject.NOT_ROUTABLE, f"no shard {req.shard}"
             return self._send(identity, link, req.shard, req)
         if isinstance(req, Debit):
             return self._send(identity, link, self.shards.home.get(req.account, 0), req)
         if isinstance(req, Credit):
             return self._credit(identity, link, req)
         if isinstance(req, GetOpenOrders) and (req.limit or req.after_order_id):
-            return RouterReject.NOT_ROUTABLE, "pages of open orders are per shard; ask for all (limit 0)"
+            return GatewayReject.NOT_ROUTABLE, "pages of open orders are per shard; ask for all (limit 0)"
         if isinstance(req, FANOUT):
             return self._fan_out(identity, link, req, range(len(self.shards.shards)))
-        return RouterReject.NOT_ROUTABLE, f"send {type(req).__name__} to a shard gateway"
+        return GatewayReject.NOT_ROUTABLE, f"send {type(req).__name__} to a shard gateway"
 
     def _credit(self, identity: bytes, link: _Link, req: Credit) -> tuple[int, str] | None:
         """A deposit: credited on the account's home shard; its vault deposit id
@@ -294,7 +294,7 @@ class Router:
             return CoreReject.UNKNOWN_ACCOUNT, f"account {req.account} has no home shard"
         down = [s.name for s in self.shards.shards if not self.up(s.index)]
         if down:
-            return RouterReject.SHARD_UNAVAILABLE, f"a deposit needs every shard; down: {', '.join(down)}"
+            return GatewayReject.SHARD_UNAVAILABLE, f"a deposit needs every shard; down: {', '.join(down)}"
         if req.deposit_id:
             for shard in range(len(self.shards.shards)):
                 if shard != home:
@@ -305,7 +305,7 @@ class Router:
 
     def _send(self, identity: bytes, link: _Link, shard: int, req) -> tuple[int, str] | None:
         if not self.up(shard):
-            return RouterReject.SHARD_UNAVAILABLE, f"shard {self.shards.shards[shard].name} is down"
+            return GatewayReject.SHARD_UNAVAILABLE, f"shard {self.shards.shards[shard].name} is down"
         self._dealer_of(identity, link, shard).send(REQUEST_ENCODER.encode([req]))
         return None
 
@@ -315,7 +315,7 @@ class Router:
         DepositSkipped are dropped as they come)."""
         down = [self.shards.shards[s].name for s in shards if not self.up(s)]
         if down:
-            return RouterReject.SHARD_UNAVAILABLE, f"shard {', '.join(down)} down; this request needs it"
+            return GatewayReject.SHARD_UNAVAILABLE, f"shard {', '.join(down)} down; this request needs it"
         link.pending[req.request_id] = _Pending(req, set(shards), deadline=time.monotonic() + self.timeout_s)
         for shard in shards:
             self._dealer_of(identity, link, shard).send(REQUEST_ENCODER.encode([req]))
@@ -362,7 +362,7 @@ class Router:
                 if now >= pending.deadline:
                     del link.pending[rid]
                     names = ", ".join(self.shards.shards[s].name for s in sorted(pending.waiting))
-                    code = RouterReject.SHARD_UNAVAILABLE
+                    code = GatewayReject.SHARD_UNAVAILABLE
                     self._reply(identity, [Reject(0, 0, int(code), f"{reject_text(code)}: no answer from {names}",
                                                   request_id=rid)])
             if now - link.seen > self.config.session.idle_expiry_s and not link.pending:

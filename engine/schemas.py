@@ -37,7 +37,7 @@ from engine.schema_types import request_config as _request
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
-from engine.schemas_shards import ROUTER_REJECT_TEXT, SHARD_REPLIES, SHARD_REQUESTS
+from engine.schemas_shards import SHARD_REPLIES, SHARD_REQUESTS
 from engine.schemas_shards import EVENT_COLUMN as SHARD_EVENT_COLUMN
 
 OWN_ACCOUNT = -1
@@ -60,6 +60,8 @@ class GatewayReject(IntEnum):
     QUERY_TOO_LARGE = 107
     UNKNOWN_CURSOR = 108
     CHAIN_TOO_LARGE = 110
+    SHARD_UNAVAILABLE = 116   # the shard router's (docs/sharding.md)
+    NOT_ROUTABLE = 117
 
 
 GATEWAY_REJECT_TEXT = {
@@ -73,6 +75,8 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
     GatewayReject.UNKNOWN_CURSOR: "paging cursor names no order id the venue issued",
     GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
+    GatewayReject.SHARD_UNAVAILABLE: "the shard of this request is not answering; its instruments are unavailable",
+    GatewayReject.NOT_ROUTABLE: "the router cannot route this request",
 }
 
 
@@ -80,8 +84,6 @@ def reject_text(code: int) -> str:
     """Readable text of any reject code, core or gateway."""
     if code in GATEWAY_REJECT_TEXT:
         return GATEWAY_REJECT_TEXT[GatewayReject(code)]
-    if code in ROUTER_REJECT_TEXT:
-        return ROUTER_REJECT_TEXT[code]
     return REJECT_TEXT.get(code, f"reject code {code}")
 
 

@@ -1,7 +1,8 @@
 """Wire messages of sharding (docs/sharding.md): an operator's transfer of
 collateral between two shards (one leg per shard: request 46, replies of events
-52 and 53), the transfer counters of a shard (request 47, reply 54), and the
-router's reject codes (116, 117). engine/schemas.py registers them in its unions."""
+52 and 53) and the transfer counters of a shard (request 47, reply 54).
+engine/schemas.py registers them in its unions; the router's reject codes
+(116, 117) are GatewayReject's."""
 
 from __future__ import annotations
 
@@ -84,18 +85,6 @@ class Transfers(msgspec.Struct, **reply_config(54)):
     in_last: list[int]
     sent: list[SentTransfer]
 
-
-class RouterReject(IntEnum):
-    """Reject codes of the router (gateway codes)."""
-
-    SHARD_UNAVAILABLE = 116
-    NOT_ROUTABLE = 117
-
-
-ROUTER_REJECT_TEXT = {
-    RouterReject.SHARD_UNAVAILABLE: "the shard of this request is not answering; its instruments are unavailable",
-    RouterReject.NOT_ROUTABLE: "the router cannot route this request",
-}
 
 EVENT_COLUMN = {"transfer_id": "order_id"}
 """Reply field -> EVENT_DTYPE column of these replies, where the names differ

@@ -14,7 +14,7 @@ from engine.client import ClientKeys, MarketDataSubscriber
 from engine.core.types import Reject as CoreReject
 from engine.core.types import Side
 from engine.schemas import Ack, Balances, Cancelled, GatewayReject, Instruments, MassCancelled, OpenOrders, Reject
-from engine.schemas_shards import RouterReject, TransferLeg
+from engine.schemas_shards import TransferLeg
 from engine.rebalance import rebalance
 from engine.shards import load_shards
 
@@ -118,11 +118,11 @@ def test_shard_down_rejects_its_instruments_other_trades(venue):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     down = mm.place(TSLA, Side.SELL, 10, TSLA_PX)
-    assert isinstance(down, Reject) and down.code == RouterReject.SHARD_UNAVAILABLE
+    assert isinstance(down, Reject) and down.code == GatewayReject.SHARD_UNAVAILABLE
     assert "shard b is down" in down.text
     assert isinstance(mm.place(AMZN, Side.SELL, 10, PX), Ack)
     merged = mm.balances()
-    assert isinstance(merged, Reject) and merged.code == RouterReject.SHARD_UNAVAILABLE and "b" in merged.text
+    assert isinstance(merged, Reject) and merged.code == GatewayReject.SHARD_UNAVAILABLE and "b" in merged.text
 
 
 def test_router_restart_and_refusals(venue):
@@ -146,7 +146,7 @@ def test_router_restart_and_refusals(venue):
             transfer = mm2.transfer(TransferLeg.OUT, 1 << 40 | 1, 1, USDC, 1)
             assert isinstance(transfer, Reject) and transfer.code == GatewayReject.NOT_AUTHORIZED
             paged = mm2.open_orders(limit=10)
-            assert isinstance(paged, Reject) and paged.code == RouterReject.NOT_ROUTABLE
+            assert isinstance(paged, Reject) and paged.code == GatewayReject.NOT_ROUTABLE
         finally:
             mm2.close()
     finally:
