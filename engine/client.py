@@ -28,7 +28,8 @@ import zmq.auth
 
 from engine.core.types import CancelReason, OrderType, SelfTrade, TimeInForce
 from engine.gateway.marketdata import LocalBook
-from engine.schemas_shards import SHARD_REPLIES, GetTransfers, Transfer, TransferredIn, TransferredOut, Transfers
+from engine.schemas_shards import (SHARD_REPLIES, GetTransfers, Transfer, TransferredIn, TransferredOut,
+                                   Transfers)
 from engine.schemas import (
     ALL_INSTRUMENTS,
     MD_DECODER,

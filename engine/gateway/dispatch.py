@@ -179,8 +179,8 @@ def _cover_calls(batch: Batch, session: Session, req: CoverCalls, account: int) 
 
 def _transfer(batch: Batch, session: Session, req: Transfer, _account: None) -> None:
     if req.leg not in (TransferLeg.OUT, TransferLeg.IN):
-        batch.reject(session, GatewayReject.MALFORMED, f"leg must be {TransferLeg.OUT:d} (out) or {TransferLeg.IN:d} (in)",
-                     request_id=req.request_id)
+        batch.reject(session, GatewayReject.MALFORMED,
+                     f"leg must be {TransferLeg.OUT:d} (out) or {TransferLeg.IN:d} (in)", request_id=req.request_id)
         return
     kind = CommandKind.TRANSFER_OUT if req.leg == TransferLeg.OUT else CommandKind.TRANSFER_IN
     batch.command(session, req.request_id, kind, order_id=req.transfer_id, account=req.account, asset=req.asset,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from shards_harness import shards_doc, write_venue
 
 from engine.config import ConfigError, to_toml
+from engine.keys import main as keys_main
 from engine.shards import load_shards, shard_config
 from engine.venue import genesis_commands
 
@@ -75,3 +79,15 @@ def test_unknown_field_and_unknown_shard_refused(tmp_path):
     shards = load_shards(write_venue(tmp_path))
     with pytest.raises(ConfigError, match="no shard named 'c'"):
         shard_config(shards, "c")
+
+
+def test_sample_shards_file_loads(tmp_path):
+    """configs/shards.toml splits configs/venue.toml (keys created as `keys init` does)."""
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    for name in ("venue.toml", "shards.toml"):
+        shutil.copy(configs / name, tmp_path / name)
+    assert keys_main(["init", "--config", str(tmp_path / "venue.toml")]) == 0
+    shards = load_shards(tmp_path / "shards.toml")
+    assert [s.name for s in shards.shards] == ["stocks", "options"]
+    assert [i.symbol for i in shard_config(shards, "options").venue.instruments] == [
+        "BTC-20261231-100000-C", "TSLA.M-20261218-250-P"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from shards_harness import A, AMZN, B, TSLAX, NVDA, PX, TSLA, TSLA_PX, USDC, RouterThread, connect, start_shard, write_venue
+from shards_harness import (A, AMZN, B, NVDA, PX, TSLA, TSLA_PX, TSLAX, USDC, RouterThread, connect, start_shard,
+                            write_venue)
 
 from engine.client import ClientKeys, MarketDataSubscriber
 from engine.core.types import Reject as CoreReject
