@@ -140,3 +140,35 @@ def test_merge_restart_after_crash_merges_once(traded, tmp_path):
     for have, want in zip(got, expected):
         assert have.tobytes() == want.tobytes()
     assert resumed.positions == clean.positions
+
+
+def test_merge_orders_spending_after_the_fill_that_funded_it(tmp_path):
+    """Shard b's fill gives retail TSLA.M, a transfer moves it to shard a, and
+    shard a pays it out: a comes first in each round, but its withdrawal is
+    merged after b's fill (the vault would refuse it before)."""
+    path = write_venue(tmp_path)
+    gateways = [start_shard(path, "a"), start_shard(path, "b")]
+    router = RouterThread(path)
+    try:
+        deadline = time.monotonic() + 10
+        while not (router.router.up(A) and router.router.up(B)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with connect(path, "ops") as ops, connect(path, "mm") as mm, connect(path, "retail") as retail:
+            rebalance(ops, A, B, MM, TSLAX, 100 * UNIT)
+            assert isinstance(mm.place(TSLA, Side.SELL, 1_000, TSLA_PX), Ack)
+            assert isinstance(retail.place(TSLA, Side.BUY, 1_000, TSLA_PX), Ack)   # retail gets 1 TSLA.M on b
+            rebalance(ops, B, A, RETAIL, TSLAX, UNIT)
+        keys = path.parent / "keys"
+        with Client(gateways[A].orders, ClientKeys.from_files(keys / "ops.key_secret", keys / "server.key")) as ops:
+            assert isinstance(ops.debit(RETAIL, TSLAX, UNIT), Debited)       # paid out on shard a
+    finally:
+        router.stop()
+        for gw in gateways:
+            gw.stop()
+    merge = _merge(path, tmp_path / "merged", max_records=1)
+    assert merge.step() == 2
+    fills, withdrawals = merge.out.read(0, 10)
+    assert len(fills) == 1 and len(withdrawals) == 1
+    assert fills["buyer"][0] == RETAIL and withdrawals["account"][0] == RETAIL
+    assert fills["fill_id"][0] < withdrawals["withdrawal_id"][0]
