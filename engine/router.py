@@ -316,7 +316,9 @@ class Router:
         down = [self.shards.shards[s].name for s in shards if not self.up(s)]
         if down:
             return GatewayReject.SHARD_UNAVAILABLE, f"shard {', '.join(down)} down; this request needs it"
-        link.pending[req.request_id] = _Pending(req, set(shards), deadline=time.monotonic() + self.timeout_s)
+        if req.request_id:
+            # Answers are matched by request id: with 0, each shard's answer goes back unmerged.
+            link.pending[req.request_id] = _Pending(req, set(shards), deadline=time.monotonic() + self.timeout_s)
         for shard in shards:
             self._dealer_of(identity, link, shard).send(REQUEST_ENCODER.encode([req]))
         return None
@@ -341,10 +343,11 @@ class Router:
             return
         out = []
         for reply in REPLY_DECODER.decode(frames[-1].bytes):
-            if getattr(reply, "request_id", 0) == _OWN_LOGON:
+            rid = reply.request_id if "request_id" in type(reply).__struct_fields__ else 0
+            if rid == _OWN_LOGON:
                 continue
             reply = globalize(reply, shard, self.shards.shards[shard].instruments)
-            pending = link.pending.get(getattr(reply, "request_id", 0))
+            pending = link.pending.get(rid) if rid else None
             if pending is None:
                 out.append(reply)
             elif shard in pending.waiting:
