@@ -1,6 +1,8 @@
 """Command line of the engine: `python -m engine COMMAND ...`.
 
   serve            run the order gateway (--config venue.toml)
+  route            run the shard router (--config shards.toml)
+  rebalance        move collateral between shards (engine/rebalance.py)
   keys             generate CURVE key pairs (keys init --config venue.toml)
   replay           rebuild state from a journal offline and print the state hash
   replay-lobster   replay a LOBSTER day through the matcher (conformance)
@@ -16,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {
         "serve": "engine.gateway.__main__",
+        "route": "engine.router",
+        "rebalance": "engine.rebalance",
         "keys": "engine.keys",
         "replay": "engine.replay",
         "replay-lobster": "engine.tools.lobster",

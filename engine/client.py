@@ -28,6 +28,8 @@ import zmq.auth
 
 from engine.core.types import CancelReason, OrderType, SelfTrade, TimeInForce
 from engine.gateway.marketdata import LocalBook
+from engine.schemas_shards import (SHARD_REPLIES, GetTransfers, Transfer, TransferredIn, TransferredOut,
+                                   Transfers)
 from engine.schemas import (
     ALL_INSTRUMENTS,
     MD_DECODER,
@@ -106,7 +108,7 @@ _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, 
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
                   SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, PoolPaid, RedemptionRequested,
-                  PoolMarked, OrderFound)
+                  PoolMarked, OrderFound, *SHARD_REPLIES)
 
 
 class ClientKeys(NamedTuple):
@@ -455,6 +457,15 @@ class Client:
     def credit(self, account: int, asset: int, amount: int, deposit_id: int = 0) -> Credited | Reject:
         """Credit a deposit (operator key); deposit_id: the vault's id, credited exactly once."""
         return self.request(*self._requests.by_request_id(Credit, account, asset, amount, deposit_id))
+
+    def transfer(self, leg: int, transfer_id: int, account: int, asset: int,
+                 amount: int) -> TransferredOut | TransferredIn | Reject:
+        """One leg of a transfer between shards (operator key; engine/rebalance.py runs both)."""
+        return self.request(*self._requests.by_request_id(Transfer, leg, transfer_id, account, asset, amount))
+
+    def transfers(self, shard: int = 0) -> Transfers | Reject:
+        """A shard's transfer counters (operator key; through the router, of shard ``shard``)."""
+        return self.request(*self._requests.by_request_id(GetTransfers, shard))
 
     def skip_deposit(self, deposit_id: int) -> DepositSkipped | Reject:
         """Use up a vault deposit id without a credit (operator key)."""

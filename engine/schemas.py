@@ -40,6 +40,8 @@ from engine.schemas_perpetual import Fund, Funded, FundingSettled
 from engine.schemas_pools import POOL_REPLIES, POOL_REQUESTS
 from engine.schemas_pools import EVENT_COLUMN as POOL_EVENT_COLUMN
 from engine.schemas_replication import FindOrder, OrderFound
+from engine.schemas_shards import SHARD_REPLIES, SHARD_REQUESTS
+from engine.schemas_shards import EVENT_COLUMN as SHARD_EVENT_COLUMN
 
 OWN_ACCOUNT = -1
 """``account`` value meaning "the account bound to my key"."""
@@ -61,6 +63,8 @@ class GatewayReject(IntEnum):
     QUERY_TOO_LARGE = 107
     UNKNOWN_CURSOR = 108
     CHAIN_TOO_LARGE = 110
+    SHARD_UNAVAILABLE = 116   # the shard router's (docs/sharding.md)
+    NOT_ROUTABLE = 117
 
 
 GATEWAY_REJECT_TEXT = {
@@ -74,6 +78,8 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
     GatewayReject.UNKNOWN_CURSOR: "paging cursor names no order id the venue issued",
     GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
+    GatewayReject.SHARD_UNAVAILABLE: "the shard of this request is not answering; its instruments are unavailable",
+    GatewayReject.NOT_ROUTABLE: "the router cannot route this request",
 }
 
 
@@ -139,10 +145,14 @@ class MassCancel(msgspec.Struct, **_request(4)):
 
 class Logon(msgspec.Struct, **_request(10)):
     """Start a session; with cancel_on_disconnect the gateway cancels the account's
-    orders when this session stops heartbeating for the configured timeout."""
+    orders when this session stops heartbeating for the configured timeout. An
+    operator key may name an ``account``: the session then hears that account's
+    fills and events and its cancel-on-disconnect cancels that account's orders
+    (the shard router's sessions, docs/sharding.md)."""
 
     request_id: I64
     cancel_on_disconnect: bool = False
+    account: I64 = OWN_ACCOUNT
 
 
 class Heartbeat(msgspec.Struct, **_request(11)):
@@ -318,7 +328,7 @@ Request = Union[(
     SetState, SetReference, Credit, Debit, SetAssetPrice, GetStatus, SkipDeposit,
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
     Fund, PublishGreeks, FindOrder,
-    *OPTION_REQUESTS, *POOL_REQUESTS,
+    *OPTION_REQUESTS, *POOL_REQUESTS, *SHARD_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -566,7 +576,7 @@ EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
                 "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price",
                 **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN,
-                **POOL_EVENT_COLUMN}
+                **POOL_EVENT_COLUMN, **SHARD_EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -755,7 +765,7 @@ Reply = Union[(
     Credited, Debited, AssetPriceSet, DepositSkipped, OptionRiskSet, Liquidated, AccountFrozen, EngineEvent,
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
     FundingSettled, Funded, GreeksPublished, OrderFound,
-    *OPTION_REPLIES, *POOL_REPLIES,
+    *OPTION_REPLIES, *POOL_REPLIES, *SHARD_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

@@ -13,7 +13,7 @@ from engine.core.instrument cimport Instrument
 from engine.core.recarrays cimport new_records, record_data
 from engine.core.types cimport (AMEND, CANCEL, CANCEL_NEWEST, CREDIT, DEBIT, FREEZE_ACCOUNT, FUND, GTC, LIMIT, LIQUIDATE,
                                 MASS_CANCEL, NEW_ORDER, SET_ASSET_PRICE, SET_BANDS, SET_HAIRCUT, SET_OPTION_RISK,
-                                SET_REFERENCE, SET_STATE, SKIP_DEPOSIT)
+                                SET_REFERENCE, SET_STATE, SKIP_DEPOSIT, TRANSFER_IN, TRANSFER_OUT)
 
 import numpy as np
 
@@ -152,6 +152,27 @@ cdef class CommandApi(EngineParts):
     def debit(self, int64_t account, int32_t asset, int64_t amount, int64_t seq=0, int64_t ts=0):
         """Debit a withdrawal from the free balance (ledger units)."""
         cdef CommandRec c = _command(DEBIT, seq, ts)
+        c.account = account
+        c.asset = asset
+        c.qty = amount
+        return self._run_one(&c)
+
+    def transfer_out(self, int64_t transfer_id, int64_t account, int32_t asset, int64_t amount,
+                     int64_t seq=0, int64_t ts=0):
+        """Send ``amount`` of an asset from the account's free balance to another
+        shard (transfer ids: engine/core/transfers.pyx)."""
+        cdef CommandRec c = _command(TRANSFER_OUT, seq, ts)
+        c.order_id = transfer_id
+        c.account = account
+        c.asset = asset
+        c.qty = amount
+        return self._run_one(&c)
+
+    def transfer_in(self, int64_t transfer_id, int64_t account, int32_t asset, int64_t amount,
+                    int64_t seq=0, int64_t ts=0):
+        """Credit ``amount`` of an asset sent by another shard's transfer out."""
+        cdef CommandRec c = _command(TRANSFER_IN, seq, ts)
+        c.order_id = transfer_id
         c.account = account
         c.asset = asset
         c.qty = amount

@@ -33,6 +33,7 @@ cdef class MatchingEngine(PoolApi):
     cdef int _credit_debit(self, const CommandRec* c) except -1
     cdef int _set_asset_value(self, const CommandRec* c) except -1
     cdef int _skip_deposit(self, const CommandRec* c) except -1
+    cdef int _transfer(self, const CommandRec* c) except -1
     cdef int _set_option_risk(self, const CommandRec* c) except -1
     cdef int _liquidate(self, const CommandRec* c) except -1
     cdef int _freeze_account(self, const CommandRec* c) except -1

@@ -81,6 +81,8 @@ cdef class MatchingEngine(PoolApi):
             return self._pool_redeem(c)
         if c.kind == POOL_MARK:
             return self._pool_mark(c)
+        if c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN:
+            return self._transfer(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -460,6 +462,22 @@ cdef class MatchingEngine(PoolApi):
         e.leaves = self.ledger.at(c.account, c.asset).total
         return 0
 
+    cdef int _transfer(self, const CommandRec* c) except -1:
+        cdef uint8_t why
+        cdef EventRec* e
+        if not self.risk:
+            return self._reject(c, ACCOUNTS_DISABLED)
+        why = self.funds.transfer(c)
+        if why:
+            return self._reject(c, why)
+        e = self._emit(TRANSFERRED_OUT if c.kind == TRANSFER_OUT else TRANSFERRED_IN)
+        e.order_id = c.order_id
+        e.account = c.account
+        e.asset = c.asset
+        e.qty = c.qty
+        e.leaves = self.ledger.at(c.account, c.asset).total
+        return 0
+
     cdef int _skip_deposit(self, const CommandRec* c) except -1:
         cdef uint8_t why
         cdef EventRec* e
@@ -709,9 +727,10 @@ cdef class MatchingEngine(PoolApi):
         e.reason = reason
         e.instrument = c.instrument
         # Echo the id the command carries: the order a cancel or an amend names,
-        # the vault deposit id of a credit or a deposit skip, the redemption request executed.
+        # the vault deposit id of a credit or a deposit skip, the redemption request executed, a transfer's id.
         e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
-                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM else 0)
+                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM
+                      or c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN else 0)
         e.client_order_id = c.client_order_id
         e.account = c.account
         e.side = c.side

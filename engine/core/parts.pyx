@@ -360,6 +360,12 @@ cdef class EngineParts:
                              + ("" if self.risk else " (options are margined only with risk=True)"))
         return self.margins.rates(self.insts[instrument].series)
 
+    def transfers(self):
+        """The shard transfer counters: (last number sent per destination shard,
+        last number received per source shard, (account, asset, amount) of the
+        last transfer sent per destination shard), each over MAX_SHARDS peers."""
+        return self.funds.transfers.state()
+
     def funding_state(self, int32_t instrument):
         """FundingState of a perpetual option series (risk mode)."""
         return FundingState(*self.funding.series_state(self._perpetual_series(instrument)))

@@ -62,8 +62,9 @@ EVENT_DTYPE = np.dtype(
 JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED,
                                                     EventKind.ACCOUNT_FROZEN, EventKind.POSITION_SETTLED,
                                                     EventKind.SERIES_LISTED, EventKind.FUNDING_SETTLED,
-                                                    EventKind.POOL_PAID))
-"""Event kinds a journal batch record keeps (what settlement needs); the
+                                                    EventKind.POOL_PAID, EventKind.TRANSFERRED_OUT,
+                                                    EventKind.TRANSFERRED_IN))
+"""Event kinds a journal batch record keeps (what settlement needs: transfers order the shard merge); the
 journal (engine/journal.py) and the gateway's wire.select_kinds both use it."""
 
 # Event fields without padding: the attributes of engine.core.events.Event.

@@ -7,6 +7,7 @@ from engine.core.expiry cimport SeriesLife
 from engine.core.instrument cimport Instrument
 from engine.core.ledger cimport Ledger
 from engine.core.margin cimport Margin
+from engine.core.transfers cimport Transfers
 from engine.core.types cimport CommandRec, EventRec, Order, price_t, qty_t
 
 
@@ -14,6 +15,7 @@ cdef class Risk:
     cdef Ledger ledger
     cdef Margin margin
     cdef SeriesLife life          # covered calls
+    cdef Transfers transfers      # collateral moved between shards
     cdef readonly int64_t fee_account
     cdef readonly int64_t last_deposit_id
     cdef bint liquidating         # closing orders of a liquidation skip the margin check
@@ -27,6 +29,8 @@ cdef class Risk:
     cdef void settle_fill(self, const Instrument* inst, const Order* taker, const Order* maker,
                           price_t p, qty_t q, EventRec* e) noexcept
     cdef uint8_t credit_debit(self, const CommandRec* c) noexcept
+    cdef uint8_t transfer(self, const CommandRec* c) noexcept
+    cdef uint8_t _withdraw(self, int64_t account, int32_t asset, int64_t qty) noexcept
     cdef uint8_t skip_deposit(self, int64_t deposit_id) noexcept
     cdef uint8_t _check_deposit_id(self, int64_t deposit_id) noexcept
     cdef uint8_t freeze(self, int64_t account) except 255

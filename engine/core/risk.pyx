@@ -15,7 +15,7 @@ value, so no single balance exceeds 2**62.
 from engine.core.instrument cimport fee, notional, reservation
 from engine.core.ledger cimport Position
 from engine.core.book cimport OrderWalk
-from engine.core.types cimport (ACCOUNT_IS_FROZEN, BUY, CREDIT, DEBIT, DEPOSIT_GAP, DUPLICATE_DEPOSIT,
+from engine.core.types cimport (ACCOUNT_IS_FROZEN, BUY, CREDIT, DEBIT, TRANSFER_OUT, DEPOSIT_GAP, DUPLICATE_DEPOSIT,
                                 FEE_ACCOUNT_NOT_FREEZABLE, INSUFFICIENT_MARGIN, MARGIN_NOT_SET, SELL,
                                 UNKNOWN_ACCOUNT, UNKNOWN_ASSET)
 
@@ -29,6 +29,7 @@ cdef class Risk:
         self.life = life
         self.fee_account = fee_account
         self.frozen = set()
+        self.transfers = Transfers()
 
     # -- commands --
 
@@ -172,13 +173,38 @@ cdef class Risk:
             if c.order_id != 0:
                 self.last_deposit_id = c.order_id
             return 0
-        if self.n_frozen and self.is_frozen(c.account):
-            return ACCOUNT_IS_FROZEN
-        why = self.ledger.debit(c.account, c.asset, c.qty)
+        return self._withdraw(c.account, c.asset, c.qty)
+
+    cdef uint8_t transfer(self, const CommandRec* c) noexcept:
+        """A TRANSFER_OUT (taken from the free balance, as a withdrawal) or a
+        TRANSFER_IN (credited) of c.qty, the transfer id in c.order_id: each id
+        once, in order per pair of shards (transfers.pyx); a reject code,
+        changing nothing, if refused."""
+        cdef bint out = c.kind == TRANSFER_OUT
+        cdef uint8_t why
+        if not self.ledger.known(c.account):
+            return UNKNOWN_ACCOUNT
+        if c.asset < 0 or c.asset >= self.ledger.n_assets:
+            return UNKNOWN_ASSET
+        why = self.transfers.check(out, c.order_id)
         if why:
             return why
-        if self.ledger.has_options[c.account] and not self.margin.ok(c.account):
-            self.ledger.credit(c.account, c.asset, c.qty)   # undo: the withdrawal would leave margin short
+        why = self._withdraw(c.account, c.asset, c.qty) if out else self.ledger.credit(c.account, c.asset, c.qty)
+        if why:
+            return why
+        self.transfers.record(out, c.order_id, c.account, c.asset, c.qty)
+        return 0
+
+    cdef uint8_t _withdraw(self, int64_t account, int32_t asset, int64_t qty) noexcept:
+        # From the free balance, never leaving an options account short of margin.
+        cdef uint8_t why
+        if self.n_frozen and self.is_frozen(account):
+            return ACCOUNT_IS_FROZEN
+        why = self.ledger.debit(account, asset, qty)
+        if why:
+            return why
+        if self.ledger.has_options[account] and not self.margin.ok(account):
+            self.ledger.credit(account, asset, qty)   # undo: the withdrawal would leave margin short
             return INSUFFICIENT_MARGIN
         return 0
 

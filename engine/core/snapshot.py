@@ -18,7 +18,8 @@ SNAPSHOT_VERSION = 5
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)   # version 1 had no options: its option parts are empty;
 # version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
 # version 3 no perpetual series (its funding section is empty), no settled or delisted
-# series and no covered calls; version 4 no main pool (its main_pool section is None)
+# series and no covered calls; version 4 no main pool (its main_pool section is None) and no
+# shard transfers (its transfers section is empty)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -81,6 +82,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     covered: list[tuple[int, int, int]] = []        # (account, instrument, covered quantity units) of covered calls
     covering: list[int] = []                        # accounts whose call sells are covered (COVER_CALLS), sorted
     main_pool: MainPoolState | None = None          # only with a main pool (pool.pyx write_part)
+    transfers: bytes = b""   # shards only (transfers.pyx write_part): int64 [5, 16] transfer counters
 
 
 ENCODER = msgspec.msgpack.Encoder()

@@ -50,6 +50,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         covered=risk.life.write_covered(parts.insts, parts.n_inst),
         covering=sorted(risk.life.covering),
         main_pool=pool.write_part(),
+        transfers=risk.transfers.write_part(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -94,6 +95,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     parts.last_seq = snap.last_seq
     risk.last_deposit_id = snap.last_deposit_id
     risk.read_frozen(list(snap.frozen_accounts))
+    risk.transfers.read_part(snap.transfers)
     risk.life.read_part([list(row) for row in snap.series_status], [list(row) for row in snap.covered],
                         list(snap.covering), parts.insts, parts.n_inst)
     try:
@@ -120,6 +122,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     funding.hash_words(words)
     pool.hash_words(words)
     risk.life.hash_words(parts.insts, parts.n_inst, words)
+    risk.transfers.hash_words(words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)
     haircuts = risk.ledger.changed_haircuts(assets)
     if bands or haircuts:

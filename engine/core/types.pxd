@@ -76,6 +76,8 @@ cpdef enum CommandKind:
     POOL_DEPOSIT = 21
     POOL_REDEEM = 22
     POOL_MARK = 23
+    TRANSFER_OUT = 27
+    TRANSFER_IN = 28
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -104,6 +106,8 @@ cpdef enum EventKind:
     POOL_PAID = 24
     POOL_REDEEM_REQUESTED = 25
     POOL_MARKED = 26
+    TRANSFERRED_OUT = 52
+    TRANSFERRED_IN = 53
 
 cpdef enum CancelReason:
     USER = 1
@@ -171,6 +175,9 @@ cpdef enum Reject:
     POOL_EQUITY_GUARD = 51
     POOL_NAV_UNSET = 52
     UNKNOWN_REDEMPTION = 53
+    TRANSFER_DUPLICATE = 59
+    TRANSFER_GAP = 60
+    INVALID_TRANSFER = 61
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

@@ -71,6 +71,9 @@ REJECT_TEXT = {
     Reject.POOL_EQUITY_GUARD: "the pool's equity would fall below its initial margin times the equity multiplier",
     Reject.POOL_NAV_UNSET: "the pool's NAV has no price: a held asset or option position is not priced",
     Reject.UNKNOWN_REDEMPTION: "no pending redemption request has this id",
+    Reject.TRANSFER_DUPLICATE: "transfer already applied on this shard (each transfer id applies once)",
+    Reject.TRANSFER_GAP: "transfer number skips one: transfers between two shards apply in order",
+    Reject.INVALID_TRANSFER: "not a transfer id (src << 48 | dst << 40 | number, two different shards below 16)",
 }
 
 CANCEL_TEXT = {

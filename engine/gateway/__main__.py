@@ -17,6 +17,7 @@ from engine.config import ConfigError, load_config
 from engine.gateway.server import Gateway
 from engine.journal import JournalError, JournalFailure
 from engine.replay import ReplayError
+from engine.shards import load_shards, shard_config
 
 log = logging.getLogger("engine.gateway")
 
@@ -25,14 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the gateway until SIGTERM/SIGINT; 1 if it cannot start, 3 if its journal
     failed while serving (it stopped without acknowledging anything not on disk)."""
     parser = argparse.ArgumentParser(prog="python -m engine serve", description="Run the order gateway.")
-    parser.add_argument("--config", type=Path, required=True, help="venue TOML file")
+    parser.add_argument("--config", type=Path, required=True, help="venue TOML file (a shards file with --shard)")
+    parser.add_argument("--shard", help="serve this shard of the shards file given as --config")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-file", type=Path, help="log here instead of stderr")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), filename=args.log_file,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config)
+        config = shard_config(load_shards(args.config), args.shard) if args.shard else load_config(args.config)
         gateway = Gateway(config, on_standby=lambda seq: print(f"standby last_seq={seq}", flush=True))
     except (ConfigError, JournalError, ReplayError, zmq.ZMQError, OSError) as err:
         log.error("cannot start: %s", err)

@@ -50,6 +50,7 @@ from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, Ge
 from engine.schemas_perpetual import Fund
 from engine.schemas_pools import PoolDeposit, PoolRedeem
 from engine.schemas_replication import FindOrder
+from engine.schemas_shards import GetTransfers, Transfer, TransferLeg
 
 
 class Rule(Enum):
@@ -185,6 +186,14 @@ def _pool_deposit(batch: Batch, session: Session, req: PoolDeposit, account: int
 def _pool_redeem(batch: Batch, session: Session, req: PoolRedeem, account: int) -> None:
     batch.command(session, req.request_id, CommandKind.POOL_REDEEM, account=account, asset=req.pool, qty=req.shares,
                   order_id=req.redemption)
+def _transfer(batch: Batch, session: Session, req: Transfer, _account: None) -> None:
+    if req.leg not in (TransferLeg.OUT, TransferLeg.IN):
+        batch.reject(session, GatewayReject.MALFORMED,
+                     f"leg must be {TransferLeg.OUT:d} (out) or {TransferLeg.IN:d} (in)", request_id=req.request_id)
+        return
+    kind = CommandKind.TRANSFER_OUT if req.leg == TransferLeg.OUT else CommandKind.TRANSFER_IN
+    batch.command(session, req.request_id, kind, order_id=req.transfer_id, account=req.account, asset=req.asset,
+                  qty=req.amount)
 
 
 ROUTES: dict[type, Route] = {
@@ -221,6 +230,8 @@ ROUTES: dict[type, Route] = {
     FindOrder: Route(Rule.ACCOUNT),
     GetStatus: Route(Rule.OPERATOR),
     GetMarginCalls: Route(Rule.OPERATOR),
+    Transfer: Route(Rule.OPERATOR, _transfer),
+    GetTransfers: Route(Rule.OPERATOR),
 }
 
 # A reject names the request by the fields it has of these (derived once per type).

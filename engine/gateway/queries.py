@@ -31,7 +31,9 @@ from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import Chain, GetChain, SeriesInfo
 from engine.schemas_replication import FindOrder, OrderFound
+from engine.schemas_shards import GetTransfers, SentTransfer, Transfers
 from engine.schemas import (
+    OWN_ACCOUNT,
     REPLY_ENCODER,
     AssetBalance,
     AssetInfo,
@@ -89,7 +91,15 @@ class Queries:
                 return
             case Heartbeat():
                 reply = Pong(req.request_id, ts, engine.last_seq)
+            case Logon() if req.account != OWN_ACCOUNT and (not session.principal.operator
+                                                            or not _known(engine, req.account)):
+                batch.reject(session, GatewayReject.NOT_AUTHORIZED if not session.principal.operator
+                             else CoreReject.UNKNOWN_ACCOUNT, "only an operator key's session may act as an "
+                             "account, a known one", request_id=req.request_id)
+                return
             case Logon():
+                if req.account != OWN_ACCOUNT:
+                    self.sessions.act_as(session, req.account)
                 session.cancel_on_disconnect = req.cancel_on_disconnect
                 s = self.config.session
                 reply = LoggedOn(req.request_id, session.account if session.principal.account is not None else -1,
@@ -145,6 +155,9 @@ class Queries:
                 recent = self.recent_orders
                 reply = OrderFound(req.request_id, account, req.client_order_id,
                                    recent.find(account, req.client_order_id), recent.from_seq)
+            case GetTransfers():
+                out_last, in_last, sent = engine.transfers()
+                reply = Transfers(req.request_id, out_last, in_last, [SentTransfer(*row) for row in sent])
             case GetStatus():
                 reply = Status(req.request_id, engine.last_seq, engine.state_hash(), len(self.sessions),
                                engine.last_deposit_id)
@@ -207,6 +220,15 @@ class Queries:
                                    dynamic_band_bps=dynamic_bps, **terms))
         assets = [from_core(AssetInfo, asset, asset=aid) for aid, asset in enumerate(engine.assets)]
         return Instruments(request_id, infos, assets, self.config.market_data.depth)
+
+
+def _known(engine, account: int) -> bool:
+    """Whether the engine keeps balances for ``account``."""
+    try:
+        engine.balances(account)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _items(reply) -> int:

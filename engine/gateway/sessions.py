@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict, deque
 
+import msgspec
+
 from engine.config import GatewaySection, Principal
 from engine.core.wire import NO_ACCOUNT
 from engine.gateway.limits import SessionLimits
@@ -79,6 +81,16 @@ class Sessions:
             self.by_account[principal.account].append(session)
         return session
 
+    def act_as(self, session: Session, account: int) -> None:
+        """Let an operator's session hear for ``account`` (Logon.account): its
+        principal becomes the operator acting for that account."""
+        if session.principal.account is not None:
+            self.drop(session)
+            self.by_identity[session.identity] = session
+            self.by_id[session.id] = session
+        session.principal = msgspec.structs.replace(session.principal, account=account)
+        self.by_account[account].append(session)
+
     def drop(self, session: Session) -> None:
         """Forget a session."""
         self.by_identity.pop(session.identity, None)
@@ -89,10 +101,11 @@ class Sessions:
                 peers.remove(session)
 
     def silent_peers(self, session: Session, now: float, silence_s: float) -> list[Session]:
-        """The other sessions of ``session``'s principal with cancel-on-disconnect
+        """The other sessions of ``session``'s principal (an operator acting as an
+        account: as that account) with cancel-on-disconnect
         that have sent nothing for more than ``silence_s``."""
         return [s for s in self.by_identity.values()
-                if s is not session and s.user_id == session.user_id and s.cancel_on_disconnect
+                if s is not session and s.principal == session.principal and s.cancel_on_disconnect
                 and now - s.last_seen > silence_s]
 
     def expired(self, now: float, timeout_s: float, idle_s: float) -> list[Session]:

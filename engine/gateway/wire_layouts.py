@@ -37,11 +37,14 @@ FAST_REQUESTS = {NewOrder: CommandKind.NEW_ORDER, Cancel: CommandKind.CANCEL, Am
 FANOUT_KINDS = frozenset(int(k) for k in (EventKind.ACCEPTED, EventKind.FILL, EventKind.CANCELLED,
                                           EventKind.MASS_CANCELLED, EventKind.CREDITED, EventKind.DEBITED,
                                           EventKind.LIQUIDATED, EventKind.FUNDING_SETTLED,
-                                          EventKind.POSITION_SETTLED))
+                                          EventKind.POSITION_SETTLED, EventKind.TRANSFERRED_OUT,
+                                          EventKind.TRANSFERRED_IN))
 """Events an account hears about even when another session (or the gateway) caused them:
 orders an operator placed in its name (a liquidation's closing orders), their fills,
-cancels, balance changes (funding included), its liquidation, the cash settlement of its
+cancels, balance changes (funding and shard transfers included), its liquidation, the cash settlement of its
 expired positions."""
+
+_EVENT_KINDS = frozenset(int(k) for k in EventKind)
 
 _INT_KINDS = {"<i8": "i64", "<i4": "i32", "|u1": "u8"}
 
@@ -95,8 +98,9 @@ def _program(tag: int, rename: dict[str, str] | None = None) -> list[tuple[str, 
 def reply_programs() -> tuple[dict[int, list], list, list]:
     """(program per event kind, maker's fill program, fallback program)."""
     engine_event = EngineEvent.__struct_config__.tag
+    # Event replies are the tags that are event kinds (gateway-only reply tags are not).
     programs = {kind: _program(kind, {"liquidity": "taker"} if kind == EventKind.FILL else None)
-                for kind in REPLY_BY_TAG if kind < engine_event}
+                for kind in REPLY_BY_TAG if kind in _EVENT_KINDS}
     maker = _program(EventKind.FILL, {"client_order_id": "maker_client_order_id", "order_id": "maker_order_id",
                                       "side": "other_side", "leaves": "maker_leaves", "fee": "maker_fee",
                                       "liquidity": "maker"})
