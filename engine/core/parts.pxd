@@ -12,6 +12,7 @@ from engine.core.margin cimport Margin
 from engine.core.risk cimport Risk
 from engine.core.state cimport Parts
 from engine.core.types cimport oid_t
+from engine.core.waterfall cimport Waterfall
 
 
 cdef class EngineParts:
@@ -26,6 +27,7 @@ cdef class EngineParts:
     cdef SeriesLife life          # series status, settlement, covered calls
     cdef Risk funds               # reservations, fills, deposits
     cdef Funding funding          # perpetual series: funding indexes, pools, settlement
+    cdef Waterfall losses         # insurance and main pool accounts, the loss waterfall's money
     cdef readonly bint risk
     cdef readonly int64_t max_accounts
     cdef readonly oid_t next_order_id   # every id below it was issued (paging cursors)

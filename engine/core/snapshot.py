@@ -14,11 +14,11 @@ import numpy as np
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
-SNAPSHOT_VERSION = 4
-SUPPORTED_VERSIONS = (1, 2, 3, 4)   # version 1 had no options: its option parts are empty;
+SNAPSHOT_VERSION = 5
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)   # version 1 had no options: its option parts are empty;
 # version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
 # version 3 no perpetual series (its funding section is empty), no settled or delisted
-# series and no covered calls
+# series and no covered calls; version 4 no pools (its insurance section is empty)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -68,6 +68,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     series_status: list[tuple[int, int, int]] = []  # (instrument, 1 settled / 2 delisted, settlement price)
     covered: list[tuple[int, int, int]] = []        # (account, instrument, covered quantity units) of covered calls
     covering: list[int] = []                        # accounts whose call sells are covered (COVER_CALLS), sorted
+    insurance: list[list] = []  # waterfall.pyx write_part: [settings, fee income, fees swept, step totals]; [] without pools
 
 
 ENCODER = msgspec.msgpack.Encoder()

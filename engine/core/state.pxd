@@ -8,6 +8,7 @@ from engine.core.instrument cimport Instrument
 from engine.core.margin cimport Margin
 from engine.core.risk cimport Risk
 from engine.core.types cimport oid_t
+from engine.core.waterfall cimport Waterfall
 
 
 # The parts of one engine, as state.pyx reads and writes them.
@@ -22,11 +23,12 @@ ctypedef struct Parts:
 
 # -- queries --
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                          list assets, list instruments)
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, list assets,
-                    list instruments)
+                          Waterfall losses, list assets, list instruments)
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, Waterfall losses,
+                    list assets, list instruments)
 cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding) except -1
 
 # -- commands (restore: decode, then hand each part its fields) --
 cdef object decode_snapshot(data)
-cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding) except -1
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
+                       Waterfall losses) except -1

@@ -25,7 +25,7 @@ from engine.core import snapshot as _snap
 
 
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                          list assets, list instruments):
+                          Waterfall losses, list assets, list instruments):
     """The full state as EngineSnapshot bytes."""
     snap = _snap.EngineSnapshot(
         version=_snap.SNAPSHOT_VERSION,
@@ -48,6 +48,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         series_status=risk.life.write_status(parts.insts, parts.n_inst),
         covered=risk.life.write_covered(parts.insts, parts.n_inst),
         covering=sorted(risk.life.covering),
+        insurance=losses.write_part(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -65,7 +66,8 @@ cdef object decode_snapshot(data):
     return snap
 
 
-cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding) except -1:
+cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
+                       Waterfall losses) except -1:
     """Hand each part of an engine built from the snapshot's specs its own
     fields; every part checks its values before it writes them."""
     cdef Ledger ledger = risk.ledger
@@ -76,6 +78,9 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     accounts = ledger.read_part(snap, parts.max_accounts)
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
     funding.read_part(snap.funding, accounts)
+    losses.read_part([list(row) for row in snap.insurance])
+    if losses.enabled:
+        risk.fee_income = losses.fee_income
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
         # Accounts first: resting an order sizes the account lists to its account.
         orders = np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE)
@@ -99,8 +104,8 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     return 0
 
 
-cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, list assets,
-                    list instruments):
+cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, Waterfall losses,
+                    list assets, list instruments):
     """SHA-256 (hex) over the parts' hash words."""
     cdef int32_t i
     cdef list words = [parts.n_inst, parts.next_order_id, parts.last_seq]
@@ -114,6 +119,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     risk.ledger.hash_words(words)
     margin.hash_words(words)
     funding.hash_words(words)
+    losses.hash_words(words)
     risk.life.hash_words(parts.insts, parts.n_inst, words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)
     haircuts = risk.ledger.changed_haircuts(assets)

@@ -73,6 +73,7 @@ cpdef enum CommandKind:
     SETTLE_SERIES = 18
     COVER_CALLS = 19
     FUND = 20
+    SWEEP_FEES = 24
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -98,6 +99,10 @@ cpdef enum EventKind:
     COVERING_SET = 21
     FUNDING_SETTLED = 22
     FUNDED = 23
+    PENALTY_CHARGED = 27
+    LOSS_COVERED = 28
+    DELEVERAGED = 29
+    FEES_SWEPT = 30
 
 cpdef enum CancelReason:
     USER = 1
@@ -160,6 +165,8 @@ cpdef enum Reject:
     NOT_PERPETUAL = 46
     INVALID_FUNDING = 47
     FUNDING_OVERFLOW = 48
+    POOLS_NOT_SET = 54
+    NOTHING_TO_SWEEP = 55
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

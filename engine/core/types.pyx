@@ -66,6 +66,8 @@ REJECT_TEXT = {
     Reject.NOT_PERPETUAL: "instrument is not a perpetual option series",
     Reject.INVALID_FUNDING: "funding needs 0 <= payoff <= mark <= the series' max price (price units)",
     Reject.FUNDING_OVERFLOW: "funding step would take the series' funding index past its 2**62 limit",
+    Reject.POOLS_NOT_SET: "no insurance pool is configured ([pools] insurance_account)",
+    Reject.NOTHING_TO_SWEEP: "the insurance pool's share of this asset's fees is already swept",
 }
 
 CANCEL_TEXT = {
