@@ -28,6 +28,7 @@ from zmq.utils import z85
 
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
+from engine.pools_config import PoolsSection, PoolsSpec, pools_spec
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -195,6 +196,7 @@ class ConfigFile(msgspec.Struct, **_section()):
     instruments: list[InstrumentEntry] = []
     accounts: list[AccountEntry] = []
     operators: list[OperatorEntry] = []
+    pools: PoolsSection | None = None
 
 
 class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -208,6 +210,7 @@ class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
     assets: list[AssetSpec]
     instruments: list[InstrumentSpec]
     accounts: list[int]
+    pools: PoolsSpec | None = None     # the insurance and main pools (engine/pools_config.py)
 
 
 _VENUE_ENCODER = msgspec.msgpack.Encoder()
@@ -326,9 +329,13 @@ def _resolve(path: Path, file: ConfigFile) -> Config:
             raise ConfigError(f"{path}: account {acct} outside [0, max_accounts={venue.max_accounts})")
     if venue.fee_account in accounts:
         raise ConfigError(f"{path}: account {venue.fee_account} is the fee account; give traders other ids")
+    try:
+        pools = pools_spec(path, file.pools, accounts, venue.risk)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     spec = VenueSpec(max_accounts=venue.max_accounts, max_orders=venue.max_orders,
                      fee_account=venue.fee_account, risk=venue.risk, assets=assets,
-                     instruments=instruments, accounts=accounts)
+                     instruments=instruments, accounts=accounts, pools=pools)
     principals: dict[bytes, Principal] = {}
     for acct in file.accounts:
         who = Principal(acct.name or str(acct.id), acct.id, False, acct.rates)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+import msgspec
 import numpy as np
 
 from engine.config import Config, ConfigError, VenueSpec
@@ -29,6 +30,8 @@ def build_engine(spec: VenueSpec):
             engine.add_asset(asset)
         for account in spec.accounts:
             engine.open_account(account)
+        if spec.pools is not None:
+            engine.set_pools(**msgspec.structs.asdict(spec.pools))
     else:
         engine = MatchingEngine(spec.max_accounts, spec.max_orders)
     for inst in spec.instruments:

@@ -7,7 +7,8 @@
   and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account
   ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
-  POSITION_SETTLED and FUNDING_SETTLED -> fill, DEBITED -> withdrawal) into those records,
+  POSITION_SETTLED, FUNDING_SETTLED and the loss waterfall's payments -> fill, DEBITED ->
+  withdrawal) into those records,
   vectorised, with each instrument's exact
   ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN
   events. Ids are ``seq * FILLS_PER_SEQ + index of the event within its command``, so all
@@ -61,7 +62,12 @@ watchtower's recomputation treat it as any fill.
 A funding payment of a perpetual series (FUNDING_SETTLED, engine/core/funding.pyx) is the same
 kind of fill between the account and the fee account, which holds the funding pools' money (the
 event's `maker_account`): an account that pays is the buyer, one that receives the seller. The
-fee account's own funding moves nothing and makes no record."""
+fee account's own funding moves nothing and makes no record.
+
+The loss waterfall's payments (engine/core/losses.pyx: PENALTY_CHARGED, LOSS_COVERED, FEES_SWEPT,
+whose `account` pays its `maker_account`; DELEVERAGED, whose `maker_account`, the bankrupt short,
+pays its `account`, a deleveraged long) are the same kind of fill between the two accounts: the
+payer is the buyer, the payee the seller."""
 
 WITHDRAWAL_DTYPE = np.dtype(
     [
@@ -207,16 +213,23 @@ def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray
     return fills, withdrawals
 
 
+_WATERFALL_KINDS = np.array([EventKind.PENALTY_CHARGED, EventKind.LOSS_COVERED, EventKind.DELEVERAGED,
+                             EventKind.FEES_SWEPT], dtype=np.uint8)
+
+
 def _payment_fills(events: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """The payments between an account and the fee account as fills: cash settlement
     (POSITION_SETTLED with an amount; side SELL: the account pays) and funding
-    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives)."""
+    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives) and the loss waterfall's
+    transfers (the account pays, but a DELEVERAGED long receives)."""
     kind, qty = events["kind"], events["qty"]
     settles = (kind == EventKind.POSITION_SETTLED) & (qty > 0)
     funds = (kind == EventKind.FUNDING_SETTLED) & (events["account"] != events["maker_account"])
-    is_payment = settles | funds
+    losses = np.isin(kind, _WATERFALL_KINDS) & (qty > 0)
+    is_payment = settles | funds | losses
     p = events[is_payment]
-    pays = np.where(settles[is_payment], p["side"] == Side.SELL, p["qty"] > 0)
+    pays = np.where(settles[is_payment], p["side"] == Side.SELL,
+                    np.where(losses[is_payment], p["kind"] != EventKind.DELEVERAGED, p["qty"] > 0))
     fills = empty_fills(len(p))
     fills["fill_id"] = ids[is_payment]
     fills["buyer"] = np.where(pays, p["account"], p["maker_account"])

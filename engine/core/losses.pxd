@@ -18,7 +18,8 @@ cdef class LossApi(CommandApi):
     # -- the waterfall --
     cdef int _cover_liquidation(self, int64_t account, Py_ssize_t head) except -1
     cdef dict _charge_penalty(self, int64_t account, Py_ssize_t head)
-    cdef int _cover_series(self, int64_t account, int32_t series, dict penalty) except -1
+    cdef int _cover_series(self, int64_t account, int32_t series, Py_ssize_t head, dict penalty) except -1
+    cdef qty_t _bought(self, int64_t account, int32_t instrument, Py_ssize_t head) noexcept
     cdef int _cover_payment(self, int64_t account, int32_t instrument, int64_t need) except -1
     cdef int _take_own(self, int64_t account, int32_t instrument, int32_t premium) except -1
     cdef int64_t _top_up(self, int64_t account, int32_t instrument, int32_t asset, int64_t want,

@@ -97,7 +97,7 @@ cdef class LossApi(CommandApi):
         cdef int64_t fee_part
         penalty = self._charge_penalty(account, head)
         for s in range(self.ledger.n_series):
-            self._cover_series(account, s, penalty)
+            self._cover_series(account, s, head, penalty)
         for asset, left in sorted(penalty.items()):
             fee_part = left - left * w.penalty_share_bps // BPS
             if fee_part > 0:
@@ -131,9 +131,10 @@ cdef class LossApi(CommandApi):
                 penalty[asset] = amount
         return penalty
 
-    cdef int _cover_series(self, int64_t account, int32_t series, dict penalty) except -1:
+    cdef int _cover_series(self, int64_t account, int32_t series, Py_ssize_t head, dict penalty) except -1:
         """Cover the account's short in ``series`` if it cannot pay for it (the
-        module docstring's steps)."""
+        module docstring's steps); a stepwise liquidation covers at most what is
+        left of its step after the plan's buy-backs (events from ``head``)."""
         cdef const Position* p = self.ledger.position(account, series)
         cdef int32_t instrument = self.margins.series_inst[series]
         cdef Instrument* inst = &self.insts[instrument]
@@ -147,7 +148,9 @@ cdef class LossApi(CommandApi):
             return 0
         want = -p.pos
         if self.losses.step_lots:
-            want = min(want, self.losses.step_lots * inst.lot)
+            want = min(want, self.losses.step_lots * inst.lot - self._bought(account, instrument, head))
+            if want <= 0:
+                return 0
         execution_band(inst, &lo, &hi)
         if hi != INT64_MAX and lo <= hi:
             # Bankrupt at the band edge with asks to buy from: the pools lend what
@@ -188,6 +191,16 @@ cdef class LossApi(CommandApi):
         self._top_up(account, instrument, quote, value - have, penalty, &d)
         self._deleverage(account, inst, want, min(value, self.ledger.free(account, quote)))
         return 0
+
+    cdef qty_t _bought(self, int64_t account, int32_t instrument, Py_ssize_t head) noexcept:
+        # What the account bought in the instrument since event ``head``.
+        cdef qty_t total = 0
+        cdef Py_ssize_t i
+        for i in range(head, self.ev_n):
+            if (self.ev[i].kind == FILL and self.ev[i].instrument == instrument
+                    and self.ev[i].account == account and self.ev[i].side == BUY):
+                total += self.ev[i].qty
+        return total
 
     cdef int _cover_payment(self, int64_t account, int32_t instrument, int64_t need) except -1:
         """An expired short that cannot pay ``need`` (chain.pyx, after its payment

@@ -61,7 +61,9 @@ EVENT_DTYPE = np.dtype(
 
 JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CREDITED, EventKind.DEBITED,
                                                     EventKind.ACCOUNT_FROZEN, EventKind.POSITION_SETTLED,
-                                                    EventKind.SERIES_LISTED, EventKind.FUNDING_SETTLED))
+                                                    EventKind.SERIES_LISTED, EventKind.FUNDING_SETTLED,
+                                                    EventKind.PENALTY_CHARGED, EventKind.LOSS_COVERED,
+                                                    EventKind.DELEVERAGED, EventKind.FEES_SWEPT))
 """Event kinds a journal batch record keeps (what settlement needs); the
 journal (engine/journal.py) and the gateway's wire.select_kinds both use it."""
 

@@ -37,11 +37,12 @@ FAST_REQUESTS = {NewOrder: CommandKind.NEW_ORDER, Cancel: CommandKind.CANCEL, Am
 FANOUT_KINDS = frozenset(int(k) for k in (EventKind.ACCEPTED, EventKind.FILL, EventKind.CANCELLED,
                                           EventKind.MASS_CANCELLED, EventKind.CREDITED, EventKind.DEBITED,
                                           EventKind.LIQUIDATED, EventKind.FUNDING_SETTLED,
-                                          EventKind.POSITION_SETTLED))
+                                          EventKind.POSITION_SETTLED, EventKind.PENALTY_CHARGED,
+                                          EventKind.LOSS_COVERED, EventKind.DELEVERAGED))
 """Events an account hears about even when another session (or the gateway) caused them:
 orders an operator placed in its name (a liquidation's closing orders), their fills,
 cancels, balance changes (funding included), its liquidation, the cash settlement of its
-expired positions."""
+expired positions, the loss waterfall's payments to or from it and its deleveraging."""
 
 _INT_KINDS = {"<i8": "i64", "<i4": "i32", "|u1": "u8"}
 
