@@ -423,3 +423,50 @@ def test_random_gap_liquidations_conserve_every_asset_and_follow_the_reference(s
             assert [q for _, _, q in adl] == [q for _, _, q in ref.deleverage([(a, k) for a, k, _ in adl], qty, paid)]
     restored = MatchingEngine.from_snapshot(eng.snapshot())
     assert restored.state_hash() == eng.state_hash()
+
+
+# -- funding a liquidated long still owes -------------------------------------------------
+
+def test_funding_a_liquidated_long_cannot_pay_is_lent_by_the_pools():
+    from engine.defaults import perpetual_series
+    from engine.units import NS_PER_S
+
+    hour = 3_600 * NS_PER_S
+    call = perpetual_series("WBTC", "BTC", "100000", "C", 3 * 86_400)
+    wbtc = ASSET["WBTC"]
+    carries = {}
+    for pools in (False, True):
+        eng = MatchingEngine(risk=True, fee_account=FEE)
+        for spec in DEFAULT_ASSETS:
+            eng.add_asset(spec)
+        eng.add_instrument(call)
+        for acct in ACCOUNTS[1:]:
+            eng.open_account(acct)
+        if pools:
+            eng.set_pools(INSURANCE, MAIN, **POOLS)
+            eng.credit(INSURANCE, USDC, 100 * DOLLAR)
+        for asset, price in ((USDC, USD), (TSLA, 250 * USD), (wbtc, 90_000 * USD)):
+            eng.set_asset_price(asset, price)
+        eng.set_reference_price(0, 20_000_000)
+        eng.set_option_risk(0, 200 * USD, 150 * USD)
+        for acct in (LONG, MAKER):
+            eng.credit(acct, USDC, 10**12)
+        eng.credit(SHORT, TSLA, 200 * SHARE)
+        eng.credit(SHORT, USDC, 20_006_000)
+        eng.new_order(0, SHORT, Side.BUY, 1, 20_000_000, ts=0)       # SHORT is the long here
+        eng.new_order(0, LONG, Side.SELL, 1, 20_000_000, ts=0)
+        eng.fund(0, 20_000_000, 0, ts=0)
+        eng.fund(0, 20_000_000, 0, ts=72 * hour)                       # ~$20 owed, nothing free to pay it
+        eng.set_asset_price(TSLA, USD)
+        eng.new_order(0, MAKER, Side.BUY, 1, 18_000_000)               # the sale raises $18
+        start = supply(eng)
+        ev = eng.liquidate(SHORT, ts=72 * hour)
+        assert supply(eng) == start
+        eng.check_integrity()
+        assert eng.positions(SHORT) == []
+        carries[pools] = (eng.funding_position(SHORT, 0)[1],
+                          [(e.aux, e.qty) for e in ev if e.kind == EventKind.LOSS_COVERED])
+    assert carries[False][0] > 0 and carries[False][1] == []
+    carry, covered = carries[True]
+    assert carry <= 0
+    assert [step for step, _ in covered] == [ref.OWN, ref.PENALTY, ref.INSURANCE]   # its TSLA.M, then the loans

@@ -21,6 +21,7 @@ cdef class LossApi(CommandApi):
     cdef int _cover_series(self, int64_t account, int32_t series, Py_ssize_t head, dict penalty) except -1
     cdef qty_t _bought(self, int64_t account, int32_t instrument, Py_ssize_t head) noexcept
     cdef int _cover_payment(self, int64_t account, int32_t instrument, int64_t need) except -1
+    cdef int _cover_funding(self, int64_t account, dict penalty) except -1
     cdef int _take_own(self, int64_t account, int32_t instrument, int32_t premium) except -1
     cdef int64_t _top_up(self, int64_t account, int32_t instrument, int32_t asset, int64_t want,
                          dict penalty, Draw* d) except -1
@@ -36,3 +37,5 @@ cdef class LossApi(CommandApi):
     cdef int _reject(self, const CommandRec* c, uint8_t reason) except -1
     cdef int _settle_fill_funding(self, const Instrument* inst, const Order* taker, const Order* maker,
                                   qty_t q) except -1
+    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index,
+                             bint frozen) except -1

@@ -20,8 +20,10 @@ own collateral sells and buys back what it can. Then, with pools configured:
   and the longs share what it then holds;
 * last, the fee account's share of the penalty that was not drawn back.
 
-An expired short that cannot pay (chain.pyx) draws the same steps before the
-pro rata cut of its longs. Without pools nothing here runs.
+Funding a liquidated account still owes in a perpetual series it no longer
+holds is lent the same way and paid into the funding pool. An expired short
+that cannot pay (chain.pyx) draws the same steps before the pro rata cut of
+its longs. Without pools nothing here runs.
 """
 
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t
@@ -36,9 +38,13 @@ from engine.core.types cimport (ACCOUNTS_DISABLED, BPS, BUY, DELEVERAGED, FEES_S
                                 EventRec)
 from engine.core.waterfall cimport STEP_ADL, STEP_INSURANCE, STEP_MAIN, STEP_OWN, STEP_PENALTY, Waterfall
 
+from engine.units import FUNDING_INDEX_SCALE
+
 # Margin arithmetic: a bankruptcy share is an amount times a quantity.
 cdef extern from *:
     ctypedef long long int128_t "__int128"
+
+cdef int64_t FUNDING_SCALE = FUNDING_INDEX_SCALE
 
 # The steps that lend, in order; what a cover did not use goes back in reverse.
 cdef uint8_t[3] _LENDERS = [STEP_PENALTY, STEP_INSURANCE, STEP_MAIN]
@@ -98,6 +104,7 @@ cdef class LossApi(CommandApi):
         penalty = self._charge_penalty(account, head)
         for s in range(self.ledger.n_series):
             self._cover_series(account, s, head, penalty)
+        self._cover_funding(account, penalty)
         for asset, left in sorted(penalty.items()):
             fee_part = left - left * w.penalty_share_bps // BPS
             if fee_part > 0:
@@ -214,6 +221,37 @@ cdef class LossApi(CommandApi):
         memset(&d, 0, sizeof(Draw))
         self._take_own(account, instrument, quote)
         self._top_up(account, instrument, quote, need - have, {}, &d)
+        return 0
+
+    cdef int _cover_funding(self, int64_t account, dict penalty) except -1:
+        """Funding the liquidated account still owes in a perpetual series it no
+        longer holds (its positive carry: docs/funding.md) is a loss too: its other
+        assets go to the insurance pool, the lenders pay it what the funding pool is
+        owed, and it settles (FUNDING_SETTLED). What they cannot pay stays owed, as
+        before pools."""
+        cdef Draw d
+        cdef int32_t s, instrument
+        cdef const Instrument* inst
+        cdef Position* p
+        cdef int64_t index, owed
+        if not self.funding.n_perpetual:
+            return 0
+        for s in range(self.ledger.n_series):
+            p = self.ledger.position(account, s)
+            if not self.funding.perpetual(s) or p.pos != 0 or p.carry <= 0:
+                continue
+            instrument = self.margins.series_inst[s]
+            inst = &self.insts[instrument]
+            index = self.funding.index_at(inst, s, self.cur_ts)
+            self._settle_funding(inst, account, index, False)
+            if p.carry <= 0:
+                continue
+            owed = (p.carry + FUNDING_SCALE - 1) // FUNDING_SCALE - self.ledger.free(account, inst.quote_asset)
+            if owed > 0:
+                memset(&d, 0, sizeof(Draw))
+                self._take_own(account, instrument, inst.quote_asset)
+                self._top_up(account, instrument, inst.quote_asset, owed, penalty, &d)
+            self._settle_funding(inst, account, index, False)
         return 0
 
     cdef int _take_own(self, int64_t account, int32_t instrument, int32_t premium) except -1:
@@ -370,4 +408,8 @@ cdef class LossApi(CommandApi):
 
     cdef int _settle_fill_funding(self, const Instrument* inst, const Order* taker, const Order* maker,
                                   qty_t q) except -1:
+        raise NotImplementedError("order handling is MatchingEngine's (engine/core/matcher.pyx)")
+
+    cdef int _settle_funding(self, const Instrument* inst, int64_t account, int64_t index,
+                             bint frozen) except -1:
         raise NotImplementedError("order handling is MatchingEngine's (engine/core/matcher.pyx)")
