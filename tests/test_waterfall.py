@@ -353,10 +353,11 @@ def test_a_bankrupt_account_keeps_nothing_the_pools_paid_for():
 
 
 def test_self_trading_to_be_the_deleveraged_counterparty_gains_nothing():
-    """A trader who also holds the long side (LONG2 is its second account) is
-    deleveraged at the bankruptcy price like any long: what the short's own
-    collateral and the pools pay it is at most its position's value at the mark,
-    so no value leaves the pools beyond the bankrupt's loss at the mark."""
+    """The classic insurance-fund attack: the bankrupt short's second account
+    (LONG2) holds the long side. It is deleveraged like any long and paid at
+    most its contracts' value at the mark, and the pools pay exactly the short's
+    value at the mark less what the short held: the gap beyond the collateral,
+    no more (docs/pools.md says why margins, not the waterfall, bound it)."""
     eng = scene(15 * SHARE, 1_000 * DOLLAR, 10_000 * DOLLAR, [])
     pools_before = eng.balances(INSURANCE)[USDC][0] + eng.balances(MAIN)[USDC][0]
     short_free = eng.balances(SHORT)[USDC][0]
