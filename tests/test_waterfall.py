@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from engine.core.matcher import MatchingEngine
 from engine.core import snapshot as snap
@@ -352,7 +353,7 @@ def test_a_bankrupt_account_keeps_nothing_the_pools_paid_for():
     eng.check_integrity()
 
 
-def test_self_trading_to_be_the_deleveraged_counterparty_gains_nothing():
+def test_a_self_trader_on_the_long_side_is_paid_at_most_the_mark():
     """The classic insurance-fund attack: the bankrupt short's second account
     (LONG2) holds the long side. It is deleveraged like any long and paid at
     most its contracts' value at the mark, and the pools pay exactly the short's
@@ -471,3 +472,72 @@ def test_funding_a_liquidated_long_cannot_pay_is_lent_by_the_pools():
     carry, covered = carries[True]
     assert carry <= 0
     assert [step for step, _ in covered] == [ref.OWN, ref.PENALTY, ref.INSURANCE]   # its TSLA.M, then the loans
+
+
+# -- state machine: gaps, books, pools and liquidations against the reference -------------
+
+class WaterfallMachine(RuleBasedStateMachine):
+    """Random gaps of TSLA.M and of the put's mark, asks, pool deposits, fee
+    sweeps and liquidations (stepwise or not): after every step no balance is
+    negative, every asset's supply is what the credits made it, the integrity
+    check holds, and each liquidation's payments follow the reference
+    arithmetic (lenders in order and within what they held, deleveraging split)."""
+
+    @initialize(shares=st.integers(10, 60), step_lots=st.sampled_from([0, 100, 250]))
+    def start(self, shares, step_lots):
+        self.eng = scene(shares * SHARE // 2, 200 * DOLLAR, 200 * DOLLAR, [], step_lots=step_lots)
+        self.supply = supply(self.eng)
+
+    @rule(tsla=st.integers(80, 200), mark=st.integers(50, 150))
+    def gap(self, tsla, mark):
+        self.eng.set_asset_price(TSLA, tsla * USD)
+        self.eng.set_reference_price(PUT, mark * 100_000)
+
+    @rule(qty=st.integers(1, 300), edge=st.integers(0, 100))
+    def ask(self, qty, edge):
+        _, reference, _ = self.eng.instrument_state(PUT)
+        price = reference + reference * edge // 500 // 100 * 100
+        self.eng.new_order(PUT, MAKER, Side.SELL, qty, price)
+
+    @rule(pool=st.sampled_from([INSURANCE, MAIN]), dollars=st.integers(1, 500))
+    def deposit(self, pool, dollars):
+        self.eng.credit(pool, USDC, dollars * DOLLAR)
+        self.supply[USDC] += dollars * DOLLAR
+
+    @rule()
+    def sweep(self):
+        due = self.eng.insurance_state().fees_due[USDC]
+        ev = self.eng.sweep_fees(USDC)
+        assert (ev[0].kind == EventKind.FEES_SWEPT) == (due > 0)
+
+    @rule()
+    def liquidate(self):
+        ins_before = self.eng.balances(INSURANCE)[USDC][0]
+        main_before = self.eng.balances(MAIN)[USDC][0]
+        ev = self.eng.liquidate(SHORT)
+        if ev[0].kind == EventKind.REJECTED:
+            assert ev[0].reason == Reject.NOT_UNDER_MAINTENANCE
+            return
+        net = _net_steps(ev)
+        charged = sum(e.qty for e in ev if e.kind == EventKind.PENALTY_CHARGED and e.account == SHORT)
+        assert 0 <= net.get(ref.MAIN, 0) <= main_before
+        assert 0 <= net.get(ref.PENALTY, 0) + net.get(ref.INSURANCE, 0) <= ins_before + charged
+        assert net.get(ref.PENALTY, 0) <= charged
+        adl = [(e.account, e.leaves, e.qty) for e in ev if e.kind == EventKind.DELEVERAGED]
+        if adl:
+            ranked = [(a, k) for a, k, _ in adl]
+            assert adl == ref.deleverage(ranked, sum(k for _, k in ranked), sum(q for _, _, q in adl))
+            # the short is closed at a price no better for the longs than the mark
+            mark = self.eng.instrument_state(PUT)[1]          # price units ($0.0001) a contract; a lot is 0.01
+            assert sum(q for _, _, q in adl) <= sum(k for _, k in ranked) * mark * DOLLAR // 10**6
+
+    @invariant()
+    def conserved_and_never_negative(self):
+        assert supply(self.eng) == self.supply
+        for acct in ACCOUNTS:
+            assert all(total >= reserved >= 0 for total, reserved in self.eng.balances(acct))
+        self.eng.check_integrity()
+
+
+WaterfallMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
+test_waterfall_state_machine = WaterfallMachine.TestCase
