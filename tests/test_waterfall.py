@@ -6,6 +6,7 @@ the events against the reference arithmetic (engine/reference/waterfall.py);
 stepwise liquidation; the expiry shortfall; fee sweeps; snapshots, replay and
 the state hash; bad input; attackers."""
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -541,3 +542,20 @@ class WaterfallMachine(RuleBasedStateMachine):
 
 WaterfallMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=12, deadline=None)
 test_waterfall_state_machine = WaterfallMachine.TestCase
+
+
+def test_a_version_4_snapshot_still_restores():
+    eng = scene(15 * SHARE, 0, 0, ASKS[:1], pools=False)
+    eng.liquidate(SHORT)
+    old = snap.ENCODER.encode(msgspec.structs.replace(snap.DECODER.decode(eng.snapshot()), version=4))
+    assert MatchingEngine.from_snapshot(old).state_hash() == eng.state_hash()
+
+
+def test_a_corrupt_insurance_section_is_refused():
+    eng = scene(15 * SHARE, 100 * DOLLAR, 100 * DOLLAR, ASKS[:1])
+    eng.liquidate(SHORT)
+    good = snap.DECODER.decode(eng.snapshot())
+    for bad in ([[INSURANCE]], [[99, MAIN, 0, 0, 0, 0], [], [], []], [good.insurance[0], [1], [], []],
+                [*good.insurance[:3], [[9, USDC, 1]]]):
+        with pytest.raises(ValueError):
+            MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(good, insurance=bad)))
