@@ -36,14 +36,14 @@ EDGE = 12_000_000                 # the band's high edge around it (20%)
 POOLS = dict(penalty_bps=100, penalty_share_bps=5_000, fee_share_bps=2_000)
 
 
-def scene(shares, insurance, main, asks, pools=True, step_lots=0, bids=True):
+def scene(shares, insurance, main, asks, pools=True, step_lots=0, bids=True, specs=SPECS):
     """SHORT holds ``shares`` TSLA.M and sells 5 puts ($160) to LONG (3) and LONG2
     (2); TSLA.M gaps from $250 to $150, the put's mark from $160 to $1,000 and its
     margins follow; LONG bids for TSLA.M at $145 and MAKER offers ``asks`` of puts."""
     eng = MatchingEngine(risk=True, fee_account=FEE)
     for spec in DEFAULT_ASSETS:
         eng.add_asset(spec)
-    for spec in SPECS:
+    for spec in specs:
         eng.add_instrument(spec)
     for acct in ACCOUNTS[1:]:
         eng.open_account(acct)
@@ -559,3 +559,24 @@ def test_a_corrupt_insurance_section_is_refused():
                 [*good.insurance[:3], [[9, USDC, 1]]]):
         with pytest.raises(ValueError):
             MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(good, insurance=bad)))
+
+
+def test_deleveraging_a_perpetual_series_settles_funding_first():
+    """The put as a perpetual series: the deleveraged longs and the bankrupt short
+    settle their funding at this command's index before their positions move, so
+    the funding pool still balances (check_integrity) and open interest follows."""
+    from engine.defaults import perpetual_series
+    from engine.units import NS_PER_S
+
+    perp = perpetual_series("TSLA.M", "TSLA.M", "250", "P", 86_400)
+    specs = tuple(perp if s.symbol == "TSLA.M-20261218-250-P" else s for s in SPECS)
+    eng = scene(15 * SHARE, 1_000 * DOLLAR, 10_000 * DOLLAR, [], specs=specs)
+    eng.fund(PUT, MARK, 0, ts=0)
+    start = supply(eng)
+    ev = eng.liquidate(SHORT, ts=3_600 * NS_PER_S)
+    assert {e.account for e in ev if e.kind == EventKind.FUNDING_SETTLED} >= {LONG, LONG2}
+    assert [e.account for e in ev if e.kind == EventKind.DELEVERAGED] == [LONG, LONG2]
+    assert eng.positions(SHORT) == eng.positions(LONG) == eng.positions(LONG2) == []
+    assert eng.funding_state(PUT).open_interest == 0
+    assert supply(eng) == start
+    eng.check_integrity()
