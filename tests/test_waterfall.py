@@ -580,3 +580,19 @@ def test_deleveraging_a_perpetual_series_settles_funding_first():
     assert eng.funding_state(PUT).open_interest == 0
     assert supply(eng) == start
     eng.check_integrity()
+
+
+def test_a_frozen_long_is_not_deleveraged_and_the_pools_pay_only_for_what_closes():
+    """LONG2's wallet asked to exit (frozen): only LONG's 300 close, the pools pay
+    only their value at the mark, and nothing lent stays with the bankrupt short."""
+    eng = scene(15 * SHARE, 1_000 * DOLLAR, 10_000 * DOLLAR, [])
+    assert eng.freeze_account(LONG2)[0].kind == EventKind.ACCOUNT_FROZEN
+    start = supply(eng)
+    ev = eng.liquidate(SHORT)
+    assert [(e.account, e.leaves, e.qty) for e in ev if e.kind == EventKind.DELEVERAGED] == [
+        (LONG, 300, 300 * 10 * DOLLAR)]
+    assert [p.position for p in eng.positions(SHORT)] == [-200]
+    assert [p.position for p in eng.positions(LONG2)] == [200]
+    assert eng.balances(SHORT)[USDC][0] == 0
+    assert supply(eng) == start
+    eng.check_integrity()

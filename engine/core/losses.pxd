@@ -27,7 +27,8 @@ cdef class LossApi(CommandApi):
                          dict penalty, Draw* d) except -1
     cdef int _give_back(self, int64_t account, int32_t instrument, int32_t asset, int64_t amount,
                         dict penalty, Draw* d) except -1
-    cdef int _deleverage(self, int64_t account, const Instrument* inst, qty_t qty, int64_t paid) except -1
+    cdef int _deleverage(self, int64_t account, const Instrument* inst, list ranked, qty_t qty,
+                         int64_t paid) except -1
     cdef list _ranked_longs(self, int64_t account, const Instrument* inst)
     cdef int _emit_transfer(self, uint8_t kind, uint8_t step, int64_t payer, int64_t payee, int32_t instrument,
                             int32_t asset, int64_t amount) except -1

@@ -193,10 +193,18 @@ cdef class LossApi(CommandApi):
         have = self.ledger.free(account, quote)
         if value <= have:
             return 0   # it can pay at the mark: the book is only thin, a later liquidation closes it
+        ranked = self._ranked_longs(account, inst)
+        # Frozen longs are left out: close only what the others hold, and value only that.
+        closable = sum(pos for _, pos in ranked)
+        if closable < want:
+            want = closable
+            value = notional(inst, inst.reference, want)
+            if want == 0 or value <= have:
+                return 0
         memset(&d, 0, sizeof(Draw))
         self._take_own(account, instrument, quote)
         self._top_up(account, instrument, quote, value - have, penalty, &d)
-        self._deleverage(account, inst, want, min(value, self.ledger.free(account, quote)))
+        self._deleverage(account, inst, ranked, want, min(value, self.ledger.free(account, quote)))
         return 0
 
     cdef qty_t _bought(self, int64_t account, int32_t instrument, Py_ssize_t head) noexcept:
@@ -314,8 +322,10 @@ cdef class LossApi(CommandApi):
             self.ev[self.ev_n - 1].side = SELL
         return 0
 
-    cdef int _deleverage(self, int64_t account, const Instrument* inst, qty_t qty, int64_t paid) except -1:
-        """Close ``qty`` of the account's short against the ranked longs, paying
+    cdef int _deleverage(self, int64_t account, const Instrument* inst, list ranked, qty_t qty,
+                         int64_t paid) except -1:
+        """Close ``qty`` of the account's short against the ``ranked`` longs (at
+        least ``qty`` between them), paying
         them ``paid`` of its premium between them (the bankruptcy price): each
         gets paid x its contracts / qty, floored, the last the remainder
         (DELEVERAGED: account the long, maker_account the bankrupt short, qty
@@ -333,7 +343,7 @@ cdef class LossApi(CommandApi):
         buyer.side = BUY
         buyer.account = <int32_t>account
         seller.side = SELL
-        for long_account, pos in self._ranked_longs(account, inst):
+        for long_account, pos in ranked:
             if left == 0:
                 break
             k = min(pos, left)
