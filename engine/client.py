@@ -100,6 +100,7 @@ from engine.schemas_options import (
     SeriesClosed,
     SeriesListed,
 )
+from engine.schemas_insurance import FeesSwept, GetInsurance, Insurance, SweepFees
 from engine.schemas_perpetual import Fund, Funded
 from engine.schemas_pools import PoolDeposit, PoolMarked, PoolPaid, PoolRedeem, RedemptionRequested
 from engine.schemas_replication import FindOrder, OrderFound
@@ -108,7 +109,7 @@ _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, 
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
                   SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, PoolPaid, RedemptionRequested,
-                  PoolMarked, OrderFound, *SHARD_REPLIES)
+                  PoolMarked, OrderFound, Insurance, FeesSwept, *SHARD_REPLIES)
 
 
 class ClientKeys(NamedTuple):
@@ -554,6 +555,15 @@ class Client:
         """Funding of a perpetual series at its mark and payoff, price units (operator
         key); the FundingSettled replies go to the accounts that paid or received."""
         return self.request(*self._requests.by_request_id(Fund, instrument, mark, payoff))
+
+    def insurance(self) -> Insurance | Reject:
+        """The insurance pool's balances and what each step of the loss waterfall
+        has moved (docs/pools.md); Reject NO_POOLS on a venue without pools."""
+        return self.request(*self._requests.by_request_id(GetInsurance))
+
+    def sweep_fees(self, asset: int) -> FeesSwept | Reject:
+        """Move the insurance pool's share of the fees earned in ``asset`` to it (operator key)."""
+        return self.request(*self._requests.by_request_id(SweepFees, asset))
 
     def publish_greeks(self, series: list[SeriesGreeks]) -> GreeksPublished | Reject:
         """Publish option series' greeks, at most MAX_GREEKS_ENTRIES (operator key);

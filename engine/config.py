@@ -28,7 +28,7 @@ from zmq.utils import z85
 
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
-from engine.pools_config import MainPoolTerms, PoolsSection, main_pool_terms
+from engine.pools_config import MainPoolTerms, PoolsSection, PoolsSpec, main_pool_terms, pools_spec
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -220,19 +220,22 @@ class VenueSpec(msgspec.Struct, frozen=True, kw_only=True):
     instruments: list[InstrumentSpec]
     accounts: list[int]
     main_pool: MainPoolTerms | None = None   # [pools.main] (engine/pools_config.py); None: no main pool
+    pools: PoolsSpec | None = None     # the insurance and main pools (engine/pools_config.py)
 
 
 _VENUE_ENCODER = msgspec.msgpack.Encoder()
 _VENUE_DECODER = msgspec.msgpack.Decoder(VenueSpec)
 
+_POOL_FIELDS = ("main_pool", "pools")
+"""VenueSpec fields left out of the genesis bytes while None."""
+
 
 def encode_venue(spec: VenueSpec) -> bytes:
-    """The journal genesis bytes of a venue definition. Without a main pool they
-    are the bytes of a definition written before pools existed, so those journals
-    still open."""
-    if spec.main_pool is None:
-        return _VENUE_ENCODER.encode({f: getattr(spec, f) for f in spec.__struct_fields__ if f != "main_pool"})
-    return _VENUE_ENCODER.encode(spec)
+    """The journal genesis bytes of a venue definition. Without pools they are the
+    bytes of a definition written before pools existed, so those journals still open."""
+    return _VENUE_ENCODER.encode({f: getattr(spec, f) for f in spec.__struct_fields__
+                                  if f not in _POOL_FIELDS or getattr(spec, f) is not None})
+
 
 
 def decode_venue(data: bytes) -> VenueSpec:
@@ -344,15 +347,16 @@ def _resolve(path: Path, file: ConfigFile) -> Config:
         raise ConfigError(f"{path}: account {venue.fee_account} is the fee account; give traders other ids")
     try:
         main_pool = main_pool_terms(file.pools, assets)
+        pools = pools_spec(path, file.pools, accounts, venue.risk)
     except ValueError as err:
-        raise ConfigError(f"{path}: {err}") from err
+        raise ConfigError(str(err) if str(err).startswith(str(path)) else f"{path}: {err}") from err
     if main_pool is not None and not (venue.risk and 0 <= main_pool.account < venue.max_accounts
                                       and main_pool.account != venue.fee_account):
         raise ConfigError(f"{path}: [pools] main_account needs a risk venue and an id in [0, max_accounts) "
                           "other than the fee account")
     spec = VenueSpec(max_accounts=venue.max_accounts, max_orders=venue.max_orders,
                      fee_account=venue.fee_account, risk=venue.risk, assets=assets,
-                     instruments=instruments, accounts=accounts, main_pool=main_pool)
+                     instruments=instruments, accounts=accounts, main_pool=main_pool, pools=pools)
     principals: dict[bytes, Principal] = {}
     for acct in file.accounts:
         who = Principal(acct.name or str(acct.id), acct.id, False, acct.rates)

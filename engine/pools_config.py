@@ -1,14 +1,18 @@
 """The ``[pools]`` table of venue.toml: which accounts are the main pool and the
-insurance pool, and the main pool's terms (``[pools.main]``).
+insurance pool, the main pool's terms (``[pools.main]``) and the insurance pool's
+settings (``[pools.insurance]``: liquidation penalty, the insurance pool's shares
+of penalties and fees, the liquidation step).
 
-The main pool's terms are engine state (shares are minted and burnt by core
-commands under them), so ``MainPoolTerms`` goes into the venue definition that
-the journal's genesis holds; engine/venue.py hands it to the engine.
+Both are engine state, so ``MainPoolTerms`` and ``PoolsSpec`` go into the venue
+definition that the journal's genesis holds; engine/venue.py hands them to the
+engine.
 """
 
 from __future__ import annotations
 
 import msgspec
+
+from pathlib import Path
 
 from engine.units import BPS, NS_PER_S
 
@@ -25,12 +29,23 @@ class MainPoolSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     nav_sample_s: int = 60           # the gateway runs a POOL_MARK this often (0: never; a runtime setting)
 
 
+class InsuranceSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """`[pools.insurance]`: the insurance pool and the loss waterfall (docs/pools.md)."""
+
+    penalty_bps: int = 0            # liquidation penalty, bps of the premium notional a liquidation buys back
+    penalty_share_bps: int = BPS    # of a penalty, to the insurance pool (the rest to the fee account)
+    fee_share_bps: int = 0          # of trading fees, to the insurance pool (SweepFees)
+    step_lots: int = 0              # lots a liquidation closes per series and command; 0: all at once
+
+
 class PoolsSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """``[pools]``: the pool accounts, and the main pool's terms."""
+    """``[pools]``: the pool accounts (listed accounts of the venue), the main pool's
+    terms and the insurance pool's settings."""
 
     main_account: int | None = None
-    insurance_account: int | None = None
+    insurance_account: int | None = None    # None: no insurance pool and no loss waterfall
     main: MainPoolSection | None = None
+    insurance: InsuranceSection = InsuranceSection()
 
 
 class MainPoolTerms(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +58,42 @@ class MainPoolTerms(msgspec.Struct, frozen=True, kw_only=True):
     cooldown_ns: int
     withdrawal_fee_bps: int
     equity_multiplier_bps: int
+
+
+class PoolsSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """The pools as the engine takes them (MatchingEngine.set_pools's arguments)."""
+
+    insurance_account: int
+    main_account: int
+    penalty_bps: int
+    penalty_share_bps: int
+    fee_share_bps: int
+    step_lots: int
+
+
+def pools_spec(path: Path, section: PoolsSection | None, accounts: list[int], risk: bool) -> PoolsSpec | None:
+    """The PoolsSpec of a `[pools]` section (None without an insurance account); ValueError
+    naming the file and the key when a value is wrong."""
+    if section is None or section.insurance_account is None:
+        return None
+    if not risk:
+        raise ValueError(f"{path}: [pools] needs a venue with accounts (risk = true)")
+    # The fee account is never a listed account (engine/config.py), so never a pool.
+    if section.insurance_account not in accounts:
+        raise ValueError(f"{path}: [pools] insurance_account {section.insurance_account} is not a listed account")
+    main_account = -1 if section.main_account is None else section.main_account
+    if main_account != -1 and main_account not in accounts:
+        raise ValueError(f"{path}: [pools] main_account {section.main_account} is not a listed account")
+    if main_account == section.insurance_account:
+        raise ValueError(f"{path}: [pools] main_account and insurance_account must differ")
+    ins = section.insurance
+    for name in ("penalty_bps", "penalty_share_bps", "fee_share_bps"):
+        if not 0 <= getattr(ins, name) <= BPS:
+            raise ValueError(f"{path}: [pools.insurance] {name} must be in [0, {BPS}]")
+    if not 0 <= ins.step_lots <= 1 << 31:
+        raise ValueError(f"{path}: [pools.insurance] step_lots must be in [0, 2**31] (0: close all at once)")
+    return PoolsSpec(insurance_account=section.insurance_account, main_account=main_account,
+                     **msgspec.structs.asdict(ins))
 
 
 MAX_NAV_WINDOW = 1024

@@ -28,13 +28,14 @@ from typing import Union
 
 import msgspec
 
-from engine import schemas_perpetual
+from engine import schemas_insurance, schemas_perpetual
 from engine.core.order_info import PositionInfo
 from engine.core.types import CANCEL_TEXT, REJECT_TEXT, CancelReason, OrderType, SelfTrade, TimeInForce
 from engine.schema_types import I32, I64, U8
 from engine.schema_types import reply_config as _reply
 from engine.schema_types import request_config as _request
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
+from engine.schemas_insurance import INSURANCE_REPLIES, INSURANCE_REQUESTS
 from engine.schemas_options import OPTION_EVENT_COLUMN, OPTION_REPLIES, OPTION_REQUESTS
 from engine.schemas_perpetual import Fund, Funded, FundingSettled
 from engine.schemas_pools import POOL_REPLIES, POOL_REQUESTS
@@ -63,6 +64,7 @@ class GatewayReject(IntEnum):
     QUERY_TOO_LARGE = 107
     UNKNOWN_CURSOR = 108
     CHAIN_TOO_LARGE = 110
+    NO_POOLS = 112
     SHARD_UNAVAILABLE = 116   # the shard router's (docs/sharding.md)
     NOT_ROUTABLE = 117
 
@@ -80,6 +82,7 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
     GatewayReject.SHARD_UNAVAILABLE: "the shard of this request is not answering; its instruments are unavailable",
     GatewayReject.NOT_ROUTABLE: "the router cannot route this request",
+    GatewayReject.NO_POOLS: "this venue has no insurance pool ([pools] in its config)",
 }
 
 
@@ -329,6 +332,7 @@ Request = Union[(
     SetOptionRisk, Liquidate, GetMarginCalls, FreezeAccount, SetBands, SetHaircut,
     Fund, PublishGreeks, FindOrder,
     *OPTION_REQUESTS, *POOL_REQUESTS, *SHARD_REQUESTS,
+    *INSURANCE_REQUESTS,
 )]
 REQUEST_TYPES: tuple[type, ...] = Request.__args__
 REQUEST_TAGS = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)
@@ -576,7 +580,8 @@ EVENT_COLUMN = {"tif": "aux", "code": "reason", "count": "qty", "state": "aux",
                 "initial": "qty", "maintenance": "price", "collateral": "leaves", "orders": "qty",
                 "static_bps": "price", "dynamic_bps": "qty", "haircut_bps": "price",
                 **schemas_perpetual.EVENT_COLUMN, **OPTION_EVENT_COLUMN,
-                **POOL_EVENT_COLUMN, **SHARD_EVENT_COLUMN}
+                **POOL_EVENT_COLUMN, **SHARD_EVENT_COLUMN,
+                **schemas_insurance.EVENT_COLUMN}
 """Reply field -> EVENT_DTYPE column, where the names differ."""
 
 
@@ -766,6 +771,7 @@ Reply = Union[(
     LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments, Status, Margin, MarginCalls, BandsSet, HaircutSet,
     FundingSettled, Funded, GreeksPublished, OrderFound,
     *OPTION_REPLIES, *POOL_REPLIES, *SHARD_REPLIES,
+    *INSURANCE_REPLIES,
 )]
 REPLY_TYPES: tuple[type, ...] = Reply.__args__
 REPLY_BY_TAG = {t.__struct_config__.tag: t for t in REPLY_TYPES}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+import msgspec
 import numpy as np
 
 from engine.config import Config, ConfigError, VenueSpec
@@ -33,6 +34,8 @@ def build_engine(spec: VenueSpec):
             t = spec.main_pool
             engine.set_main_pool(t.account, t.asset, t.share_asset, t.nav_window, t.cooldown_ns,
                                  t.withdrawal_fee_bps, t.equity_multiplier_bps)
+        if spec.pools is not None:
+            engine.set_pools(**msgspec.structs.asdict(spec.pools))
     else:
         engine = MatchingEngine(spec.max_accounts, spec.max_orders)
     for inst in spec.instruments:

@@ -155,13 +155,15 @@ class LiquidationsSection(msgspec.Struct, **_section()):
     enabled: bool = False
     interval_ms: int = 5000
     open_grace_s: float = 60.0         # no liquidation this long after the regular open
+    steps_per_run: int = 1             # LIQUIDATE steps per account and run (stepwise liquidation, docs/pools.md)
 
     def settings(self) -> LiquidationSettings | None:
         """The liquidator's settings, None when it is off."""
         if not self.enabled:
             return None
         return LiquidationSettings(interval_ns=self.interval_ms * 1_000_000,
-                                   open_grace=timedelta(seconds=self.open_grace_s))
+                                   open_grace=timedelta(seconds=self.open_grace_s),
+                                   steps_per_run=self.steps_per_run)
 
 
 class FeedsConfig(msgspec.Struct, **_section()):

@@ -30,14 +30,19 @@ log = logging.getLogger(__name__)
 
 
 class LiquidationSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """How often the liquidator looks, and how long after the regular open it waits."""
+    """How often the liquidator looks, how long after the regular open it waits, and
+    how many steps of a stepwise liquidation (the pools' step_lots, docs/pools.md) it
+    sends an account in one run."""
 
     interval_ns: int = 5 * NS_PER_SECOND
     open_grace: timedelta = timedelta(seconds=60)
+    steps_per_run: int = 1
 
     def __post_init__(self) -> None:
         if self.interval_ns <= 0 or self.open_grace < timedelta(0):
             raise ValueError("the liquidation interval must be positive and the open grace not negative")
+        if self.steps_per_run < 1:
+            raise ValueError("the liquidation steps per run must be positive")
 
 
 def account_assets(margin: Margin, balances: Balances, instruments: Mapping[int, InstrumentInfo],
@@ -107,14 +112,26 @@ class Liquidator:
                 self.held_back.update({gate.cause for _, gate in held if gate.cause is not None})
                 self.last_held[call.account] = why
                 continue
-            reply = self.client.liquidate(call.account)
+            self._liquidate(call.account)
+
+    def _liquidate(self, account: int) -> None:
+        """Send LIQUIDATE for ``account`` step after step, at most steps_per_run
+        times, while each step shrinks its maintenance margin and it stays under it:
+        a stepwise liquidation closes a thin book's worth at a time."""
+        before = None
+        for step in range(self.settings.steps_per_run):
+            reply = self.client.liquidate(account)
             if isinstance(reply, Reject):
-                log.error("liquidation of account %d refused: code %d %s", call.account, reply.code, reply.text)
-                continue
+                if step == 0:
+                    log.error("liquidation of account %d refused: code %d %s", account, reply.code, reply.text)
+                return   # after a step, a refusal says the account is back above its maintenance margin
             log.warning("account %d liquidated (collateral %d < maintenance %d): %d closing orders",
-                        call.account, reply.collateral, reply.maintenance, reply.orders)
-            self.liquidated[call.account] += 1
-            self.last_held.pop(call.account, None)
+                        account, reply.collateral, reply.maintenance, reply.orders)
+            self.liquidated[account] += 1
+            self.last_held.pop(account, None)
+            if reply.orders == 0 or (before is not None and reply.maintenance >= before):
+                return   # no progress: the book is empty now, the next run tries again
+            before = reply.maintenance
 
     def _depends(self, account: int) -> set[str] | None:
         """The assets ``account`` depends on; None (logged) if the gateway refuses the queries."""

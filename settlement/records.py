@@ -7,7 +7,8 @@
   and the ``UnitTable`` need nothing of the token's multiplier); accounts are engine account
   ids (int64), assets engine asset ids (int32, < 65536 to fit the vault's uint16).
 * Conversion: ``settlement_records`` turns a batch of engine events (FILL -> fill,
-  POSITION_SETTLED, FUNDING_SETTLED and POOL_PAID -> fill, DEBITED -> withdrawal) into those records,
+  POSITION_SETTLED, FUNDING_SETTLED, POOL_PAID and the loss waterfall's payments -> fill, DEBITED ->
+  withdrawal) into those records,
   vectorised, with each instrument's exact
   ledger-unit mapping from a ``UnitTable``; ``freeze_records`` takes the ACCOUNT_FROZEN
   events. Ids are ``seq * FILLS_PER_SEQ + index of the event within its command``, so all
@@ -66,7 +67,12 @@ fee account's own funding moves nothing and makes no record.
 A main pool deposit or redemption (POOL_PAID, engine/core/pool_api.pyx, docs/pools.md) is two such
 fills between the provider and the pool account (the event's `maker_account`), one per asset: a
 deposit's provider pays the pool asset and receives shares from the pool's treasury, a redemption's
-pays the shares back and receives the pool asset less the withdrawal fee, which stays in the pool."""
+pays the shares back and receives the pool asset less the withdrawal fee, which stays in the pool.
+
+The loss waterfall's payments (engine/core/losses.pyx: PENALTY_CHARGED, LOSS_COVERED, FEES_SWEPT,
+whose `account` pays its `maker_account`; DELEVERAGED, whose `maker_account`, the bankrupt short,
+pays its `account`, a deleveraged long) are the same kind of fill between the two accounts: the
+payer is the buyer, the payee the seller."""
 
 WITHDRAWAL_DTYPE = np.dtype(
     [
@@ -212,18 +218,25 @@ def settlement_records(events: np.ndarray, units: UnitTable) -> tuple[np.ndarray
     return fills, withdrawals
 
 
+_WATERFALL_KINDS = np.array([EventKind.PENALTY_CHARGED, EventKind.LOSS_COVERED, EventKind.DELEVERAGED,
+                             EventKind.FEES_SWEPT], dtype=np.uint8)
+
+
 def _payment_fills(events: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The payments between an account and the fee account or the main pool as fills:
-    cash settlement (POSITION_SETTLED with an amount; side SELL: the account pays), funding
-    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives) and the legs of pool
-    deposits and redemptions (POOL_PAID, the same sign rule, with the pool account)."""
+    """The payments between an account and the fee account or a pool as fills: cash
+    settlement (POSITION_SETTLED with an amount; side SELL: the account pays), funding
+    (FUNDING_SETTLED; qty > 0: the account pays, < 0: it receives), the legs of pool
+    deposits and redemptions (POOL_PAID, the same sign rule, with the pool account) and
+    the loss waterfall's transfers (the account pays, but a DELEVERAGED long receives)."""
     kind, qty = events["kind"], events["qty"]
     settles = (kind == EventKind.POSITION_SETTLED) & (qty > 0)
     funds = (((kind == EventKind.FUNDING_SETTLED) | (kind == EventKind.POOL_PAID))
              & (events["account"] != events["maker_account"]))
-    is_payment = settles | funds
+    losses = np.isin(kind, _WATERFALL_KINDS) & (qty > 0)
+    is_payment = settles | funds | losses
     p = events[is_payment]
-    pays = np.where(settles[is_payment], p["side"] == Side.SELL, p["qty"] > 0)
+    pays = np.where(settles[is_payment], p["side"] == Side.SELL,
+                    np.where(losses[is_payment], p["kind"] != EventKind.DELEVERAGED, p["qty"] > 0))
     fills = empty_fills(len(p))
     fills["fill_id"] = ids[is_payment]
     fills["buyer"] = np.where(pays, p["account"], p["maker_account"])

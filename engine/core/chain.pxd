@@ -5,12 +5,12 @@
 # handling it calls.
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
-from engine.core.api cimport CommandApi
+from engine.core.losses cimport LossApi
 from engine.core.margin cimport Liquidation
 from engine.core.types cimport CommandRec, Order
 
 
-cdef class ChainApi(CommandApi):
+cdef class ChainApi(LossApi):
     # -- commands --
     cdef int _list_series(self, const CommandRec* c) except -1
     cdef int _delist_series(self, const CommandRec* c) except -1

@@ -5,8 +5,10 @@ closes an expired series and pays its positions in cash (expiry.pyx), and
 COVER_CALLS, an account's choice to cover its call sells with its holdings.
 
 The first three are operator commands; all are journaled and replayed like
-any other, and they are the only way a series' status changes. MatchingEngine (matcher.pyx)
-extends this class and provides the order handling it calls.
+any other, and they are the only way a series' status changes. ChainApi extends
+LossApi (losses.pyx: the loss waterfall, which covers an expired short's
+shortfall before its longs are cut); MatchingEngine (matcher.pyx) extends this
+class and provides the order handling it calls.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
@@ -24,7 +26,7 @@ from engine.core.types cimport (ACCEPTED, ACCOUNTS_DISABLED, AMOUNT_OVERFLOW, BU
 from engine.chains import listed_series
 
 
-cdef class ChainApi(CommandApi):
+cdef class ChainApi(LossApi):
     """Listing, delisting and settlement of option series; the class
     MatchingEngine extends (through it, CommandApi and EngineParts)."""
 
@@ -186,6 +188,8 @@ cdef class ChainApi(CommandApi):
             self._cancel_account(account, -1, LIQUIDATION)
             plan = self.margins.payment_plan(account, c.instrument, min(need, VALUE_LIMIT))
             self._run_plan(&plan)
+            if self.losses.enabled:
+                self._cover_payment(account, c.instrument, need)
         inst = &self.insts[c.instrument]
         rows, collected, shortfall = self.life.settle(inst, value, self.funds.fee_account)
         for account, amount, side, pos in rows:

@@ -1,10 +1,48 @@
 # Option margin: per-series margin rates, collateral value, requirements, the
 # margin check, and liquidation plans (closing orders the matcher runs).
 from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.string cimport memset
 
-from engine.core.instrument cimport Instrument
+from engine.core.instrument cimport Instrument, notional, reservation
 from engine.core.ledger cimport Ledger
-from engine.core.types cimport CommandRec, price_t, qty_t
+from engine.core.types cimport BPS, BUY, CANCEL_NEWEST, IOC, LIMIT, NEW_ORDER, CommandRec, price_t, qty_t
+
+# Products of an amount and a price need 128 bits.
+cdef extern from *:
+    ctypedef long long int128_t "__int128"
+
+
+cdef inline qty_t affordable(const Instrument* inst, price_t price, qty_t want, int64_t free) noexcept:
+    # The largest multiple of the lot, at most want, whose buy reservation at
+    # price fits in free. R(k lots) = k n + floor(k n f / 10000) with n the
+    # notional of a lot and f the reserved fee rate, so k0 = floor(free x 10000
+    # / (n (10000 + f))) fits and k0 + 2 never does: only k0 + 1 needs a check.
+    cdef int64_t n = notional(inst, price, inst.lot)
+    cdef qty_t lots, most = want // inst.lot
+    if n <= 0 or free <= 0:
+        return 0
+    lots = <qty_t>((<int128_t>free * BPS) // (<int128_t>n * (BPS + inst.reserve_bps)))
+    if lots >= most:
+        return most * inst.lot
+    if reservation(inst, BUY, price, (lots + 1) * inst.lot) <= free:
+        lots += 1
+    return lots * inst.lot
+
+
+cdef inline void closing_order(CommandRec* out, int32_t instrument, int64_t account, uint8_t side,
+                               price_t price, qty_t qty) noexcept:
+    # Every closing order (a liquidation's, the waterfall's) is IOC at an edge
+    # of the execution band, so it trades only inside the bands.
+    memset(out, 0, sizeof(CommandRec))
+    out.kind = NEW_ORDER
+    out.instrument = instrument
+    out.account = account
+    out.side = side
+    out.order_type = LIMIT
+    out.tif = IOC
+    out.stp = CANCEL_NEWEST
+    out.price = price
+    out.qty = qty
 
 
 # Where a liquidation has got to. Each closing order depends on what the ones
@@ -17,6 +55,7 @@ ctypedef struct Liquidation:
     price_t price        # its buy-back price (the band's high edge)
     qty_t want           # its short to buy back
     int64_t need         # the quote the buy-back would reserve
+    int64_t step_lots    # lots closed per series in one liquidation command; 0: all
 
 
 cdef class Margin:

@@ -12,21 +12,16 @@ orders one at a time, so this module never places an order itself.
 from cpython.mem cimport PyMem_RawFree, PyMem_RawRealloc
 from libc.stdint cimport INT64_MAX
 
-from engine.core.instrument cimport execution_band, fee, notional, reservation
+from engine.core.instrument cimport execution_band, fee, notional
 from engine.core.ledger cimport Balance, Position
-from engine.core.types cimport (BPS, BUY, CANCEL_NEWEST, INVALID_HAIRCUT, INVALID_MARGIN, INVALID_PRICE, IOC, LIMIT,
-                                MAX_MARGIN_PER_QTY, MAX_USD_PRICE, NEW_ORDER, OPEN, SELL, VALUE_LIMIT)
+from engine.core.types cimport (BPS, BUY, INVALID_HAIRCUT, INVALID_MARGIN, INVALID_PRICE, MAX_MARGIN_PER_QTY,
+                                MAX_USD_PRICE, OPEN, SELL, VALUE_LIMIT)
 
 import numpy as np
 
 from engine.core.order_info import MarginState, PositionInfo
 from engine.units import FUNDING_INDEX_SCALE
 
-# Margin and collateral arithmetic: products of an amount and a price need 128 bits.
-cdef extern from *:
-    ctypedef long long int128_t "__int128"
-
-cdef CommandRec _EMPTY_COMMAND
 cdef int64_t FUNDING_SCALE = FUNDING_INDEX_SCALE
 
 
@@ -37,37 +32,10 @@ cdef void* _grow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:
     return out
 
 
-cdef inline qty_t _affordable(const Instrument* inst, price_t price, qty_t want, int64_t free) noexcept:
-    # The largest multiple of the lot, at most want, whose buy reservation at
-    # price fits in free. R(k lots) = k n + floor(k n f / 10000) with n the
-    # notional of a lot and f the reserved fee rate, so k0 = floor(free x 10000
-    # / (n (10000 + f))) fits and k0 + 2 never does: only k0 + 1 needs a check.
-    cdef int64_t n = notional(inst, price, inst.lot)
-    cdef qty_t lots, most = want // inst.lot
-    if n <= 0 or free <= 0:
-        return 0
-    lots = <qty_t>((<int128_t>free * BPS) // (<int128_t>n * (BPS + inst.reserve_bps)))
-    if lots >= most:
-        return most * inst.lot
-    if reservation(inst, BUY, price, (lots + 1) * inst.lot) <= free:
-        lots += 1
-    return lots * inst.lot
-
-
-cdef inline void _closing_order(CommandRec* out, int32_t instrument, int64_t account, uint8_t side,
-                                price_t price, qty_t qty) noexcept:
-    # Every closing order is IOC at an edge of the execution band, so it trades
-    # only inside the bands.
-    out[0] = _EMPTY_COMMAND
-    out.kind = NEW_ORDER
-    out.instrument = instrument
-    out.account = account
-    out.side = side
-    out.order_type = LIMIT
-    out.tif = IOC
-    out.stp = CANCEL_NEWEST
-    out.price = price
-    out.qty = qty
+cdef inline qty_t _step(const Liquidation* plan, const Instrument* inst) noexcept:
+    # A stepwise liquidation closes at most step_lots lots of a series per
+    # command, so a thin book is not swept at the band edge all at once.
+    return plan.step_lots * inst.lot if plan.step_lots > 0 else INT64_MAX
 
 
 cdef class Margin:
@@ -234,6 +202,7 @@ cdef class Margin:
         plan.price = 0
         plan.want = 0
         plan.need = 0
+        plan.step_lots = 0
         return plan
 
     cdef Liquidation payment_plan(self, int64_t account, int32_t instrument, int64_t need) noexcept:
@@ -288,12 +257,12 @@ cdef class Margin:
                     qty = min(shortfall // per_lot + 2, spot.max_qty // spot.lot,
                               free_base // spot.base_per_qty // spot.lot) * spot.lot
                     if qty >= spot.min_qty:
-                        _closing_order(out, i, acct, SELL, lo, qty)
+                        closing_order(out, i, acct, SELL, lo, qty)
                         return True
                 plan.spot = -1
-                qty = _affordable(inst, plan.price, plan.want, self.ledger.free(acct, inst.quote_asset))
+                qty = affordable(inst, plan.price, plan.want, self.ledger.free(acct, inst.quote_asset))
                 if qty >= inst.min_qty:
-                    _closing_order(out, plan.instrument, acct, BUY, plan.price, qty)
+                    closing_order(out, plan.instrument, acct, BUY, plan.price, qty)
                     return True
             if plan.series >= self.ledger.n_series:
                 return False
@@ -306,9 +275,9 @@ cdef class Margin:
                 continue
             if want < 0 and self.two_sided[s]:
                 execution_band(inst, &lo, &hi)
-                qty = min(-want, inst.max_qty) // inst.lot * inst.lot
+                qty = min(-want, inst.max_qty, _step(plan, inst)) // inst.lot * inst.lot
                 if lo > 0 and lo <= hi and qty >= inst.min_qty:
-                    _closing_order(out, i, acct, SELL, lo, qty)
+                    closing_order(out, i, acct, SELL, lo, qty)
                     return True
                 continue
             if want <= 0:
@@ -317,7 +286,7 @@ cdef class Margin:
             if hi == INT64_MAX or hi < lo:
                 continue  # no band to bound a closing order, or no price can trade
             plan.price = min(hi, inst.max_price // inst.tick * inst.tick)
-            plan.want = min(want, inst.max_qty) // inst.lot * inst.lot
+            plan.want = min(want, inst.max_qty, _step(plan, inst)) // inst.lot * inst.lot
             if plan.want < inst.min_qty:
                 continue
             plan.instrument = i

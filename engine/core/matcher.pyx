@@ -83,6 +83,8 @@ cdef class MatchingEngine(PoolApi):
             return self._pool_mark(c)
         if c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN:
             return self._transfer(c)
+        if c.kind == SWEEP_FEES:
+            return self._sweep_fees(c)
         return self._reject(c, UNKNOWN_COMMAND)
 
     # ------------------------------------------------------------------
@@ -532,7 +534,9 @@ cdef class MatchingEngine(PoolApi):
 
     cdef int _liquidate(self, const CommandRec* c) except -1:
         """Liquidate an account under its maintenance margin: cancel its orders,
-        then run the closing orders of its liquidation plan (margin.pyx)."""
+        then run the closing orders of its liquidation plan (margin.pyx), at most
+        the pools' step_lots per series; with pools configured, the loss
+        waterfall follows (losses.pyx)."""
         cdef int64_t acct = c.account
         cdef int64_t maintenance, value
         cdef Py_ssize_t head
@@ -555,7 +559,10 @@ cdef class MatchingEngine(PoolApi):
         e.leaves = value
         self._cancel_account(acct, -1, LIQUIDATION)
         plan = self.margins.plan(acct)
+        plan.step_lots = self.losses.step_lots
         self.ev[head].qty = self._run_plan(&plan)
+        if self.losses.enabled:
+            self._cover_liquidation(acct, head)
         return 0
 
     cdef int _freeze_account(self, const CommandRec* c) except -1:

@@ -92,3 +92,20 @@ class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
     withdrawal_fee_bps: int
     equity_multiplier_bps: int
     pending: tuple[tuple[int, int, int, int], ...]
+
+
+class InsuranceState(msgspec.Struct, frozen=True):
+    """The pools of the loss waterfall (docs/pools.md, "Insurance pool and waterfall").
+
+    insurance_account / main_account: the pools' accounts (main -1: none);
+    balances: the insurance pool's (total, reserved) per asset id, ledger units;
+    step_totals: (step, asset, amount) that each waterfall step has moved, net of
+    what went back (1 own assets, 2 penalty, 3 insurance, 4 main pool, 5 paid to
+    deleveraged longs); fees_due: per asset, the insurance pool's share of fees
+    not yet swept to it."""
+
+    insurance_account: int
+    main_account: int
+    balances: list[tuple[int, int]]
+    step_totals: list[tuple[int, int, int]]
+    fees_due: list[int]

@@ -13,6 +13,7 @@ from engine.core.pool cimport MainPool
 from engine.core.risk cimport Risk
 from engine.core.state cimport Parts
 from engine.core.types cimport oid_t
+from engine.core.waterfall cimport Waterfall
 
 
 cdef class EngineParts:
@@ -28,6 +29,7 @@ cdef class EngineParts:
     cdef Risk funds               # reservations, fills, deposits
     cdef Funding funding          # perpetual series: funding indexes, pools, settlement
     cdef MainPool pool            # the main liquidity pool: terms, NAV samples, redemption requests
+    cdef Waterfall losses         # insurance and main pool accounts, the loss waterfall's money
     cdef readonly bint risk
     cdef readonly int64_t max_accounts
     cdef readonly oid_t next_order_id   # every id below it was issued (paging cursors)

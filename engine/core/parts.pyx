@@ -18,8 +18,9 @@ from libc.string cimport memset
 from engine.core.instrument cimport check_price, in_static_band, init_instrument
 from engine.core.state cimport check_integrity, decode_snapshot, read_snapshot, state_hash, write_snapshot
 from engine.core.types cimport BUY, CANCEL_NEWEST, GTC, MAX_LEDGER_DECIMALS, SELL, Order
+from engine.core.waterfall cimport Waterfall
 
-from engine.core.order_info import FundingState
+from engine.core.order_info import FundingState, InsuranceState
 from engine.units import NS_PER_S, instrument_units, series_terms
 
 
@@ -54,6 +55,7 @@ cdef class EngineParts:
         self.funds = Risk(self.ledger, self.margins, self.life, fee_account)
         self.funding = Funding(self.ledger, fee_account)
         self.pool = MainPool(self.ledger)
+        self.losses = Waterfall(self.ledger, fee_account)
         self.risk = risk
         self.asset_specs = []
         self.specs = []
@@ -74,6 +76,8 @@ cdef class EngineParts:
         """Register an AssetSpec; returns its asset id (0, 1, ...)."""
         if any(a.symbol == spec.symbol for a in self.asset_specs):
             raise ValueError(f"asset {spec.symbol} already registered")
+        if self.losses.enabled:
+            raise ValueError("assets are registered before the pools are configured")
         if self.risk and spec.ledger_decimals > MAX_LEDGER_DECIMALS:
             # Collateral values divide by 10**ledger_decimals, an int64.
             raise ValueError(f"{spec.symbol}: ledger_decimals above 18 do not fit the engine's int64 ledger")
@@ -120,6 +124,29 @@ cdef class EngineParts:
         if not 0 <= account < self.max_accounts:
             raise ValueError(f"account {account} outside [0, {self.max_accounts})")
         self.ledger.open_account(account)
+
+    def set_pools(self, int64_t insurance_account, int64_t main_account=-1, int64_t penalty_bps=0,
+                  int64_t penalty_share_bps=10000, int64_t fee_share_bps=0, int64_t step_lots=0):
+        """Turn on the loss waterfall (risk mode, once, after the assets and the
+        pools' accounts): the insurance pool's account, the main pool's (-1:
+        none), the liquidation penalty (bps of the premium notional a liquidation
+        buys back), the insurance pool's shares of penalties and of trading fees,
+        and the lots a liquidation closes per series and command (0: all)."""
+        if not self.risk:
+            raise ValueError("pools need accounts (risk=True)")
+        self.losses.configure(insurance_account, main_account, penalty_bps, penalty_share_bps, fee_share_bps,
+                              step_lots, self.ledger.n_assets)
+        self.funds.fee_income = self.losses.fee_income
+
+    def insurance_state(self):
+        """InsuranceState of the pools (engine/core/order_info.py), or None
+        without pools."""
+        cdef Waterfall w = self.losses
+        if not w.enabled:
+            return None
+        return InsuranceState(w.insurance, w.main, self.ledger.balances(w.insurance),
+                              [tuple(row) for row in w.step_totals()],
+                              [w.fees_due(a) for a in range(self.ledger.n_assets)])
 
     def add_instrument(self, spec):
         """Register an InstrumentSpec; returns its instrument id (0, 1, ...)."""
@@ -215,7 +242,7 @@ cdef class EngineParts:
     def snapshot(self):
         """The full state as bytes (see engine/core/snapshot.py)."""
         cdef Parts parts = self._parts()
-        return write_snapshot(&parts, self.books, self.funds, self.margins, self.funding, self.pool,
+        return write_snapshot(&parts, self.books, self.funds, self.margins, self.funding, self.pool, self.losses,
                               self.asset_specs, self.specs)
 
     @classmethod
@@ -235,7 +262,7 @@ cdef class EngineParts:
             for spec in snap.instruments:
                 eng.add_instrument(spec)
             parts = eng._parts()
-            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins, eng.funding, eng.pool)
+            read_snapshot(snap, &parts, eng.books, eng.funds, eng.margins, eng.funding, eng.pool, eng.losses)
         except (OverflowError, TypeError) as err:
             raise ValueError(f"snapshot value out of range: {err}") from err
         eng.next_order_id = parts.next_order_id
@@ -245,8 +272,8 @@ cdef class EngineParts:
     def state_hash(self):
         """SHA-256 (hex) over the full state; equal states give equal hashes."""
         cdef Parts parts = self._parts()
-        return state_hash(&parts, self.books, self.funds, self.margins, self.funding, self.pool, self.asset_specs,
-                          self.specs)
+        return state_hash(&parts, self.books, self.funds, self.margins, self.funding, self.pool, self.losses,
+                          self.asset_specs, self.specs)
 
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""

@@ -63,7 +63,9 @@ JOURNALED_EVENT_KINDS = frozenset(int(k) for k in (EventKind.FILL, EventKind.CRE
                                                     EventKind.ACCOUNT_FROZEN, EventKind.POSITION_SETTLED,
                                                     EventKind.SERIES_LISTED, EventKind.FUNDING_SETTLED,
                                                     EventKind.POOL_PAID, EventKind.TRANSFERRED_OUT,
-                                                    EventKind.TRANSFERRED_IN))
+                                                    EventKind.TRANSFERRED_IN, EventKind.PENALTY_CHARGED,
+                                                    EventKind.LOSS_COVERED, EventKind.DELEVERAGED,
+                                                    EventKind.FEES_SWEPT))
 """Event kinds a journal batch record keeps (what settlement needs: transfers order the shard merge); the
 journal (engine/journal.py) and the gateway's wire.select_kinds both use it."""
 

@@ -21,6 +21,7 @@ cdef class Risk:
     cdef bint liquidating         # closing orders of a liquidation skip the margin check
     cdef set frozen               # accounts frozen by their wallet's exit request
     cdef readonly int64_t n_frozen  # len(frozen): the hot path tests this int, not the set
+    cdef int64_t* fee_income      # [asset]: fees earned, kept for the insurance pool's share (NULL: no pools)
 
     # -- commands --
     cdef uint8_t reserve(self, const Instrument* inst, int64_t account, uint8_t side,

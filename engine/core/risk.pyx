@@ -139,6 +139,8 @@ cdef class Risk:
         ledger.move(seller.account, inst.base_asset, -base, -base)
         ledger.move(seller.account, inst.quote_asset, n - seller_fee, 0)
         ledger.move(self.fee_account, inst.quote_asset, taker_fee + maker_fee, 0)
+        if self.fee_income != NULL:
+            self.fee_income[inst.quote_asset] += taker_fee + maker_fee
         e.fee = taker_fee
         e.maker_fee = maker_fee
         if inst.series >= 0:

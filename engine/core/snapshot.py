@@ -18,8 +18,8 @@ SNAPSHOT_VERSION = 5
 SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)   # version 1 had no options: its option parts are empty;
 # version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
 # version 3 no perpetual series (its funding section is empty), no settled or delisted
-# series and no covered calls; version 4 no main pool (its main_pool section is None) and no
-# shard transfers (its transfers section is empty)
+# series and no covered calls; version 4 no main pool (its main_pool section is None), no
+# shard transfers (its transfers section is empty) and no insurance pool (its insurance section is empty)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -83,6 +83,7 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     covering: list[int] = []                        # accounts whose call sells are covered (COVER_CALLS), sorted
     main_pool: MainPoolState | None = None          # only with a main pool (pool.pyx write_part)
     transfers: bytes = b""   # shards only (transfers.pyx write_part): int64 [5, 16] transfer counters
+    insurance: list[list] = []  # waterfall.pyx write_part: [settings, fee income, fees swept, step totals]; [] without pools
 
 
 ENCODER = msgspec.msgpack.Encoder()

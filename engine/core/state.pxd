@@ -9,6 +9,7 @@ from engine.core.margin cimport Margin
 from engine.core.pool cimport MainPool
 from engine.core.risk cimport Risk
 from engine.core.types cimport oid_t
+from engine.core.waterfall cimport Waterfall
 
 
 # The parts of one engine, as state.pyx reads and writes them.
@@ -23,12 +24,12 @@ ctypedef struct Parts:
 
 # -- queries --
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                          MainPool pool, list assets, list instruments)
+                          MainPool pool, Waterfall losses, list assets, list instruments)
 cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, MainPool pool,
-                    list assets, list instruments)
+                    Waterfall losses, list assets, list instruments)
 cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool) except -1
 
 # -- commands (restore: decode, then hand each part its fields) --
 cdef object decode_snapshot(data)
 cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                       MainPool pool) except -1
+                       MainPool pool, Waterfall losses) except -1

@@ -26,7 +26,7 @@ from engine.core import snapshot as _snap
 
 
 cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                          MainPool pool, list assets, list instruments):
+                          MainPool pool, Waterfall losses, list assets, list instruments):
     """The full state as EngineSnapshot bytes."""
     snap = _snap.EngineSnapshot(
         version=_snap.SNAPSHOT_VERSION,
@@ -51,6 +51,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         covering=sorted(risk.life.covering),
         main_pool=pool.write_part(),
         transfers=risk.transfers.write_part(),
+        insurance=losses.write_part(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -69,7 +70,7 @@ cdef object decode_snapshot(data):
 
 
 cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin, Funding funding,
-                       MainPool pool) except -1:
+                       MainPool pool, Waterfall losses) except -1:
     """Hand each part of an engine built from the snapshot's specs its own
     fields; every part checks its values before it writes them."""
     cdef Ledger ledger = risk.ledger
@@ -81,6 +82,9 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
     funding.read_part(snap.funding, accounts)
     pool.read_part(snap.main_pool, accounts)
+    losses.read_part([list(row) for row in snap.insurance])
+    if losses.enabled:
+        risk.fee_income = losses.fee_income
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
         # Accounts first: resting an order sizes the account lists to its account.
         orders = np.frombuffer(snap.orders, dtype=_snap.ORDER_DTYPE)
@@ -106,7 +110,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
 
 
 cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, MainPool pool,
-                    list assets, list instruments):
+                    Waterfall losses, list assets, list instruments):
     """SHA-256 (hex) over the parts' hash words."""
     cdef int32_t i
     cdef list words = [parts.n_inst, parts.next_order_id, parts.last_seq]
@@ -121,6 +125,7 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     margin.hash_words(words)
     funding.hash_words(words)
     pool.hash_words(words)
+    losses.hash_words(words)
     risk.life.hash_words(parts.insts, parts.n_inst, words)
     risk.transfers.hash_words(words)
     bands = changed_bands(parts.insts, parts.n_inst, instruments)

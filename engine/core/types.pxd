@@ -78,6 +78,7 @@ cpdef enum CommandKind:
     POOL_MARK = 23
     TRANSFER_OUT = 27
     TRANSFER_IN = 28
+    SWEEP_FEES = 24
 
 cpdef enum EventKind:
     ACCEPTED = 1
@@ -108,6 +109,10 @@ cpdef enum EventKind:
     POOL_MARKED = 26
     TRANSFERRED_OUT = 52
     TRANSFERRED_IN = 53
+    PENALTY_CHARGED = 27
+    LOSS_COVERED = 28
+    DELEVERAGED = 29
+    FEES_SWEPT = 30
 
 cpdef enum CancelReason:
     USER = 1
@@ -178,6 +183,8 @@ cpdef enum Reject:
     TRANSFER_DUPLICATE = 59
     TRANSFER_GAP = 60
     INVALID_TRANSFER = 61
+    POOLS_NOT_SET = 54
+    NOTHING_TO_SWEEP = 55
 
 # -- records shared with numpy (engine/core/records.py mirrors them) --
 

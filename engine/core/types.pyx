@@ -74,6 +74,8 @@ REJECT_TEXT = {
     Reject.TRANSFER_DUPLICATE: "transfer already applied on this shard (each transfer id applies once)",
     Reject.TRANSFER_GAP: "transfer number skips one: transfers between two shards apply in order",
     Reject.INVALID_TRANSFER: "not a transfer id (src << 48 | dst << 40 | number, two different shards below 16)",
+    Reject.POOLS_NOT_SET: "no insurance pool is configured ([pools] insurance_account)",
+    Reject.NOTHING_TO_SWEEP: "the insurance pool's share of this asset's fees is already swept",
 }
 
 CANCEL_TEXT = {

@@ -46,6 +46,7 @@ from engine.schemas import (
     SkipDeposit,
 )
 from engine.schemas_greeks import PublishGreeks
+from engine.schemas_insurance import GetInsurance, SweepFees
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
 from engine.schemas_pools import PoolDeposit, PoolRedeem
@@ -153,6 +154,10 @@ def _fund(batch: Batch, session: Session, req: Fund, _account: None) -> None:
                   qty=req.payoff)
 
 
+def _sweep_fees(batch: Batch, session: Session, req: SweepFees, _account: None) -> None:
+    batch.command(session, req.request_id, CommandKind.SWEEP_FEES, asset=req.asset)
+
+
 def _list_chain(batch: Batch, session: Session, req: ListChain, _account: None) -> None:
     # One LIST_SERIES per series (engine/chains.py), all answering the request id.
     count = len(req.expiries) * len(req.strikes) * len(req.rights)
@@ -219,6 +224,8 @@ ROUTES: dict[type, Route] = {
     PoolDeposit: Route(Rule.ACCOUNT, _pool_deposit),
     PoolRedeem: Route(Rule.ACCOUNT, _pool_redeem),
     GetChain: Route(Rule.ANYONE),
+    GetInsurance: Route(Rule.ANYONE),
+    SweepFees: Route(Rule.OPERATOR, _sweep_fees),
     PublishGreeks: Route(Rule.OPERATOR),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),

@@ -29,6 +29,7 @@ from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.recent_orders import RecentOrders
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
+from engine.schemas_insurance import GetInsurance, Insurance, InsuranceBalance, StepTotal
 from engine.schemas_options import Chain, GetChain, SeriesInfo
 from engine.schemas_replication import FindOrder, OrderFound
 from engine.schemas_shards import GetTransfers, SentTransfer, Transfers
@@ -145,6 +146,15 @@ class Queries:
                                                      for acct, m in engine.under_maintenance()])
             case GetChain():
                 reply = self._chain(req.request_id, req.underlying)
+            case GetInsurance():
+                state = engine.insurance_state() if engine.risk else None
+                if state is None:
+                    batch.reject(session, GatewayReject.NO_POOLS, request_id=req.request_id)
+                    return
+                reply = Insurance(req.request_id, state.insurance_account, state.main_account,
+                                  [InsuranceBalance(asset, total, reserved, due) for asset, ((total, reserved), due)
+                                   in enumerate(zip(state.balances, state.fees_due))],
+                                  [StepTotal(*row) for row in state.step_totals])
             case PublishGreeks():
                 refusal = self.greeks.publish(engine, req, ts)
                 if refusal:

@@ -38,11 +38,12 @@ FANOUT_KINDS = frozenset(int(k) for k in (EventKind.ACCEPTED, EventKind.FILL, Ev
                                           EventKind.MASS_CANCELLED, EventKind.CREDITED, EventKind.DEBITED,
                                           EventKind.LIQUIDATED, EventKind.FUNDING_SETTLED,
                                           EventKind.POSITION_SETTLED, EventKind.TRANSFERRED_OUT,
-                                          EventKind.TRANSFERRED_IN))
+                                          EventKind.TRANSFERRED_IN, EventKind.PENALTY_CHARGED,
+                                          EventKind.LOSS_COVERED, EventKind.DELEVERAGED))
 """Events an account hears about even when another session (or the gateway) caused them:
 orders an operator placed in its name (a liquidation's closing orders), their fills,
 cancels, balance changes (funding and shard transfers included), its liquidation, the cash settlement of its
-expired positions."""
+expired positions, the loss waterfall's payments to or from it and its deleveraging."""
 
 _EVENT_KINDS = frozenset(int(k) for k in EventKind)
 

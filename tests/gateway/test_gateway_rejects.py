@@ -214,7 +214,8 @@ def test_every_request_type_has_a_route():
     operator_only = {t.__name__ for t, route in ROUTES.items() if route.rule is Rule.OPERATOR}
     assert operator_only == {"SetState", "SetReference", "Credit", "SetAssetPrice", "GetStatus", "SkipDeposit",
                              "SetOptionRisk", "Liquidate", "GetMarginCalls", "FreezeAccount", "SetBands",
-                             "SetHaircut", "Fund", "ListChain", "CloseSeries", "PublishGreeks", "Transfer", "GetTransfers"}
+                             "SetHaircut", "Fund", "ListChain", "CloseSeries", "PublishGreeks", "Transfer", "GetTransfers",
+                             "SweepFees"}
 
 
 def test_gateway_reject_codes_do_not_collide_with_the_core():

@@ -1,0 +1,167 @@
+"""The insurance pool and the money of the loss waterfall (docs/pools.md,
+"Insurance pool and waterfall"): which accounts are the insurance and main
+pools, the liquidation penalty and the insurance pool's shares of penalties
+and trading fees, each step's exact transfer, and what every step has moved.
+
+Every transfer here is a move of free balance from one account to another in
+one asset: nothing is created, and a payer gives at most its free balance, so
+no balance goes negative. losses.pyx decides the amounts and emits the events.
+"""
+
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
+
+from engine.core.types cimport BPS
+
+
+cdef class Waterfall:
+    """The pools' accounts, the waterfall's settings and its exact transfers over a Ledger."""
+
+    def __cinit__(self, Ledger ledger, int64_t fee_account):
+        self.ledger = ledger
+        self.fee_account = fee_account
+        self.main = -1
+        self.insurance = -1
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.fee_income)
+        PyMem_RawFree(self.fees_swept)
+        PyMem_RawFree(self.totals)
+
+    # -- queries --
+
+    cdef int64_t payer(self, uint8_t step) noexcept:
+        """The account a step draws from: the insurance pool (which holds this
+        liquidation's penalty) or the main pool; -1 for none."""
+        if step == STEP_PENALTY or step == STEP_INSURANCE:
+            return self.insurance
+        if step == STEP_MAIN:
+            return self.main
+        return -1
+
+    cdef int64_t available(self, uint8_t step, int32_t asset, int64_t penalty_left) noexcept:
+        """What a step can give in ``asset`` now: its payer's free balance, and
+        for the penalty step at most the penalty not yet drawn back; the
+        insurance step leaves that penalty to the penalty step."""
+        cdef int64_t payer = self.payer(step)
+        cdef int64_t free
+        if payer < 0:
+            return 0
+        free = self.ledger.free(payer, asset)
+        if step == STEP_PENALTY:
+            return min(free, penalty_left)
+        if step == STEP_INSURANCE:
+            free -= penalty_left
+        return free if free > 0 else 0
+
+    cdef int64_t fees_due(self, int32_t asset) noexcept:
+        """The insurance pool's share of the fees earned in ``asset`` not yet
+        swept to it, at most the fee account's free balance."""
+        cdef int64_t due = self.fee_income[asset] // BPS * self.fee_share_bps + (
+            self.fee_income[asset] % BPS * self.fee_share_bps // BPS) - self.fees_swept[asset]
+        return max(0, min(due, self.ledger.free(self.fee_account, asset)))
+
+    cdef list step_totals(self):
+        """[[step, asset, amount]] of every step and asset that moved something."""
+        cdef int step
+        cdef int32_t a
+        return [[step, a, self.totals[step * self.n_assets + a]]
+                for step in range(STEP_OWN, N_STEPS) for a in range(self.n_assets)
+                if self.totals[step * self.n_assets + a]]
+
+    # -- commands --
+
+    cdef int configure(self, int64_t insurance, int64_t main, int64_t penalty_bps, int64_t penalty_share_bps,
+                       int64_t fee_share_bps, int64_t step_lots, int32_t n_assets) except -1:
+        """Turn the waterfall on (once, at set-up, after the assets); ValueError if invalid."""
+        if self.enabled:
+            raise ValueError("the pools are already configured")
+        if not self.ledger.known(insurance) or insurance == self.fee_account:
+            raise ValueError("insurance_account must be an open account other than the fee account")
+        if main != -1 and (not self.ledger.known(main) or main in (insurance, self.fee_account)):
+            raise ValueError("main_account must be an open account other than the insurance and fee accounts")
+        for name, bps in (("penalty_bps", penalty_bps), ("penalty_share_bps", penalty_share_bps),
+                          ("fee_share_bps", fee_share_bps)):
+            if not 0 <= bps <= BPS:
+                raise ValueError(f"{name} must be in [0, 10000]")
+        if not 0 <= step_lots <= (1 << 31):
+            raise ValueError("step_lots must be in [0, 2**31] (0: close everything at once)")
+        self.fee_income = <int64_t*>PyMem_RawCalloc(max(n_assets, 1), sizeof(int64_t))
+        self.fees_swept = <int64_t*>PyMem_RawCalloc(max(n_assets, 1), sizeof(int64_t))
+        self.totals = <int64_t*>PyMem_RawCalloc(N_STEPS * max(n_assets, 1), sizeof(int64_t))
+        if self.fee_income == NULL or self.fees_swept == NULL or self.totals == NULL:
+            raise MemoryError()
+        self.n_assets = n_assets
+        self.insurance = insurance
+        self.main = main
+        self.penalty_bps = penalty_bps
+        self.penalty_share_bps = penalty_share_bps
+        self.fee_share_bps = fee_share_bps
+        self.step_lots = step_lots
+        self.enabled = True
+        return 0
+
+    cdef int64_t draw(self, uint8_t step, int64_t payee, int32_t asset, int64_t want, int64_t penalty_left,
+                      Draw* d) noexcept:
+        """Move up to ``want`` of ``asset`` from the step's payer to ``payee``;
+        returns the amount moved (recorded in ``d`` and the step's total)."""
+        cdef int64_t amount = min(want, self.available(step, asset, penalty_left))
+        if amount <= 0:
+            return 0
+        self.ledger.move(self.payer(step), asset, -amount, 0)
+        self.ledger.move(payee, asset, amount, 0)
+        d.by_step[step] += amount
+        self.count(step, asset, amount)
+        return amount
+
+    cdef int64_t sweep(self, int32_t asset) noexcept:
+        """Move the insurance pool's due share of fees from the fee account; returns it."""
+        cdef int64_t due = self.fees_due(asset)
+        if due > 0:
+            self.ledger.move(self.fee_account, asset, -due, 0)
+            self.ledger.move(self.insurance, asset, due, 0)
+            self.fees_swept[asset] += due
+        return due
+
+    # -- state --
+
+    cdef list write_part(self):
+        """[settings, fee income, fees swept, step totals], or [] when unused
+        (the snapshot's `insurance` section)."""
+        cdef int32_t a
+        if not self.enabled:
+            return []
+        return [[self.insurance, self.main, self.penalty_bps, self.penalty_share_bps, self.fee_share_bps,
+                 self.step_lots],
+                [self.fee_income[a] for a in range(self.n_assets)],
+                [self.fees_swept[a] for a in range(self.n_assets)],
+                self.step_totals()]
+
+    cdef int read_part(self, list part) except -1:
+        """Restore what write_part wrote (after the ledger); ValueError if invalid."""
+        cdef int32_t a
+        if not part:
+            return 0
+        if len(part) != 4 or len(part[0]) != 6:
+            raise ValueError("snapshot insurance section is not valid")
+        ins, main, penalty, penalty_share, fee_share, step_lots = part[0]
+        self.configure(ins, main, penalty, penalty_share, fee_share, step_lots, self.ledger.n_assets)
+        if len(part[1]) != self.n_assets or len(part[2]) != self.n_assets:
+            raise ValueError("snapshot insurance fees do not match the assets")
+        for a in range(self.n_assets):
+            self.fee_income[a] = part[1][a]
+            self.fees_swept[a] = part[2][a]
+        for step, a, amount in part[3]:
+            if not (STEP_OWN <= step < N_STEPS and 0 <= a < self.n_assets):
+                raise ValueError(f"snapshot waterfall total {[step, a, amount]} is not valid")
+            self.totals[step * self.n_assets + a] = amount
+        return 0
+
+    cdef int hash_words(self, list words) except -1:
+        """The waterfall's part of the state hash, only when configured (an
+        engine without pools hashes as before they existed)."""
+        part = self.write_part()
+        if part:
+            words += [len(part[3]), *part[0], *part[1], *part[2]]
+            for row in part[3]:
+                words += row
+        return 0

@@ -1,0 +1,94 @@
+"""The loss waterfall's arithmetic in plain Python (engine/core/losses.pyx and
+waterfall.pyx are the fast version; docs/pools.md, "Insurance pool and
+waterfall", states the rules): the liquidation penalty, what each step lends a
+bankrupt account and gets back, and how a deleveraged short's payment splits
+over the ranked longs. Tests drive the core and check its events against these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BPS = 10_000
+
+OWN, PENALTY, INSURANCE, MAIN, ADL = 1, 2, 3, 4, 5
+LENDERS = (PENALTY, INSURANCE, MAIN)
+
+
+def penalty(closed_notional: int, penalty_bps: int, free: int) -> int:
+    """The penalty of a liquidation that bought back ``closed_notional``, at most the account's free premium."""
+    return max(0, min(closed_notional * penalty_bps // BPS, free))
+
+
+def penalty_fee_part(kept: int, penalty_share_bps: int) -> int:
+    """What of the penalty the insurance pool kept goes on to the fee account."""
+    return kept - kept * penalty_share_bps // BPS
+
+
+@dataclass
+class Sources:
+    """What the lending steps can give in the premium asset: the penalty of this
+    liquidation not yet drawn back, and the pools' free balances (the insurance
+    pool's includes that penalty)."""
+
+    penalty_left: int
+    insurance_free: int
+    main_free: int
+
+    def available(self, step: int) -> int:
+        if step == PENALTY:
+            return min(self.insurance_free, self.penalty_left)
+        if step == INSURANCE:
+            return max(0, self.insurance_free - self.penalty_left)
+        return max(0, self.main_free)
+
+
+def lend(want: int, sources: Sources) -> dict[int, int]:
+    """{step: amount} the steps lend, in order, towards ``want``; updates ``sources``."""
+    out = {}
+    for step in LENDERS:
+        amount = min(want - sum(out.values()), sources.available(step))
+        if amount <= 0:
+            continue
+        out[step] = amount
+        if step in (PENALTY, INSURANCE):
+            sources.insurance_free -= amount
+            if step == PENALTY:
+                sources.penalty_left -= amount
+        else:
+            sources.main_free -= amount
+    return out
+
+
+def give_back(lent: dict[int, int], unused: int) -> dict[int, int]:
+    """{step: amount} of ``unused`` that goes back, main pool first, at most what each lent."""
+    out = {}
+    for step in reversed(LENDERS):
+        part = min(unused, lent.get(step, 0))
+        if part > 0:
+            out[step] = part
+            unused -= part
+    return out
+
+
+def rank_longs(longs: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
+    """[(account, position)] most leveraged first, from [(account, position, value
+    at the mark, collateral)]: value x 10000 // (collateral + 1) descending, then
+    the larger position, then the lower account id."""
+    keyed = sorted((-(value * BPS // (collateral + 1)), -pos, acct) for acct, pos, value, collateral in longs)
+    return [(acct, -neg_pos) for _, neg_pos, acct in keyed]
+
+
+def deleverage(ranked: list[tuple[int, int]], qty: int, paid: int) -> list[tuple[int, int, int]]:
+    """[(account, contracts, amount)]: ``qty`` of a bankrupt short closed against the
+    ranked longs, each paid paid x contracts // qty, the last the remainder."""
+    out = []
+    left, given = qty, 0
+    for acct, pos in ranked:
+        if left == 0:
+            break
+        k = min(pos, left)
+        left -= k
+        amount = paid - given if left == 0 else paid * k // qty
+        given += amount
+        out.append((acct, k, amount))
+    return out
