@@ -75,6 +75,8 @@ def pools_spec(path: Path, section: PoolsSection | None, accounts: list[int], ri
     """The PoolsSpec of a `[pools]` section (None without an insurance account); ValueError
     naming the file and the key when a value is wrong."""
     if section is None or section.insurance_account is None:
+        if section is not None and section.main_account is not None and section.main is None:
+            raise ValueError(f"{path}: [pools] main_account needs [pools.main] or insurance_account")
         return None
     if not risk:
         raise ValueError(f"{path}: [pools] needs a venue with accounts (risk = true)")
