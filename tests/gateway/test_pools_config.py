@@ -27,18 +27,18 @@ def _config(tmp_path, keys, pools=None, share_decimals=6):
 
 
 def test_a_main_pool_is_part_of_the_venue_definition_and_of_the_engine(tmp_path, keys):
-    config = load_config(_config(tmp_path, keys, {"main_account": 9, "insurance_account": 10, "main": MAIN}))
+    config = load_config(_config(tmp_path, keys, {"main_account": 4, "insurance_account": 3, "main": MAIN}))
     terms = config.venue.main_pool
-    assert (terms.account, terms.asset, terms.share_asset, terms.cooldown_ns) == (9, 0, 4, 60 * 10**9)
+    assert (terms.account, terms.asset, terms.share_asset, terms.cooldown_ns) == (4, 0, 4, 60 * 10**9)
     assert decode_venue(encode_venue(config.venue)) == config.venue
     info = build_engine(config.venue).pool_info()
-    assert (info.account, info.share_asset, info.withdrawal_fee_bps, info.equity_multiplier_bps) == (9, 4, 5, 15_000)
+    assert (info.account, info.share_asset, info.withdrawal_fee_bps, info.equity_multiplier_bps) == (4, 4, 5, 15_000)
     pools = load_pools(config.path)
-    assert (pools.main_account, pools.insurance_account) == (9, 10)
+    assert (pools.main_account, pools.insurance_account) == (4, 3)
 
 
 def test_without_a_main_pool_the_genesis_is_what_it_was(tmp_path, keys):
-    config = load_config(_config(tmp_path, keys, {"insurance_account": 10}))
+    config = load_config(_config(tmp_path, keys, {"insurance_account": 3}))
     assert config.venue.main_pool is None
     assert b"main_pool" not in encode_venue(config.venue)
     assert decode_venue(encode_venue(config.venue)) == config.venue
