@@ -38,16 +38,16 @@ def test_sample_config_loads_after_keys_init(tmp_path, capsys):
                                                              "NVDA.M/USDC", "BTC-20261231-100000-C",
                                                              "TSLA.M-20261218-250-P"]
     assert config.venue.instruments[4].option.right == "C" and config.venue.instruments[2].option is None
-    assert config.venue.accounts == [1, 2, 3]
+    assert config.venue.accounts == [1, 2, 3, 4]
     who = {p.user_id: p for p in config.principals.values()}
-    assert set(who) == {"acct:market-maker", "acct:retail", "acct:fund", "op:ops"}
+    assert set(who) == {"acct:market-maker", "acct:retail", "acct:fund", "acct:pool", "op:ops"}
     assert who["op:ops"].operator and who["op:ops"].account is None
     assert config.journal_path == (tmp_path / "../var/journal")
     public, secret = config.server_keys()
     assert len(public) == len(secret) == 40
     commands = genesis_commands(config)
     kinds = commands["kind"].tolist()
-    assert kinds.count(CommandKind.SET_REFERENCE) == 6 and kinds.count(CommandKind.CREDIT) == 8
+    assert kinds.count(CommandKind.SET_REFERENCE) == 6 and kinds.count(CommandKind.CREDIT) == 10
     assert kinds.count(CommandKind.SET_OPTION_RISK) == 2
     engine = build_engine(config.venue)
     events = engine.process(commands)
