@@ -335,7 +335,7 @@ class Client:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no answer to {type(message).__name__} within the timeout")
+                raise TimeoutError(f"{count - len(answers)} of {count} answers ({keys}) not there within the timeout")
             for reply in self.recv(left):
                 if len(answers) < count and wanted.intersection(_keys(reply)):
                     answers.append(reply)

@@ -5,6 +5,7 @@ not is sent. RecentOrders keeps the last orders by (account, client order id).""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from gateway_harness import AMZN, PX, TICK, client_keys
 
 from engine.client import Client
@@ -67,3 +68,15 @@ def test_a_resent_order_is_not_applied_twice(gateway, keys, clients):
         resender.close()
     resting = [o.client_order_id for o in first.all_open_orders()]
     assert resting.count(cid) == 1 and resting.count(fresh) == 1
+
+
+def test_a_client_with_no_answer_raises_timeout_error(keys):
+    """Failover catches TimeoutError: an unanswered request must raise exactly that,
+    whichever way the wait ends (here the clock runs out between two empty polls)."""
+    client = Client(f"tcp://127.0.0.1:{free_port()}", client_keys(keys, "retail"), timeout=0.05)
+    client.recv = lambda timeout=None: []  # a socket that never answers, returning at once
+    try:
+        with pytest.raises(TimeoutError, match="not there within the timeout"):
+            client.heartbeat()
+    finally:
+        client.close()
