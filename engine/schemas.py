@@ -60,6 +60,7 @@ class GatewayReject(IntEnum):
     QUERY_TOO_LARGE = 107
     UNKNOWN_CURSOR = 108
     CHAIN_TOO_LARGE = 110
+    NO_POOL = 111
 
 
 GATEWAY_REJECT_TEXT = {
@@ -73,6 +74,7 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
     GatewayReject.UNKNOWN_CURSOR: "paging cursor names no order id the venue issued",
     GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
+    GatewayReject.NO_POOL: "this venue has no main pool",
 }
 
 

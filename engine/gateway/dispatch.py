@@ -48,7 +48,7 @@ from engine.schemas import (
 from engine.schemas_greeks import PublishGreeks
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
-from engine.schemas_pools import PoolDeposit, PoolRedeem
+from engine.schemas_pools import GetPoolInfo, PoolDeposit, PoolRedeem
 
 
 class Rule(Enum):
@@ -209,6 +209,7 @@ ROUTES: dict[type, Route] = {
     PoolDeposit: Route(Rule.ACCOUNT, _pool_deposit),
     PoolRedeem: Route(Rule.ACCOUNT, _pool_redeem),
     GetChain: Route(Rule.ANYONE),
+    GetPoolInfo: Route(Rule.ANYONE),
     PublishGreeks: Route(Rule.OPERATOR),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),

@@ -1,6 +1,6 @@
 """Answers to queries, read from the engine after the batch that carried them
 ran: heartbeats and logons, balances, open orders, book snapshots, instruments,
-margin, margin calls, status, option chains; and the greeks an operator
+margin, margin calls, status, option chains, the main pool; and the greeks an operator
 publishes, kept here as derived data (engine/gateway/greeks.py). Query
 replies are built from the core's query results with
 ``engine.schemas.from_core``, never copied field by field.
@@ -29,6 +29,7 @@ from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_options import Chain, GetChain, SeriesInfo
+from engine.schemas_pools import GetPoolInfo, pool_info_reply
 from engine.schemas import (
     REPLY_ENCODER,
     AssetBalance,
@@ -131,6 +132,13 @@ class Queries:
                                                      for acct, m in engine.under_maintenance()])
             case GetChain():
                 reply = self._chain(req.request_id, req.underlying)
+            case GetPoolInfo():
+                try:
+                    info = engine.pool_info()
+                except ValueError as err:
+                    batch.reject(session, GatewayReject.NO_POOL, str(err), request_id=req.request_id)
+                    return
+                reply = pool_info_reply(req.request_id, info)
             case PublishGreeks():
                 refusal = self.greeks.publish(engine, req, ts)
                 if refusal:
