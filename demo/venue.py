@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from demo.participants.base import Participant
+from demo.participants.liquidity_provider import LiquidityProvider
 from demo.participants.market_maker import MarketMaker
 from demo.participants.perpetual_writer import PerpetualWriter
 from demo.participants.taker import Taker
@@ -23,11 +24,16 @@ from demo.venue_config import (
     BY_NAME,
     CHALLENGE_WINDOW_S,
     PERPETUAL,
+    POOL_COOLDOWN_S,
+    POOL_FEE_BPS,
+    SHARE,
     TSLA_BTC,
     write_feeds_config,
     write_keys,
+    write_pools_config,
     write_venue_config,
 )
+from demo.venue_pool import PoolSummary, start_quoter
 from demo.venue_report import Recorder, Report
 from demo.venue_settlement import SettlementInProcess, SettlementProcesses
 from engine.client import Client, ClientKeys
@@ -36,7 +42,10 @@ from engine.schemas import Debited, Reject
 
 STOCK_PAIRS = ["AMZNX/USDC", "AAPLX/USDC", "TSLA.M/USDC", "NVDA.M/USDC"]
 THIN_BOOK = "AMZNX/USDC"
+TSLA_PUT = "TSLA.M-20261218-250-P"
 WITHDRAWAL = ("lp-b", "USDC", 1_000_000_000)   # 1,000 USDC in ledger units
+SEED = ("lp-a", 50_000_000_000)               # the pool's first provider: 50,000 USDC, before it quotes
+PROVIDER = ("lp-b", 10_000_000_000)            # deposits 10,000 USDC into the pool and redeems it
 DEFAULT_DURATION_S = 45.0
 
 
@@ -139,6 +148,7 @@ class VenueRun:
         buyer.client.close()   # its one order is done; the others close theirs when their threads end
         for line in thin.lines():
             self.say("thin book: " + line)
+        seed, provider = self._pool(participant, gateway, keys, chain.symbols[SHARE])
         writer = participant(PerpetualWriter, "tsla-writer", symbol=PERPETUAL)
         self._wait(lambda: _open(ops, instruments[PERPETUAL].instrument), settlement, 30, "the perpetual's mark")
         perpetual_refused = writer.open_position(mm_btc, 0.5)
@@ -146,11 +156,13 @@ class VenueRun:
                  if perpetual_refused is None else f"perpetual: not traded: {perpetual_refused}")
         takers = [participant(Taker, "taker-a", symbols=["AMZNX/USDC", "AAPLX/USDC", "NVDA.M/USDC"], size=0.5,
                               cross_bps=40, seed=1),
-                  participant(Taker, "taker-b", symbols=["TSLA.M/USDC", TSLA_BTC], size=0.5, cross_bps=60, seed=2)]
+                  participant(Taker, "taker-b", symbols=["TSLA.M/USDC", TSLA_BTC], size=0.5, cross_bps=60, seed=2),
+                  participant(Taker, "opt-taker", symbols=[TSLA_PUT], size=0.5, cross_bps=800, seed=3)]
         stop = threading.Event()
         for trader, interval in ((mm_stocks, 1.0), (mm_btc, 1.0), (writer, 1.0), *((t, 0.3) for t in takers)):
             trader.start(stop, interval)
-        self.say(f"trading for {duration:.0f} s: 2 market makers, 2 takers, the perpetual writer")
+        self.say(f"trading for {duration:.0f} s: 2 market makers, the pool's quoter, 3 takers, the perpetual "
+                 f"writer, a pool provider")
         exit_wallet = chain.book.wallet(BY_NAME["exiter"].id)
         withdrawal = None
         try:
@@ -160,6 +172,7 @@ class VenueRun:
                 self.group.check_alive()
                 settlement.tick()
                 recorder.sample()
+                provider.step()
                 elapsed = duration - (end - now)
                 if withdrawal is None and elapsed >= duration / 3:
                     withdrawal = self._exit_and_withdraw(chain, ops)
@@ -176,8 +189,11 @@ class VenueRun:
                 trader.thread.join(10)
         if withdrawal is None:   # a trading phase too short to reach them still runs them
             withdrawal = self._exit_and_withdraw(chain, ops)
+        provider.finish(POOL_COOLDOWN_S + 10)
+        provider.client.close()
+        self.group.stop("pool-quoter")
         self.group.stop("feeds")   # its funding steps would add records while the last batches settle
-        self.say("trading and the feed process stopped; settling what is left")
+        self.say("trading, the pool's quoter and the feed process stopped; settling what is left")
         self._wait(lambda: settlement.unsettled() == 0 and chain.vault.wallet_state(exit_wallet)[1],
                    settlement, 60, "every record settled and the exit served")
         chain.mine()
@@ -185,8 +201,31 @@ class VenueRun:
                    "the watchtower's audit of every batch")
         claim = self._claim(chain, isinstance(withdrawal, Debited))
         self.group.check_alive()
+        pool = PoolSummary.collect(ops, config, settlement.journal_path, seed, provider)
         return Report.collect(chain, ops, settlement, recorder, thin, writer, mm_btc,
-                              [mm_stocks, mm_btc, writer, buyer, *takers], claim, perpetual_refused)
+                              [mm_stocks, mm_btc, writer, buyer, *takers, provider], claim, perpetual_refused, pool)
+
+    def _pool(self, participant, gateway: Endpoints, keys: Path, share: int) -> tuple[LiquidityProvider, ...]:
+        """The first provider's seed deposit, the pool's quoting process, and the provider
+        that deposits now and redeems after the cooldown: (seed, provider)."""
+        name, amount = SEED
+        seed = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
+                           cooldown_s=POOL_COOLDOWN_S)
+        refused = seed.deposit()
+        seed.client.close()
+        if refused:
+            raise ProcessError(f"the pool's seed deposit was refused: {refused}")
+        start_quoter(self.group, write_pools_config(self.run, keys, gateway.orders))
+        name, amount = PROVIDER
+        provider = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
+                               cooldown_s=POOL_COOLDOWN_S)
+        refused = provider.deposit()
+        if refused:
+            raise ProcessError(f"{name}'s pool deposit was refused: {refused}")
+        self.say(f"pool: {seed.name} seeded it with {seed.amount / 1e6:,.0f} USDC, the quoting process runs, "
+                 f"{name} deposited {amount / 1e6:,.0f} USDC for {provider.shares / 1e6:,.2f} {SHARE} "
+                 f"(cooldown {POOL_COOLDOWN_S} s)")
+        return seed, provider
 
     def _exit_and_withdraw(self, chain: DemoChain, ops: Client):
         """The exiter's wallet requests a forced exit on chain; an LP withdraws (an operator debit)."""

@@ -1,5 +1,5 @@
 """The README's main command, ``python -m demo``, in a short mode: every check of its summary
-holds on the embedded chain and on anvil, it writes its report folder, a Ctrl-C stops every
+holds on the embedded chain and on anvil (the pool's among them), it writes its report folder, a Ctrl-C stops every
 process it started, and a failed check makes a non-zero exit."""
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ def _run_and_check(report: Path, chain: str) -> None:
     assert process.returncode == 0, out
     summary = json.loads((report / "summary.json").read_text())
     assert summary["chain"] == chain
-    assert len(summary["checks"]) == 10 and all(check["ok"] for check in summary["checks"]), summary["checks"]
+    assert len(summary["checks"]) == 12 and all(check["ok"] for check in summary["checks"]), summary["checks"]
     assert summary["batches"] and all(batch["gas"] > 0 for batch in summary["batches"])
     assert summary["funding"]["tsla-writer"] > 0 > summary["funding"]["mm-btc"]
+    pool = summary["pool"]
+    assert pool["nav_usd"] > 0 and pool["nav_per_share"] > 0 and pool["redemption"]["received"] > 0
+    assert sum(pool["attribution"].values()) == pool["equity_change"]
     assert PLOTS <= {path.name for path in report.iterdir()}
     for plot in PLOTS:
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
