@@ -1,7 +1,8 @@
 """The venue demo, end to end as real processes on loopback (``python -m demo``): the
-chain, the vault and test tokens, the wallets' deposits, the gateway, the feed process,
-the settlement job, watchers and watchtower, and simulated participants trading through
-the client SDK; then the summary, its checks and the report folder."""
+chain, the vault and test tokens, the wallets' deposits, the gateway, the live web view,
+the feed process, the settlement job, watchers and watchtower, the pool's quoting
+process, and simulated participants trading through the client SDK; then the summary,
+its checks and the report folder."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from demo.venue_config import (
     write_venue_config,
 )
 from demo.venue_pool import PoolSummary, start_quoter
+from demo.venue_web import capture_check, start_web
 from demo.venue_report import Recorder, Report
 from demo.venue_settlement import SettlementInProcess, SettlementProcesses
 from engine.client import Client, ClientKeys
@@ -106,7 +108,10 @@ class VenueRun:
         self.say(f"gateway up: orders {gateway.orders}, market data {gateway.market_data}")
         ops = Client(gateway.orders, ClientKeys.from_files(keys / "ops.key_secret", keys / "server.key"))
         try:
-            return self._play(duration, keys, config, chain, gateway, ops)
+            with start_web(self.run, config, keys, gateway.orders, gateway.market_data,
+                           chain.url if chain.kind == "anvil" else None) as web:
+                self.say(f"web view up: {web.url}")
+                return self._play(duration, keys, config, chain, gateway, ops, web.url)
         finally:
             ops.close()
 
@@ -116,7 +121,7 @@ class VenueRun:
         return _ready_line(log)
 
     def _play(self, duration: float, keys: Path, config: Path, chain: DemoChain, gateway: Endpoints,
-              ops: Client) -> Report:
+              ops: Client, web_url: str) -> Report:
         if chain.kind == "anvil":
             settlement = SettlementProcesses(self.run, config, self.group, chain, gateway.orders)
             self.say("settlement job, deposit watcher, exit watcher and watchtower started as processes")
@@ -189,6 +194,8 @@ class VenueRun:
                 trader.thread.join(10)
         if withdrawal is None:   # a trading phase too short to reach them still runs them
             withdrawal = self._exit_and_withdraw(chain, ops)
+        web = capture_check(web_url, self.run.parent / "web.png")
+        self.say(f"web view in headless Chromium: {web.detail}")
         provider.finish(POOL_COOLDOWN_S + 10)
         provider.client.close()
         self.group.stop("pool-quoter")
@@ -203,7 +210,8 @@ class VenueRun:
         self.group.check_alive()
         pool = PoolSummary.collect(ops, config, settlement.journal_path, seed, provider)
         return Report.collect(chain, ops, settlement, recorder, thin, writer, mm_btc,
-                              [mm_stocks, mm_btc, writer, buyer, *takers, provider], claim, perpetual_refused, pool)
+                              [mm_stocks, mm_btc, writer, buyer, *takers, provider], claim, perpetual_refused, pool,
+                              web)
 
     def _pool(self, participant, gateway: Endpoints, keys: Path, share: int) -> tuple[LiquidityProvider, ...]:
         """The first provider's seed deposit, the pool's quoting process, and the provider

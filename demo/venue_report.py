@@ -60,11 +60,13 @@ class Recorder:
 
 @dataclass
 class Check:
-    """One line of the summary that must hold."""
+    """One line of the summary that must hold; a skipped one (what it needs is not
+    installed here) says why in ``detail`` and does not fail the run."""
 
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
 
 
 @dataclass
@@ -86,7 +88,8 @@ class Report:
     @classmethod
     def collect(cls, chain: DemoChain, ops: Client, settlement: Settlement, recorder: Recorder,
                 thin: ThinBookResult, writer: PerpetualWriter, long: Participant, participants: list[Participant],
-                claim: tuple[int, int], perpetual_refused: str | None, pool: PoolSummary) -> Report:
+                claim: tuple[int, int], perpetual_refused: str | None, pool: PoolSummary,
+                web: Check) -> Report:
         """Read the final state from the engine, the chain and the job; evaluate the checks."""
         batches = chain.settled_batches()
         audits = settlement.audits()
@@ -127,6 +130,7 @@ class Report:
                   f"{compared - len(differing)} of {compared} equal" + (f"; differ: {differing[:5]}" if differing
                                                                         else "")),
             *pool.checks,
+            web,
         ]
         return report
 
@@ -142,7 +146,8 @@ class Report:
                  *("thin book: " + line for line in self.thin_book.lines()),
                  *(self.pool.lines() if self.pool else []),
                  "checks:"]
-        lines += [f"  [{'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}" for c in self.checks]
+        lines += [f"  [{'skipped' if c.skipped else 'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}"
+                  for c in self.checks]
         return lines
 
     def finish(self, folder: Path) -> int:
@@ -154,7 +159,8 @@ class Report:
             "chain": self.chain_kind, "orders": self.orders, "fills": self.fills,
             "settlement_records": self.settlement_records, "batches": self.batches, "funding": self.funding,
             "pool": self.pool.as_json() if self.pool else None,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}, indent=1))
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "skipped": c.skipped}
+                       for c in self.checks]}, indent=1))
         plots = self.plot(folder)
         print(f"report: {folder} ({', '.join(p.name for p in plots)})", flush=True)
         failed = [c.name for c in self.checks if not c.ok]
