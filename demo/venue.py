@@ -22,8 +22,10 @@ from demo.participants.thin_book import ThinBookBuyer, run_thin_book
 from demo.processes import ProcessError, ProcessGroup, Stopped
 from demo.venue_chain import DemoChain, pick_chain
 from demo.venue_config import (
+    ACCOUNTS,
     BY_NAME,
     CHALLENGE_WINDOW_S,
+    EXPIRES_AFTER_S,
     PERPETUAL,
     POOL_COOLDOWN_S,
     POOL_FEE_BPS,
@@ -35,6 +37,7 @@ from demo.venue_config import (
     write_venue_config,
 )
 from demo.venue_pool import PoolSummary, start_quoter
+from demo.venue_expiry import ExpirySummary, settled
 from demo.venue_web import capture_check, start_web
 from demo.venue_report import Recorder, Report
 from demo.venue_settlement import SettlementInProcess, SettlementProcesses
@@ -128,7 +131,10 @@ class VenueRun:
         else:
             settlement = SettlementInProcess(self.run, config, chain, ops)
             self.say("settlement job, watchers and watchtower run inside the demo (the embedded EVM lives here)")
-        instruments = {i.symbol: i for i in ops.instruments().instruments}
+        listing = ops.instruments()
+        instruments = {i.symbol: i for i in listing.instruments}
+        tsla = next(a.asset for a in listing.assets if a.symbol == "TSLA.M")
+        expiring = next(i for i in listing.instruments if i.expiry_time)
         amzn = instruments[THIN_BOOK].instrument
         configured = ops.snapshot(amzn, 1).reference   # until the feed process sends its first
         # the feed process starts while the wallets deposit: it needs no balance
@@ -162,7 +168,8 @@ class VenueRun:
         takers = [participant(Taker, "taker-a", symbols=["AMZNX/USDC", "AAPLX/USDC", "NVDA.M/USDC"], size=0.5,
                               cross_bps=40, seed=1),
                   participant(Taker, "taker-b", symbols=["TSLA.M/USDC", TSLA_BTC], size=0.5, cross_bps=60, seed=2),
-                  participant(Taker, "opt-taker", symbols=[TSLA_PUT], size=0.5, cross_bps=800, seed=3)]
+                  participant(Taker, "opt-taker", symbols=[TSLA_PUT, expiring.symbol], size=0.5, cross_bps=800,
+                              seed=3)]
         stop = threading.Event()
         for trader, interval in ((mm_stocks, 1.0), (mm_btc, 1.0), (writer, 1.0), *((t, 0.3) for t in takers)):
             trader.start(stop, interval)
@@ -197,6 +204,9 @@ class VenueRun:
         web = capture_check(web_url, self.run.parent / "web.png")
         self.say(f"web view in headless Chromium: {web.detail}")
         provider.finish(POOL_COOLDOWN_S + 10)
+        self._wait(lambda: settled(ops, tsla, expiring.instrument), settlement, EXPIRES_AFTER_S + 30,
+                   f"{expiring.symbol}'s expiry and settlement by the feed process")
+        self.say(f"{expiring.symbol} expired and the feed process settled it at its TWAP")
         provider.client.close()
         self.group.stop("pool-quoter")
         self.group.stop("feeds")   # its funding steps would add records while the last batches settle
@@ -209,9 +219,11 @@ class VenueRun:
         claim = self._claim(chain, isinstance(withdrawal, Debited))
         self.group.check_alive()
         pool = PoolSummary.collect(ops, config, settlement.journal_path, seed, provider)
+        expiry = ExpirySummary.collect(ops, settlement.journal_path, tsla, expiring,
+                                       {a.id: a.name for a in ACCOUNTS}, settlement.unsettled())
         return Report.collect(chain, ops, settlement, recorder, thin, writer, mm_btc,
                               [mm_stocks, mm_btc, writer, buyer, *takers, provider], claim, perpetual_refused, pool,
-                              web)
+                              web, expiry)
 
     def _pool(self, participant, gateway: Endpoints, keys: Path, share: int) -> tuple[LiquidityProvider, ...]:
         """The first provider's seed deposit, the pool's quoting process, and the provider

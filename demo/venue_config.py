@@ -49,6 +49,8 @@ REBASING = ("AMZNX",)              # listed in shares, a MockRebasingToken on ch
 CHALLENGE_WINDOW_S = 60            # a withdrawal is claimable one to two windows after its batch
 PERPETUAL = "BTC-PERP-100000-C"
 TSLA_BTC = "TSLA.M/WBTC"
+EXPIRES_AFTER_S = 45               # the expiring series: this long after the config is written (setup takes ~25 s)
+SETTLEMENT_WINDOW_S = 5            # its TWAP window (the feed's default 30 minutes outlasts a run)
 POOL, SHARE = "pool", "MPS"
 POOL_COOLDOWN_S = 10               # short, so a provider's redemption executes within the run
 POOL_FEE_BPS = 10
@@ -80,6 +82,19 @@ _EXTRA_INSTRUMENTS = [
 ]
 
 
+def expiring_series(after_s: float, strike: str = "240") -> dict:
+    """A TSLA.M call ``[[instruments]]`` entry expiring ``after_s`` seconds from now:
+    today's date (of that instant) and its time of day to the second, UTC."""
+    at = datetime.now(UTC) + timedelta(seconds=after_s)
+    return {"symbol": f"TSLA.M-{at:%Y%m%d}-{strike}-C", "base": "TSLA.M", "quote": "USDC",
+            "option": {"expiry": at.date().isoformat(), "expiry_time": f"{at:%H:%M:%S}", "strike": strike,
+                       "right": "C", "contract_size": "1"},
+            "tick_size": 100, "lot_size": 1, "min_qty": 1, "max_qty": 1_000_000, "max_price": 10_000_000_000,
+            "static_band_bps": 2_000, "dynamic_band_bps": 1_000, "price_scale": 10_000, "qty_scale": 100,
+            "maker_fee_bps": 0, "taker_fee_bps": 3, "reference_price": "10", "initial_margin": "52.13",
+            "maintenance_margin": "39.63"}
+
+
 def write_keys(run: Path) -> Path:
     """Fresh CURVE keys for the server, the operators and every account in ``run/keys``."""
     keys = run / "keys"
@@ -89,15 +104,16 @@ def write_keys(run: Path) -> Path:
 
 
 def write_venue_config(run: Path, keys: Path) -> Path:
-    """The demo's venue config: the sample's assets and instruments plus the demo's, loopback
-    endpoints on free ports, the journal in the run folder, no opening credits."""
+    """The demo's venue config: the sample's assets and instruments plus the demo's (among
+    them a TSLA.M call expiring EXPIRES_AFTER_S from now), loopback endpoints on free ports,
+    the journal in the run folder, no opening credits."""
     with open(ROOT / "configs" / "venue.toml", "rb") as file:
         doc = tomllib.load(file)
     doc["endpoints"] = {"orders": "tcp://127.0.0.1:*", "market_data": "tcp://127.0.0.1:*"}
     doc["server"] = {"secret_key_file": str(keys / "server.key_secret")}
     doc["journal"] = {**doc["journal"], "path": str(run / "journal"), "snapshot_every": 0}
     doc["assets"] = [*doc["assets"], *_EXTRA_ASSETS]
-    doc["instruments"] = [*doc["instruments"], *_EXTRA_INSTRUMENTS]
+    doc["instruments"] = [*doc["instruments"], *_EXTRA_INSTRUMENTS, expiring_series(EXPIRES_AFTER_S)]
     doc["accounts"] = [{"id": account.id, "name": account.name, "key_files": [str(keys / f"{account.name}.key")]}
                        for account in ACCOUNTS if account.id != FEE_ACCOUNT]
     doc["operators"] = [{"name": name, "key_files": [str(keys / f"{name}.key")]} for name in OPERATOR_KEYS]
@@ -129,7 +145,8 @@ def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
                         "sigma": 0.4, "seed": seed, "step_ms": 1_000, "heartbeat_s": 10})
     doc["sources"] = sources
     # TSLA.M's series re-marked (and their greeks published) too: the pool quotes them
-    doc["options"] = {**doc["options"], "surfaces": [*doc["options"]["surfaces"], {"underlying": "TSLA.M", "vol": 0.5}]}
+    doc["options"] = {**doc["options"], "surfaces": [*doc["options"]["surfaces"], {"underlying": "TSLA.M", "vol": 0.5}],
+                      "settlement_window_s": SETTLEMENT_WINDOW_S}
     doc["stock_tokens"] = [*doc["stock_tokens"], {"asset": "TSLA.M", "multiplier": "1"},
                            {"asset": "NVDA.M", "multiplier": "1"}]
     # the calendar around today, so no run falls outside it (stock tokens would halt); as ISO strings,

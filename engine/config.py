@@ -218,12 +218,21 @@ _VENUE_DECODER = msgspec.msgpack.Decoder(VenueSpec)
 
 
 def encode_venue(spec: VenueSpec) -> bytes:
-    """The journal genesis bytes of a venue definition. Without a main pool they
-    are the bytes of a definition written before pools existed, so those journals
-    still open."""
-    if spec.main_pool is None:
-        return _VENUE_ENCODER.encode({f: getattr(spec, f) for f in spec.__struct_fields__ if f != "main_pool"})
-    return _VENUE_ENCODER.encode(spec)
+    """The journal genesis bytes of a venue definition. Without a main pool and
+    without an option series naming its expiry time they are the bytes of a
+    definition written before either existed, so those journals still open."""
+    fields = {f: getattr(spec, f) for f in spec.__struct_fields__ if f != "main_pool" or spec.main_pool is not None}
+    if not any(i.option is not None and i.option.expiry_time for i in spec.instruments):
+        fields["instruments"] = [_without_expiry_time(i) for i in spec.instruments]
+    return _VENUE_ENCODER.encode(fields)
+
+
+def _without_expiry_time(spec: InstrumentSpec) -> dict:
+    """An instrument's fields as the genesis held them before ``expiry_time`` existed."""
+    fields = msgspec.to_builtins(spec)
+    if spec.option is not None:
+        del fields["option"]["expiry_time"]
+    return fields
 
 
 def decode_venue(data: bytes) -> VenueSpec:

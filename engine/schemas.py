@@ -679,6 +679,7 @@ class InstrumentInfo(msgspec.Struct, array_like=True, frozen=True):
     right: str = ""
     contract_size: str = ""
     funding_period_s: int = 0     # perpetual series: funding period T (docs/funding.md)
+    expiry_time: str = ""         # dated series: "HH:MM[:SS]" UTC of the expiry date; "": 08:00
 
 
 class AssetInfo(msgspec.Struct, array_like=True, frozen=True):

@@ -35,12 +35,14 @@ def _run_and_check(report: Path, chain: str) -> None:
     assert process.returncode == 0, out
     summary = json.loads((report / "summary.json").read_text())
     assert summary["chain"] == chain
-    assert len(summary["checks"]) == 13 and all(check["ok"] for check in summary["checks"]), summary["checks"]
+    assert len(summary["checks"]) == 14 and all(check["ok"] for check in summary["checks"]), summary["checks"]
     assert summary["batches"] and all(batch["gas"] > 0 for batch in summary["batches"])
     assert summary["funding"]["tsla-writer"] > 0 > summary["funding"]["mm-btc"]
     pool = summary["pool"]
     assert pool["nav_usd"] > 0 and pool["nav_per_share"] > 0 and pool["redemption"]["received"] > 0
     assert sum(pool["attribution"].values()) == pool["equity_change"]
+    payments = [p["amount"] for p in summary["expiry"]["payments"]]
+    assert summary["expiry"]["settlement_price"] > 0 and any(payments) and sum(payments) == 0
     web = summary["checks"][-1]
     if unavailable() is None:
         assert not web["skipped"] and (report / "web.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", web

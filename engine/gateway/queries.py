@@ -58,7 +58,7 @@ from engine.schemas import (
     from_core,
 )
 
-_OPTION_TERMS = ("expiry", "strike", "right", "contract_size")  # InstrumentInfo's; "" for a spot pair
+_OPTION_TERMS = ("expiry", "strike", "right", "contract_size", "expiry_time")  # InstrumentInfo's; "" for a spot pair
 
 
 class Queries:
