@@ -36,11 +36,11 @@ from demo.venue_config import (
     write_pools_config,
     write_venue_config,
 )
-from demo.venue_pool import PoolSummary, start_quoter
 from demo.venue_expiry import ExpirySummary, settled
-from demo.venue_web import capture_check, start_web
+from demo.venue_pool import PoolSummary, start_quoter
 from demo.venue_report import Recorder, Report
 from demo.venue_settlement import SettlementInProcess, SettlementProcesses
+from demo.venue_web import capture_check, start_web
 from engine.client import Client, ClientKeys
 from engine.core.types import TradingState
 from engine.schemas import Debited, Reject

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from demo.participants.liquidity_provider import LiquidityProvider
-from demo.processes import ProcessGroup
+from demo.processes import ProcessError, ProcessGroup
 from demo.venue_report import Check
 from engine.client import Client
 from engine.schemas import Reject
-from pools.report import PARTS, Day, ReportError, report
 from engine.units import POOL_PPS_SCALE, USD_PRICE_SCALE
+from pools.report import PARTS, report
 
 USDC_USD = USD_PRICE_SCALE // 10**6   # USD x 1e8 per USDC ledger unit (USDC at $1, 6 ledger decimals)
 
@@ -47,7 +47,7 @@ class PoolSummary:
         """Ask the gateway for the pool, replay the journal for its attribution, check both."""
         info = ops.pool_info()
         if isinstance(info, Reject):
-            raise ReportError(f"the gateway has no pool figures: {info.text}")
+            raise ProcessError(f"the gateway has no pool figures: {info.text}")
         days = report(journal, config)
         attribution = {part: sum(getattr(d, part) for d in days) for part in PARTS}
         attribution["mark_to_market"] = sum(d.mark_to_market for d in days)

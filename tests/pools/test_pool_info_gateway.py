@@ -8,7 +8,6 @@ import time
 import tomllib
 
 import msgspec
-import pytest
 from quoter_harness import client, write_venue
 
 from engine.client import ClientKeys
