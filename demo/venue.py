@@ -1,7 +1,8 @@
 """The venue demo, end to end as real processes on loopback (``python -m demo``): the
-chain, the vault and test tokens, the wallets' deposits, the gateway, the feed process,
-the settlement job, watchers and watchtower, and simulated participants trading through
-the client SDK; then the summary, its checks and the report folder."""
+chain, the vault and test tokens, the wallets' deposits, the gateway, the live web view,
+the feed process, the settlement job, watchers and watchtower, the pool's quoting
+process, and simulated participants trading through the client SDK; then the summary,
+its checks and the report folder."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from demo.participants.base import Participant
+from demo.participants.liquidity_provider import LiquidityProvider
 from demo.participants.market_maker import MarketMaker
 from demo.participants.perpetual_writer import PerpetualWriter
 from demo.participants.taker import Taker
@@ -20,23 +22,35 @@ from demo.participants.thin_book import ThinBookBuyer, run_thin_book
 from demo.processes import ProcessError, ProcessGroup, Stopped
 from demo.venue_chain import DemoChain, pick_chain
 from demo.venue_config import (
+    ACCOUNTS,
     BY_NAME,
     CHALLENGE_WINDOW_S,
+    EXPIRES_AFTER_S,
     PERPETUAL,
+    POOL_COOLDOWN_S,
+    POOL_FEE_BPS,
+    SHARE,
     TSLA_BTC,
     write_feeds_config,
     write_keys,
+    write_pools_config,
     write_venue_config,
 )
+from demo.venue_expiry import ExpirySummary, settled
+from demo.venue_pool import PoolSummary, start_quoter
 from demo.venue_report import Recorder, Report
 from demo.venue_settlement import SettlementInProcess, SettlementProcesses
+from demo.venue_web import capture_check, start_web
 from engine.client import Client, ClientKeys
 from engine.core.types import TradingState
 from engine.schemas import Debited, Reject
 
 STOCK_PAIRS = ["AMZNX/USDC", "AAPLX/USDC", "TSLA.M/USDC", "NVDA.M/USDC"]
 THIN_BOOK = "AMZNX/USDC"
+TSLA_PUT = "TSLA.M-20261218-250-P"
 WITHDRAWAL = ("lp-b", "USDC", 1_000_000_000)   # 1,000 USDC in ledger units
+SEED = ("lp-a", 50_000_000_000)               # the pool's first provider: 50,000 USDC, before it quotes
+PROVIDER = ("lp-b", 10_000_000_000)            # deposits 10,000 USDC into the pool and redeems it
 DEFAULT_DURATION_S = 45.0
 
 
@@ -97,7 +111,10 @@ class VenueRun:
         self.say(f"gateway up: orders {gateway.orders}, market data {gateway.market_data}")
         ops = Client(gateway.orders, ClientKeys.from_files(keys / "ops.key_secret", keys / "server.key"))
         try:
-            return self._play(duration, keys, config, chain, gateway, ops)
+            with start_web(self.run, config, keys, gateway.orders, gateway.market_data,
+                           chain.url if chain.kind == "anvil" else None) as web:
+                self.say(f"web view up: {web.url}")
+                return self._play(duration, keys, config, chain, gateway, ops, web.url)
         finally:
             ops.close()
 
@@ -107,14 +124,17 @@ class VenueRun:
         return _ready_line(log)
 
     def _play(self, duration: float, keys: Path, config: Path, chain: DemoChain, gateway: Endpoints,
-              ops: Client) -> Report:
+              ops: Client, web_url: str) -> Report:
         if chain.kind == "anvil":
             settlement = SettlementProcesses(self.run, config, self.group, chain, gateway.orders)
             self.say("settlement job, deposit watcher, exit watcher and watchtower started as processes")
         else:
             settlement = SettlementInProcess(self.run, config, chain, ops)
             self.say("settlement job, watchers and watchtower run inside the demo (the embedded EVM lives here)")
-        instruments = {i.symbol: i for i in ops.instruments().instruments}
+        listing = ops.instruments()
+        instruments = {i.symbol: i for i in listing.instruments}
+        tsla = next(a.asset for a in listing.assets if a.symbol == "TSLA.M")
+        expiring = next(i for i in listing.instruments if i.expiry_time)
         amzn = instruments[THIN_BOOK].instrument
         configured = ops.snapshot(amzn, 1).reference   # until the feed process sends its first
         # the feed process starts while the wallets deposit: it needs no balance
@@ -139,6 +159,7 @@ class VenueRun:
         buyer.client.close()   # its one order is done; the others close theirs when their threads end
         for line in thin.lines():
             self.say("thin book: " + line)
+        seed, provider = self._pool(participant, gateway, keys, chain.symbols[SHARE])
         writer = participant(PerpetualWriter, "tsla-writer", symbol=PERPETUAL)
         self._wait(lambda: _open(ops, instruments[PERPETUAL].instrument), settlement, 30, "the perpetual's mark")
         perpetual_refused = writer.open_position(mm_btc, 0.5)
@@ -146,11 +167,14 @@ class VenueRun:
                  if perpetual_refused is None else f"perpetual: not traded: {perpetual_refused}")
         takers = [participant(Taker, "taker-a", symbols=["AMZNX/USDC", "AAPLX/USDC", "NVDA.M/USDC"], size=0.5,
                               cross_bps=40, seed=1),
-                  participant(Taker, "taker-b", symbols=["TSLA.M/USDC", TSLA_BTC], size=0.5, cross_bps=60, seed=2)]
+                  participant(Taker, "taker-b", symbols=["TSLA.M/USDC", TSLA_BTC], size=0.5, cross_bps=60, seed=2),
+                  participant(Taker, "opt-taker", symbols=[TSLA_PUT, expiring.symbol], size=0.5, cross_bps=800,
+                              seed=3)]
         stop = threading.Event()
         for trader, interval in ((mm_stocks, 1.0), (mm_btc, 1.0), (writer, 1.0), *((t, 0.3) for t in takers)):
             trader.start(stop, interval)
-        self.say(f"trading for {duration:.0f} s: 2 market makers, 2 takers, the perpetual writer")
+        self.say(f"trading for {duration:.0f} s: 2 market makers, the pool's quoter, 3 takers, the perpetual "
+                 f"writer, a pool provider")
         exit_wallet = chain.book.wallet(BY_NAME["exiter"].id)
         withdrawal = None
         try:
@@ -160,6 +184,7 @@ class VenueRun:
                 self.group.check_alive()
                 settlement.tick()
                 recorder.sample()
+                provider.step()
                 elapsed = duration - (end - now)
                 if withdrawal is None and elapsed >= duration / 3:
                     withdrawal = self._exit_and_withdraw(chain, ops)
@@ -176,8 +201,16 @@ class VenueRun:
                 trader.thread.join(10)
         if withdrawal is None:   # a trading phase too short to reach them still runs them
             withdrawal = self._exit_and_withdraw(chain, ops)
+        web = capture_check(web_url, self.run.parent / "web.png")
+        self.say(f"web view in headless Chromium: {web.detail}")
+        provider.finish(POOL_COOLDOWN_S + 10)
+        self._wait(lambda: settled(ops, tsla, expiring.instrument), settlement, EXPIRES_AFTER_S + 30,
+                   f"{expiring.symbol}'s expiry and settlement by the feed process")
+        self.say(f"{expiring.symbol} expired and the feed process settled it at its TWAP")
+        provider.client.close()
+        self.group.stop("pool-quoter")
         self.group.stop("feeds")   # its funding steps would add records while the last batches settle
-        self.say("trading and the feed process stopped; settling what is left")
+        self.say("trading, the pool's quoter and the feed process stopped; settling what is left")
         self._wait(lambda: settlement.unsettled() == 0 and chain.vault.wallet_state(exit_wallet)[1],
                    settlement, 60, "every record settled and the exit served")
         chain.mine()
@@ -185,8 +218,34 @@ class VenueRun:
                    "the watchtower's audit of every batch")
         claim = self._claim(chain, isinstance(withdrawal, Debited))
         self.group.check_alive()
+        pool = PoolSummary.collect(ops, config, settlement.journal_path, seed, provider)
+        expiry = ExpirySummary.collect(ops, settlement.journal_path, tsla, expiring,
+                                       {a.id: a.name for a in ACCOUNTS}, settlement.unsettled())
         return Report.collect(chain, ops, settlement, recorder, thin, writer, mm_btc,
-                              [mm_stocks, mm_btc, writer, buyer, *takers], claim, perpetual_refused)
+                              [mm_stocks, mm_btc, writer, buyer, *takers, provider], claim, perpetual_refused, pool,
+                              web, expiry)
+
+    def _pool(self, participant, gateway: Endpoints, keys: Path, share: int) -> tuple[LiquidityProvider, ...]:
+        """The first provider's seed deposit, the pool's quoting process, and the provider
+        that deposits now and redeems after the cooldown: (seed, provider)."""
+        name, amount = SEED
+        seed = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
+                           cooldown_s=POOL_COOLDOWN_S)
+        refused = seed.deposit()
+        seed.client.close()
+        if refused:
+            raise ProcessError(f"the pool's seed deposit was refused: {refused}")
+        start_quoter(self.group, write_pools_config(self.run, keys, gateway.orders))
+        name, amount = PROVIDER
+        provider = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
+                               cooldown_s=POOL_COOLDOWN_S)
+        refused = provider.deposit()
+        if refused:
+            raise ProcessError(f"{name}'s pool deposit was refused: {refused}")
+        self.say(f"pool: {seed.name} seeded it with {seed.amount / 1e6:,.0f} USDC, the quoting process runs, "
+                 f"{name} deposited {amount / 1e6:,.0f} USDC for {provider.shares / 1e6:,.2f} {SHARE} "
+                 f"(cooldown {POOL_COOLDOWN_S} s)")
+        return seed, provider
 
     def _exit_and_withdraw(self, chain: DemoChain, ops: Client):
         """The exiter's wallet requests a forced exit on chain; an LP withdraws (an operator debit)."""

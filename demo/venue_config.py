@@ -1,7 +1,8 @@
 """What the venue demo runs with: its accounts and their vault deposits, the venue
-config (the sample ``configs/venue.toml`` plus WETH, a TSLA.M/WBTC pair and a perpetual
-BTC call, every balance from a vault deposit) and the feed config (``configs/feeds.toml``
-pointed at the running gateway), both written into the run folder with fresh keys."""
+config (the sample ``configs/venue.toml`` plus WETH, a TSLA.M/WBTC pair, a perpetual
+BTC call and the main pool with its share asset, every balance from a vault deposit),
+the feed config (``configs/feeds.toml`` pointed at the running gateway) and the pool's
+quoting config, written into the run folder with fresh keys."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ ACCOUNTS = (
     DemoAccount(7, "exiter", {"USDC": "5000", "AMZNX": "10"}),
     DemoAccount(8, "lp-a", {"USDC": "100000"}),
     DemoAccount(9, "lp-b", {"USDC": "50000"}),
+    # the main pool: its wallet deposits the pre-minted share supply, the treasury (docs/pools.md)
+    DemoAccount(10, "pool", {"MPS": "10000000"}),
+    DemoAccount(11, "opt-taker", {"USDC": "100000"}),   # crosses the pool's quotes on the TSLA.M put
 )
 BY_NAME = {account.name: account for account in ACCOUNTS}
 OPERATOR_KEYS = ("ops", "feeds")   # the demo's own operator client, the feed process's
@@ -45,9 +49,22 @@ REBASING = ("AMZNX",)              # listed in shares, a MockRebasingToken on ch
 CHALLENGE_WINDOW_S = 60            # a withdrawal is claimable one to two windows after its batch
 PERPETUAL = "BTC-PERP-100000-C"
 TSLA_BTC = "TSLA.M/WBTC"
+EXPIRES_AFTER_S = 45               # the expiring series: this long after the config is written (setup takes ~25 s)
+SETTLEMENT_WINDOW_S = 5            # its TWAP window (the feed's default 30 minutes outlasts a run)
+POOL, SHARE = "pool", "MPS"
+POOL_COOLDOWN_S = 10               # short, so a provider's redemption executes within the run
+POOL_FEE_BPS = 10
+
+# the main pool (docs/pools.md): LPs deposit USDC for MPS shares; samples every 2 s over a
+# window of 5, so the time-weighted NAV follows the run
+_POOLS = {"main_account": 10, "main": {"asset": "USDC", "share_asset": SHARE, "nav_window": 5,
+                                       "cooldown_s": POOL_COOLDOWN_S, "withdrawal_fee_bps": POOL_FEE_BPS,
+                                       "nav_sample_s": 2}}
 
 # WETH, priced by the feed process's synthetic ETH source; held by the BTC market maker as collateral
-_EXTRA_ASSETS = [{"symbol": "WETH", "decimals": 18, "ledger_decimals": 9, "haircut_bps": 1_500, "usd_price": "3000"}]
+_EXTRA_ASSETS = [{"symbol": "WETH", "decimals": 18, "ledger_decimals": 9, "haircut_bps": 1_500, "usd_price": "3000"},
+                 # the pool share: USDC's ledger decimals; no price, so it is no collateral
+                 {"symbol": SHARE, "decimals": 6, "ledger_decimals": 6, "haircut_bps": 10_000}]
 _EXTRA_INSTRUMENTS = [
     # TSLA.M priced in WBTC: price unit 1e-8 WBTC (a satoshi), quantity unit 0.01 TSLA.M, so a
     # tick (100 sat per token) times a quantity unit is one satoshi, an exact ledger unit
@@ -65,6 +82,19 @@ _EXTRA_INSTRUMENTS = [
 ]
 
 
+def expiring_series(after_s: float, strike: str = "240") -> dict:
+    """A TSLA.M call ``[[instruments]]`` entry expiring ``after_s`` seconds from now:
+    today's date (of that instant) and its time of day to the second, UTC."""
+    at = datetime.now(UTC) + timedelta(seconds=after_s)
+    return {"symbol": f"TSLA.M-{at:%Y%m%d}-{strike}-C", "base": "TSLA.M", "quote": "USDC",
+            "option": {"expiry": at.date().isoformat(), "expiry_time": f"{at:%H:%M:%S}", "strike": strike,
+                       "right": "C", "contract_size": "1"},
+            "tick_size": 100, "lot_size": 1, "min_qty": 1, "max_qty": 1_000_000, "max_price": 10_000_000_000,
+            "static_band_bps": 2_000, "dynamic_band_bps": 1_000, "price_scale": 10_000, "qty_scale": 100,
+            "maker_fee_bps": 0, "taker_fee_bps": 3, "reference_price": "10", "initial_margin": "52.13",
+            "maintenance_margin": "39.63"}
+
+
 def write_keys(run: Path) -> Path:
     """Fresh CURVE keys for the server, the operators and every account in ``run/keys``."""
     keys = run / "keys"
@@ -74,18 +104,20 @@ def write_keys(run: Path) -> Path:
 
 
 def write_venue_config(run: Path, keys: Path) -> Path:
-    """The demo's venue config: the sample's assets and instruments plus the demo's, loopback
-    endpoints on free ports, the journal in the run folder, no opening credits."""
+    """The demo's venue config: the sample's assets and instruments plus the demo's (among
+    them a TSLA.M call expiring EXPIRES_AFTER_S from now), loopback endpoints on free ports,
+    the journal in the run folder, no opening credits."""
     with open(ROOT / "configs" / "venue.toml", "rb") as file:
         doc = tomllib.load(file)
     doc["endpoints"] = {"orders": "tcp://127.0.0.1:*", "market_data": "tcp://127.0.0.1:*"}
     doc["server"] = {"secret_key_file": str(keys / "server.key_secret")}
     doc["journal"] = {**doc["journal"], "path": str(run / "journal"), "snapshot_every": 0}
     doc["assets"] = [*doc["assets"], *_EXTRA_ASSETS]
-    doc["instruments"] = [*doc["instruments"], *_EXTRA_INSTRUMENTS]
+    doc["instruments"] = [*doc["instruments"], *_EXTRA_INSTRUMENTS, expiring_series(EXPIRES_AFTER_S)]
     doc["accounts"] = [{"id": account.id, "name": account.name, "key_files": [str(keys / f"{account.name}.key")]}
                        for account in ACCOUNTS if account.id != FEE_ACCOUNT]
     doc["operators"] = [{"name": name, "key_files": [str(keys / f"{name}.key")]} for name in OPERATOR_KEYS]
+    doc["pools"] = _POOLS
     path = run / "venue.toml"
     path.write_text(to_toml(doc))
     return path
@@ -112,6 +144,9 @@ def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
         sources.append({"kind": "gbm", "name": f"{asset.lower()}-gbm", "asset": asset, "initial": initial,
                         "sigma": 0.4, "seed": seed, "step_ms": 1_000, "heartbeat_s": 10})
     doc["sources"] = sources
+    # TSLA.M's series re-marked (and their greeks published) too: the pool quotes them
+    doc["options"] = {**doc["options"], "surfaces": [*doc["options"]["surfaces"], {"underlying": "TSLA.M", "vol": 0.5}],
+                      "settlement_window_s": SETTLEMENT_WINDOW_S}
     doc["stock_tokens"] = [*doc["stock_tokens"], {"asset": "TSLA.M", "multiplier": "1"},
                            {"asset": "NVDA.M", "multiplier": "1"}]
     # the calendar around today, so no run falls outside it (stock tokens would halt); as ISO strings,
@@ -120,5 +155,22 @@ def write_feeds_config(run: Path, keys: Path, orders: str) -> Path:
     doc["sessions"] = {**doc["sessions"], "start": (today - timedelta(days=7)).isoformat(),
                        "end": (today + timedelta(days=30)).isoformat()}
     path = run / "feeds.toml"
+    path.write_text(to_toml(doc))
+    return path
+
+
+def write_pools_config(run: Path, keys: Path, orders: str) -> Path:
+    """The pool's quoting config (``python -m pools quote``): the pool account's key
+    against the gateway at ``orders``, quoting the TSLA.M series the feed re-marks
+    and hedging on TSLA.M/USDC."""
+    doc = {
+        "gateway": {"endpoint": orders, "key_file": str(keys / f"{POOL}.key_secret"),
+                    "server_key_file": str(keys / "server.key"), "timeout_ms": 5_000},
+        "quoter": {"account": BY_NAME[POOL].id, "interval_ms": 500, "stale_after_ms": 10_000},
+        "quotes": {"size": 1.0, "half_spread_bps": 200, "min_half_ticks": 1, "impact": 0.02, "max_position": 20.0},
+        "underlyings": [{"asset": "TSLA.M", "spot": "TSLA.M/USDC", "series": "all", "hedge": True,
+                         "hedge_threshold": 1.0, "hedge_max_order": 5.0, "hedge_slippage_bps": 50}],
+    }
+    path = run / "pools.toml"
     path.write_text(to_toml(doc))
     return path

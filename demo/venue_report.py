@@ -1,5 +1,6 @@
 """The venue demo's record and report: book samples while it trades, then the summary
-(orders, fills, batches, gas, funding, on-chain against engine balances), its checks,
+(orders, fills, batches, gas, funding, on-chain against engine balances, the pool's part
+from demo/venue_pool.py, the expiry's from demo/venue_expiry.py), its checks,
 and the report folder (summary.json and PNG plots; matplotlib's Agg backend)."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -22,6 +24,10 @@ from demo.venue_config import ACCOUNTS, BY_NAME  # noqa: E402
 from demo.venue_settlement import Settlement  # noqa: E402
 from engine.client import Client  # noqa: E402
 from engine.schemas import Balances, BookSnapshot, InstrumentInfo  # noqa: E402
+
+if TYPE_CHECKING:
+    from demo.venue_expiry import ExpirySummary
+    from demo.venue_pool import PoolSummary
 
 
 class Recorder:
@@ -55,11 +61,13 @@ class Recorder:
 
 @dataclass
 class Check:
-    """One line of the summary that must hold."""
+    """One line of the summary that must hold; a skipped one (what it needs is not
+    installed here) says why in ``detail`` and does not fail the run."""
 
     name: str
     ok: bool
     detail: str
+    skipped: bool = False
 
 
 @dataclass
@@ -76,11 +84,14 @@ class Report:
     thin_book: ThinBookResult
     checks: list[Check] = field(default_factory=list)
     recorder: Recorder | None = None
+    pool: PoolSummary | None = None
+    expiry: ExpirySummary | None = None
 
     @classmethod
     def collect(cls, chain: DemoChain, ops: Client, settlement: Settlement, recorder: Recorder,
                 thin: ThinBookResult, writer: PerpetualWriter, long: Participant, participants: list[Participant],
-                claim: tuple[int, int], perpetual_refused: str | None) -> Report:
+                claim: tuple[int, int], perpetual_refused: str | None, pool: PoolSummary,
+                web: Check, expiry: ExpirySummary) -> Report:
         """Read the final state from the engine, the chain and the job; evaluate the checks."""
         batches = chain.settled_batches()
         audits = settlement.audits()
@@ -90,7 +101,7 @@ class Report:
         traded = {fill.instrument for p in participants for fill in p.fills}
         report = cls(chain.kind, sum(p.tally["orders"] for p in participants),
                      sum(p.tally["fills"] for p in participants), len(records[0]) + len(records[1]),
-                     batches, funding, series, thin, recorder=recorder)
+                     batches, funding, series, thin, recorder=recorder, pool=pool, expiry=expiry)
         deposits = sum(len(a.deposits) for a in ACCOUNTS)
         credited = ops.status().last_deposit_id
         compared, differing = _compare_balances(chain, ops)
@@ -120,6 +131,9 @@ class Report:
             Check("on-chain balances equal engine balances for every account and token", not differing,
                   f"{compared - len(differing)} of {compared} equal" + (f"; differ: {differing[:5]}" if differing
                                                                         else "")),
+            *pool.checks,
+            *expiry.checks,
+            web,
         ]
         return report
 
@@ -133,8 +147,11 @@ class Report:
                  "funding: " + ", ".join(f"{name} {'received' if amount >= 0 else 'paid'} "
                                          f"{abs(amount) / 1e6:.6f} USDC" for name, amount in self.funding.items()),
                  *("thin book: " + line for line in self.thin_book.lines()),
+                 *(self.pool.lines() if self.pool else []),
+                 *(self.expiry.lines() if self.expiry else []),
                  "checks:"]
-        lines += [f"  [{'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}" for c in self.checks]
+        lines += [f"  [{'skipped' if c.skipped else 'ok' if c.ok else 'FAILED'}] {c.name}: {c.detail}"
+                  for c in self.checks]
         return lines
 
     def finish(self, folder: Path) -> int:
@@ -145,7 +162,10 @@ class Report:
         (folder / "summary.json").write_text(json.dumps({
             "chain": self.chain_kind, "orders": self.orders, "fills": self.fills,
             "settlement_records": self.settlement_records, "batches": self.batches, "funding": self.funding,
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}, indent=1))
+            "pool": self.pool.as_json() if self.pool else None,
+            "expiry": self.expiry.as_json() if self.expiry else None,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "skipped": c.skipped}
+                       for c in self.checks]}, indent=1))
         plots = self.plot(folder)
         print(f"report: {folder} ({', '.join(p.name for p in plots)})", flush=True)
         failed = [c.name for c in self.checks if not c.ok]

@@ -43,7 +43,8 @@ def listed_series(template: InstrumentSpec, assets: Sequence[AssetSpec], right: 
                   contract: int) -> InstrumentSpec:
     """The InstrumentSpec LIST_SERIES adds: ``template``'s parameters with the given
     right, expiry (YYYYMMDD), strike (price units per underlying token) and
-    contract size (underlying ledger units), named ``UNDERLYING-YYYYMMDD-STRIKE-C|P``.
+    contract size (underlying ledger units), named ``UNDERLYING-YYYYMMDD-STRIKE-C|P``,
+    expiring at the template's ``expiry_time`` of that date.
     ValueError (the command's INVALID_SERIES) if any is not valid."""
     if template.option is None:
         raise ValueError(f"{template.symbol} is not an option series")
@@ -58,7 +59,8 @@ def listed_series(template: InstrumentSpec, assets: Sequence[AssetSpec], right: 
         raise ValueError("strike and contract size must be positive")
     strike_text = _plain(Decimal(strike) / template.price_scale)
     terms = OptionTerms(expiry=date.isoformat(), strike=strike_text, right=_RIGHTS[right],
-                        contract_size=_plain(Decimal(contract) / 10**underlying.ledger_decimals))
+                        contract_size=_plain(Decimal(contract) / 10**underlying.ledger_decimals),
+                        expiry_time=template.option.expiry_time)
     spec = msgspec.structs.replace(template, symbol=f"{template.base}-{date:%Y%m%d}-{strike_text}-{_RIGHTS[right]}",
                                    option=terms)
     instrument_units(spec, assets)

@@ -102,14 +102,14 @@ from engine.schemas_options import (
 )
 from engine.schemas_insurance import FeesSwept, GetInsurance, Insurance, SweepFees
 from engine.schemas_perpetual import Fund, Funded
-from engine.schemas_pools import PoolDeposit, PoolMarked, PoolPaid, PoolRedeem, RedemptionRequested
+from engine.schemas_pools import GetPoolInfo, PoolDeposit, PoolInfo, PoolMarked, PoolPaid, PoolRedeem, RedemptionRequested
 from engine.schemas_replication import FindOrder, OrderFound
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
                   SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, PoolPaid, RedemptionRequested,
-                  PoolMarked, OrderFound, Insurance, FeesSwept, *SHARD_REPLIES)
+                  PoolMarked, OrderFound, Insurance, FeesSwept, PoolInfo, *SHARD_REPLIES)
 
 
 class ClientKeys(NamedTuple):
@@ -536,6 +536,11 @@ class Client:
         """Execute redemption request ``redemption``: [shares paid back, pool asset
         received less the withdrawal fee], or why not (e.g. the cooldown is not over)."""
         return self._pool_paid(*self._requests.by_request_id(PoolRedeem, pool, 0, redemption, account))
+
+    def pool_info(self) -> PoolInfo | Reject:
+        """The main pool's NAV, NAV per share, shares, pending redemptions and terms;
+        a Reject NO_POOL (111) when the venue has none."""
+        return self.request(*self._requests.by_request_id(GetPoolInfo))
 
     def _pool_paid(self, message, keys: tuple) -> list[PoolPaid] | Reject:
         # An accepted deposit or redemption moves two assets: two PoolPaid answers.

@@ -231,11 +231,22 @@ _POOL_FIELDS = ("main_pool", "pools")
 
 
 def encode_venue(spec: VenueSpec) -> bytes:
-    """The journal genesis bytes of a venue definition. Without pools they are the
-    bytes of a definition written before pools existed, so those journals still open."""
-    return _VENUE_ENCODER.encode({f: getattr(spec, f) for f in spec.__struct_fields__
-                                  if f not in _POOL_FIELDS or getattr(spec, f) is not None})
+    """The journal genesis bytes of a venue definition. Without pools and without an
+    option series naming its expiry time they are the bytes of a definition written
+    before either existed, so those journals still open."""
+    fields = {f: getattr(spec, f) for f in spec.__struct_fields__
+              if f not in _POOL_FIELDS or getattr(spec, f) is not None}
+    if not any(i.option is not None and i.option.expiry_time for i in spec.instruments):
+        fields["instruments"] = [_without_expiry_time(i) for i in spec.instruments]
+    return _VENUE_ENCODER.encode(fields)
 
+
+def _without_expiry_time(spec: InstrumentSpec) -> dict:
+    """An instrument's fields as the genesis held them before ``expiry_time`` existed."""
+    fields = msgspec.to_builtins(spec)
+    if spec.option is not None:
+        del fields["option"]["expiry_time"]
+    return fields
 
 
 def decode_venue(data: bytes) -> VenueSpec:

@@ -15,13 +15,30 @@ from decimal import Decimal, InvalidOperation
 import msgspec
 
 EXPIRY_TIME_UTC = datetime.time(8, 0)
-"""A dated series expires at this time (UTC) of its expiry date: trading stops and
-it settles at the TWAP of the window before it (feeds/twap.py)."""
+"""A dated series expires at this time (UTC) of its expiry date unless its terms name
+another (``OptionTerms.expiry_time``): trading stops and it settles at the TWAP of the
+window before it (feeds/twap.py)."""
 
 
-def expiry_instant_ns(expiry: str) -> int:
-    """The instant an option expiring on ``expiry`` (ISO date) stops trading, ns since the epoch."""
-    instant = datetime.datetime.combine(datetime.date.fromisoformat(expiry), EXPIRY_TIME_UTC, tzinfo=datetime.UTC)
+def expiry_time_of(text: str) -> datetime.time:
+    """The UTC time of day an ``expiry_time`` names: "HH:MM" or "HH:MM:SS"; "" is
+    EXPIRY_TIME_UTC. ValueError for anything else."""
+    if not text:
+        return EXPIRY_TIME_UTC
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(len(p) == 2 and p.isascii() and p.isdigit() for p in parts):
+        raise ValueError(f"option expiry_time {text!r} is not HH:MM or HH:MM:SS (UTC)")
+    try:
+        return datetime.time(*map(int, parts))
+    except ValueError:
+        raise ValueError(f"option expiry_time {text!r} is not a time of day") from None
+
+
+def expiry_instant_ns(expiry: str, expiry_time: str = "") -> int:
+    """The instant an option expiring on ``expiry`` (ISO date) at ``expiry_time``
+    (UTC, "" for EXPIRY_TIME_UTC) stops trading, ns since the epoch."""
+    instant = datetime.datetime.combine(datetime.date.fromisoformat(expiry), expiry_time_of(expiry_time),
+                                        tzinfo=datetime.UTC)
     return int(instant.timestamp()) * 10**9
 
 
@@ -36,12 +53,14 @@ class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     right: str                  # "C" (call) or "P" (put)
     contract_size: str = "1"    # underlying tokens per contract (decimal)
     funding_period_s: int = 0   # perpetual (everlasting) series: funding period T in seconds; 0: dated
+    expiry_time: str = ""       # dated series: "HH:MM[:SS]" UTC of the expiry date; "": EXPIRY_TIME_UTC
 
     def __post_init__(self) -> None:
         if self.funding_period_s < 0 or self.funding_period_s > 10 * 366 * 86_400:
             raise ValueError(f"option funding_period_s {self.funding_period_s} must be in [0, 10 years]")
-        if self.funding_period_s and self.expiry:
+        if self.funding_period_s and (self.expiry or self.expiry_time):
             raise ValueError("a perpetual option series (funding_period_s > 0) has no expiry")
+        expiry_time_of(self.expiry_time)
         if not self.funding_period_s:
             try:
                 datetime.date.fromisoformat(self.expiry)
@@ -72,9 +91,9 @@ class OptionTerms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     @property
     def expiry_ns(self) -> int:
-        """The expiry instant, nanoseconds since the epoch (EXPIRY_TIME_UTC of the expiry
-        date); 0 for a perpetual series, which never expires."""
-        return 0 if self.is_perpetual else expiry_instant_ns(self.expiry)
+        """The expiry instant, nanoseconds since the epoch (``expiry_time``, by default
+        EXPIRY_TIME_UTC, of the expiry date); 0 for a perpetual series, which never expires."""
+        return 0 if self.is_perpetual else expiry_instant_ns(self.expiry, self.expiry_time)
 
 
 class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True):

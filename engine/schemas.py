@@ -64,6 +64,7 @@ class GatewayReject(IntEnum):
     QUERY_TOO_LARGE = 107
     UNKNOWN_CURSOR = 108
     CHAIN_TOO_LARGE = 110
+    NO_POOL = 111
     NO_POOLS = 112
     SHARD_UNAVAILABLE = 116   # the shard router's (docs/sharding.md)
     NOT_ROUTABLE = 117
@@ -80,6 +81,7 @@ GATEWAY_REJECT_TEXT = {
     GatewayReject.QUERY_TOO_LARGE: "query answer too large",
     GatewayReject.UNKNOWN_CURSOR: "paging cursor names no order id the venue issued",
     GatewayReject.CHAIN_TOO_LARGE: "chain lists too many series for one request",
+    GatewayReject.NO_POOL: "this venue has no main pool",
     GatewayReject.SHARD_UNAVAILABLE: "the shard of this request is not answering; its instruments are unavailable",
     GatewayReject.NOT_ROUTABLE: "the router cannot route this request",
     GatewayReject.NO_POOLS: "this venue has no insurance pool ([pools] in its config)",
@@ -693,6 +695,7 @@ class InstrumentInfo(msgspec.Struct, array_like=True, frozen=True):
     right: str = ""
     contract_size: str = ""
     funding_period_s: int = 0     # perpetual series: funding period T (docs/funding.md)
+    expiry_time: str = ""         # dated series: "HH:MM[:SS]" UTC of the expiry date; "": 08:00
 
 
 class AssetInfo(msgspec.Struct, array_like=True, frozen=True):

@@ -1,13 +1,15 @@
 """Wire messages of the main pool (docs/pools.md): a provider's PoolDeposit and
-PoolRedeem requests, and the replies of the pool's three event kinds: PoolPaid
+PoolRedeem requests, the replies of the pool's three event kinds: PoolPaid
 (each movement of a deposit or a redemption), RedemptionRequested and
-PoolMarked. engine/schemas.py registers them in its request and reply unions."""
+PoolMarked; and the GetPoolInfo query with its PoolInfo answer (request tag 48,
+reply tag 44). engine/schemas.py registers them in its request and reply unions."""
 
 from __future__ import annotations
 
 import msgspec
 
 from engine.schema_types import I32, I64, reply_config, request_config
+from engine.units import POOL_PPS_SCALE
 
 
 class PoolDeposit(msgspec.Struct, **request_config(39)):
@@ -32,6 +34,13 @@ class PoolRedeem(msgspec.Struct, **request_config(40)):
     shares: I64 = 0
     redemption: I64 = 0
     account: I64 = -1
+
+
+class GetPoolInfo(msgspec.Struct, **request_config(48)):
+    """The main pool's figures now: answered by PoolInfo, or a GatewayReject
+    NO_POOL when the venue has no main pool. Anyone may ask (they are public)."""
+
+    request_id: I64
 
 
 class PoolPaid(msgspec.Struct, **reply_config(24)):
@@ -79,8 +88,65 @@ class PoolMarked(msgspec.Struct, **reply_config(26)):
     outstanding: int
 
 
-POOL_REQUESTS = (PoolDeposit, PoolRedeem)
-POOL_REPLIES = (PoolPaid, RedemptionRequested, PoolMarked)
+class PoolInfo(msgspec.Struct, **reply_config(44)):
+    """The main pool now (``MatchingEngine.pool_info()``): ``pool`` its share asset,
+    ``account`` the pool account, ``asset`` what providers deposit. With ``nav_ok``
+    False a held asset or position has no price and the NAV figures are 0.
+    ``nav_usd`` NAV in USD x 1e8, ``equity`` NAV in pool-asset ledger units,
+    ``shares`` the shares outstanding; per-share figures are pool-asset units per
+    share unit x 1e12 (engine.units.POOL_PPS_SCALE): ``nav_per_share`` the spot NAV
+    per share rounded down (0 while no share is out), ``twap_nav_per_share`` the
+    mean of the last ``samples`` NAV samples, ``deposit_pps`` and ``redeem_pps``
+    what a deposit mints and a redemption burns at now. ``pending_redemptions``
+    requests hold ``pending_shares`` in all; ``cooldown_ns`` between a request and
+    its execution; ``withdrawal_fee_bps`` of each redemption stays in the pool;
+    redemptions keep ``equity`` >= ``initial_margin`` (USD x 1e8) x
+    ``equity_multiplier_bps`` / 10000."""
+
+    request_id: int
+    pool: int
+    account: int
+    asset: int
+    nav_ok: bool
+    nav_usd: int
+    equity: int
+    shares: int
+    nav_per_share: int
+    twap_nav_per_share: int
+    samples: int
+    deposit_pps: int
+    redeem_pps: int
+    pending_redemptions: int
+    pending_shares: int
+    cooldown_ns: int
+    withdrawal_fee_bps: int
+    equity_multiplier_bps: int
+    initial_margin: int
+
+
+def pool_info_reply(request_id: int, info) -> PoolInfo:
+    """The PoolInfo answer from the core's ``PoolInfo`` (engine/core/order_info.py)."""
+    return PoolInfo(
+        request_id=request_id, pool=info.share_asset, account=info.account, asset=info.asset, nav_ok=info.nav_ok,
+        nav_usd=info.equity_usd, equity=info.equity, shares=info.shares,
+        nav_per_share=_spot_pps(info),
+        twap_nav_per_share=info.twap_pps, samples=info.samples, deposit_pps=info.deposit_pps,
+        redeem_pps=info.redeem_pps, pending_redemptions=len(info.pending),
+        pending_shares=sum(shares for _rid, _account, shares, _due in info.pending),
+        cooldown_ns=info.cooldown_ns, withdrawal_fee_bps=info.withdrawal_fee_bps,
+        equity_multiplier_bps=info.equity_multiplier_bps, initial_margin=info.initial_margin)
+
+
+def _spot_pps(info) -> int:
+    # The core's redemption-side spot figure (engine/core/pool.pyx redeem_pps):
+    # rounded down, 0 without shares or positive equity, capped to int64.
+    if not info.nav_ok or info.shares <= 0 or info.equity <= 0:
+        return 0
+    return min(info.equity * POOL_PPS_SCALE // info.shares, 2**63 - 1)
+
+
+POOL_REQUESTS = (PoolDeposit, PoolRedeem, GetPoolInfo)
+POOL_REPLIES = (PoolPaid, RedemptionRequested, PoolMarked, PoolInfo)
 EVENT_COLUMN = {"nav_per_share": "price", "redemption": "order_id", "shares": "qty", "pool": "asset",
                 "twap_nav_per_share": "price", "equity": "qty", "outstanding": "leaves",
                 "pending": "leaves"}

@@ -162,7 +162,10 @@ class FeedProcess:
         self.combined: dict[str, Combined] = {}
         self.session_settings: dict[tuple[str, int], int] = {}  # last sent band / haircut per (kind, id)
         self.settlement_window_ns = settlement_window_ns
-        self.history = {asset: ReferenceHistory(settlement_window_ns) for asset in self.fed_assets}
+        # Twice the window: the step that settles a series comes after its expiry instant
+        # (a poll later, or after an outage), and the window before expiry must still be
+        # held then; keeping only one window would cut its start away.
+        self.history = {asset: ReferenceHistory(2 * settlement_window_ns) for asset in self.fed_assets}
         self.settled: set[int] = set()                        # series closed (by this process or before)
         self.halts: dict[str, str] = {}                       # this step's halt reason per asset
         self.calendar_state: SessionState | None = None       # the calendar's session this step
@@ -474,7 +477,7 @@ class FeedProcess:
         for inst in self.instruments:
             if not inst.expiry or inst.instrument in self.settled:
                 continue
-            expiry = expiry_instant_ns(inst.expiry)
+            expiry = expiry_instant_ns(inst.expiry, inst.expiry_time)
             if now < expiry:
                 continue
             history, quote = self.history.get(inst.base), self.usd_price(inst.quote)

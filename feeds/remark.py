@@ -20,6 +20,7 @@ from typing import NamedTuple
 import msgspec
 import numpy as np
 
+from engine.instruments import expiry_time_of
 from engine.schemas import InstrumentInfo
 from engine.schemas_greeks import SeriesGreeks
 from feeds.options import MarginRates, black_scholes, core_option_risk, short_margin, years_to_expiry
@@ -76,8 +77,9 @@ def remark_chain(series: Sequence[InstrumentInfo], spot: Sequence[float], quote_
         return []
     strike = np.array([float(s.strike) for s in series])
     is_call = np.array([s.right == "C" for s in series])
-    years_of = {expiry: years_to_expiry(date.fromisoformat(expiry), now) for expiry in {s.expiry for s in series}}
-    years = np.array([years_of[s.expiry] for s in series])
+    years_of = {(expiry, at): years_to_expiry(date.fromisoformat(expiry), now, expiry_time_of(at))
+                for expiry, at in {(s.expiry, s.expiry_time) for s in series}}
+    years = np.array([years_of[s.expiry, s.expiry_time] for s in series])
     spots = np.asarray(spot, dtype=np.float64)
     to_usd = np.asarray(quote_usd, dtype=np.float64)
     vols = np.asarray(vol, dtype=np.float64)

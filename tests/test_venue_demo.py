@@ -1,5 +1,5 @@
 """The README's main command, ``python -m demo``, in a short mode: every check of its summary
-holds on the embedded chain and on anvil, it writes its report folder, a Ctrl-C stops every
+holds on the embedded chain and on anvil (the pool's among them), it writes its report folder, a Ctrl-C stops every
 process it started, and a failed check makes a non-zero exit."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from demo import venue_web
 from demo.participants.thin_book import ThinBookResult
 from demo.venue_report import Check, Report
 from settlement.anvil import anvil_command
+from web.browser import BrowserUnavailable, unavailable
 
 SHORT = ["--duration", "6"]
 PLOTS = {"price.png", "depth.png", "funding.png", "gas.png"}
@@ -33,9 +35,19 @@ def _run_and_check(report: Path, chain: str) -> None:
     assert process.returncode == 0, out
     summary = json.loads((report / "summary.json").read_text())
     assert summary["chain"] == chain
-    assert len(summary["checks"]) == 10 and all(check["ok"] for check in summary["checks"]), summary["checks"]
+    assert len(summary["checks"]) == 14 and all(check["ok"] for check in summary["checks"]), summary["checks"]
     assert summary["batches"] and all(batch["gas"] > 0 for batch in summary["batches"])
     assert summary["funding"]["tsla-writer"] > 0 > summary["funding"]["mm-btc"]
+    pool = summary["pool"]
+    assert pool["nav_usd"] > 0 and pool["nav_per_share"] > 0 and pool["redemption"]["received"] > 0
+    assert sum(pool["attribution"].values()) == pool["equity_change"]
+    payments = [p["amount"] for p in summary["expiry"]["payments"]]
+    assert summary["expiry"]["settlement_price"] > 0 and any(payments) and sum(payments) == 0
+    web = summary["checks"][-1]
+    if unavailable() is None:
+        assert not web["skipped"] and (report / "web.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", web
+    else:
+        assert web["skipped"] and web["detail"] == f"skipped: {unavailable()}"
     assert PLOTS <= {path.name for path in report.iterdir()}
     for plot in PLOTS:
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -125,3 +137,18 @@ def test_thin_book_result_is_inside_the_band_only_if_every_fill_is():
     outside = ThinBookResult(2_000_000, (1_800_000, 2_200_000), None, 200_000_000, [(2_200_100, 1)], 0)
     assert inside.inside_band and not outside.inside_band
     assert "ACCEPTED (a band failure)" in outside.lines()[1]
+
+
+@pytest.mark.parametrize("error, ok, skipped", [(BrowserUnavailable("no chromium here"), True, True),
+                                                (TimeoutError("no trade row within 30 s"), False, False)])
+def test_the_web_check_is_skipped_without_a_browser_and_fails_on_a_timeout(tmp_path, monkeypatch, error, ok, skipped):
+    def capture(url, screenshot):
+        raise error
+
+    monkeypatch.setattr(venue_web, "capture", capture)
+    check = venue_web.capture_check("http://127.0.0.1:1/", tmp_path / "web.png")
+    assert (check.ok, check.skipped) == (ok, skipped) and str(error) in check.detail
+    report = Report("embedded", orders=0, fills=0, settlement_records=0, batches=[], funding={}, funding_series={},
+                    thin_book=ThinBookResult(reference=1, band=(1, 1), far_ask_refused=None, would_be_price=1,
+                                             fills=[], cancelled_qty=0), checks=[check])
+    assert any(line.startswith(f"  [{'skipped' if skipped else 'FAILED'}] the web view") for line in report.summary_lines())

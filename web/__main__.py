@@ -14,7 +14,7 @@ import zmq
 from engine.client import ClientKeys
 from engine.config import ConfigError, load_config
 from web.server import Hub, check_bind, serve
-from web.sources import Collector, GatewayView, NoPools, SettlementBatches
+from web.sources import Collector, GatewayPools, GatewayView, SettlementBatches
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ async def _run(args, keys: ClientKeys, orders: str, market_data: str) -> int:
     loop = asyncio.get_running_loop()
     hub = Hub()
     server = await serve(hub, args.host, args.port)
-    gateway = GatewayView(orders, market_data, keys, NoPools())
+    gateway = GatewayView(orders, market_data, keys, GatewayPools())
     collector = Collector(gateway, SettlementBatches(args.settlement_state, args.rpc),
                           lambda document: loop.call_soon_threadsafe(hub.publish, document))
     collector.start()

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from engine.reference.bands import Band, band_around
-from engine.schemas import InstrumentInfo, Trade
+from engine.schemas import AssetInfo, InstrumentInfo, Trade
+from engine.units import NS_PER_S, POOL_PPS_SCALE, USD_PRICE_SCALE
 
 STATE_NAMES = {0: "unset", 1: "open", 2: "halted", 3: "closed"}
 SIDE_NAMES = {1: "buy", 2: "sell"}
@@ -107,6 +108,22 @@ def chain_view(underlying: str, series: list, price_scale: dict[int, int]) -> di
                      "last_trade": decimal_text(s.last_trade, scale) if s.last_trade else None,
                      "open_interest": s.open_interest, "status": SERIES_STATUS.get(s.status, str(s.status))})
     return {"underlying": underlying, "series": rows}
+
+
+def pool_row(info, share: AssetInfo, asset: AssetInfo) -> dict:
+    """The pools panel's row of a PoolInfo answer (engine/schemas_pools.py): NAV in
+    USD and in the pool asset, NAV per share (spot and time-weighted, pool asset
+    per share), shares outstanding, pending redemptions, cooldown and fee; the
+    NAV figures are None while the NAV is unset (an unpriced holding)."""
+    shares = 10 ** share.ledger_decimals
+    pending = f"{info.pending_redemptions} ({decimal_text(info.pending_shares, shares)} {share.symbol})"
+    nav = info.nav_ok
+    return {"pool": share.symbol, "nav_usd": decimal_text(info.nav_usd, USD_PRICE_SCALE) if nav else None,
+            "equity": f"{decimal_text(info.equity, 10 ** asset.ledger_decimals)} {asset.symbol}" if nav else None,
+            "nav_per_share": decimal_text(info.nav_per_share, POOL_PPS_SCALE) if nav else None,
+            "twap_nav_per_share": decimal_text(info.twap_nav_per_share, POOL_PPS_SCALE) if info.samples else None,
+            "shares": decimal_text(info.shares, shares), "pending_redemptions": pending,
+            "cooldown_s": info.cooldown_ns // NS_PER_S, "fee_bps": info.withdrawal_fee_bps}
 
 
 def trim(document: dict, depth: int, trades: int) -> dict:

@@ -18,8 +18,8 @@ from typing import Protocol
 import zmq
 
 from engine.client import Client, ClientKeys, MarketDataSubscriber
-from engine.schemas import MD_DECODER, InstrumentStatus, Reject, Trades, md_seq_from
-from web.model import MAX_TRADES, InstrumentFeed, chain_view, instrument_view
+from engine.schemas import MD_DECODER, AssetInfo, InstrumentStatus, Reject, Trades, md_seq_from
+from web.model import MAX_TRADES, InstrumentFeed, chain_view, instrument_view, pool_row
 
 QUERY_TIMEOUT = 1.5
 """Seconds a gateway query may take before the gateway counts as unreachable."""
@@ -59,12 +59,26 @@ class PoolSource(Protocol):
         """The pools' rows, or None."""
 
 
-class NoPools:
-    """The pool source until the gateway answers a pool query: no pools."""
+class GatewayPools:
+    """The main pool as the gateway reports it (GetPoolInfo): one row with its NAV,
+    NAV per share, time-weighted NAV per share, shares outstanding, pending
+    redemptions, cooldown and fee, in display units; None when the venue has no
+    main pool (NO_POOL) or the gateway refuses the query."""
+
+    def __init__(self) -> None:
+        self._assets: dict[int, AssetInfo] = {}
 
     def read(self, client: Client) -> list[dict] | None:
-        """None: no pools are configured for this view."""
-        return None
+        """The main pool's row, or None."""
+        info = client.pool_info()
+        if isinstance(info, Reject):
+            return None
+        if info.pool not in self._assets or info.asset not in self._assets:
+            reply = client.instruments()
+            if isinstance(reply, Reject):
+                return None
+            self._assets = {a.asset: a for a in reply.assets}
+        return [pool_row(info, self._assets[info.pool], self._assets[info.asset])]
 
 
 class SettlementBatches:

@@ -49,7 +49,7 @@ from engine.schemas_greeks import PublishGreeks
 from engine.schemas_insurance import GetInsurance, SweepFees
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
-from engine.schemas_pools import PoolDeposit, PoolRedeem
+from engine.schemas_pools import GetPoolInfo, PoolDeposit, PoolRedeem
 from engine.schemas_replication import FindOrder
 from engine.schemas_shards import GetTransfers, Transfer, TransferLeg
 
@@ -226,6 +226,7 @@ ROUTES: dict[type, Route] = {
     GetChain: Route(Rule.ANYONE),
     GetInsurance: Route(Rule.ANYONE),
     SweepFees: Route(Rule.OPERATOR, _sweep_fees),
+    GetPoolInfo: Route(Rule.ANYONE),
     PublishGreeks: Route(Rule.OPERATOR),
     Logon: Route(Rule.ANYONE),
     Heartbeat: Route(Rule.ANYONE),

@@ -1,6 +1,6 @@
 """Answers to queries, read from the engine after the batch that carried them
 ran: heartbeats and logons, balances, open orders, book snapshots, instruments,
-margin, margin calls, status, option chains; and the greeks an operator
+margin, margin calls, status, option chains, the main pool; and the greeks an operator
 publishes, kept here as derived data (engine/gateway/greeks.py). Query
 replies are built from the core's query results with
 ``engine.schemas.from_core``, never copied field by field.
@@ -31,6 +31,7 @@ from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
 from engine.schemas_insurance import GetInsurance, Insurance, InsuranceBalance, StepTotal
 from engine.schemas_options import Chain, GetChain, SeriesInfo
+from engine.schemas_pools import GetPoolInfo, pool_info_reply
 from engine.schemas_replication import FindOrder, OrderFound
 from engine.schemas_shards import GetTransfers, SentTransfer, Transfers
 from engine.schemas import (
@@ -62,7 +63,7 @@ from engine.schemas import (
     from_core,
 )
 
-_OPTION_TERMS = ("expiry", "strike", "right", "contract_size")  # InstrumentInfo's; "" for a spot pair
+_OPTION_TERMS = ("expiry", "strike", "right", "contract_size", "expiry_time")  # InstrumentInfo's; "" for a spot pair
 
 
 class Queries:
@@ -155,6 +156,13 @@ class Queries:
                                   [InsuranceBalance(asset, total, reserved, due) for asset, ((total, reserved), due)
                                    in enumerate(zip(state.balances, state.fees_due))],
                                   [StepTotal(*row) for row in state.step_totals])
+            case GetPoolInfo():
+                try:
+                    info = engine.pool_info()
+                except ValueError as err:
+                    batch.reject(session, GatewayReject.NO_POOL, str(err), request_id=req.request_id)
+                    return
+                reply = pool_info_reply(req.request_id, info)
             case PublishGreeks():
                 refusal = self.greeks.publish(engine, req, ts)
                 if refusal:

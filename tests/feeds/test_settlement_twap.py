@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from fractions import Fraction
 
+import msgspec
 import pytest
 from feeds_harness import RecordingClient
 from hypothesis import given
@@ -75,8 +76,9 @@ INSTRUMENTS = [
 ASSETS = [AssetInfo(0, "USDC", 6, 6, 0), AssetInfo(1, "TSLA.M", 18, 6, 3000)]
 
 
-def _feed(ticks: list[tuple[int, str]], start: int) -> tuple[FeedProcess, ManualClock, RecordingClient]:
-    client = RecordingClient(INSTRUMENTS, ASSETS)
+def _feed(ticks: list[tuple[int, str]], start: int, instruments=INSTRUMENTS) -> tuple[FeedProcess, ManualClock,
+                                                                                     RecordingClient]:
+    client = RecordingClient(instruments, ASSETS)
     source = Replay("tsla", "TSLA.M", [Tick(t, usd_units(p)) for t, p in ticks], start=ticks[0][0])
     clock = ManualClock(start)
     feed = FeedProcess(client, [source], {"tsla": FeedRule(heartbeat_ns=3_600 * SECOND)}, clock,
@@ -99,6 +101,31 @@ def test_the_feed_process_settles_at_the_twap_of_the_last_30_minutes():
     clock.sleep_until(EXPIRY + 2 * MINUTE)
     feed.step()
     assert client.of_kind("close") == [(CALL, 2_566_666)]  # once
+
+
+def test_a_step_after_the_expiry_instant_still_settles_at_the_window_before_it():
+    start = EXPIRY - 40 * MINUTE
+    ticks = [(start, "240"), (EXPIRY - 20 * MINUTE, "260"), (EXPIRY - 5 * MINUTE, "280"), (EXPIRY + MINUTE, "999")]
+    feed, clock, client = _feed(ticks, start)
+    for moment in range(start, EXPIRY, MINUTE):
+        clock.sleep_until(moment)
+        feed.step()
+    clock.sleep_until(EXPIRY + 2 * MINUTE)                 # the first step after expiry comes late
+    feed.step()
+    assert client.of_kind("close") == [(CALL, 2_566_666)]  # the $999 after expiry does not count
+
+
+def test_a_series_with_an_expiry_time_settles_at_that_time_of_its_date():
+    at = EXPIRY - (5 * 3_600 + 29 * 60 + 55) * SECOND      # 02:30:05 UTC
+    timed = [INSTRUMENTS[0], msgspec.structs.replace(INSTRUMENTS[1], expiry_time="02:30:05")]
+    feed, clock, client = _feed([(at - 40 * MINUTE, "250")], at - 40 * MINUTE, timed)
+    for moment in range(at - 40 * MINUTE, at, MINUTE):
+        clock.sleep_until(moment)
+        feed.step()
+    assert client.of_kind("close") == []
+    clock.sleep_until(at + SECOND)
+    feed.step()
+    assert client.of_kind("close") == [(CALL, 2_500_000)]
 
 
 def test_no_settlement_without_a_history_over_the_window():

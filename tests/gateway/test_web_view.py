@@ -20,9 +20,10 @@ from engine.core.types import Side
 from engine.gateway.process import GatewayProcess
 from engine.schemas import GetBook, GetInstruments, GetStatus
 from engine.schemas_options import GetChain
+from engine.schemas_pools import GetPoolInfo
 from web.browser import CHROMIUM, CHROMIUM_ARGS, capture, row_texts, unavailable
 from web.process import WebProcess
-from web.sources import GatewayView, NoPools
+from web.sources import GatewayPools, GatewayView
 
 
 def _needs_browser() -> None:
@@ -165,16 +166,16 @@ def test_a_wildcard_endpoint_in_the_config_needs_the_real_one(tmp_path, keys):
 
 def test_the_view_only_queries(gateway, keys, clients, monkeypatch):
     """Whatever it shows, the view sends queries only (here with an operator key, which
-    could do anything else): instruments, books, chains, status."""
+    could do anything else): instruments, books, chains, status, the pool."""
     clients(gateway, "mm").place(AMZN, Side.SELL, 10, PX)
     sent = []
     send = Client.send
     monkeypatch.setattr(Client, "send", lambda self, requests: (sent.extend(requests), send(self, requests))[1])
-    view = GatewayView(gateway.orders, gateway.market_data, client_keys(keys, "ops"), NoPools())
+    view = GatewayView(gateway.orders, gateway.market_data, client_keys(keys, "ops"), GatewayPools())
     try:
         document = _until(lambda: (doc := view.poll(0.1))["instruments"] and doc)
         assert document["gateway"]["status"]["last_seq"] > 0 and document["gateway"]["status_refused"] is None
         assert document["instruments"][AMZN]["asks"][0]["price"] == "185"
     finally:
         view.close()
-    assert sent and {type(request) for request in sent} <= {GetInstruments, GetBook, GetChain, GetStatus}
+    assert sent and {type(request) for request in sent} <= {GetInstruments, GetBook, GetChain, GetStatus, GetPoolInfo}

@@ -1,0 +1,89 @@
+"""A liquidity provider of the main pool: deposits USDC for pool shares, requests the
+redemption of all of them, and executes it once the pool's cooldown has passed,
+keeping the PoolPaid answers that say what it paid, received and was charged."""
+
+from __future__ import annotations
+
+import time
+
+from demo.participants.base import Participant
+from engine.core.types import Reject as Code
+from engine.schemas import Reject
+from engine.schemas_pools import PoolPaid, RedemptionRequested
+from engine.units import BPS, NS_PER_S, POOL_PPS_SCALE
+
+
+class LiquidityProvider(Participant):
+    """Deposits ``amount`` pool-asset ledger units into the pool of share asset ``pool``
+    (``deposit``), then each step moves its redemption on: request it, execute it when due."""
+
+    def __init__(self, *args, pool: int, amount: int, fee_bps: int, cooldown_s: int) -> None:
+        super().__init__(*args)
+        self.pool = pool
+        self.amount = amount
+        self.fee_bps = fee_bps
+        self.cooldown_ns = cooldown_s * NS_PER_S
+        self.deposit_paid: list[PoolPaid] = []
+        self.request: RedemptionRequested | None = None
+        self.redemption_paid: list[PoolPaid] = []
+        self.refusals: list[str] = []
+
+    def deposit(self) -> str | None:
+        """Deposit; None, or why it was refused."""
+        reply = self.client.pool_deposit(self.pool, self.amount)
+        if isinstance(reply, Reject):
+            return reply.text
+        self.deposit_paid = reply
+        return None
+
+    @property
+    def shares(self) -> int:
+        """Shares received for the deposit (the second PoolPaid pays them to the provider)."""
+        return -self.deposit_paid[1].amount if self.deposit_paid else 0
+
+    @property
+    def done(self) -> bool:
+        """Whether the redemption has been executed."""
+        return bool(self.redemption_paid)
+
+    def step(self) -> None:
+        if not self.shares or self.done:
+            return
+        if self.request is None:
+            reply = self.client.pool_redeem(self.pool, self.shares)
+            if isinstance(reply, Reject):
+                self.refusals.append(reply.text)
+            else:
+                self.request = reply
+            return
+        if time.time_ns() < self.request.ts + self.cooldown_ns:
+            return
+        reply = self.client.pool_execute(self.pool, self.request.redemption)
+        if isinstance(reply, Reject):
+            if reply.code != Code.POOL_COOLDOWN:   # the gateway's clock may lag ours by a moment
+                self.refusals.append(reply.text)
+            return
+        self.redemption_paid = reply
+
+    def finish(self, timeout: float) -> None:
+        """Step until the redemption is executed or ``timeout`` seconds pass (a short
+        run ends its trading before the cooldown does)."""
+        deadline = time.monotonic() + timeout
+        while not self.done and time.monotonic() < deadline and len(self.refusals) < 3:
+            self.step()
+            self.drain()
+            time.sleep(0.5)
+
+    def redemption(self) -> dict | None:
+        """What the redemption paid, and what NAV less the fee says it should have:
+        gross = floor(shares x NAV per share / 1e12), fee = ceil(gross x fee_bps / 10000)."""
+        if not self.done:
+            return None
+        shares_back, received = self.redemption_paid
+        pps = received.nav_per_share
+        gross = shares_back.amount * pps // POOL_PPS_SCALE
+        fee = -(-gross * self.fee_bps // BPS)
+        return {"shares": shares_back.amount, "nav_per_share": pps, "received": -received.amount,
+                "fee": received.fee, "expected_received": gross - fee, "expected_fee": fee,
+                "deposited": self.deposit_paid[0].amount,
+                "held_s": (received.ts - self.deposit_paid[0].ts) / NS_PER_S}
