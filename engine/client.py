@@ -211,6 +211,10 @@ def _dealer(context, endpoint: str, keys: "ClientKeys"):
     return socket
 
 
+_UNKNOWN_RETRY_S = 0.1
+"""Pause before asking again when FindOrder was refused instead of answered."""
+
+
 class Client:
     """Synchronous client (one DEALER socket; not thread-safe).
 
@@ -218,7 +222,9 @@ class Client:
     gets no answer within ``timeout`` is sent again through the next endpoint,
     for up to ``failover_s``: the client reconnects, logs on again as it did
     before, and a NewOrder is first looked up with FindOrder by its client order
-    id, so an order the lost gateway had sequenced is never sent twice (``place``
+    id, so an order the lost gateway had sequenced is never sent twice (a
+    FindOrder refused, by a router whose shard has no leader yet, counts as no
+    answer: the client tries again rather than resend blindly) (``place``
     then returns the OrderFound). Replies that the lost gateway did not send
     (fills, cancels) are not replayed: query balances and open orders after a
     failover (``failovers`` counts them)."""
@@ -304,6 +310,10 @@ class Client:
                             FindOrder, message.client_order_id, message.account), 1, timeout)[0]
                         if isinstance(found, OrderFound) and found.seq:
                             return [found]
+                        if not isinstance(found, OrderFound):
+                            # Refused (a router whose shard has no leader yet): not knowing, do not resend.
+                            time.sleep(_UNKNOWN_RETRY_S)
+                            raise TimeoutError(f"FindOrder not answered: {found}")
                 return self._request_once(message, keys, count, timeout)
             except TimeoutError:
                 if len(self.endpoints) == 1:
