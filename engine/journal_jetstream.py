@@ -62,6 +62,7 @@ from engine.journal import (JournalBatch, JournalError, JournalFailure, Journal,
 log = logging.getLogger("engine.journal")
 
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expected-Last-Sequence
+_NO_PEERS = 10005  # JetStream's error code for "no suitable peers for placement": a cluster still forming
 _SNAPSHOT_OBJECT = "snapshot"
 _STREAM_SEQ = struct.Struct("<q")  # prefix of a stored snapshot: the stream seq it follows
 _CALL_TIMEOUT_S = 30.0
@@ -187,7 +188,7 @@ class JetStreamJournal(Journal):
 
     async def _setup(self, genesis: bytes | None) -> None:
         from nats.errors import NoRespondersError
-        from nats.js.errors import ServiceUnavailableError
+        from nats.js.errors import BadRequestError, ServiceUnavailableError
 
         self.nc = await asyncio.wait_for(self._nats.connect(
             servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
@@ -198,8 +199,8 @@ class JetStreamJournal(Journal):
             try:
                 await self._open(genesis)
                 break
-            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError):
-                if time.monotonic() > deadline:
+            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError, BadRequestError) as err:
+                if time.monotonic() > deadline or (isinstance(err, BadRequestError) and err.err_code != _NO_PEERS):
                     raise
                 await asyncio.sleep(0.2)
         self._acks = await self.nc.subscribe(self.nc.new_inbox() + ".*", cb=self._on_ack)
@@ -218,8 +219,9 @@ class JetStreamJournal(Journal):
                 await self.js.add_stream(StreamConfig(
                     name=self.stream, subjects=[self.subject], num_replicas=self.replicas,
                     storage=StorageType.FILE, duplicate_window=120.0))
-            except BadRequestError:  # created by another gateway meanwhile
-                pass
+            except BadRequestError as err:  # created by another gateway meanwhile, unless the cluster is forming
+                if err.err_code == _NO_PEERS:
+                    raise
         # Opened if they exist (the first gateway's settings hold), created otherwise.
         self.meta = await _existing_or(self.js.key_value(f"{self.stream}-meta"), lambda: self.js.create_key_value(
             KeyValueConfig(bucket=f"{self.stream}-meta", replicas=self.replicas)))

@@ -196,8 +196,21 @@ class Router:
                     self._drain(sock, lambda frames, s=sock: self._from_shard(s, frames))
                 else:
                     shard = self.monitors.index(sock)
-                    self._drain(sock, lambda _frames, i=shard: self.alive.__setitem__(i, time.monotonic()))
+                    self._drain(sock, lambda _frames, i=shard: self._heard(i))
         self.close()
+
+    def _heard(self, shard: int) -> None:
+        """A heartbeat answer: ``shard`` is up. Back after it was down (its
+        standby took over, or it restarted), the gateway that knew this router's
+        sessions is gone: each session there logs on again as its client's
+        account, so that the account's maker fills reach the client."""
+        if not self.up(shard):
+            for link in self.links.values():
+                sock = link.dealers.get(shard)
+                if sock is not None and link.principal.account is not None:
+                    self._try_send(sock, REQUEST_ENCODER.encode([Logon(_OWN_LOGON, False, link.principal.account)]),
+                                   zmq.NOBLOCK)
+        self.alive[shard] = time.monotonic()
 
     def stop(self, *_args) -> None:
         """Leave the loop (signal handler)."""

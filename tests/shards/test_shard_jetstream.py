@@ -5,7 +5,8 @@ its file journal. The leader of a is killed (SIGKILL) while a client trades
 through the routers, one order in flight; the standby takes over, the routers
 (which know both of a's endpoints) send to it, the client keeps trading, and no
 acknowledged order is lost or applied twice; shard b never stopped; the new
-leader's state hash equals an offline replay of a's stream."""
+leader's state hash equals an offline replay of a's stream; a maker's fill on
+the new leader reaches it through the router."""
 
 from __future__ import annotations
 
@@ -17,17 +18,21 @@ from pathlib import Path
 
 import pytest
 from nats_harness import nats_cluster  # noqa: F401 - a fixture
-from shards_harness import AMZN, PX, TSLA, TSLA_PX, RouterThread, _endpoint, shards_doc, start_shard, venue_doc
+from shards_harness import (A, AMZN, B, PX, TSLA, TSLA_PX, USDC, RouterThread, _endpoint, shards_doc, start_shard,
+                            venue_doc)
 
 from engine.client import Client, ClientKeys
 from engine.config import to_toml
 from engine.core.types import OrderType, SelfTrade, Side, TimeInForce
 from engine.gateway.process import GatewayProcess
 from engine.keys import generate
-from engine.schemas import OWN_ACCOUNT, Ack, GatewayReject, Reject
+from engine.rebalance import rebalance
+from engine.schemas import OWN_ACCOUNT, Ack, Fill, GatewayReject, Reject
 from engine.schemas_replication import OrderFound
 
 TICK = 100
+UNIT = 10**6
+RETAIL = 2   # account id
 STREAM = "shard-a"
 
 
@@ -87,13 +92,15 @@ def _wait_up(routers) -> None:
 def test_a_jetstream_shard_fails_over_behind_the_router(tmp_path, nats_cluster):
     path, path2 = _write(tmp_path, nats_cluster)
     leader = start_shard(path, "a")
-    standby = GatewayProcess(path, tmp_path / "shard-a-standby.log", shard="a", replica=1, standby=True)
-    b = start_shard(path, "b")
-    routers = [RouterThread(path), RouterThread(path2)]
-    fronts = [r.router.endpoints[0] for r in routers]
-    mm = Client(fronts, _keys(tmp_path, "mm"), timeout=1.0, failover_s=60.0)
-    retail = Client(fronts, _keys(tmp_path, "retail"), timeout=1.0, failover_s=60.0)
+    standby = b = mm = retail = None
+    routers = []
     try:
+        standby = GatewayProcess(path, tmp_path / "shard-a-standby.log", shard="a", replica=1, standby=True)
+        b = start_shard(path, "b")
+        routers = [RouterThread(path), RouterThread(path2)]
+        fronts = [r.router.endpoints[0] for r in routers]
+        mm = Client(fronts, _keys(tmp_path, "mm"), timeout=1.0, failover_s=60.0)
+        retail = Client(fronts, _keys(tmp_path, "retail"), timeout=1.0, failover_s=60.0)
         _wait_up(routers)
         mm.logon()
         retail.logon()
@@ -123,6 +130,20 @@ def test_a_jetstream_shard_fails_over_behind_the_router(tmp_path, nats_cluster):
             assert set(counts) == set(sent), "an acknowledged order was lost (or an unacknowledged one appeared)"
             assert set(counts.values()) == {1}, "an order was applied twice"
 
+        # mm's session on the new leader is logged on as mm again (by the router, or by mm's
+        # client if it timed out): a fill of mm's resting order there reaches mm.
+        with Client(fronts[0], _keys(tmp_path, "ops"), timeout=5.0) as ops:
+            rebalance(ops, B, A, RETAIL, USDC, 1_000 * UNIT)
+        mm.poll_events(0.2)
+        sell = mm.place(AMZN, Side.SELL, 10, PX + TICK)
+        assert isinstance(sell, Ack)
+        assert isinstance(_buy(retail, AMZN, PX + TICK, retail.next_id(), refused), Ack)
+        deadline = time.monotonic() + 10
+        fills: list = []
+        while not fills and time.monotonic() < deadline:
+            fills = [e for e in mm.poll_events(0.2) if isinstance(e, Fill) and e.order_id == sell.order_id]
+        assert fills, "the maker's fill on the new leader did not reach it through the router"
+
         with Client(standby.orders, _keys(tmp_path, "ops"), timeout=5.0) as ops:
             status = ops.status()
         out = subprocess.run([sys.executable, "-m", "engine", "replay", "--jetstream", ",".join(nats_cluster.urls),
@@ -131,10 +152,12 @@ def test_a_jetstream_shard_fails_over_behind_the_router(tmp_path, nats_cluster):
         replayed = json.loads(out.stdout)
         assert (replayed["last_seq"], replayed["state_hash"]) == (status.last_seq, status.state_hash)
     finally:
-        mm.close()
-        retail.close()
+        for client in (mm, retail):
+            if client is not None:
+                client.close()
         for router in routers:
             router.stop()
         for gateway in (standby, b):
-            gateway.stop()
+            if gateway is not None:
+                gateway.stop()
         leader.kill()
