@@ -235,10 +235,10 @@ class Client:
     gets no answer within ``timeout`` is sent again through the next endpoint,
     for up to ``failover_s``: the client reconnects, logs on again as it did
     before, and a NewOrder is first looked up with FindOrder by its client order
-    id, so an order the lost gateway had sequenced is never sent twice (a
-    FindOrder refused, by a router whose shard has no leader yet, counts as no
-    answer: the client tries again rather than resend blindly) (``place``
-    then returns the OrderFound). Replies that the lost gateway did not send
+    id, so an order the lost gateway had sequenced is never sent twice (``place``
+    then returns the OrderFound). A FindOrder refused rather than answered (by
+    a router whose shard has no leader yet) counts as no answer: the client asks
+    again, it does not resend blindly. Replies that the lost gateway did not send
     (fills, cancels) are not replayed: query balances and open orders after a
     failover (``failovers`` counts them)."""
 
