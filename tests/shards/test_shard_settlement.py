@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import msgspec
 import numpy as np
 import pytest
 from nats_harness import nats_cluster  # noqa: F401 - a fixture
@@ -21,7 +22,7 @@ from engine.config import to_toml
 from engine.core.types import Side
 from engine.rebalance import rebalance
 from engine.schemas import Ack, Debited
-from engine.shards import load_shards
+from engine.shards import load_shards, shard_config
 from settlement.__main__ import _parser as settlement_parser, _source as settlement_source
 from settlement.accounts import dev_address_book, dev_private_key
 from settlement.chain import ChainClient, connect as chain_connect, fund_dev_account
@@ -212,3 +213,35 @@ def test_settlement_command_line_reads_the_merge(traded, tmp_path):
     assert settlement_parser().parse_args(["status", "--deployment", "d.json", "--shards", str(path)]).merged is None
     with pytest.raises(JobError, match="--shards needs --merged"):
         settlement_source(settlement_parser().parse_args(["status", "--deployment", "d", "--shards", str(path)]))
+
+
+def _without_none(value):
+    """A config document as TOML can hold it (no None values)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def test_settlement_reads_one_shards_journal_from_the_command_line(traded, tmp_path):
+    """`--journal DIR` (file shard) or `--jetstream SERVERS --stream NAME`
+    (stream shard), with the shard's venue config, reads the records the
+    merge reads from that shard."""
+    path, _ledgers = traded
+    shards = load_shards(path)
+    a = shards.shards[A]
+    config = tmp_path / "a.toml"
+    config.write_text(to_toml(_without_none(msgspec.to_builtins(shard_config(shards, "a").file))))
+    where = (["--jetstream", ",".join(a.servers), "--stream", a.stream] if a.journal_kind == "jetstream"
+             else ["--journal", str(a.journal_path)])
+    source = settlement_source(settlement_parser().parse_args(
+        ["status", "--deployment", "d.json", *where, "--config", str(config)]))
+    try:
+        got = source.read(0, 1 << 40)
+    finally:
+        source.journal.close()
+    want = _merge(path, tmp_path / "merged").sources[A].read(0, 1 << 40)
+    assert len(got[0]) == 1  # the fill on shard a
+    for have, expected in zip(got, want):
+        assert have.tobytes() == expected.tobytes()
