@@ -188,7 +188,7 @@ class JetStreamJournal(Journal):
 
     async def _setup(self, genesis: bytes | None) -> None:
         from nats.errors import NoRespondersError
-        from nats.js.errors import BadRequestError, ServiceUnavailableError
+        from nats.js.errors import BadRequestError, NoStreamResponseError, ServiceUnavailableError
 
         self.nc = await asyncio.wait_for(self._nats.connect(
             servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
@@ -199,7 +199,8 @@ class JetStreamJournal(Journal):
             try:
                 await self._open(genesis)
                 break
-            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError, BadRequestError) as err:
+            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError, NoStreamResponseError,
+                    BadRequestError) as err:
                 if time.monotonic() > deadline or (isinstance(err, BadRequestError) and err.err_code != _NO_PEERS):
                     raise
                 await asyncio.sleep(0.2)

@@ -187,7 +187,7 @@ def _status(args) -> int:
         status["checkpoint_batch_id"] = checkpoint.batch_id
         status["checkpoint_last_id"] = checkpoint.last_id
         status["in_sync"] = checkpoint.batch_id == batch_id and checkpoint.batch_hash == status["chain_batch_hash"]
-        if any(getattr(args, name) is not None for name in ("source", "journal", "jetstream", "shards")):
+        if any(getattr(args, name, None) is not None for name in ("source", "journal", "jetstream", "shards")):
             fills, withdrawals = _source(args).read(checkpoint.last_id, 1 << 40)
             status["unsettled_records"] = len(fills) + len(withdrawals)
     print(json.dumps(status, indent=1))
@@ -233,13 +233,13 @@ def _source(args):
     journal (a directory or a JetStream stream), or the merge of a shards file's journals."""
     if args.source is not None:
         return RecordFileSource(args.source)
-    if args.shards is not None:
+    if getattr(args, "shards", None) is not None:  # callers that build the namespace may name the old options only
         if args.merged is None:
             raise JobError("--shards needs --merged DIR (where the merged records and merge.json are kept)")
         return ShardMerge.open(args.shards, args.merged, max_records=getattr(args, "max_records", 10_000))
     if args.config is None:
         raise JobError("--journal and --jetstream need --config (the venue's instruments)")
-    if args.jetstream is not None:
+    if getattr(args, "jetstream", None) is not None:
         from engine.journal_jetstream import JetStreamJournal  # needs nats-py, for this source only
 
         journal = CommittedStream(JetStreamJournal.connect(args.jetstream.split(","), args.stream, None))
