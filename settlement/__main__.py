@@ -2,8 +2,8 @@
 
 ``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``), from the
 gateway's journal (``--journal DIR --config venue.toml``, or ``--jetstream SERVERS --stream NAME --config venue.toml``),
-or from the merge of a sharded venue's journals (``--shards shards.toml --merged DIR``, settlement/shard_merge.py). ``watch`` credits vault deposits to
-the engine through the gateway (an operator key: ``--key-file``, ``--server-key``) once they are
+or from the merge of a sharded venue's journals (``--shards shards.toml --merged DIR``, settlement/shard_merge.py).
+``watch`` credits vault deposits to the engine through the gateway (an operator key: ``--key-file``, ``--server-key``) once they are
 final (the node's ``finalized`` block, or ``--confirmations N`` on a chain without one), keeping
 their block hashes in ``--state DIR``; it exits with status 1 if a reorg removes a deposit the
 engine holds. ``exits`` freezes, the same way, the account of each wallet whose exit request is

@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), filename=args.log_file,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = shard_config(load_shards(args.config), args.shard, args.replica) if args.shard else load_config(args.config)
+        config = (shard_config(load_shards(args.config), args.shard, args.replica) if args.shard
+                  else load_config(args.config))
         gateway = Gateway(config, on_standby=lambda seq: print(f"standby last_seq={seq}", flush=True))
     except (ConfigError, JournalError, ReplayError, zmq.ZMQError, OSError) as err:
         log.error("cannot start: %s", err)

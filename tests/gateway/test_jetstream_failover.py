@@ -5,8 +5,8 @@ client (which knows both endpoints) reconnects, and no acknowledged order is
 lost or applied twice; the new leader's state hash equals an offline replay of
 the stream, and the standby's log showed the leader's hash while it followed.
 Then one of the three nats-servers is killed under load: trading goes on.
-The asyncio client fails over the same way. And split brain: a leader stopped (SIGSTOP) past its lease wakes up to find the
-standby leading; it acknowledges nothing more and exits (fail-stop)."""
+The asyncio client fails over the same way. And split brain: a leader stopped
+(SIGSTOP) past its lease wakes up to find the standby leading; it acknowledges nothing more and exits (fail-stop)."""
 
 from __future__ import annotations
 
