@@ -1,5 +1,5 @@
-"""Client SDK of the venue: a synchronous client, an asyncio client, and a
-market-data subscriber that keeps a local book.
+"""Client SDK of the venue: a synchronous client and a market-data subscriber
+that keeps a local book (the asyncio client is engine/client_async.py).
 
 Both clients speak engine/schemas.py over a CURVE-secured DEALER socket. Typed
 methods send one request and wait for its answer (an ``Ack`` or ``Reject`` for
@@ -14,7 +14,6 @@ certificate files as written by ``python -m engine keys``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections import deque
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import zmq
-import zmq.asyncio
 import zmq.auth
 
 from engine.core.types import CancelReason, OrderType, SelfTrade, TimeInForce
@@ -211,6 +209,25 @@ def _dealer(context, endpoint: str, keys: "ClientKeys"):
     return socket
 
 
+UNKNOWN_RETRY_S = 0.1
+"""Pause before asking again when FindOrder was refused instead of answered."""
+
+
+class OrderNotKnown(TimeoutError):
+    """After a failover, FindOrder was refused (a router whose shard has no
+    leader yet) instead of answered: whether the order was sequenced is not
+    known, so it is not sent again; the client asks again (as on a timeout)."""
+
+
+def sequenced(found) -> OrderFound | None:
+    """The answer to the FindOrder a client sends before resending an order after
+    a failover: the OrderFound if the order was sequenced (not to be sent
+    again), None if it was not (send it); OrderNotKnown if FindOrder was refused."""
+    if not isinstance(found, OrderFound):
+        raise OrderNotKnown(f"FindOrder not answered: {found}")
+    return found if found.seq else None
+
+
 class Client:
     """Synchronous client (one DEALER socket; not thread-safe).
 
@@ -219,7 +236,9 @@ class Client:
     for up to ``failover_s``: the client reconnects, logs on again as it did
     before, and a NewOrder is first looked up with FindOrder by its client order
     id, so an order the lost gateway had sequenced is never sent twice (``place``
-    then returns the OrderFound). Replies that the lost gateway did not send
+    then returns the OrderFound). A FindOrder refused rather than answered (by
+    a router whose shard has no leader yet) counts as no answer: the client asks
+    again, it does not resend blindly. Replies that the lost gateway did not send
     (fills, cancels) are not replayed: query balances and open orders after a
     failover (``failovers`` counts them)."""
 
@@ -300,17 +319,19 @@ class Client:
                     if self._logon is not None and message is not self._logon:
                         self._request_once(self._logon, (("rid", self._logon.request_id),), 1, timeout)
                     if type(message) is NewOrder:
-                        found = self._request_once(*self._requests.by_request_id(
-                            FindOrder, message.client_order_id, message.account), 1, timeout)[0]
-                        if isinstance(found, OrderFound) and found.seq:
+                        found = sequenced(self._request_once(*self._requests.by_request_id(
+                            FindOrder, message.client_order_id, message.account), 1, timeout)[0])
+                        if found is not None:
                             return [found]
                 return self._request_once(message, keys, count, timeout)
-            except TimeoutError:
+            except TimeoutError as err:
                 if len(self.endpoints) == 1:
                     raise
                 deadline = deadline or time.monotonic() + self.failover_s
                 if time.monotonic() >= deadline:
                     raise
+                if isinstance(err, OrderNotKnown):
+                    time.sleep(UNKNOWN_RETRY_S)
                 self._next_endpoint()
                 switched = True
 
@@ -574,133 +595,6 @@ class Client:
         """Publish option series' greeks, at most MAX_GREEKS_ENTRIES (operator key);
         GetChain shows them until the next publication (engine/schemas_greeks.py)."""
         return self.request(*self._requests.by_request_id(PublishGreeks, series))
-
-
-class AsyncClient:
-    """asyncio client: the same typed methods as coroutines; a reader task
-    resolves each request's future and queues everything else in ``events``."""
-
-    def __init__(self, endpoint: str, keys: ClientKeys, *, timeout: float = 5.0,
-                 context: zmq.asyncio.Context | None = None) -> None:
-        self.context = context or zmq.asyncio.Context.instance()
-        self.socket = _dealer(self.context, endpoint, keys)
-        self.timeout = timeout
-        self.events: asyncio.Queue = asyncio.Queue()
-        self._pending: dict[tuple, asyncio.Future] = {}
-        self._requests = _Requests()
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-        self._heartbeat: asyncio.Task | None = None
-
-    async def close(self) -> None:
-        """Stop the reader and heartbeat tasks and close the socket."""
-        for task in (self._reader, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
-        self.socket.close(linger=0)
-
-    async def __aenter__(self) -> AsyncClient:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
-
-    async def _read(self) -> None:
-        while True:
-            data = await self.socket.recv()
-            for reply in REPLY_DECODER.decode(data):
-                future = None
-                for key in _keys(reply):
-                    future = self._pending.pop(key, None)
-                    if future is not None and not future.done():
-                        break
-                    future = None
-                if future is None:
-                    self.events.put_nowait(reply)
-                else:
-                    future.set_result(reply)
-
-    def start_heartbeats(self, interval: float) -> None:
-        """Send a heartbeat every `interval` seconds in the background."""
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                await self.send([Heartbeat(0)])
-        self._heartbeat = asyncio.get_running_loop().create_task(beat())
-
-    async def send(self, requests: Iterable) -> None:
-        """Send requests as one message, without waiting for answers."""
-        await self.socket.send(REQUEST_ENCODER.encode(list(requests)))
-
-    async def request(self, message, keys: tuple, timeout: float | None = None):
-        """Send one request and return the reply answering it."""
-        future = asyncio.get_running_loop().create_future()
-        for key in keys:
-            self._pending[key] = future
-        try:
-            await self.send([message])
-            return await asyncio.wait_for(future, self.timeout if timeout is None else timeout)
-        except asyncio.TimeoutError as err:
-            raise TimeoutError(f"no answer to {type(message).__name__} within the timeout") from err
-        finally:
-            for key in keys:
-                if self._pending.get(key) is future:
-                    del self._pending[key]
-
-    async def place(self, instrument: int, side: int, qty: int, price: int = 0, *,
-                    order_type: int = OrderType.LIMIT, tif: int = TimeInForce.GTC,
-                    stp: int = SelfTrade.CANCEL_NEWEST, client_order_id: int = 0,
-                    account: int = OWN_ACCOUNT) -> Ack | Reject:
-        """Place an order; returns its Ack or Reject (fills arrive as events)."""
-        return await self.request(*self._requests.place(instrument, side, qty, price, order_type, tif, stp,
-                                                         client_order_id, account))
-
-    async def cancel(self, order_id: int, *, account: int = OWN_ACCOUNT) -> Cancelled | Reject:
-        """Cancel a resting order."""
-        return await self.request(*self._requests.cancel(order_id, account))
-
-    async def amend(self, order_id: int, qty: int = 0, price: int = 0, *,
-                    account: int = OWN_ACCOUNT) -> Amended | Reject:
-        """Amend a resting order (0 keeps a value)."""
-        return await self.request(*self._requests.amend(order_id, qty, price, account))
-
-    async def mass_cancel(self, instrument: int = ALL_INSTRUMENTS, *,
-                          account: int = OWN_ACCOUNT) -> MassCancelled | Reject:
-        """Cancel every resting order of the account (one instrument or all)."""
-        return await self.request(*self._requests.by_request_id(MassCancel, instrument, account))
-
-    async def logon(self, cancel_on_disconnect: bool = False) -> LoggedOn | Reject:
-        """Start the session (and ask for cancel-on-disconnect)."""
-        return await self.request(*self._requests.by_request_id(Logon, cancel_on_disconnect))
-
-    async def heartbeat(self) -> Pong | Reject:
-        """Tell the gateway this session is alive."""
-        return await self.request(*self._requests.by_request_id(Heartbeat))
-
-    async def balances(self, account: int = OWN_ACCOUNT) -> Balances | Reject:
-        """Balances per asset."""
-        return await self.request(*self._requests.by_request_id(GetBalances, account))
-
-    async def open_orders(self, account: int = OWN_ACCOUNT, *, after_order_id: int = 0,
-                          limit: int = 0) -> OpenOrders | Reject:
-        """Resting orders by order id: all (``limit = 0``), or a page of at most
-        ``limit`` with ids above ``after_order_id``."""
-        return await self.request(*self._requests.by_request_id(GetOpenOrders, account, after_order_id, limit))
-
-    async def snapshot(self, instrument: int, levels: int = 0) -> BookSnapshot | Reject:
-        """Book snapshot with the market-data seq it is consistent with."""
-        return await self.request(*self._requests.by_request_id(GetBook, instrument, levels))
-
-    async def instruments(self) -> Instruments | Reject:
-        """Instruments and assets."""
-        return await self.request(*self._requests.by_request_id(GetInstruments))
-
-    async def margin(self, account: int = OWN_ACCOUNT) -> Margin | Reject:
-        """Collateral value, margin requirements and option positions."""
-        return await self.request(*self._requests.by_request_id(GetMargin, account))
 
 
 class MarketDataSubscriber:

@@ -40,6 +40,7 @@ when ``max_inflight`` batches wait for their acknowledgement.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import os
@@ -61,6 +62,7 @@ from engine.journal import (JournalBatch, JournalError, JournalFailure, Journal,
 log = logging.getLogger("engine.journal")
 
 _WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed Nats-Expected-Last-Sequence
+_NO_PEERS = 10005  # JetStream's error code for "no suitable peers for placement": a cluster still forming
 _SNAPSHOT_OBJECT = "snapshot"
 _STREAM_SEQ = struct.Struct("<q")  # prefix of a stored snapshot: the stream seq it follows
 _CALL_TIMEOUT_S = 30.0
@@ -69,6 +71,7 @@ _SETUP_TIMEOUT_S = 20.0  # how long connect() waits for the cluster to elect its
 _WATCHDOG_S = 0.05
 _FETCH_MAX = 10_000  # messages decoded per consumer when reading
 _READ_TIMEOUT_S = 5.0  # for the next message of a read (then the read starts again)
+_MARK_EVERY = 1024  # a read remembers the stream seq of one batch in this many, to start later reads near their seq
 _EPOCH = "Venue-Epoch"  # header: the epoch (lease revision) of the leader that appended a message
 
 
@@ -153,6 +156,8 @@ class JetStreamJournal(Journal):
         self._committed = 0            # engine seq up to which every batch is acknowledged
         self._acked_stream_seq = 0     # stream seq of the last acknowledged message
         self._snapshot_stream_seq: dict[int, int] = {}  # engine seq of a loaded snapshot -> its stream seq
+        self._marks: tuple[list[int], list[int]] = ([], [])  # (first engine seq, stream seq) of sparse batches read
+        self._batches_read = 0
         self._pending: deque[_Pending] = deque()
         self._resend = False           # a publish was refused: send the pending ones again
         self._marker_seq = 0           # stream seq of this leader's epoch marker
@@ -183,7 +188,7 @@ class JetStreamJournal(Journal):
 
     async def _setup(self, genesis: bytes | None) -> None:
         from nats.errors import NoRespondersError
-        from nats.js.errors import ServiceUnavailableError
+        from nats.js.errors import BadRequestError, NoStreamResponseError, ServiceUnavailableError
 
         self.nc = await asyncio.wait_for(self._nats.connect(
             servers=self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
@@ -194,8 +199,9 @@ class JetStreamJournal(Journal):
             try:
                 await self._open(genesis)
                 break
-            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError):
-                if time.monotonic() > deadline:
+            except (asyncio.TimeoutError, ServiceUnavailableError, NoRespondersError, NoStreamResponseError,
+                    BadRequestError) as err:
+                if time.monotonic() > deadline or (isinstance(err, BadRequestError) and err.err_code != _NO_PEERS):
                     raise
                 await asyncio.sleep(0.2)
         self._acks = await self.nc.subscribe(self.nc.new_inbox() + ".*", cb=self._on_ack)
@@ -214,8 +220,9 @@ class JetStreamJournal(Journal):
                 await self.js.add_stream(StreamConfig(
                     name=self.stream, subjects=[self.subject], num_replicas=self.replicas,
                     storage=StorageType.FILE, duplicate_window=120.0))
-            except BadRequestError:  # created by another gateway meanwhile
-                pass
+            except BadRequestError as err:  # created by another gateway meanwhile, unless the cluster is forming
+                if err.err_code == _NO_PEERS:
+                    raise
         # Opened if they exist (the first gateway's settings hold), created otherwise.
         self.meta = await _existing_or(self.js.key_value(f"{self.stream}-meta"), lambda: self.js.create_key_value(
             KeyValueConfig(bucket=f"{self.stream}-meta", replicas=self.replicas)))
@@ -397,12 +404,16 @@ class JetStreamJournal(Journal):
             start = self._stream_seq + 1
         else:
             start = self._snapshot_stream_seq.get(from_seq - 1, 0) + 1
+            mark = bisect.bisect_right(self._marks[0], from_seq) - 1
+            if mark >= 0:  # a batch read before, at or before from_seq: start there, not at the stream's start
+                start = max(start, self._marks[1][mark])
         expected = None
         for stream_seq, batch in self._read_chunks(start):
             if stream_seq > self._stream_seq:  # the position the next read goes on from
                 self._stream_seq = self._acked_stream_seq = stream_seq
             if batch is None:
                 continue  # an epoch marker
+            self._mark(batch.first_seq, stream_seq)
             if expected is not None and batch.first_seq != expected:
                 raise JournalError(f"JetStream stream {self.stream}: seq gap at stream seq {stream_seq}: "
                                    f"expected {expected}, found {batch.first_seq}")
@@ -416,6 +427,31 @@ class JetStreamJournal(Journal):
                 batch = JournalBatch(from_seq, batch.last_seq, batch.commands[keep],
                                      batch.events[batch.events["seq"] >= from_seq])
             yield batch
+
+    def _mark(self, first_seq: int, stream_seq: int) -> None:
+        """Remember where one batch in _MARK_EVERY is (in seq order), so a read
+        from an earlier seq (settlement re-reading its last batch) does not read
+        the stream from its start."""
+        self._batches_read += 1
+        seqs, stream_seqs = self._marks
+        if self._batches_read % _MARK_EVERY == 0 and (not seqs or first_seq > seqs[-1]):
+            seqs.append(first_seq)
+            stream_seqs.append(stream_seq)
+
+    def stream_last_seq(self) -> int:
+        """The engine seq of the last batch the stream holds (0: none). Every
+        message in the stream was stored by a quorum before it was acknowledged,
+        so a reader (settlement) may take all of it as committed."""
+        return self._call(self._stream_last_seq())
+
+    async def _stream_last_seq(self) -> int:
+        seq = (await self.js.stream_info(self.stream)).state.last_seq
+        while seq > 0:
+            msg = await self.js.get_msg(self.stream, seq)
+            if msg.data:
+                return decode_record(msg.data).last_seq
+            seq -= 1  # an epoch marker: the batch before it
+        return 0
 
     def _read_chunks(self, start: int) -> Iterator[tuple[int, JournalBatch | None]]:
         """(stream seq, batch or None for a marker) from stream seq start to the

@@ -75,6 +75,11 @@ _BY_INSTRUMENT = (NewOrder, GetBook, SetState, SetReference, SetBands)
 
 _BEAT_S = 0.2
 
+_CONNECT_MS = 100
+"""How long a send waits for its shard's connection: a new DEALER's handshake
+with the leader (a shard with no leader refuses after this, until the
+heartbeats mark it down and requests are refused at once)."""
+
 _OWN_LOGON = -1
 """Request id of the Logon with which each of the router's shard sessions acts as its client's account."""
 
@@ -104,7 +109,7 @@ class Router:
 
     def __init__(self, shards: Shards, context: zmq.Context | None = None) -> None:
         for shard in shards.shards:
-            if "*" in shard.orders or "*" in shard.market_data:
+            if any("*" in endpoint for endpoint in shard.orders + shard.market_data):
                 raise ConfigError(f"{shards.path}: shard {shard.name}: the router needs concrete endpoints, "
                                   f"not {shard.orders} / {shard.market_data}")
         self.shards = shards
@@ -125,7 +130,8 @@ class Router:
         self.md_in.linger = 0
         self.md_in.subscribe(b"")
         for shard in shards.shards:
-            self.md_in.connect(shard.market_data)
+            for endpoint in shard.market_data:
+                self.md_in.connect(endpoint)
         self.monitors = [self._dealer(i) for i in range(len(shards.shards))]
         self.alive = [0.0] * len(shards.shards)
         self.links: dict[bytes, _Link] = {}
@@ -146,10 +152,16 @@ class Router:
         return sock
 
     def _dealer(self, shard: int) -> zmq.Socket:
+        """A DEALER toward every gateway of ``shard``. Only its leader binds (a
+        standby binds once it leads), and with ``immediate`` a message goes only
+        to a connection that is up: to the leader, or nowhere (zmq.Again)."""
         sock = self.context.socket(zmq.DEALER)
         sock.linger = 0
+        sock.immediate = 1
+        sock.sndtimeo = _CONNECT_MS
         self.keys.apply(sock)
-        sock.connect(self.shards.shards[shard].orders)
+        for endpoint in self.shards.shards[shard].orders:
+            sock.connect(endpoint)
         return sock
 
     @property
@@ -170,7 +182,7 @@ class Router:
             now = time.monotonic()
             if now >= next_beat:
                 for sock in self.monitors:
-                    sock.send(REQUEST_ENCODER.encode([Heartbeat(0)]))
+                    self._try_send(sock, REQUEST_ENCODER.encode([Heartbeat(0)]), zmq.NOBLOCK)
                 next_beat = now + _BEAT_S
             self._expire(now)
             for sock, _ in self.poller.poll(50):
@@ -184,8 +196,21 @@ class Router:
                     self._drain(sock, lambda frames, s=sock: self._from_shard(s, frames))
                 else:
                     shard = self.monitors.index(sock)
-                    self._drain(sock, lambda _frames, i=shard: self.alive.__setitem__(i, time.monotonic()))
+                    self._drain(sock, lambda _frames, i=shard: self._heard(i))
         self.close()
+
+    def _heard(self, shard: int) -> None:
+        """A heartbeat answer: ``shard`` is up. Back after it was down (its
+        standby took over, or it restarted), the gateway that knew this router's
+        sessions is gone: each session there logs on again as its client's
+        account, so that the account's maker fills reach the client."""
+        if not self.up(shard):
+            for link in self.links.values():
+                sock = link.dealers.get(shard)
+                if sock is not None and link.principal.account is not None:
+                    self._try_send(sock, REQUEST_ENCODER.encode([Logon(_OWN_LOGON, False, link.principal.account)]),
+                                   zmq.NOBLOCK)
+        self.alive[shard] = time.monotonic()
 
     def stop(self, *_args) -> None:
         """Leave the loop (signal handler)."""
@@ -297,16 +322,17 @@ class Router:
             return GatewayReject.SHARD_UNAVAILABLE, f"a deposit needs every shard; down: {', '.join(down)}"
         if req.deposit_id:
             for shard in range(len(self.shards.shards)):
-                if shard != home:
-                    self._dealer_of(identity, link, shard).send(
-                        REQUEST_ENCODER.encode([SkipDeposit(req.request_id, req.deposit_id)]))
+                if shard != home and not self._try_send(self._dealer_of(identity, link, shard), REQUEST_ENCODER.encode(
+                        [SkipDeposit(req.request_id, req.deposit_id)])):
+                    return GatewayReject.SHARD_UNAVAILABLE, f"shard {self.shards.shards[shard].name} has no leader"
             return self._fan_out(identity, link, req, [home])
         return self._send(identity, link, home, req)
 
     def _send(self, identity: bytes, link: _Link, shard: int, req) -> tuple[int, str] | None:
         if not self.up(shard):
             return GatewayReject.SHARD_UNAVAILABLE, f"shard {self.shards.shards[shard].name} is down"
-        self._dealer_of(identity, link, shard).send(REQUEST_ENCODER.encode([req]))
+        if not self._try_send(self._dealer_of(identity, link, shard), REQUEST_ENCODER.encode([req])):
+            return GatewayReject.SHARD_UNAVAILABLE, f"shard {self.shards.shards[shard].name} has no leader"
         return None
 
     def _fan_out(self, identity: bytes, link: _Link, req, shards) -> tuple[int, str] | None:
@@ -320,8 +346,20 @@ class Router:
             # Answers are matched by request id: with 0, each shard's answer goes back unmerged.
             link.pending[req.request_id] = _Pending(req, set(shards), deadline=time.monotonic() + self.timeout_s)
         for shard in shards:
-            self._dealer_of(identity, link, shard).send(REQUEST_ENCODER.encode([req]))
+            if not self._try_send(self._dealer_of(identity, link, shard), REQUEST_ENCODER.encode([req])):
+                link.pending.pop(req.request_id, None)
+                return GatewayReject.SHARD_UNAVAILABLE, f"shard {self.shards.shards[shard].name} has no leader"
         return None
+
+    @staticmethod
+    def _try_send(sock: zmq.Socket, payload: bytes, flags: int = 0) -> bool:
+        """Send, waiting at most ``_CONNECT_MS``; False when no gateway of the
+        shard is connected (between a leader's death and its standby's takeover)."""
+        try:
+            sock.send(payload, flags)
+        except zmq.Again:
+            return False
+        return True
 
     def _dealer_of(self, identity: bytes, link: _Link, shard: int) -> zmq.Socket:
         sock = link.dealers.get(shard)
@@ -331,7 +369,7 @@ class Router:
             self.poller.register(sock, zmq.POLLIN)
             if link.principal.account is not None:
                 # The shard then sends this session the account's fills as the maker.
-                sock.send(REQUEST_ENCODER.encode([Logon(_OWN_LOGON, False, link.principal.account)]))
+                self._try_send(sock, REQUEST_ENCODER.encode([Logon(_OWN_LOGON, False, link.principal.account)]))
         return sock
 
     # -- shards -> client ----------------------------------------------------------------

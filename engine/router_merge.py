@@ -26,11 +26,13 @@ from engine.schemas import (
     OpenOrders,
     Reject,
 )
+from engine.schemas_replication import FindOrder, OrderFound
 from engine.shards import MAX_SHARDS
 
-FANOUT = (GetBalances, GetOpenOrders, GetMargin, GetInstruments, MassCancel, Logon, Heartbeat)
+FANOUT = (GetBalances, GetOpenOrders, GetMargin, GetInstruments, MassCancel, Logon, Heartbeat, FindOrder)
 """Requests every shard answers (MassCancel of every instrument; Logon and
-Heartbeat keep each shard's session, and its cancel-on-disconnect, alive)."""
+Heartbeat keep each shard's session, and its cancel-on-disconnect, alive;
+FindOrder: a client order id names no shard, so every shard is asked)."""
 
 _LIST_FIELDS = ("orders", "positions", "instruments")
 
@@ -58,7 +60,8 @@ def merge(request, replies: list):
     """One answer to ``request`` from its shards' answers: the first reject if
     any shard refused; else balances and margin figures summed, open orders,
     positions and instruments put together in id order, mass-cancel counts
-    summed, and for a logon, heartbeat or deposit the first answer."""
+    summed, for a logon, heartbeat or deposit the first answer, and for
+    FindOrder the shard that found the order (else not found)."""
     rejects = [r for r in replies if isinstance(r, Reject)]
     if rejects or isinstance(request, Logon | Heartbeat | Credit):
         return rejects[0] if rejects else replies[0]
@@ -86,4 +89,6 @@ def merge(request, replies: list):
             return msgspec.structs.replace(first, instruments=instruments)
         case MassCancelled():
             return msgspec.structs.replace(first, count=sum(r.count for r in replies))
+        case OrderFound():
+            return next((r for r in replies if r.seq), first)
     return first

@@ -5,7 +5,8 @@ home shard.
 A shards file names one venue config (assets, accounts, keys, operators, limits)
 and splits that venue's instruments over shards. Each shard runs the ordinary
 gateway with the venue config narrowed to its instruments (``shard_config``):
-the same assets and accounts, its own journal; its genesis batch credits the
+the same assets and accounts, its own journal (a directory, or a JetStream
+stream with a leader and hot standbys, each gateway with its own endpoints); its genesis batch credits the
 opening balances of the accounts whose home shard it is (deposits go there too,
 docs/sharding.md). A shard's index is its position in the file; global ids are
 the venue's: instrument ids are positions in the venue's instrument list, and an
@@ -41,14 +42,20 @@ class RouterSection(msgspec.Struct, **_section()):
 
 class ShardEntry(msgspec.Struct, **_section()):
     """One shard: its instruments (venue symbols), endpoints and journal.
-    ``journal_kind`` names the journal implementation of this shard."""
+    ``journal_kind`` names the journal implementation of this shard: ``file``
+    (``journal`` is its directory) or ``jetstream`` (its own ``stream`` on
+    ``servers``, default the venue's ``[journal] servers``). A JetStream shard
+    may list several ``orders`` / ``market_data`` endpoints: one per gateway of
+    the shard (its leader and hot standbys, ``serve --shard NAME --replica I``)."""
 
     name: str
     instruments: list[str]
-    orders: str = "tcp://127.0.0.1:*"
-    market_data: str = "tcp://127.0.0.1:*"
-    journal: str
-    journal_kind: Literal["file"] = "file"
+    orders: str | list[str] = "tcp://127.0.0.1:*"
+    market_data: str | list[str] = "tcp://127.0.0.1:*"
+    journal: str = ""
+    journal_kind: Literal["file", "jetstream"] = "file"
+    stream: str = ""
+    servers: list[str] = []
 
 
 class ShardsFile(msgspec.Struct, **_section()):
@@ -63,15 +70,20 @@ class ShardsFile(msgspec.Struct, **_section()):
 
 
 class Shard(msgspec.Struct, frozen=True, kw_only=True):
-    """A resolved shard: index, name, its venue instrument ids (global), journal."""
+    """A resolved shard: index, name, its venue instrument ids (global), the
+    endpoints of each of its gateways (``orders[i]`` and ``market_data[i]`` are
+    replica i's) and its journal: a directory (``journal_path``, file) or a
+    stream (``stream`` on ``servers``, jetstream)."""
 
     index: int
     name: str
     instruments: list[int]
-    orders: str
-    market_data: str
-    journal_path: Path
+    orders: list[str]
+    market_data: list[str]
+    journal_path: Path | None
     journal_kind: str
+    stream: str = ""
+    servers: list[str] = []
 
 
 class Shards(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,12 +141,8 @@ def load_shards(path: str | Path) -> Shards:
             if symbol in owner:
                 raise ConfigError(f"{path}: instrument {symbol} is in shard {owner[symbol]} and in shard {entry.name}")
             owner[symbol] = entry.name
-        journal = (base / entry.journal).resolve()
-        if any(s.journal_path == journal for s in shards):
-            raise ConfigError(f"{path}: shard {entry.name}: journal {journal} is another shard's")
-        shards.append(Shard(index=index, name=entry.name, instruments=sorted(symbols[s] for s in entry.instruments),
-                            orders=entry.orders, market_data=entry.market_data, journal_path=journal,
-                            journal_kind=entry.journal_kind))
+        shards.append(_resolve_shard(path, venue, index, entry, sorted(symbols[s] for s in entry.instruments),
+                                     shards))
     unassigned = [s for s in symbols if s not in owner]
     if unassigned:
         raise ConfigError(f"{path}: instruments in no shard: {', '.join(unassigned)}")
@@ -155,18 +163,54 @@ def load_shards(path: str | Path) -> Shards:
                   router_key_file=base / file.router.key_file, home=home)
 
 
-def shard_config(shards: Shards, name: str) -> Config:
-    """The venue config narrowed to shard ``name``: its instruments (in venue
-    order), its endpoints and journal, and opening credits only for the
-    accounts whose home it is."""
+def _resolve_shard(path: Path, venue: Config, index: int, entry: ShardEntry, instruments: list[int],
+                   before: list[Shard]) -> Shard:
+    """One [[shards]] entry checked against the shards before it: endpoints one
+    per replica, a journal no other shard uses."""
+    orders = [entry.orders] if isinstance(entry.orders, str) else entry.orders
+    market_data = [entry.market_data] if isinstance(entry.market_data, str) else entry.market_data
+    if not orders or len(orders) != len(market_data):
+        raise ConfigError(f"{path}: shard {entry.name}: {len(orders)} orders endpoints and {len(market_data)} "
+                          f"market_data endpoints; give one of each per gateway of the shard")
+    if entry.journal_kind == "file":
+        if not entry.journal:
+            raise ConfigError(f"{path}: shard {entry.name}: a file journal needs `journal` (its directory)")
+        if len(orders) > 1:
+            raise ConfigError(f"{path}: shard {entry.name}: several gateways need journal_kind = \"jetstream\" "
+                              f"(a file journal has one writer and no standby)")
+        journal = (path.parent / entry.journal).resolve()
+        if any(s.journal_path == journal for s in before):
+            raise ConfigError(f"{path}: shard {entry.name}: journal {journal} is another shard's")
+        return Shard(index=index, name=entry.name, instruments=instruments, orders=orders, market_data=market_data,
+                     journal_path=journal, journal_kind="file")
+    servers = entry.servers or venue.journal.servers
+    if not entry.stream or not servers:
+        raise ConfigError(f"{path}: shard {entry.name}: a jetstream journal needs `stream` and `servers` "
+                          f"(or the venue's [journal] servers)")
+    if any(s.stream == entry.stream and set(s.servers) & set(servers) for s in before):
+        raise ConfigError(f"{path}: shard {entry.name}: stream {entry.stream} is another shard's")
+    return Shard(index=index, name=entry.name, instruments=instruments, orders=orders, market_data=market_data,
+                 journal_path=None, journal_kind="jetstream", stream=entry.stream, servers=list(servers))
+
+
+def shard_config(shards: Shards, name: str, replica: int = 0) -> Config:
+    """The venue config narrowed to shard ``name``, as its gateway ``replica``
+    runs it: its instruments (in venue order), that gateway's endpoints, the
+    shard's journal, and opening credits only for the accounts whose home it is."""
     shard = shards.by_name(name)
+    if not 0 <= replica < len(shard.orders):
+        raise ConfigError(f"{shards.path}: shard {name} has {len(shard.orders)} gateway(s); no replica {replica}")
     file = shards.venue.file
+    if shard.journal_kind == "file":
+        journal = msgspec.structs.replace(file.journal, kind="file", path=str(shard.journal_path))
+    else:
+        journal = msgspec.structs.replace(file.journal, kind="jetstream", stream=shard.stream, servers=shard.servers)
     narrowed = msgspec.structs.replace(
         file,
         instruments=[file.instruments[iid] for iid in shard.instruments],
         accounts=[a if shards.home[a.id] == shard.index else msgspec.structs.replace(a, credit={})
                   for a in file.accounts],
-        endpoints=Endpoints(orders=shard.orders, market_data=shard.market_data),
-        journal=msgspec.structs.replace(file.journal, path=str(shard.journal_path)),
+        endpoints=Endpoints(orders=shard.orders[replica], market_data=shard.market_data[replica]),
+        journal=journal,
     )
     return _resolve(shards.venue.path, narrowed)

@@ -1,8 +1,9 @@
 """``python -m settlement deploy|status|verify|prove|run|watch|exits|audit``: the settlement command line.
 
-``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``) or from the
-gateway's journal (``--journal DIR --config venue.toml``). ``watch`` credits vault deposits to
-the engine through the gateway (an operator key: ``--key-file``, ``--server-key``) once they are
+``run``, ``status``, ``verify`` and ``prove`` read the records from a record-file directory (``--source``), from the
+gateway's journal (``--journal DIR --config venue.toml``, or ``--jetstream SERVERS --stream NAME --config venue.toml``),
+or from the merge of a sharded venue's journals (``--shards shards.toml --merged DIR``, settlement/shard_merge.py).
+``watch`` credits vault deposits to the engine through the gateway (an operator key: ``--key-file``, ``--server-key``) once they are
 final (the node's ``finalized`` block, or ``--confirmations N`` on a chain without one), keeping
 their block hashes in ``--state DIR``; it exits with status 1 if a reorg removes a deposit the
 engine holds. ``exits`` freezes, the same way, the account of each wallet whose exit request is
@@ -38,7 +39,8 @@ from settlement.exits import ExitError, ExitQueue, ExitWatcher, GatewayFreezes
 from settlement.gateway_link import GatewayDeposits, GatewayError, unit_table_from_config
 from settlement.job import JobError, JobStore, SettlementJob, rebuild_batch
 from settlement.netting import NettingError
-from settlement.source import JournalFillSource, RecordFileSource
+from settlement.shard_merge import ShardMerge
+from settlement.source import CommittedStream, JournalFillSource, RecordFileSource
 from settlement.vault import Deployment, Vault, deploy, revert_decoder
 
 
@@ -88,7 +90,12 @@ def _parser() -> argparse.ArgumentParser:
         sources = sub.add_mutually_exclusive_group(required=required)
         sources.add_argument("--source", type=Path, help="record file directory (fills, withdrawals)")
         sources.add_argument("--journal", type=Path, help="the gateway's journal directory (needs --config)")
-        sub.add_argument("--config", type=Path, help="venue TOML (instrument units for --journal)")
+        sources.add_argument("--jetstream", metavar="SERVERS",
+                             help="the gateway's JetStream journal: comma-separated nats:// URLs (needs --config)")
+        sources.add_argument("--shards", type=Path, help="a shards TOML: merge its shards' journals (needs --merged)")
+        sub.add_argument("--config", type=Path, help="venue TOML (instrument units for --journal / --jetstream)")
+        sub.add_argument("--stream", default="venue", help="the JetStream stream (with --jetstream)")
+        sub.add_argument("--merged", type=Path, help="directory of the merged records and merge.json (with --shards)")
 
     sub = command("deploy", _deploy, "deploy the vault and the test tokens, write the deployment file", key=True)
     sub.add_argument("--out", type=Path, required=True, help="deployment JSON to write")
@@ -180,7 +187,7 @@ def _status(args) -> int:
         status["checkpoint_batch_id"] = checkpoint.batch_id
         status["checkpoint_last_id"] = checkpoint.last_id
         status["in_sync"] = checkpoint.batch_id == batch_id and checkpoint.batch_hash == status["chain_batch_hash"]
-        if args.source is not None or args.journal is not None:
+        if any(getattr(args, name, None) is not None for name in ("source", "journal", "jetstream", "shards")):
             fills, withdrawals = _source(args).read(checkpoint.last_id, 1 << 40)
             status["unsettled_records"] = len(fills) + len(withdrawals)
     print(json.dumps(status, indent=1))
@@ -222,12 +229,23 @@ def _prove(args) -> int:
 
 
 def _source(args):
-    """The FillSource named on the command line: record files or the gateway's journal."""
+    """The FillSource named on the command line: record files, the gateway's
+    journal (a directory or a JetStream stream), or the merge of a shards file's journals."""
     if args.source is not None:
         return RecordFileSource(args.source)
+    if getattr(args, "shards", None) is not None:  # callers that build the namespace may name the old options only
+        if args.merged is None:
+            raise JobError("--shards needs --merged DIR (where the merged records and merge.json are kept)")
+        return ShardMerge.open(args.shards, args.merged, max_records=getattr(args, "max_records", 10_000))
     if args.config is None:
-        raise JobError("--journal needs --config (the venue's instruments)")
-    return JournalFillSource(FileJournal.open_reader(args.journal), unit_table_from_config(args.config))
+        raise JobError("--journal and --jetstream need --config (the venue's instruments)")
+    if getattr(args, "jetstream", None) is not None:
+        from engine.journal_jetstream import JetStreamJournal  # needs nats-py, for this source only
+
+        journal = CommittedStream(JetStreamJournal.connect(args.jetstream.split(","), args.stream, None))
+    else:
+        journal = FileJournal.open_reader(args.journal)
+    return JournalFillSource(journal, unit_table_from_config(args.config))
 
 
 def _run(args) -> int:

@@ -1,7 +1,8 @@
 """The merge of shard journals into one record sequence for the one vault
 (docs/sharding.md, "Settlement").
 
-Each shard's journal yields fills and withdrawals (``JournalFillSource``) with
+Each shard's journal (a file journal, or a JetStream stream read through
+``CommittedStream``) yields fills and withdrawals (``JournalFillSource``) with
 ids of its own. The merge appends them, shard segment by shard segment, to one
 ``RecordFileSource`` under new ids (1, 2, 3 ... in merge order), which the
 ordinary settlement job then settles batch by batch. The order is defined and
@@ -32,8 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.journal import FileJournal
+from engine.shards import load_shards, shard_config
+from settlement.gateway_link import unit_table_from_config
 from settlement.records import FILLS_PER_SEQ, UnitTable
-from settlement.source import JournalFillSource, RecordFileSource
+from settlement.source import CommittedStream, JournalFillSource, RecordFileSource
 
 TRANSFERRED_OUT, TRANSFERRED_IN = 52, 53   # engine.core.types.EventKind (settlement imports no engine core)
 _SRC_SHIFT, _DST_SHIFT, _NUMBER_MASK = 48, 40, (1 << 40) - 1   # engine/core/transfers.pyx transfer ids
@@ -41,7 +45,9 @@ _SRC_SHIFT, _DST_SHIFT, _NUMBER_MASK = 48, 40, (1 << 40) - 1   # engine/core/tra
 
 class ShardMerge:
     """Merges the committed records of shard journals (in shard index order) into
-    ``RecordFileSource(out_dir)``; ``units[i]`` maps shard i's instrument ids."""
+    ``RecordFileSource(out_dir)``; ``units[i]`` maps shard i's instrument ids.
+    It is itself a FillSource: each read merges first (``python -m settlement
+    run --shards shards.toml --merged DIR``)."""
 
     def __init__(self, journals: list, units: list[UnitTable], out_dir: Path, *, max_records: int = 10_000) -> None:
         self.journals = journals
@@ -55,6 +61,42 @@ class ShardMerge:
             self.state = json.loads(self.path.read_text())
             if len(self.state["positions"]) != n:
                 raise ValueError(f"{self.path} merges {len(self.state['positions'])} shards, not {n}")
+
+    @classmethod
+    def open(cls, shards_path: str | Path, out_dir: Path, *, max_records: int = 10_000) -> ShardMerge:
+        """The merge of every shard of a shards file: a file shard's journal read
+        from its directory, a JetStream shard's from its stream."""
+        shards = load_shards(shards_path)
+        journals = []
+        try:
+            for shard in shards.shards:
+                if shard.journal_kind == "jetstream":
+                    from engine.journal_jetstream import JetStreamJournal  # needs nats-py, for stream shards only
+
+                    journals.append(CommittedStream(JetStreamJournal.connect(shard.servers, shard.stream, None)))
+                else:
+                    journals.append(FileJournal.open_reader(shard.journal_path))
+        except BaseException:
+            for journal in journals:
+                journal.close()
+            raise
+        units = [unit_table_from_config(shard_config(shards, s.name)) for s in shards.shards]
+        return cls(journals, units, out_dir, max_records=max_records)
+
+    def close(self) -> None:
+        """Close the shards' journals."""
+        for journal in self.journals:
+            journal.close()
+
+    def read(self, after_id: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """FillSource: merge what the shards committed since the last call, then
+        the merged records with id > after_id (the settlement job reads the merge)."""
+        self.step()
+        return self.out.read(after_id, limit)
+
+    def freezes(self) -> np.ndarray:
+        """FillSource: the merged freezes (none: forced-exit freezes are not merged yet)."""
+        return self.out.freezes()
 
     @property
     def positions(self) -> list[int]:

@@ -1,5 +1,6 @@
 """Where the batch job reads settled-to-be records: the FillSource interface, an append-only
-file implementation and the engine's journal.
+file implementation and the engine's journal (a file journal, or a JetStream stream read
+through ``CommittedStream``).
 
 Fill ids, withdrawal ids and freeze ids share one id space (engine seq * 65536 + index within
 the command) and increase with the engine's sequence, so one cursor orders them: a withdrawal
@@ -145,6 +146,29 @@ class JournalFillSource:
                 self._freezes_to = batch.last_seq
         self._freezes = [np.concatenate(self._freezes)]
         return self._freezes[0].copy()
+
+
+class CommittedStream:
+    """A JetStream journal (engine/journal_jetstream.py) as settlement reads it,
+    the journal of a ``JournalFillSource``: everything the stream holds is
+    committed (a quorum stored each batch before the gateway acknowledged it),
+    so ``committed_seq`` is the stream's last batch, asked of the stream."""
+
+    def __init__(self, journal) -> None:
+        self.journal = journal
+
+    @property
+    def committed_seq(self) -> int:
+        """The engine seq of the stream's last batch."""
+        return self.journal.stream_last_seq()
+
+    def read(self, from_seq: int = 1):
+        """The stream's batches with commands at or after ``from_seq``."""
+        return self.journal.read(from_seq)
+
+    def close(self) -> None:
+        """Close the connection to the stream."""
+        self.journal.close()
 
 
 def _lowest_ids(fills: np.ndarray, withdrawals: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:

@@ -28,13 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine serve", description="Run the order gateway.")
     parser.add_argument("--config", type=Path, required=True, help="venue TOML file (a shards file with --shard)")
     parser.add_argument("--shard", help="serve this shard of the shards file given as --config")
+    parser.add_argument("--replica", type=int, default=0,
+                        help="with --shard: serve as this gateway of the shard (its orders / market_data "
+                             "endpoints at this index; a JetStream shard's leader and standbys)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-file", type=Path, help="log here instead of stderr")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), filename=args.log_file,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = shard_config(load_shards(args.config), args.shard) if args.shard else load_config(args.config)
+        config = (shard_config(load_shards(args.config), args.shard, args.replica) if args.shard
+                  else load_config(args.config))
         gateway = Gateway(config, on_standby=lambda seq: print(f"standby last_seq={seq}", flush=True))
     except (ConfigError, JournalError, ReplayError, zmq.ZMQError, OSError) as err:
         log.error("cannot start: %s", err)

@@ -21,12 +21,12 @@ class GatewayProcess:
 
     def __init__(self, config_path: str | Path, log_file: str | Path | None = None, *,
                  timeout: float = 60.0, python: str = sys.executable, standby: bool = False,
-                 shard: str | None = None) -> None:
+                 shard: str | None = None, replica: int = 0) -> None:
         root = Path(__file__).resolve().parents[2]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
         command = [python, "-m", "engine.gateway", "--config", str(config_path)]
         if shard is not None:
-            command += ["--shard", shard]   # config_path is a shards file
+            command += ["--shard", shard, "--replica", str(replica)]   # config_path is a shards file
         self.log_file = Path(log_file) if log_file else None
         stderr = None
         if self.log_file is not None:

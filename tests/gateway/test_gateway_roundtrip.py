@@ -7,7 +7,7 @@ import asyncio
 
 from gateway_harness import ACCOUNTS, AMZN, PX, TICK, TSLA, USDC, client_keys
 
-from engine.client import AsyncClient
+from engine.client_async import AsyncClient
 from engine.core.types import CancelReason, OrderType, Side, TimeInForce
 from engine.schemas import (
     Ack,

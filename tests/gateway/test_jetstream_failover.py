@@ -5,11 +5,12 @@ client (which knows both endpoints) reconnects, and no acknowledged order is
 lost or applied twice; the new leader's state hash equals an offline replay of
 the stream, and the standby's log showed the leader's hash while it followed.
 Then one of the three nats-servers is killed under load: trading goes on.
-And split brain: a leader stopped (SIGSTOP) past its lease wakes up to find the
-standby leading; it acknowledges nothing more and exits (fail-stop)."""
+The asyncio client fails over the same way. And split brain: a leader stopped
+(SIGSTOP) past its lease wakes up to find the standby leading; it acknowledges nothing more and exits (fail-stop)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from gateway_harness import AMZN, PX, TICK, UNLIMITED_RATES, client_keys, write_
 from nats_harness import nats_cluster  # noqa: F401 - a fixture
 
 from engine.client import Client
+from engine.client_async import AsyncClient
 from engine.core.types import OrderType, SelfTrade, Side, TimeInForce
 from engine.gateway.process import GatewayProcess
 from engine.schemas import OWN_ACCOUNT, Ack
@@ -99,6 +101,49 @@ def test_the_standby_takes_over_and_no_acknowledged_order_is_lost_or_doubled(tmp
         leader.kill()
         nats_cluster.start(0)
         nats_cluster.wait_ready()
+
+
+@pytest.mark.slow
+def test_the_async_client_fails_over_and_no_order_is_doubled(tmp_path, keys, nats_cluster):
+    from engine.tools.nats_cluster import free_port
+
+    ports = [free_port(), free_port()]
+    leader = GatewayProcess(_venue(tmp_path / "a", keys, nats_cluster, ports[0], "async"), tmp_path / "a.log")
+    standby = GatewayProcess(_venue(tmp_path / "b", keys, nats_cluster, ports[1], "async"), tmp_path / "b.log",
+                             standby=True)
+    endpoints = [f"tcp://127.0.0.1:{port}" for port in ports]
+
+    async def trade() -> tuple[dict, list, int]:
+        async with AsyncClient(endpoints, client_keys(keys, "retail"), timeout=1.0, failover_s=60.0) as client:
+            await client.logon()
+            acked = {}
+            cids = list(range(1, 121))
+            for i, cid in enumerate(cids):
+                if i == 60:
+                    await client.send([client._requests.place(AMZN, Side.BUY, 10, PX - TICK, OrderType.LIMIT,
+                                                              TimeInForce.GTC, SelfTrade.CANCEL_NEWEST, cid,
+                                                              OWN_ACCOUNT)[0]])
+                    leader.kill()  # with that order in flight: sequenced or not, it must count once
+                # Two at a time: requests that time out together switch endpoints once.
+                if i % 2:
+                    continue
+                pair = cids[i:i + 2]
+                replies = await asyncio.gather(*(client.place(AMZN, Side.BUY, 10, PX - (1 + (i + k) % 50) * TICK,
+                                                              client_order_id=c) for k, c in enumerate(pair)))
+                acked.update(zip(pair, replies))
+            resting = (await client.open_orders()).orders
+            return acked, [o.client_order_id for o in resting], client.failovers
+
+    try:
+        acked, resting, failovers = asyncio.run(trade())
+        assert failovers >= 1
+        assert all(isinstance(r, (Ack, OrderFound)) for r in acked.values()), \
+            [r for r in acked.values() if not isinstance(r, (Ack, OrderFound))][:3]
+        assert sorted(resting) == sorted(acked), "an order was lost or applied twice"
+        standby.wait_ready(5)
+    finally:
+        standby.stop()
+        leader.kill()
 
 
 @pytest.mark.slow

@@ -201,3 +201,34 @@ def test_a_jetstream_journal_needs_servers(tmp_path, keys):
     path = write_venue(tmp_path, keys, journal={"kind": "kafka", "path": str(tmp_path / "j")})
     with pytest.raises(ConfigError, match="kind"):
         load_config(path)
+
+
+def test_a_reader_knows_the_streams_last_batch_and_rereads_from_near_its_seq(nats_cluster, monkeypatch):
+    """Settlement's view of a stream: stream_last_seq is the last batch's seq
+    (behind an epoch marker too), and a read from an earlier seq starts at a
+    remembered batch before it, not at the stream's start."""
+    import engine.journal_jetstream as jetstream
+
+    monkeypatch.setattr(jetstream, "_MARK_EVERY", 4)
+    stream = _stream()
+    leader = _open(nats_cluster, stream)
+    reader = _open(nats_cluster, stream, genesis=None)
+    try:
+        assert reader.stream_last_seq() == 0
+        _lead(leader)  # its epoch marker is the stream's last message now
+        assert reader.stream_last_seq() == 0
+        for first in range(1, 41, 2):
+            leader.append(*_batch(first, 2))
+        leader.sync()
+        assert reader.stream_last_seq() == 40
+        everything = np.concatenate([b.commands for b in reader.read(1)])
+        assert everything["seq"].tolist() == list(range(1, 41))
+        starts = []
+        real_chunks = reader._read_chunks
+        monkeypatch.setattr(reader, "_read_chunks", lambda start: starts.append(start) or real_chunks(start))
+        again = list(reader.read(30))  # from the middle of batch 29-30
+        assert np.concatenate([b.commands for b in again]).tobytes() == everything[29:].tobytes()
+        assert starts and starts[0] > 2, "the read started at the stream's start"
+    finally:
+        leader.close()
+        reader.close()

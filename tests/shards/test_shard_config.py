@@ -65,6 +65,20 @@ def _shard(name, instruments, journal):
      "may only use letters"),
     ([_shard(f"s{i}", ["AMZNX/USDC", "TSLA.M/USDC", "NVDA.M/USDC"] if i == 0 else [], f"j{i}") for i in range(17)],
      {}, "17 shards; at most 16"),
+    ([{**_shard("a", ["AMZNX/USDC", "TSLA.M/USDC"], "ja"), "orders": ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
+       "market_data": ["tcp://127.0.0.1:3", "tcp://127.0.0.1:4"]}, _shard("b", ["NVDA.M/USDC"], "jb")], {},
+     'several gateways need journal_kind = "jetstream"'),
+    ([{**_shard("a", ["AMZNX/USDC", "TSLA.M/USDC"], ""), "journal_kind": "jetstream",
+       "orders": ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"]}, _shard("b", ["NVDA.M/USDC"], "jb")], {},
+     "2 orders endpoints and 1 market_data endpoints"),
+    ([{**_shard("a", ["AMZNX/USDC", "TSLA.M/USDC"], ""), "journal_kind": "jetstream", "stream": "s"},
+      _shard("b", ["NVDA.M/USDC"], "jb")], {}, "a jetstream journal needs `stream` and `servers`"),
+    ([{**_shard("a", ["AMZNX/USDC", "TSLA.M/USDC"], ""), "journal_kind": "jetstream", "stream": "s",
+       "servers": ["nats://127.0.0.1:4222"]},
+      {**_shard("b", ["NVDA.M/USDC"], ""), "journal_kind": "jetstream", "stream": "s",
+       "servers": ["nats://127.0.0.1:4222"]}], {}, "stream s is another shard's"),
+    ([_shard("a", ["AMZNX/USDC", "TSLA.M/USDC"], ""), _shard("b", ["NVDA.M/USDC"], "jb")], {},
+     "a file journal needs `journal`"),
 ])
 def test_bad_shards_refused(tmp_path, shards, extra, message):
     path = _write(tmp_path, shards=shards, **{"home": {}, **extra})
@@ -79,6 +93,24 @@ def test_unknown_field_and_unknown_shard_refused(tmp_path):
     shards = load_shards(write_venue(tmp_path))
     with pytest.raises(ConfigError, match="no shard named 'c'"):
         shard_config(shards, "c")
+    with pytest.raises(ConfigError, match="shard a has 1 gateway\\(s\\); no replica 1"):
+        shard_config(shards, "a", 1)
+
+
+def test_jetstream_shard_narrows_to_its_stream_and_replica(tmp_path):
+    """A JetStream shard: each gateway of it gets its own endpoints, the shard's stream and servers."""
+    path = _write(tmp_path, shards=[
+        {**_shard("a", ["AMZNX/USDC", "TSLA.M/USDC"], ""), "journal_kind": "jetstream", "stream": "shard-a",
+         "servers": ["nats://127.0.0.1:4222"], "orders": ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
+         "market_data": ["tcp://127.0.0.1:3", "tcp://127.0.0.1:4"]},
+        _shard("b", ["NVDA.M/USDC"], "jb")])
+    shards = load_shards(path)
+    assert shards.shards[0].journal_path is None and shards.shards[1].journal_kind == "file"
+    standby = shard_config(shards, "a", 1)
+    assert (standby.journal.kind, standby.journal.stream, standby.journal.servers) == (
+        "jetstream", "shard-a", ["nats://127.0.0.1:4222"])
+    assert (standby.endpoints.orders, standby.endpoints.market_data) == ("tcp://127.0.0.1:2", "tcp://127.0.0.1:4")
+    assert shard_config(shards, "b").journal.kind == "file"
 
 
 def test_sample_shards_file_loads(tmp_path):

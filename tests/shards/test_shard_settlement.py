@@ -2,26 +2,31 @@
 embedded chain: trades on both shards, a rebalance and a withdrawal that spends
 the collateral moved in; after settlement each wallet's on-chain balance equals
 the sum of its shard ledgers; a merge restarted after a crash mid-segment merges
-every record exactly once."""
+every record exactly once. Each runs with two file shards and with shard a on
+a JetStream stream (three nats-servers) beside file shard b."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
+import msgspec
 import numpy as np
 import pytest
-from shards_harness import A, AMZN, B, PX, TSLA, TSLA_PX, TSLAX, USDC, RouterThread, connect, start_shard, write_venue
+from nats_harness import nats_cluster  # noqa: F401 - a fixture
+from shards_harness import (A, AMZN, B, PX, TSLA, TSLA_PX, TSLAX, USDC, RouterThread, connect, shards_doc,
+                            start_shard, write_venue)
 
 from engine.client import Client, ClientKeys
+from engine.config import to_toml
 from engine.core.types import Side
-from engine.journal import FileJournal
 from engine.rebalance import rebalance
 from engine.schemas import Ack, Debited
 from engine.shards import load_shards, shard_config
+from settlement.__main__ import _parser as settlement_parser, _source as settlement_source
 from settlement.accounts import dev_address_book, dev_private_key
 from settlement.chain import ChainClient, connect as chain_connect, fund_dev_account
-from settlement.gateway_link import unit_table_from_config
-from settlement.job import SettlementJob
+from settlement.job import JobError, SettlementJob
 from settlement.shard_merge import ShardMerge
 from settlement.vault import Vault, deploy, revert_decoder
 
@@ -32,11 +37,18 @@ GENESIS = {(MM, 0): 1_000_000, (MM, 1): 1_000, (MM, 2): 1_000, (MM, 3): 1_000, (
 """The venue's opening credits (tokens), deposited on chain too."""
 
 
-@pytest.fixture
-def traded(tmp_path):
+@pytest.fixture(params=["file", "stream"])
+def traded(request, tmp_path):
     """A sharded venue after trading on both shards, a rebalance each way and a
-    withdrawal; the gateways stopped. (shards path, {(account, asset): sum of shard totals})"""
+    withdrawal; the gateways stopped. (shards path, {(account, asset): sum of shard totals})
+    With "stream", shard a journals to a JetStream stream on three servers, shard b to a file."""
     path = write_venue(tmp_path)
+    if request.param == "stream":
+        cluster = request.getfixturevalue("nats_cluster")
+        doc = shards_doc(tmp_path / "journals")
+        doc["shards"][0].update(journal_kind="jetstream", stream=f"settle-{uuid.uuid4().hex[:12]}",
+                                servers=cluster.urls, journal="")
+        path.write_text(to_toml(doc))
     gateways = [start_shard(path, "a"), start_shard(path, "b")]
     router = RouterThread(path)
     try:
@@ -68,11 +80,20 @@ def traded(tmp_path):
     return path, ledgers
 
 
+_opened: list[ShardMerge] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_merges():
+    """Close the merges a test opened (a stream shard's holds a NATS connection)."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def _merge(path, out_dir, **options) -> ShardMerge:
-    shards = load_shards(path)
-    journals = [FileJournal.open_reader(s.journal_path) for s in shards.shards]
-    units = [unit_table_from_config(shard_config(shards, s.name)) for s in shards.shards]
-    return ShardMerge(journals, units, out_dir, **options)
+    _opened.append(ShardMerge.open(path, out_dir, **options))
+    return _opened[-1]
 
 
 def test_two_shards_settle_as_one_sequence(traded, tmp_path):
@@ -172,3 +193,55 @@ def test_merge_orders_spending_after_the_fill_that_funded_it(tmp_path):
     assert len(fills) == 1 and len(withdrawals) == 1
     assert fills["buyer"][0] == RETAIL and withdrawals["account"][0] == RETAIL
     assert fills["fill_id"][0] < withdrawals["withdrawal_id"][0]
+
+
+def test_settlement_command_line_reads_the_merge(traded, tmp_path):
+    """`python -m settlement run --shards shards.toml --merged DIR` settles the
+    merge: its source merges on each read, in the order ShardMerge.step gives."""
+    path, _ledgers = traded
+    expected = _merge(path, tmp_path / "direct", max_records=2)
+    expected.step()
+    args = settlement_parser().parse_args([
+        "run", "--deployment", str(tmp_path / "d.json"), "--state", str(tmp_path / "job"), "--addressbook",
+        str(tmp_path / "book.json"), "--dev-key", "0", "--shards", str(path), "--merged", str(tmp_path / "cli"),
+        "--max-records", "2"])
+    source = settlement_source(args)
+    _opened.append(source)
+    got = source.read(0, 100)
+    for have, want in zip(got, expected.out.read(0, 100)):
+        assert len(have) and have.tobytes() == want.tobytes()
+    assert settlement_parser().parse_args(["status", "--deployment", "d.json", "--shards", str(path)]).merged is None
+    with pytest.raises(JobError, match="--shards needs --merged"):
+        settlement_source(settlement_parser().parse_args(["status", "--deployment", "d", "--shards", str(path)]))
+
+
+def _without_none(value):
+    """A config document as TOML can hold it (no None values)."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def test_settlement_reads_one_shards_journal_from_the_command_line(traded, tmp_path):
+    """`--journal DIR` (file shard) or `--jetstream SERVERS --stream NAME`
+    (stream shard), with the shard's venue config, reads the records the
+    merge reads from that shard."""
+    path, _ledgers = traded
+    shards = load_shards(path)
+    a = shards.shards[A]
+    config = tmp_path / "a.toml"
+    config.write_text(to_toml(_without_none(msgspec.to_builtins(shard_config(shards, "a").file))))
+    where = (["--jetstream", ",".join(a.servers), "--stream", a.stream] if a.journal_kind == "jetstream"
+             else ["--journal", str(a.journal_path)])
+    source = settlement_source(settlement_parser().parse_args(
+        ["status", "--deployment", "d.json", *where, "--config", str(config)]))
+    try:
+        got = source.read(0, 1 << 40)
+    finally:
+        source.journal.close()
+    want = _merge(path, tmp_path / "merged").sources[A].read(0, 1 << 40)
+    assert len(got[0]) == 1  # the fill on shard a
+    for have, expected in zip(got, want):
+        assert have.tobytes() == expected.tobytes()
