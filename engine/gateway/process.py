@@ -88,5 +88,6 @@ class GatewayProcess:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.process.poll() is None:
-            self.stop()
+        # Also when the gateway has already exited by itself (a fenced leader exits 3):
+        # its stdout pipe is closed either way.
+        self.stop()
