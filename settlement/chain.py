@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,11 +170,13 @@ class ChainClient:
 
     A stuck transaction is replaced at most `max_replacements` times per wait (each wait
     starts from the newest version, so a restarted job goes on bumping where it stopped)
-    and never above `max_fee_per_gas` wei, the fee cap (None: no cap)."""
+    and never above `max_fee_per_gas` wei, the fee cap (None: no cap). `clock` times the waits
+    (seconds; tests pass one that counts polls, to bump a set number of times whatever the load)."""
 
     def __init__(self, w3: Web3, private_key: bytes, *, confirmations: int = 1, receipt_timeout: float = 120.0,
                  stuck_after: float = 30.0, max_replacements: int = 3, max_fee_per_gas: int | None = None,
-                 poll_interval: float = 0.05, decoder: RevertDecoder | None = None) -> None:
+                 poll_interval: float = 0.05, decoder: RevertDecoder | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if confirmations < 1:
             raise ValueError("confirmations counts the including block: at least 1")
         if max_fee_per_gas is not None and max_fee_per_gas < 1:
@@ -190,6 +192,7 @@ class ChainClient:
         self.max_fee_per_gas = max_fee_per_gas
         self.poll_interval = poll_interval
         self.decoder = decoder or RevertDecoder()
+        self.clock = clock
 
     # -- building and sending --
 
@@ -284,14 +287,14 @@ class ChainClient:
         ReceiptTimeout after `receipt_timeout`.
         """
         sent = list(sent)
-        start = last_sent = time.monotonic()
+        start = last_sent = self.clock()
         replaced, capped = 0, False
         while True:
             for tx in sent:
                 receipt = self.find_receipt(tx.tx_hash)
                 if receipt is not None:
                     return receipt, tx
-            now = time.monotonic()
+            now = self.clock()
             if now - start > self.receipt_timeout:
                 at_cap = f", fees at the cap of {self.max_fee_per_gas} wei" if capped else ""
                 raise ReceiptTimeout(f"nonce {sent[-1].nonce}: no receipt after {self.receipt_timeout:.0f} s "
@@ -319,10 +322,10 @@ class ChainClient:
     def confirm(self, receipt: dict, tx: SignedTx) -> dict:
         """Wait for `confirmations` blocks on `receipt`, check it is still canonical, and raise
         RevertError (reason replayed with eth_call) if the transaction failed."""
-        start = time.monotonic()
+        start = self.clock()
         target = receipt["blockNumber"] + self.confirmations - 1
         while self._block_number() < target:
-            if time.monotonic() - start > self.receipt_timeout:
+            if self.clock() - start > self.receipt_timeout:
                 raise ReceiptTimeout(f"tx 0x{tx.tx_hash.hex()}: fewer than {self.confirmations} confirmations "
                                      f"after {self.receipt_timeout:.0f} s")
             time.sleep(self.poll_interval)

@@ -117,8 +117,12 @@ class Vault:
         self.address = Web3.to_checksum_address(address)
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact("SettlementVault")["abi"])
 
-    def last_batch(self, block: int | str = "latest") -> tuple[int, bytes]:
-        """(last settled batch id, its hash); (0, 32 zero bytes) before the first batch."""
+    def last_batch(self, block: int | str | bytes = "latest") -> tuple[int, bytes]:
+        """(last settled batch id, its hash) as of one block (a tag such as "latest" is resolved to
+        its block hash first); (0, 32 zero bytes) before the first batch."""
+        if isinstance(block, str):
+            # Two reads at "latest" can straddle a new block: the id before a batch, the hash after it.
+            block = bytes(self.w3.eth.get_block(block)["hash"])
         functions = self.contract.functions
         return (functions.lastBatchId().call(block_identifier=block),
                 bytes(functions.lastBatchHash().call(block_identifier=block)))

@@ -124,10 +124,16 @@ def setup_venue(w3, confirmations: int = 1) -> Venue:
 
 
 
+def chain_time(w3) -> int:
+    """The embedded chain's clock: the timestamp its next block gets. Not the latest block's: the
+    next one is stamped with the wall clock of when the latest was mined (or the session's
+    snapshot reverted to), which can be any time later."""
+    return w3.eth.get_block("pending")["timestamp"]
+
+
 def advance_time(w3, seconds: int) -> None:
-    """Move the embedded chain's clock forward by `seconds` (mines a block)."""
-    now = w3.eth.get_block("latest")["timestamp"]
-    w3.provider.ethereum_tester.time_travel(now + seconds)
+    """Move the embedded chain's clock forward by `seconds` (mines a block stamped then)."""
+    w3.provider.ethereum_tester.time_travel(chain_time(w3) + seconds)
 
 
 def expected_ledger(fills: np.ndarray, withdrawals: np.ndarray | None = None) -> dict:

@@ -4,7 +4,9 @@ restart, never above the fee cap."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import time
 
 import pytest
 from settlement_helpers import (
@@ -132,9 +134,13 @@ def test_a_stuck_settle_is_bumped_again_after_a_restart_up_to_the_fee_cap(anvil_
     anvil_node.rpc("evm_setAutomine", [False])
 
     def job(**options):
+        # The waits run on a clock that counts polls (a tenth of a second each): stuck after 3 polls,
+        # timed out after 21, so each wait bumps the same number of times however slow the machine.
+        polls = itertools.count()
+        options = {"clock": lambda: next(polls) / 10, "receipt_timeout": 2.0, **options}
         job = make_job(venue, source, tmp_path / "state")
         job.client = ChainClient(venue.w3, dev_private_key(OPERATOR_KEY), decoder=revert_decoder(), stuck_after=0.2,
-                                 receipt_timeout=2.0, max_replacements=2, **options)
+                                 max_replacements=2, **options)
         return job
 
     with pytest.raises(ReceiptTimeout):
@@ -160,8 +166,8 @@ def test_a_stuck_settle_is_bumped_again_after_a_restart_up_to_the_fee_cap(anvil_
     newest = capped[-1]
     assert fee * FEE_BUMP <= newest.fields["maxFeePerGas"] <= cap
 
-    with Miner(anvil_node):
-        resumed = job(max_fee_per_gas=cap)
+    with Miner(anvil_node):  # a real wait for the miner's next block, no timeout tested here
+        resumed = job(max_fee_per_gas=cap, clock=time.monotonic, receipt_timeout=60)
         settle_all(resumed)
     assert_settled_exactly_once(venue, resumed, fills, withdrawals)
     assert resumed.store.checkpoint().tx_hash == "0x" + newest.tx_hash.hex()

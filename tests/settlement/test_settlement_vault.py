@@ -61,6 +61,27 @@ def test_settle_moves_balances_and_chains_hashes(venue):
     assert venue.vault.last_batch() == (2, second.batch_hash)
 
 
+def test_last_batch_reads_id_and_hash_at_one_block_while_the_chain_moves(venue, monkeypatch):
+    """A batch mined between the two reads of last_batch() must not pair the id before it with the
+    hash after it (the job took such a pair for a foreign batch and stopped with JobError)."""
+    tester = venue.w3.provider.ethereum_tester
+    read = tester.call
+    batch = venue.build(make_fills(FILLS))
+    mined = []
+
+    def call_then_settle(*args, **kwargs):
+        result = read(*args, **kwargs)
+        if not mined:
+            mined.append(venue.settle(batch))  # the chain moves right after the first read
+        return result
+
+    monkeypatch.setattr(tester, "call", call_then_settle)
+    torn = venue.vault.last_batch()
+    monkeypatch.undo()
+    assert mined and venue.vault.last_batch() == (1, batch.batch_hash)
+    assert torn == (0, bytes(32))
+
+
 def test_wrong_operator_is_rejected(venue):
     batch = venue.build(make_fills(FILLS))
     with reverts("AccessControlUnauthorizedAccount"):

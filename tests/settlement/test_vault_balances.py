@@ -4,6 +4,7 @@ into another, the int64 cap per lane, and the checkpoints behind the last unchal
 
 from __future__ import annotations
 
+import eth._utils.headers
 import numpy as np
 import pytest
 from settlement_helpers import (
@@ -15,6 +16,7 @@ from settlement_helpers import (
     USDC,
     WETH,
     advance_time,
+    chain_time,
     expected_ledger,
     make_fills,
     make_withdrawals,
@@ -27,8 +29,24 @@ NVDA, TSLA = 4, 3   # TSLA.M, NVDA.M and USDC share a balance slot (ids 3, 4, 5)
 
 def to_epoch_start(w3) -> None:
     """Move the clock to 10 s into the next epoch, so a test's steps stay inside the epochs it counts."""
-    now = w3.eth.get_block("latest")["timestamp"]
+    now = chain_time(w3)
     advance_time(w3, (now // CHALLENGE_WINDOW + 1) * CHALLENGE_WINDOW + 10 - now)
+
+
+def test_the_clock_moves_on_when_the_wall_clock_ran_hours_past_the_latest_block(venue, monkeypatch):
+    """The next block is stamped with the wall clock of when the latest was mined: after a long
+    run since the session's snapshot, hours later than the latest block (time_travel refuses to go
+    back to a time computed from the latest block)."""
+    wall_clock = eth._utils.headers.eth_now
+    monkeypatch.setattr(eth._utils.headers, "eth_now", lambda: wall_clock() + 3 * CHALLENGE_WINDOW)
+    venue.w3.provider.ethereum_tester.mine_blocks()  # the block after it is stamped three hours later
+    later = chain_time(venue.w3)
+    # (blocks mined faster than one a second put the chain ahead of the wall clock: by far less than an hour)
+    assert later > venue.w3.eth.get_block("latest")["timestamp"] + 2 * CHALLENGE_WINDOW
+    to_epoch_start(venue.w3)
+    assert chain_time(venue.w3) == (later // CHALLENGE_WINDOW + 1) * CHALLENGE_WINDOW + 10
+    advance_time(venue.w3, CHALLENGE_WINDOW)
+    assert chain_time(venue.w3) == (later // CHALLENGE_WINDOW + 2) * CHALLENGE_WINDOW + 10
 
 
 def test_lanes_of_one_slot_stay_apart_up_to_the_int64_cap(venue):
