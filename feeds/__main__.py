@@ -1,16 +1,16 @@
 """``python -m feeds COMMAND ...``: the feeds' command line.
 
-Each command is a module with ``add_arguments(parser)`` and ``run(args) -> int``,
+Each command is a module with ``add_arguments(parser)`` and ``run(parser, args) -> int``,
 imported only when it is the one asked for (the session calendar loads pandas;
 pricing should not wait for it). A new command is one line in ``COMMANDS``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+
+from engine.tools.subcommands import run_subcommand
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "session": ("feeds.session_command", "the home market's session at an instant and the next transition"),
@@ -22,17 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the command asked for and return its exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="python -m feeds", description="Feeds of the venue.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        commands.add_parser(name, help=help_text, add_help=False)
-    chosen, _ = parser.parse_known_args(argv[:1])
-    module = importlib.import_module(COMMANDS[chosen.command][0])
-    command_parser = argparse.ArgumentParser(prog=f"python -m feeds {chosen.command}",
-                                             description=COMMANDS[chosen.command][1])
-    module.add_arguments(command_parser)
-    return int(module.run(command_parser, command_parser.parse_args(argv[1:])))
+    return run_subcommand("python -m feeds", "Feeds of the venue.", COMMANDS, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":
