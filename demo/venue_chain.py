@@ -108,7 +108,9 @@ class DemoChain:
             self.w3.provider.make_request("evm_increaseTime", [seconds])
             self.mine()
         else:
-            now = self.w3.eth.get_block("latest")["timestamp"]
+            # The pending block's time: eth-tester stamps it with the wall clock of when the
+            # latest was mined, so "latest" + seconds can already lie in its past on an idle chain.
+            now = self.w3.eth.get_block("pending")["timestamp"]
             self.w3.provider.ethereum_tester.time_travel(now + seconds)
 
     def settled_batches(self) -> list[dict]:
