@@ -102,6 +102,19 @@ class Anvil:
             raise AnvilError(f"{method}: {reply['error']}")
         return reply["result"]
 
+    def wait_receipt(self, tx_hash: str, timeout: float = 10.0) -> dict:
+        """The receipt of `tx_hash` once mined. Anvil's automine answers
+        eth_sendTransaction before the block is sealed, so a receipt asked for at once
+        can still be null; raise AnvilError if none comes within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", [tx_hash])
+            if receipt is not None:
+                return receipt
+            if time.monotonic() >= deadline:
+                raise AnvilError(f"no receipt for {tx_hash} within {timeout} s")
+            time.sleep(0.02)
+
     def __enter__(self) -> Anvil:
         return self.start()
 

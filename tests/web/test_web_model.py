@@ -123,7 +123,7 @@ def test_settled_batches_show_the_gas_their_mined_transaction_used(tmp_path):
     with Anvil() as node:
         sender = node.rpc("eth_accounts")[0]
         tx_hash = node.rpc("eth_sendTransaction", [{"from": sender, "to": sender, "value": "0x1"}])
-        gas = int(node.rpc("eth_getTransactionReceipt", [tx_hash])["gasUsed"], 16)
+        gas = int(node.wait_receipt(tx_hash)["gasUsed"], 16)
         (tmp_path / "batches").mkdir()
         never_mined = {"hash": "0x" + "ab" * 32}
         _record(tmp_path, 1, txs=[never_mined, {"hash": tx_hash}])
