@@ -74,6 +74,11 @@ def make_engine(accounts=(1, 2, 3, 4), margins=True, references=REFERENCE, spot_
     return eng
 
 
+def exposure(eng, account):
+    """The account's positions with their cost basis left out (tests/test_cost_basis.py checks costs)."""
+    return [msgspec.structs.replace(p, cost=0) for p in eng.positions(account)]
+
+
 def kinds(events):
     return [e.kind for e in events]
 
@@ -134,8 +139,8 @@ def test_option_fill_moves_only_the_premium_and_fees():
     assert eng.balances(FEE)[USDC] == (fill.fee, 0)
     for acct in (1, 2):
         assert eng.balances(acct)[1:] == before[acct][1:]   # the underlying and every other asset
-    assert eng.positions(1) == [PositionInfo(CALL, -100, 150, 0)]
-    assert eng.positions(2) == [PositionInfo(CALL, 100, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -100, 150, 0)]
+    assert exposure(eng, 2) == [PositionInfo(CALL, 100, 0, 0)]
     eng.check_integrity()
 
     # the seller as taker pays the taker fee out of the premium
@@ -144,8 +149,8 @@ def test_option_fill_moves_only_the_premium_and_fees():
     n_put = (PUT_PX // 100) * 30 * 100
     assert (ev[1].price, ev[1].fee) == (PUT_PX, n_put * 3 // 10_000)
     assert eng.balances(1)[USDC] == (before[1][USDC][0] + n + n_put - ev[1].fee, 0)
-    assert eng.positions(1) == [PositionInfo(CALL, -100, 150, 0), PositionInfo(PUT, -30, 0, 0)]
-    assert eng.positions(2) == [PositionInfo(CALL, 100, 0, 0), PositionInfo(PUT, 30, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -100, 150, 0), PositionInfo(PUT, -30, 0, 0)]
+    assert exposure(eng, 2) == [PositionInfo(CALL, 100, 0, 0), PositionInfo(PUT, 30, 0, 0)]
     for acct in (1, 2):
         assert eng.balances(acct)[TSLA] == before[acct][TSLA]
         assert eng.balances(acct)[WBTC] == before[acct][WBTC]
@@ -158,29 +163,29 @@ def test_positions_and_open_sells_follow_partial_fills_cancels_and_amends():
         eng.credit(acct, USDC, 100_000 * 10**6)
     oid = eng.new_order(CALL, 1, Side.SELL, 300, CALL_PX)[0].order_id
     other = eng.new_order(CALL, 1, Side.SELL, 40, CALL_PX + 100_000)[0].order_id
-    assert eng.positions(1) == [PositionInfo(CALL, 0, 340, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, 0, 340, 0)]
     eng.new_order(CALL, 2, Side.BUY, 120, CALL_PX, tif=TimeInForce.IOC)
-    assert eng.positions(1) == [PositionInfo(CALL, -120, 220, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -120, 220, 0)]
     eng.amend(1, oid, qty=100)                         # leaves 180 -> 100
-    assert eng.positions(1) == [PositionInfo(CALL, -120, 140, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -120, 140, 0)]
     eng.amend(1, oid, qty=150)                         # up again, margin allows
-    assert eng.positions(1) == [PositionInfo(CALL, -120, 190, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -120, 190, 0)]
     eng.new_order(CALL, 3, Side.BUY, 170, CALL_PX + 100_000)
-    assert eng.positions(1) == [PositionInfo(CALL, -290, 20, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -290, 20, 0)]
     assert eng.order(other).leaves == 20
-    assert eng.positions(3) == [PositionInfo(CALL, 170, 0, 0)]
+    assert exposure(eng, 3) == [PositionInfo(CALL, 170, 0, 0)]
     eng.cancel(1, other)
-    assert eng.positions(1) == [PositionInfo(CALL, -290, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -290, 0, 0)]
     # the short buys back part of it: position rises, no open sells
     eng.new_order(CALL, 3, Side.SELL, 90, CALL_PX)
     eng.new_order(CALL, 1, Side.BUY, 90, CALL_PX)
-    assert eng.positions(1) == [PositionInfo(CALL, -200, 0, 0)]
-    assert eng.positions(3) == [PositionInfo(CALL, 80, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -200, 0, 0)]
+    assert exposure(eng, 3) == [PositionInfo(CALL, 80, 0, 0)]
     # a long that sells down to flat disappears from positions()
     eng.new_order(CALL, 2, Side.SELL, 120, CALL_PX)
     eng.new_order(CALL, 1, Side.BUY, 120, CALL_PX, tif=TimeInForce.IOC)
     assert eng.positions(2) == []
-    assert eng.positions(1) == [PositionInfo(CALL, -80, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -80, 0, 0)]
     assert eng.margin(1).initial == eng.margin(1).maintenance * 150 // 100 == 80 * MARGINS[CALL][0]
     eng.check_integrity()
 
@@ -196,7 +201,7 @@ def test_every_kind_of_cancel_releases_open_sells():
     eng.new_order(CALL, 1, Side.SELL, 100, CALL_PX)
     ev = eng.new_order(CALL, 1, Side.BUY, 100, CALL_PX, stp=SelfTrade.CANCEL_OLDEST)
     assert [e.reason for e in ev if e.kind == EventKind.CANCELLED] == [CancelReason.SELF_TRADE]
-    assert eng.positions(1) == [PositionInfo(CALL, 0, 0, 100)] and eng.margin(1).initial == 0  # the buy rests
+    assert exposure(eng, 1) == [PositionInfo(CALL, 0, 0, 100)] and eng.margin(1).initial == 0  # the buy rests
     eng.mass_cancel(1)
     assert eng.positions(1) == []
     eng.new_order(CALL, 1, Side.SELL, 100, 23_000_000)
@@ -215,7 +220,7 @@ def test_a_seeded_option_sell_keeps_the_open_sells_invariant():
         eng.seed_order(CALL, 1, Side.SELL, CALL_PX, 100)
     except ValueError:
         return
-    assert eng.positions(1) == [PositionInfo(CALL, 0, 100, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, 0, 100, 0)]
     eng.check_integrity()
 
 
@@ -316,9 +321,9 @@ def test_amend_up_needs_margin_and_a_reject_changes_nothing():
     # down, or a price change of the sell, never needs margin
     assert eng.amend(1, sell, qty=10)[0].kind == EventKind.AMENDED
     assert eng.amend(1, sell, price=CALL_PX + 300_000)[0].kind == EventKind.AMENDED
-    assert eng.positions(1) == [PositionInfo(CALL, -150, 10, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -150, 10, 0)]
     assert eng.amend(1, sell, qty=18)[0].kind == EventKind.AMENDED               # $1,200
-    assert eng.positions(1) == [PositionInfo(CALL, -150, 18, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -150, 18, 0)]
     eng.check_integrity()
 
 
@@ -382,7 +387,7 @@ def test_buys_beyond_the_short_are_not_exempt_from_the_margin_check():
         eng.credit(acct, USDC, 1_000_000 * 10**6)
     shorted(eng, 1, 2, CALL, 100, CALL_PX)
     shorted(eng, 1, 2, PUT, 100, PUT_PX)
-    assert eng.positions(1) == [PositionInfo(CALL, -100, 0, 0), PositionInfo(PUT, -100, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -100, 0, 0), PositionInfo(PUT, -100, 0, 0)]
     m = eng.margin(1)
     assert m.free_collateral >= m.initial
     for _ in range(10):
@@ -613,8 +618,8 @@ def test_liquidation_sells_collateral_then_buys_back_inside_the_bands():
     assert [f.fee for f in fills(ev)[1:]] == [c * 3 // 10_000 for c in cost]
     assert eng.balances(1)[USDC] == (usdc_before + proceeds - sum(c + c * 3 // 10_000 for c in cost), 0)
     assert eng.balances(1)[TSLA] == (100 * 10**6 - sale_qty * 1_000, 0)
-    assert eng.positions(1) == [PositionInfo(CALL, -20, 0, 0)]
-    assert eng.positions(3) == [PositionInfo(CALL, -80, 100, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -20, 0, 0)]
+    assert exposure(eng, 3) == [PositionInfo(CALL, -80, 100, 0)]
     assert eng.open_orders(1) == []
     assert eng.best_bid(SPOT) == (2_400_000, 50 * SHARE - sale_qty)
     assert eng.best_ask(CALL) == (23_000_000, 100)
@@ -650,7 +655,7 @@ def test_liquidation_without_liquidity_only_cancels_its_closing_orders():
     assert buy.qty == buyback_qty(terms(eng, CALL), 100, buy.price, free)
     assert buy.qty == 90
     assert {acct: eng.balances(acct) for acct in (0, 1, 2)} == before
-    assert eng.positions(1) == [PositionInfo(CALL, -100, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -100, 0, 0)]
     assert eng.under_maintenance() == [(1, eng.margin(1))]
     eng.check_integrity()
 
@@ -679,7 +684,7 @@ def test_liquidation_skips_a_halted_series():
     eng.set_state(CALL, TradingState.HALTED)
     ev = eng.liquidate(1)
     assert kinds(ev) == [EventKind.LIQUIDATED] + [EventKind.CANCELLED] * 3 and ev[0].qty == 0
-    assert eng.positions(1) == [PositionInfo(CALL, -100, 0, 0)]
+    assert exposure(eng, 1) == [PositionInfo(CALL, -100, 0, 0)]
     eng.check_integrity()
 
 
@@ -1028,8 +1033,8 @@ class OptionsMachine(RuleBasedStateMachine):
                 assert total == self.ledger.total(acct, asset)
                 assert 0 <= reserved <= total
             m, positions = self.expected_margin(acct)
-            assert self.eng.positions(acct) == [PositionInfo(i, pos, sells, buys) for i, (pos, sells, buys)
-                                                in positions.items() if pos or sells or buys]
+            assert self.eng.positions(acct) == [PositionInfo(i, pos, sells, buys, self.ledger.cost_of(acct, i))
+                                                for i, (pos, sells, buys) in positions.items() if pos or sells or buys]
             assert self.eng.margin(acct) == m
             assert self.eng.collateral_value(acct) == m.collateral
         for i in OPTIONS:

@@ -164,6 +164,8 @@ def test_conservation_holds_after_each_step_of_the_waterfall():
 
 def test_the_events_match_the_reference_arithmetic():
     eng = scene(15 * SHARE, 100 * DOLLAR, 100 * DOLLAR, ASKS[:1])
+    costs = {a: eng.positions(a)[0].cost for a in (LONG, LONG2)}
+    assert costs == {LONG: 300 * 16 * DOLLAR // 10, LONG2: 200 * 16 * DOLLAR // 10}   # bought at $160
     ev = eng.liquidate(SHORT)
     penalty = next(e for e in ev if e.kind == EventKind.PENALTY_CHARGED)
     assert penalty.qty == ref.penalty(penalty.price, POOLS["penalty_bps"], penalty.qty)
@@ -174,7 +176,7 @@ def test_the_events_match_the_reference_arithmetic():
     assert lends == sorted(ref.lend(10**18, sources).items())
     adl = [(e.account, e.leaves, e.qty) for e in ev if e.kind == EventKind.DELEVERAGED]
     paid = sum(q for _, _, q in adl)
-    ranked = ref.rank_longs([(LONG, 300, 300 * 10 * DOLLAR, eng.collateral_value(LONG))])
+    ranked = ref.rank_longs([(LONG, 300, 300 * 10 * DOLLAR, costs[LONG], eng.collateral_value(LONG))])
     assert adl == ref.deleverage(ranked, 300, paid)
     assert eng.positions(LONG) == [] and [p.position for p in eng.positions(LONG2)] == [200]
 
@@ -544,11 +546,23 @@ WaterfallMachine.TestCase.settings = settings(max_examples=25, stateful_step_cou
 test_waterfall_state_machine = WaterfallMachine.TestCase
 
 
-def test_a_version_4_snapshot_still_restores():
+def test_a_version_4_snapshot_still_restores_with_costs_at_the_mark():
+    """A snapshot older than version 6 kept no cost basis: each position's cost
+    is its value at the mark when it loads; everything else restores as it was."""
     eng = scene(15 * SHARE, 0, 0, ASKS[:1], pools=False)
     eng.liquidate(SHORT)
-    old = snap.ENCODER.encode(msgspec.structs.replace(snap.DECODER.decode(eng.snapshot()), version=4))
-    assert MatchingEngine.from_snapshot(old).state_hash() == eng.state_hash()
+    decoded = snap.DECODER.decode(eng.snapshot())
+    assert decoded.costs
+    restored = MatchingEngine.from_snapshot(snap.ENCODER.encode(msgspec.structs.replace(decoded, version=4)))
+    for acct in ACCOUNTS:
+        assert ([msgspec.structs.replace(p, cost=0) for p in restored.positions(acct)]
+                == [msgspec.structs.replace(p, cost=0) for p in eng.positions(acct)])
+        # the put's mark is $1,000 a contract: $10 a quantity unit (0.01 contract)
+        assert [p.cost for p in restored.positions(acct)] == [p.position * 10 * DOLLAR
+                                                              for p in restored.positions(acct)]
+    again = snap.DECODER.decode(restored.snapshot())
+    assert msgspec.structs.replace(again, costs=b"") == msgspec.structs.replace(decoded, costs=b"")
+    restored.check_integrity()
 
 
 def test_a_corrupt_insurance_section_is_refused():

@@ -133,6 +133,7 @@ cdef class SeriesLife:
             if pos == 0:
                 continue
             p.pos = 0
+            p.cost = 0      # settled in cash: the cost basis is realised
             if pos > 0:
                 longs.append((acct, pos))
                 owed += pos * value

@@ -2,6 +2,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from engine.core.types cimport INSUFFICIENT_BALANCE
 
+# A cost basis share is a cost times a quantity.
+cdef extern from *:
+    ctypedef long long int128_t "__int128"
+
 
 # One (account, asset) balance: both halves share a cache line.
 ctypedef struct Balance:
@@ -17,6 +21,8 @@ ctypedef struct Balance:
 # (expiry.pyx: at most max(ask_open - pos, 0); margin.pyx does not margin it).
 # In a perpetual series also its funding (funding.pyx): the series' index when
 # it was last settled, and what it still owes in index units (docs/funding.md).
+# cost is the position's cost basis (add_position; docs/pools.md, "Cost basis"),
+# kept last so the fields the margin check reads stay together.
 ctypedef struct Position:
     int64_t pos
     int64_t ask_open
@@ -24,6 +30,28 @@ ctypedef struct Position:
     int64_t entry       # funding index at the last settlement
     int64_t carry       # funding owed, ledger units x 1e-6: > 0 unpaid, in (-1e6, 0] a rounding credit
     int64_t covered
+    int64_t cost        # premium ledger units paid for the contracts held (short: received, negative)
+
+
+cdef inline void add_position(Position* p, int64_t q, int64_t premium) noexcept nogil:
+    """Add ``q`` contracts (negative: sold) traded for ``premium`` (>= 0, the
+    amount paid or received) to the position and its cost basis, average cost:
+    adding to a side adds the signed premium; closing part keeps cost x
+    remaining / held, truncated toward zero (the rest is realised); closing all
+    leaves 0; flipping keeps the new side's share of the signed premium,
+    premium x new / |q|, truncated toward zero. engine/reference/cost.py is
+    the same rule in plain Python."""
+    cdef int64_t before = p.pos
+    cdef int64_t signed_premium = premium if q > 0 else -premium
+    p.pos = before + q
+    if before == 0 or (before > 0) == (q > 0):
+        p.cost += signed_premium
+    elif p.pos == 0:
+        p.cost = 0
+    elif (p.pos > 0) == (before > 0):
+        p.cost = <int64_t>(<int128_t>p.cost * p.pos // before)   # cdivision: truncates toward zero
+    else:
+        p.cost = <int64_t>(<int128_t>signed_premium * p.pos // q)
 
 
 cdef class Ledger:
@@ -89,5 +117,6 @@ cdef class Ledger:
     cdef dict write_part(self)
     cdef object read_part(self, snap, int64_t max_accounts)
     cdef int hash_words(self, list words) except -1
+    cdef int read_costs(self, snap, accounts, list marks) except -1
     cdef list changed_haircuts(self, list asset_specs)
     cdef int read_haircuts(self, list rows) except -1

@@ -3,7 +3,8 @@ ledger's part of a snapshot and of the state hash.
 
 total = everything the account owns; reserved = the part its open orders may
 still spend. Free = total - reserved is what new orders and withdrawals use.
-Option positions are kept beside the balances, one row per account.
+Option positions are kept beside the balances, one row per account, each
+with its cost basis (ledger.pxd add_position; docs/pools.md, "Cost basis").
 A credit may not take a total or the asset's supply (credits minus debits)
 past VALUE_LIMIT = 2**62 (engine/units.py); since fills only move value, no balance can then
 overflow int64.
@@ -157,6 +158,7 @@ cdef class Ledger:
         totals = np.zeros((len(accounts), self.n_assets), dtype=np.int64)
         reserved = np.zeros((len(accounts), self.n_assets), dtype=np.int64)
         positions = np.zeros((len(accounts), self.n_series, 3), dtype=np.int64)
+        costs = np.zeros((len(accounts), self.n_series), dtype=np.int64)
         for row, acct in enumerate(accounts):
             for a in range(self.n_assets):
                 totals[row, a] = self.at(acct, a).total
@@ -164,6 +166,7 @@ cdef class Ledger:
             for s in range(self.n_series):
                 p = self.position(acct, s)
                 positions[row, s] = (p.pos, p.ask_open, p.bid_open)
+                costs[row, s] = p.cost
         return dict(
             open_accounts=np.asarray(accounts, dtype=np.int64).tobytes(),
             totals=totals.tobytes(),
@@ -172,6 +175,8 @@ cdef class Ledger:
             usd_prices=np.asarray([self.usd_price[a] for a in range(self.n_assets)], dtype=np.int64).tobytes(),
             positions=positions.tobytes(),
             margin_flags=np.asarray([self.has_options[acct] for acct in accounts], dtype=np.uint8).tobytes(),
+            # Only when a cost is set: a state that never traded options writes as before.
+            costs=costs.tobytes() if costs.any() else b"",
         )
 
     cdef object read_part(self, snap, int64_t max_accounts):
@@ -220,8 +225,39 @@ cdef class Ledger:
             self.usd_price[a] = prices[a]
         return accounts
 
+    cdef int read_costs(self, snap, accounts, list unit_marks) except -1:
+        """Restore the positions' cost bases (after read_part): the snapshot's
+        ``costs`` section; a snapshot older than version 6 kept none, so each
+        position's cost is its value at the series' mark when it loads
+        (``unit_marks``: premium ledger units per quantity unit at the mark, per
+        series; 0 without a mark), within +-VALUE_LIMIT: it then ranks for
+        auto-deleveraging as having no profit until the mark moves."""
+        cdef int64_t acct
+        cdef int32_t s
+        cdef Position* p
+        if unit_marks is not None:
+            for acct in accounts.tolist():
+                for s in range(self.n_series):
+                    p = self.position(acct, s)
+                    p.cost = max(-VALUE_LIMIT, min(VALUE_LIMIT, p.pos * unit_marks[s]))
+            return 0
+        if not snap.costs:
+            return 0
+        if len(snap.costs) != len(accounts) * self.n_series * 8:
+            raise ValueError("snapshot costs do not match its instruments and accounts")
+        costs = np.frombuffer(snap.costs, dtype=np.int64).reshape(len(accounts), self.n_series)
+        for row, acct in enumerate(accounts.tolist()):
+            for s in range(self.n_series):
+                p = self.position(acct, s)
+                if not _cost_fits(p.pos, costs[row, s]):
+                    raise ValueError(f"snapshot cost {costs[row, s]} of account {acct} series {s} does not fit "
+                                     f"its position {p.pos}")
+                p.cost = costs[row, s]
+        return 0
+
     cdef int hash_words(self, list words) except -1:
-        """The ledger's part of the state hash."""
+        """The ledger's part of the state hash; the cost bases only when one is
+        set, so a state that never traded options hashes as before."""
         cdef int64_t acct
         cdef int32_t a, s
         cdef Position* p
@@ -239,6 +275,10 @@ cdef class Ledger:
             for s in range(self.n_series):
                 p = self.position(acct, s)
                 words += [p.pos, p.ask_open, p.bid_open]
+        costs = [self.position(acct, s).cost for acct in range(self.acct_cap) if self.is_open[acct]
+                 for s in range(self.n_series)]
+        if any(costs):
+            words += costs
         return 0
 
     cdef list changed_haircuts(self, list asset_specs):
@@ -294,9 +334,16 @@ cdef class Ledger:
                     f"closed account {acct} holds series {s}")
                 assert self.has_options[acct] or (p.pos == 0 and p.ask_open == 0), (
                     f"account {acct} holds series {s} but is not flagged for margin")
+                assert _cost_fits(p.pos, p.cost), (
+                    f"account {acct} series {s}: cost {p.cost} does not fit position {p.pos}")
                 open_interest[s] += p.pos
         for s in range(self.n_series):
             assert open_interest[s] == 0, f"series {s}: positions sum to {open_interest[s]}, not 0"
+
+
+cdef bint _cost_fits(int64_t pos, int64_t cost) noexcept:
+    # A flat position costs nothing; a long's cost is >= 0, a short's <= 0.
+    return (cost == 0) if pos == 0 else (cost >= 0 if pos > 0 else cost <= 0)
 
 
 cdef void* _regrow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:

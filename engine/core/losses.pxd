@@ -11,6 +11,10 @@ from engine.core.types cimport CommandRec, Order, qty_t
 from engine.core.waterfall cimport Draw
 
 
+# -- auto-deleveraging rank --
+cdef object adl_score(object value, object cost, object collateral)
+
+
 cdef class LossApi(CommandApi):
     # -- commands --
     cdef int _sweep_fees(self, const CommandRec* c) except -1

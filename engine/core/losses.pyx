@@ -15,10 +15,18 @@ own collateral sells and buys back what it can. Then, with pools configured:
   not use goes back to them in reverse order (LOSS_COVERED, side SELL);
 * what is still short after that (no asks left in the band, or the pools are
   empty) and cannot be paid at the series' mark is closed against the opposite
-  longs, ranked by leverage (DELEVERAGED), at the bankruptcy price: the pools
-  first bring the account's free premium up to the short's value at the mark,
-  and the longs share what it then holds;
+  longs, ranked by profit and leverage (DELEVERAGED), at the bankruptcy price:
+  the pools first bring the account's free premium up to the short's value at
+  the mark, and the longs share what it then holds;
 * last, the fee account's share of the penalty that was not drawn back.
+
+The ranking is BitMEX's (adl_score): a long's profit is its value at the mark
+less its cost basis (ledger.pxd add_position), its profit ratio r = profit /
+cost and its leverage L = value / (its account's collateral + 1); a profitable
+long ranks by r x L, any other by r / L, highest first, compared exactly as
+fractions of integers; ties go to the larger position, then the lower account
+id. The deleveraged long sells and the short buys at the bankruptcy price, so
+both cost bases move by what changes hands.
 
 Funding a liquidated account still owes in a perpetual series it no longer
 holds is lent the same way and paid into the funding pool. An expired short
@@ -31,12 +39,14 @@ from libc.string cimport memset
 
 from engine.core.api cimport _command
 from engine.core.instrument cimport execution_band, notional, reservation
-from engine.core.ledger cimport Position
+from engine.core.ledger cimport Position, add_position
 from engine.core.margin cimport affordable, closing_order
 from engine.core.types cimport (ACCOUNTS_DISABLED, BPS, BUY, DELEVERAGED, FEES_SWEPT, FILL, LOSS_COVERED,
                                 NOTHING_TO_SWEEP, OPEN, PENALTY_CHARGED, POOLS_NOT_SET, SELL, SWEEP_FEES, UNKNOWN_ASSET,
                                 EventRec)
 from engine.core.waterfall cimport STEP_ADL, STEP_INSURANCE, STEP_MAIN, STEP_OWN, STEP_PENALTY, Waterfall
+
+from fractions import Fraction
 
 from engine.units import FUNDING_INDEX_SCALE
 
@@ -48,6 +58,20 @@ cdef int64_t FUNDING_SCALE = FUNDING_INDEX_SCALE
 
 # The steps that lend, in order; what a cover did not use goes back in reverse.
 cdef uint8_t[3] _LENDERS = [STEP_PENALTY, STEP_INSURANCE, STEP_MAIN]
+
+
+cdef object adl_score(object value, object cost, object collateral):
+    """A long's auto-deleveraging rank, an exact Fraction (higher: closed first),
+    from its value at the mark and its cost basis (premium ledger units) and its
+    account's collateral (USD x 1e8). With profit = value - cost, profit ratio
+    r = profit / max(cost, 1) and leverage L = value / (collateral + 1):
+    r x L for a profitable long, r / L (value at least 1) for the others, so
+    the most profitable and most leveraged go first and, among losers, the
+    smallest loss per leverage."""
+    profit = value - cost
+    if profit > 0:
+        return Fraction(profit * value, max(cost, 1) * (collateral + 1))
+    return Fraction(profit * (collateral + 1), max(cost, 1) * max(value, 1))
 
 
 cdef class LossApi(CommandApi):
@@ -353,12 +377,13 @@ cdef class LossApi(CommandApi):
             if self.funding.perpetual(s):
                 seller.account = <int32_t>long_account
                 self._settle_fill_funding(&self.insts[instrument], &buyer, &seller, k)
+            # The short buys back and the long sells at the bankruptcy price.
             held = self.ledger.position(account, s)
-            held.pos += k
+            add_position(held, k, amount)
             self.funds.life.moved(s, held.pos - k, held.pos)
             self.funds.life.trim(account, s)
             held = self.ledger.position(long_account, s)
-            held.pos -= k
+            add_position(held, -k, amount)
             self.funds.life.moved(s, held.pos + k, held.pos)
             self.ledger.move(account, inst.quote_asset, -amount, 0)
             self.ledger.move(long_account, inst.quote_asset, amount, 0)
@@ -374,22 +399,22 @@ cdef class LossApi(CommandApi):
         return 0
 
     cdef list _ranked_longs(self, int64_t account, const Instrument* inst):
-        """[(account, position)] of the series' longs to deleverage, most
-        leveraged first: the value of the long at the mark over the account's
-        collateral (no entry price is kept, so the long's value stands for its
-        profit), then the larger position, then the lower account id. Frozen
-        accounts are left out: nothing of theirs may settle after their freeze."""
-        cdef int64_t acct, pos, value, collateral
+        """[(account, position)] of the series' longs to deleverage, first the
+        one with the highest adl_score (profit at the mark over cost, times or
+        over leverage: the module's docstring), then the larger position, then
+        the lower account id. Frozen accounts are left out: nothing of theirs
+        may settle after their freeze."""
+        cdef int64_t acct
+        cdef const Position* p
         ranked = []
         for acct in range(self.ledger.acct_cap):
             if acct == account or not self.ledger.is_open[acct]:
                 continue
-            pos = self.ledger.position(acct, inst.series).pos
-            if pos <= 0 or (self.funds.n_frozen and self.funds.is_frozen(acct)):
+            p = self.ledger.position(acct, inst.series)
+            if p.pos <= 0 or (self.funds.n_frozen and self.funds.is_frozen(acct)):
                 continue
-            value = notional(inst, inst.reference, pos)
-            collateral = self.margins.collateral(acct, False)
-            ranked.append((-(value * BPS // (collateral + 1)), -pos, acct))
+            score = adl_score(notional(inst, inst.reference, p.pos), p.cost, self.margins.collateral(acct, False))
+            ranked.append((-score, -p.pos, acct))
         ranked.sort()
         return [(acct, -neg_pos) for _, neg_pos, acct in ranked]
 

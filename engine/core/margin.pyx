@@ -144,7 +144,7 @@ cdef class Margin:
         for s in range(self.ledger.n_series):
             p = self.ledger.position(account, s)
             if p.pos or p.ask_open or p.bid_open:
-                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open, p.bid_open))
+                out.append(PositionInfo(self.series_inst[s], p.pos, p.ask_open, p.bid_open, p.cost))
         return out
 
     cdef tuple rates(self, int32_t series):

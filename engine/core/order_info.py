@@ -38,13 +38,17 @@ class MarginState(msgspec.Struct, frozen=True):
 
 class PositionInfo(msgspec.Struct, array_like=True, frozen=True):
     """An account's position in one option series (quantity units; negative is
-    short) and the open quantity of its sell and buy orders in it (also the
-    wire's element of ``Margin.positions``: new fields only at the end)."""
+    short), the open quantity of its sell and buy orders in it, and its cost
+    basis (premium ledger units paid for the contracts held, negative: received
+    for a short; docs/pools.md, "Cost basis") (also the wire's element of
+    ``Margin.positions``: new fields only at the end, with a default, so older
+    clients still decode it)."""
 
     instrument: int
     position: int
     open_sells: int
     open_buys: int
+    cost: int = 0
 
 
 class FundingState(msgspec.Struct, frozen=True):

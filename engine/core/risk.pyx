@@ -13,7 +13,7 @@ value, so no single balance exceeds 2**62.
 """
 
 from engine.core.instrument cimport fee, notional, reservation
-from engine.core.ledger cimport Position
+from engine.core.ledger cimport Position, add_position
 from engine.core.book cimport OrderWalk
 from engine.core.types cimport (ACCOUNT_IS_FROZEN, BUY, CREDIT, DEBIT, TRANSFER_OUT, DEPOSIT_GAP, DUPLICATE_DEPOSIT,
                                 FEE_ACCOUNT_NOT_FREEZABLE, INSUFFICIENT_MARGIN, MARGIN_NOT_SET, SELL,
@@ -145,11 +145,11 @@ cdef class Risk:
         e.maker_fee = maker_fee
         if inst.series >= 0:
             held = ledger.position(buyer.account, inst.series)
-            held.pos += q
+            add_position(held, q, n)
             held.bid_open -= q
             self.life.moved(inst.series, held.pos - q, held.pos)
             held = ledger.position(seller.account, inst.series)
-            held.pos -= q
+            add_position(held, -q, n)
             held.ask_open -= q
             self.life.moved(inst.series, held.pos + q, held.pos)
             ledger.has_options[buyer.account] = 1

@@ -14,7 +14,7 @@ import hashlib
 
 import numpy as np
 
-from libc.stdint cimport uint8_t
+from libc.stdint cimport int32_t, uint8_t
 
 from engine.core.book cimport OrderWalk
 from engine.core.instrument cimport (changed_bands, hash_words, in_static_band, read_bands, read_states,
@@ -79,6 +79,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     read_states(parts.insts, parts.n_inst, snap.instrument_state)
     ledger.read_haircuts([list(row) for row in snap.haircuts])
     accounts = ledger.read_part(snap, parts.max_accounts)
+    ledger.read_costs(snap, accounts, _unit_marks(parts, ledger.n_series) if snap.version < 6 else None)
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
     funding.read_part(snap.funding, accounts)
     pool.read_part(snap.main_pool, accounts)
@@ -107,6 +108,19 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     except AssertionError as err:
         raise ValueError(f"snapshot is inconsistent: {err}") from err
     return 0
+
+
+cdef list _unit_marks(const Parts* parts, int32_t n_series):
+    # Premium ledger units per quantity unit at each option series' mark (0: none),
+    # the linear factor of instrument.pxd's notional.
+    cdef int32_t i
+    cdef const Instrument* inst
+    marks = [0] * n_series
+    for i in range(parts.n_inst):
+        inst = &parts.insts[i]
+        if inst.series >= 0:
+            marks[inst.series] = inst.reference // inst.tick * inst.quote_per_tick_qty
+    return marks
 
 
 cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, MainPool pool,

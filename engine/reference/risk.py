@@ -11,6 +11,7 @@ from typing import NamedTuple
 from engine.assets import AssetSpec
 from engine.core.types import EventKind, Side
 from engine.instruments import InstrumentSpec
+from engine.reference.cost import add_position
 from engine.units import BPS, InstrumentUnits, instrument_units
 
 __all__ = [
@@ -99,7 +100,12 @@ class LedgerModel:
     moves ``n = notional(p, q)``: the buyer pays ``n`` plus its fee, the seller
     receives ``n`` less its fee, the fee account takes both fees; a spot fill
     moves ``q x base_per_qty`` of base from seller to buyer, an option fill
-    moves the position instead (buyer ``+q``, seller ``-q``). ``supply`` is
+    moves the position instead (buyer ``+q``, seller ``-q``) and both cost bases
+    (engine/reference/cost.py) by ``n``. A ``DELEVERAGED`` closes ``leaves`` of
+    the long (``account``) against the short (``maker_account``) for ``qty``
+    (balances as the transfer it is, positions and costs as a fill); a
+    ``POSITION_SETTLED`` closes a position in cash (its balance moves are
+    left out: the clearing counterparty's are not in the event). ``supply`` is
     credits minus debits per asset, which the totals must always sum to."""
 
     def __init__(self, terms: Sequence[InstrumentTerms], fee_account: int = 0):
@@ -107,6 +113,7 @@ class LedgerModel:
         self.fee_account = fee_account
         self.balance: dict[tuple[int, int], int] = {}    # (account, asset) -> total
         self.position: dict[tuple[int, int], int] = {}   # (account, instrument) -> quantity, short < 0
+        self.cost: dict[tuple[int, int], int] = {}       # (account, instrument) -> cost basis
         self.supply: dict[int, int] = {}                 # asset -> credits minus debits
 
     def total(self, account: int, asset: int) -> int:
@@ -116,6 +123,15 @@ class LedgerModel:
     def position_of(self, account: int, instrument: int) -> int:
         """The account's position in an option series (0 if none)."""
         return self.position.get((account, instrument), 0)
+
+    def cost_of(self, account: int, instrument: int) -> int:
+        """The cost basis of the account's position in an option series (0 if none)."""
+        return self.cost.get((account, instrument), 0)
+
+    def _trade(self, account: int, instrument: int, q: int, premium: int) -> None:
+        key = (account, instrument)
+        self.position[key], self.cost[key] = add_position(self.position_of(account, instrument),
+                                                          self.cost_of(account, instrument), q, premium)
 
     def apply(self, event) -> None:
         """Account for one event; events that move no balance are ignored."""
@@ -127,6 +143,15 @@ class LedgerModel:
             self.supply[event.asset] = self.supply.get(event.asset, 0) - event.qty
         elif event.kind == EventKind.FILL:
             self._settle(event)
+        elif event.kind == EventKind.DELEVERAGED:
+            quote = self.terms[event.instrument].units.quote_asset
+            self._add(event.maker_account, quote, -event.qty)
+            self._add(event.account, quote, event.qty)
+            self._trade(event.maker_account, event.instrument, event.leaves, event.qty)
+            self._trade(event.account, event.instrument, -event.leaves, event.qty)
+        elif event.kind == EventKind.POSITION_SETTLED:
+            self.position[(event.account, event.instrument)] = 0
+            self.cost[(event.account, event.instrument)] = 0
 
     def _add(self, account: int, asset: int, amount: int) -> None:
         self.balance[(account, asset)] = self.total(account, asset) + amount
@@ -142,8 +167,8 @@ class LedgerModel:
         self._add(seller, units.quote_asset, n - seller_fee)
         self._add(self.fee_account, units.quote_asset, e.fee + e.maker_fee)
         if terms.spec.option is not None:
-            self.position[(buyer, e.instrument)] = self.position_of(buyer, e.instrument) + e.qty
-            self.position[(seller, e.instrument)] = self.position_of(seller, e.instrument) - e.qty
+            self._trade(buyer, e.instrument, e.qty, n)
+            self._trade(seller, e.instrument, -e.qty, n)
         else:
             self._add(buyer, units.base_asset, e.qty * units.base_per_qty)
             self._add(seller, units.base_asset, -e.qty * units.base_per_qty)

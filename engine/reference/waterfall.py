@@ -1,12 +1,14 @@
 """The loss waterfall's arithmetic in plain Python (engine/core/losses.pyx and
 waterfall.pyx are the fast version; docs/pools.md, "Insurance pool and
 waterfall", states the rules): the liquidation penalty, what each step lends a
-bankrupt account and gets back, and how a deleveraged short's payment splits
-over the ranked longs. Tests drive the core and check its events against these."""
+bankrupt account and gets back, the order in which the opposite longs are
+deleveraged (by profit and leverage), and how a deleveraged short's payment
+splits over them. Tests drive the core and check its events against these."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 BPS = 10_000
 
@@ -70,11 +72,22 @@ def give_back(lent: dict[int, int], unused: int) -> dict[int, int]:
     return out
 
 
-def rank_longs(longs: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
-    """[(account, position)] most leveraged first, from [(account, position, value
-    at the mark, collateral)]: value x 10000 // (collateral + 1) descending, then
-    the larger position, then the lower account id."""
-    keyed = sorted((-(value * BPS // (collateral + 1)), -pos, acct) for acct, pos, value, collateral in longs)
+def adl_score(value: int, cost: int, collateral: int) -> Fraction:
+    """A long's deleveraging rank (higher: closed first), BitMEX's rule: with
+    profit = value at the mark - cost basis, profit ratio r = profit / max(cost, 1)
+    and leverage L = value / (collateral + 1), r x L if the long is in profit,
+    r / L (value at least 1) otherwise."""
+    profit = value - cost
+    ratio = Fraction(profit, max(cost, 1))
+    leverage = Fraction(max(value, 1) if profit <= 0 else value, collateral + 1)
+    return ratio * leverage if profit > 0 else ratio / leverage
+
+
+def rank_longs(longs: list[tuple[int, int, int, int, int]]) -> list[tuple[int, int]]:
+    """[(account, position)] to deleverage first to last, from [(account,
+    position, value at the mark, cost basis, collateral)]: adl_score descending,
+    then the larger position, then the lower account id."""
+    keyed = sorted((-adl_score(value, cost, collateral), -pos, acct) for acct, pos, value, cost, collateral in longs)
     return [(acct, -neg_pos) for _, neg_pos, acct in keyed]
 
 

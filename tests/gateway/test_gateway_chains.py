@@ -67,7 +67,8 @@ def test_a_chain_is_listed_read_covered_and_delisted(venue, clients):
         assert (balances.total, balances.reserved) == (2 * SHARE, 2 * SHARE)
         denied = holder.debit(poor, TSLA_ASSET, SHARE)
         assert isinstance(denied, Reject) and denied.code == Code.INSUFFICIENT_BALANCE
-        assert holder.margin().positions == [PositionInfo(call, -200, 0, 0)]
+        premium = 200 * (100_000 // 100) * 100                        # as the put: tick 100, 100 units a tick
+        assert holder.margin().positions == [PositionInfo(call, -200, 0, 0, -premium)]   # its cost: received
         assert mm.chain(TSLA_ASSET).series[1].open_interest == 200
 
         refused = ops.close_series(call)

@@ -57,12 +57,12 @@ def test_option_series_margin_call_and_liquidation(venue, clients):
         assert isinstance(too_many, Reject) and too_many.code == Code.INSUFFICIENT_MARGIN
         assert "initial margin" in too_many.text
         assert isinstance(holder.place(PUT, Side.SELL, 10_000, PUT_MARK), Ack)
-        premium = 10_000 * (PUT_MARK // 100) * 100                      # USDC ledger units
-        premium -= premium * 3 // 10_000                                 # taker fee
+        gross = 10_000 * (PUT_MARK // 100) * 100                        # USDC ledger units
+        premium = gross - gross * 3 // 10_000                            # less the taker fee
         collateral = 17_501 * E8 + premium * 100                         # TSLA.M less haircut, USDC 1 + premium
         margin = holder.margin()
         assert margin == Margin(margin.request_id, poor, collateral, collateral, 10_000 * PUT_IM,
-                                10_000 * PUT_MM, [PositionInfo(PUT, -10_000, 0, 0)])
+                                10_000 * PUT_MM, [PositionInfo(PUT, -10_000, 0, 0, -gross)])   # cost: received
         denied = retail.margin(poor)
         assert isinstance(denied, Reject) and denied.code == GatewayReject.NOT_AUTHORIZED
         assert ops.margin_calls().accounts == []

@@ -167,10 +167,14 @@ def test_market_data_round_trip():
 
 
 # Bytes of the query replies built from core query results, pinned from the
-# build before the gateway became a package (OpenOrders, Margin, MarginCalls).
+# build before the gateway became a package (OpenOrders, Margin, MarginCalls);
+# a position has since gained its cost basis at the end (MARGIN_BYTES), and the
+# old bytes without it still decode, with cost 0 (OLD_MARGIN_BYTES).
 OPEN_ORDERS_BYTES = bytes.fromhex("919423070392980b0c01026405000198ffcf40000000000000000001fd070200")
 MARGIN_BYTES = bytes.fromhex("9198270804cf000000e8d4a51000cf000000d18c2e2800cf0000000ba43b7400cf00000006fc23ac00"
-                             "929404d09ccc960094051e0002")
+                             "929504d09ccc96000095051e000200")
+OLD_MARGIN_BYTES = bytes.fromhex("9198270804cf000000e8d4a51000cf000000d18c2e2800cf0000000ba43b7400cf00000006fc23ac00"
+                                 "929404d09ccc960094051e0002")
 MARGIN_CALLS_BYTES = bytes.fromhex("91932809929301ce3b9aca00ce7735940093040007")
 
 
@@ -185,6 +189,7 @@ def test_query_replies_keep_their_bytes():
     assert reply == Margin(8, 4, 10**12, 9 * 10**11, 5 * 10**10, 3 * 10**10, positions)
     assert REPLY_ENCODER.encode([reply]) == MARGIN_BYTES
     assert REPLY_DECODER.decode(MARGIN_BYTES) == [reply]
+    assert REPLY_DECODER.decode(OLD_MARGIN_BYTES) == [reply]
     calls = [(1, MarginState(10**9, 0, 0, 2 * 10**9)), (4, MarginState(0, 5, 6, 7))]
     assert REPLY_ENCODER.encode([MarginCalls(9, [from_core(MarginCall, m, account=a) for a, m in calls])]) \
         == MARGIN_CALLS_BYTES
