@@ -610,3 +610,69 @@ def test_a_frozen_long_is_not_deleveraged_and_the_pools_pay_only_for_what_closes
     assert eng.balances(SHORT)[USDC][0] == 0
     assert supply(eng) == start
     eng.check_integrity()
+
+
+
+def profit_scene():
+    """LONG buys 300 puts at $160 with $2,000 and LONG2 200 at $900 with $2,000,
+    both from SHORT (15 TSLA.M); then TSLA.M gaps to $150 and the put's mark to
+    $1,000: LONG's profit is 525% with little leverage, LONG2's 11% with ten
+    times as much."""
+    eng = MatchingEngine(risk=True, fee_account=FEE)
+    for spec in DEFAULT_ASSETS:
+        eng.add_asset(spec)
+    for spec in SPECS:
+        eng.add_instrument(spec)
+    for acct in ACCOUNTS[1:]:
+        eng.open_account(acct)
+    eng.set_pools(INSURANCE, MAIN, **POOLS)
+    eng.credit(INSURANCE, USDC, 1_000 * DOLLAR)
+    eng.credit(MAIN, USDC, 10_000 * DOLLAR)
+    eng.set_asset_price(USDC, USD)
+    eng.set_asset_price(TSLA, 250 * USD)
+    eng.set_reference_price(SPOT, 2_500_000)
+    eng.set_bands(PUT, 2_000, 0)
+    eng.set_option_risk(PUT, 4 * USD, 3 * USD)
+    eng.credit(SHORT, TSLA, 15 * SHARE)
+    eng.credit(LONG, USDC, 2_000 * DOLLAR)
+    eng.credit(LONG2, USDC, 2_000 * DOLLAR)
+    eng.set_reference_price(PUT, 1_600_000)
+    eng.new_order(PUT, SHORT, Side.SELL, 300, 1_600_000)
+    eng.new_order(PUT, LONG, Side.BUY, 300, 1_600_000)
+    eng.set_reference_price(PUT, 9_000_000)
+    eng.new_order(PUT, SHORT, Side.SELL, 200, 9_000_000)
+    eng.new_order(PUT, LONG2, Side.BUY, 200, 9_000_000)
+    assert [p.position for p in eng.positions(SHORT)] == [-500]
+    eng.set_asset_price(TSLA, 150 * USD)
+    eng.set_reference_price(SPOT, 1_500_000)
+    eng.set_reference_price(PUT, MARK)
+    eng.set_option_risk(PUT, 12 * USD, 10 * USD)
+    return eng
+
+
+def test_adl_closes_the_more_profitable_long_before_the_more_leveraged_one():
+    """Ranked by profit and leverage, LONG is closed first; ranked by leverage
+    only (the rule before cost bases) it was LONG2 (checked: this test fails on
+    the old build with [LONG2, LONG])."""
+    eng = profit_scene()
+    start = supply(eng)
+    ev = eng.liquidate(SHORT)
+    assert [(e.account, e.leaves) for e in ev if e.kind == EventKind.DELEVERAGED] == [(LONG, 300), (LONG2, 200)]
+    assert supply(eng) == start
+    eng.check_integrity()
+    assert eng.positions(LONG) == eng.positions(LONG2) == eng.positions(SHORT) == []
+
+
+def test_the_adl_ranking_follows_the_reference_and_differs_from_leverage_only():
+    """The engine's own figures (value at the mark, cost basis, collateral) in
+    the reference ranking give the order above; leverage alone the other."""
+    eng = profit_scene()
+    longs = [(a, p.position, p.position * 10 * DOLLAR, p.cost, eng.collateral_value(a))
+             for a in (LONG2, LONG) for p in eng.positions(a)]
+    assert [row[3] for row in longs] == [1_800 * DOLLAR, 480 * DOLLAR]
+    assert ref.rank_longs(longs) == [(LONG, 300), (LONG2, 200)]
+    leverage_only = sorted(longs, key=lambda row: -(row[2] * 10_000 // (row[4] + 1)))
+    assert [row[0] for row in leverage_only] == [LONG2, LONG]
+    # a long at a loss ranks after every profitable one; among losers the more leveraged first
+    losers = [(5, 100, 100, 200, 1_000), (6, 100, 100, 200, 10)]
+    assert ref.rank_longs(longs + losers) == [(LONG, 300), (LONG2, 200), (6, 100), (5, 100)]
