@@ -66,8 +66,8 @@ cdef object adl_score(object value, object cost, object collateral):
     account's collateral (USD x 1e8). With profit = value - cost, profit ratio
     r = profit / max(cost, 1) and leverage L = value / (collateral + 1):
     r x L for a profitable long, r / L (value at least 1) for the others, so
-    the most profitable and most leveraged go first and, among losers, the
-    smallest loss per leverage."""
+    the most profitable and most leveraged go first, and among the others the
+    smaller loss ratio and the more leveraged."""
     profit = value - cost
     if profit > 0:
         return Fraction(profit * value, max(cost, 1) * (collateral + 1))
