@@ -19,6 +19,7 @@ from engine.core.types import CommandKind, EventKind, OrderType, SelfTrade, Side
 from engine.defaults import DEFAULT_ASSETS, DEFAULT_INSTRUMENTS, DEFAULT_OPTIONS
 from engine.reference import cost as ref
 from engine.reference.risk import InstrumentTerms, LedgerModel
+from engine.units import VALUE_LIMIT
 
 SPECS = DEFAULT_INSTRUMENTS + DEFAULT_OPTIONS
 INSTRUMENT = {s.symbol: i for i, s in enumerate(SPECS)}
@@ -178,10 +179,15 @@ def test_a_version_5_snapshot_loads_each_cost_at_the_mark():
     restored.check_integrity()
 
 
+def _over_the_limit(costs):
+    return np.where(costs > 0, VALUE_LIMIT + 1, costs)
+
+
 @pytest.mark.parametrize("costs", [
     lambda c: c[:-8],                                        # the wrong size
     lambda c: (-np.frombuffer(c, dtype=np.int64)).tobytes(),   # a long with a negative cost
     lambda c: np.ones(len(c) // 8, dtype=np.int64).tobytes(),  # a flat position with a cost
+    lambda c: _over_the_limit(np.frombuffer(c, dtype=np.int64)).tobytes(),   # a long past VALUE_LIMIT
 ])
 def test_a_corrupt_costs_section_is_refused(costs):
     eng = make_engine()
@@ -259,3 +265,10 @@ def test_the_reference_rule_keeps_the_cost_on_the_positions_side(pos, q, unit, s
     assert after == pos + q
     assert (new == 0) if after == 0 else (new >= 0 if after > 0 else new <= 0)
     assert ref.realised(pos, cost, q, unit * abs(q)) == (unit * abs(q) if q < 0 else -unit * abs(q)) + new - cost
+
+
+def test_the_cost_saturates_at_the_value_limit():
+    """Only wash trades of more than all the money there is could push a cost
+    past VALUE_LIMIT (2**62); it stops there instead of overflowing int64."""
+    assert ref.add_position(10, VALUE_LIMIT - 5, 1, 100) == (11, VALUE_LIMIT)
+    assert ref.add_position(-10, -VALUE_LIMIT + 5, -1, 100) == (-11, -VALUE_LIMIT)

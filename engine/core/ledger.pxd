@@ -1,6 +1,6 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
-from engine.core.types cimport INSUFFICIENT_BALANCE
+from engine.core.types cimport INSUFFICIENT_BALANCE, VALUE_LIMIT
 
 # A cost basis share is a cost times a quantity.
 cdef extern from *:
@@ -39,13 +39,20 @@ cdef inline void add_position(Position* p, int64_t q, int64_t premium) noexcept 
     adding to a side adds the signed premium; closing part keeps cost x
     remaining / held, truncated toward zero (the rest is realised); closing all
     leaves 0; flipping keeps the new side's share of the signed premium,
-    premium x new / |q|, truncated toward zero. engine/reference/cost.py is
-    the same rule in plain Python."""
+    premium x new / |q|, truncated toward zero. The cost saturates at
+    +-VALUE_LIMIT (a premium is at most a balance, below VALUE_LIMIT, so the
+    sum cannot overflow first): only wash trades of more than all the money
+    there is could reach it. engine/reference/cost.py is the same rule in
+    plain Python."""
     cdef int64_t before = p.pos
     cdef int64_t signed_premium = premium if q > 0 else -premium
     p.pos = before + q
     if before == 0 or (before > 0) == (q > 0):
         p.cost += signed_premium
+        if p.cost > VALUE_LIMIT:
+            p.cost = VALUE_LIMIT
+        elif p.cost < -VALUE_LIMIT:
+            p.cost = -VALUE_LIMIT
     elif p.pos == 0:
         p.cost = 0
     elif (p.pos > 0) == (before > 0):

@@ -342,8 +342,10 @@ cdef class Ledger:
 
 
 cdef bint _cost_fits(int64_t pos, int64_t cost) noexcept:
-    # A flat position costs nothing; a long's cost is >= 0, a short's <= 0.
-    return (cost == 0) if pos == 0 else (cost >= 0 if pos > 0 else cost <= 0)
+    # A flat position costs nothing; a long's cost is in [0, VALUE_LIMIT], a short's in [-VALUE_LIMIT, 0].
+    if pos == 0:
+        return cost == 0
+    return 0 <= cost <= VALUE_LIMIT if pos > 0 else -VALUE_LIMIT <= cost <= 0
 
 
 cdef void* _regrow(void* ptr, Py_ssize_t count, Py_ssize_t item) except NULL:

@@ -4,6 +4,8 @@ premium paid for the contracts held, by the average-cost method."""
 
 from __future__ import annotations
 
+from engine.units import VALUE_LIMIT
+
 
 def _truncated(numerator: int, denominator: int) -> int:
     # Integer division rounding toward zero, as C's (the core's cdivision).
@@ -17,11 +19,12 @@ def add_position(pos: int, cost: int, q: int, premium: int) -> tuple[int, int]:
     signed premium (+ bought, - sold); closing part keeps cost x remaining /
     held, truncated toward zero, the rest realised; closing all leaves 0;
     flipping keeps the new side's share of the signed premium,
-    premium x new / |q|, truncated toward zero."""
+    premium x new / |q|, truncated toward zero. The cost saturates at
+    +-VALUE_LIMIT."""
     signed = premium if q > 0 else -premium
     after = pos + q
     if pos == 0 or (pos > 0) == (q > 0):
-        return after, cost + signed
+        return after, max(-VALUE_LIMIT, min(VALUE_LIMIT, cost + signed))
     if after == 0:
         return 0, 0
     if (after > 0) == (pos > 0):
