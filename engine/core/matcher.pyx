@@ -81,6 +81,10 @@ cdef class MatchingEngine(PoolApi):
             return self._pool_redeem(c)
         if c.kind == POOL_MARK:
             return self._pool_mark(c)
+        if c.kind == POOL_DEPOSIT_REQUEST:
+            return self._pool_deposit_request(c)
+        if c.kind == POOL_CANCEL:
+            return self._pool_cancel(c)
         if c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN:
             return self._transfer(c)
         if c.kind == SWEEP_FEES:
@@ -558,6 +562,7 @@ cdef class MatchingEngine(PoolApi):
         e.price = maintenance
         e.leaves = value
         self._cancel_account(acct, -1, LIQUIDATION)
+        self._pool_release(acct)
         plan = self.margins.plan(acct)
         plan.step_lots = self.losses.step_lots
         self.ev[head].qty = self._run_plan(&plan)
@@ -582,6 +587,7 @@ cdef class MatchingEngine(PoolApi):
         head = self.ev_n
         self._emit(ACCOUNT_FROZEN).account = c.account
         self.ev[head].qty = self._cancel_account(c.account, -1, FROZEN)
+        self._pool_release(c.account)
         return 0
 
     # ------------------------------------------------------------------
@@ -734,9 +740,9 @@ cdef class MatchingEngine(PoolApi):
         e.reason = reason
         e.instrument = c.instrument
         # Echo the id the command carries: the order a cancel or an amend names,
-        # the vault deposit id of a credit or a deposit skip, the redemption request executed, a transfer's id.
+        # the vault deposit id of a credit or a deposit skip, the pool request executed or cancelled, a transfer's id.
         e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
-                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM
+                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM or c.kind == POOL_CANCEL
                       or c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN else 0)
         e.client_order_id = c.client_order_id
         e.account = c.account
