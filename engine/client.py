@@ -100,8 +100,8 @@ from engine.schemas_options import (
 )
 from engine.schemas_insurance import FeesSwept, GetInsurance, Insurance, SweepFees
 from engine.schemas_perpetual import Fund, Funded
-from engine.schemas_pools import (DepositRequested, GetPoolInfo, PoolCancel, PoolDeposit, PoolInfo, PoolMarked, PoolPaid,
-                                  PoolRedeem, RedemptionRequested, RequestCancelled)
+from engine.schemas_pools import (DepositRequested, GetPoolInfo, PoolCancel, PoolDeposit, PoolInfo, PoolMarked,
+                                  PoolPaid, PoolRedeem, RedemptionRequested, RequestCancelled)
 from engine.schemas_replication import FindOrder, OrderFound
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,

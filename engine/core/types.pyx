@@ -71,7 +71,7 @@ REJECT_TEXT = {
     Reject.POOL_EQUITY_GUARD: "the pool's equity would fall below its initial margin times the equity multiplier",
     Reject.POOL_NAV_UNSET: "the pool's NAV has no price: a held asset or option position is not priced",
     Reject.UNKNOWN_REDEMPTION: "no pending pool request (redemption or deposit) has this id",
-    Reject.POOL_REQUEST_DUE: "the deposit request is due: it executes at the pool's NAV now and can no longer be cancelled",
+    Reject.POOL_REQUEST_DUE: "the deposit request is due: it executes at the pool's NAV now, it cannot be cancelled",
     Reject.POOL_REQUEST_PENDING: "the account already has a pending deposit request (cancel it or wait for it)",
     Reject.TRANSFER_DUPLICATE: "transfer already applied on this shard (each transfer id applies once)",
     Reject.TRANSFER_GAP: "transfer number skips one: transfers between two shards apply in order",
