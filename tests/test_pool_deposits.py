@@ -159,6 +159,28 @@ def test_a_freeze_or_a_liquidation_releases_the_pending_deposit():
     eng.check_integrity()
 
 
+def test_an_expiry_shortfall_releases_the_pending_deposit_so_the_short_pays_with_it():
+    """A short whose cash settlement exceeds its free balance must pay with what its
+    deposit request holds reserved too; else it would keep that money (cancel, then
+    withdraw) while its longs, or the pools, took the loss."""
+    from datetime import datetime, timezone
+
+    eng = seeded()
+    eng.open_account(SMALL)
+    eng.credit(SMALL, USDC, 30_000 * 10**6)
+    trade(eng, SMALL, 3, DATED, 100, REFERENCE[DATED], ts=12)               # short one BTC call
+    rid = request(eng, SMALL, 15_000 * 10**6, ts=13)
+    held = eng.balances(SMALL)[USDC][0]                                     # 30,000 + the premium, less fees
+    long_before = eng.balances(3)[USDC][0]
+    expiry = int(datetime(2026, 12, 31, 8, tzinfo=timezone.utc).timestamp()) * NS_PER_S
+    events = eng.settle_series(DATED, 1_400_000_000, ts=expiry)             # $140,000: it owes $40,000
+    assert [(e.kind, e.order_id) for e in events if e.kind == EventKind.POOL_REQUEST_CANCELLED] == [
+        (EventKind.POOL_REQUEST_CANCELLED, rid)]
+    assert eng.balances(SMALL)[USDC] == (0, 0)
+    assert eng.balances(3)[USDC][0] - long_before == held                   # all it had went to the long
+    eng.check_integrity()
+
+
 def test_pending_deposits_are_their_own_snapshot_section_and_replay_the_same():
     eng = seeded()
     rid = request(eng, 2, 1_000 * 10**6, ts=10)

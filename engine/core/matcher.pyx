@@ -281,7 +281,9 @@ cdef class MatchingEngine(PoolApi):
         return 0
 
     cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1:
-        """Cancel the account's resting orders (in one instrument, or all for -1); returns how many."""
+        """Cancel the account's resting orders (in one instrument, or all for -1); returns how many.
+        With -1 (a liquidation, a freeze, an expiry's shortfall) also its pending pool deposit
+        request: what it reserved must be free to pay what the account owes."""
         cdef int32_t slot, nxt
         cdef int count = 0
         slot = self.books.acct_head[account] if account < self.books.acct_cap else -1
@@ -291,6 +293,8 @@ cdef class MatchingEngine(PoolApi):
                 self._cancel_slot(slot, reason)
                 count += 1
             slot = nxt
+        if instrument == -1:
+            self._pool_release(account)
         return count
 
     cdef int _set_state(self, const CommandRec* c) except -1:
@@ -562,7 +566,6 @@ cdef class MatchingEngine(PoolApi):
         e.price = maintenance
         e.leaves = value
         self._cancel_account(acct, -1, LIQUIDATION)
-        self._pool_release(acct)
         plan = self.margins.plan(acct)
         plan.step_lots = self.losses.step_lots
         self.ev[head].qty = self._run_plan(&plan)
@@ -587,7 +590,6 @@ cdef class MatchingEngine(PoolApi):
         head = self.ev_n
         self._emit(ACCOUNT_FROZEN).account = c.account
         self.ev[head].qty = self._cancel_account(c.account, -1, FROZEN)
-        self._pool_release(c.account)
         return 0
 
     # ------------------------------------------------------------------
