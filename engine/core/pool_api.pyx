@@ -285,9 +285,7 @@ cdef class PoolApi(ChainApi):
                 # Due and executable: cancelling now would let the provider watch the
                 # NAV after the cooldown and back out whenever it moved against it.
                 return self._reject(c, POOL_REQUEST_DUE)
-            self.ledger.release(account, p.asset, qty)
-            p.deposit_done(c.order_id)
-            return self._pool_request_event(POOL_REQUEST_CANCELLED, c.order_id, account, p.asset, qty, 0)
+            return self._pool_release(account)
         if c.order_id in p.pending:
             account, qty, due = p.pending[c.order_id]
             if account != c.account:
@@ -298,7 +296,9 @@ cdef class PoolApi(ChainApi):
 
     cdef int _pool_release(self, int64_t account) except -1:
         """Cancel the account's pending deposit request, if any, releasing its
-        reservation (a freeze or a liquidation: the money is the account's again)."""
+        reservation: its owner's cancel, or a liquidation, a freeze or an expiry's
+        shortfall (matcher.pyx _cancel_account), after which the money pays what
+        the account owes."""
         cdef MainPool p = self.pool
         cdef int64_t rid, qty
         if not p.configured or account not in p.depositing:
