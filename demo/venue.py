@@ -28,6 +28,7 @@ from demo.venue_config import (
     EXPIRES_AFTER_S,
     PERPETUAL,
     POOL_COOLDOWN_S,
+    POOL_DEPOSIT_COOLDOWN_S,
     POOL_FEE_BPS,
     SHARE,
     TSLA_BTC,
@@ -230,7 +231,7 @@ class VenueRun:
         that deposits now and redeems after the cooldown: (seed, provider)."""
         name, amount = SEED
         seed = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
-                           cooldown_s=POOL_COOLDOWN_S)
+                           cooldown_s=POOL_COOLDOWN_S, deposit_cooldown_s=POOL_DEPOSIT_COOLDOWN_S)
         refused = seed.deposit()
         seed.client.close()
         if refused:
@@ -238,13 +239,13 @@ class VenueRun:
         start_quoter(self.group, write_pools_config(self.run, keys, gateway.orders))
         name, amount = PROVIDER
         provider = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
-                               cooldown_s=POOL_COOLDOWN_S)
+                               cooldown_s=POOL_COOLDOWN_S, deposit_cooldown_s=POOL_DEPOSIT_COOLDOWN_S)
         refused = provider.deposit()
         if refused:
             raise ProcessError(f"{name}'s pool deposit was refused: {refused}")
         self.say(f"pool: {seed.name} seeded it with {seed.amount / 1e6:,.0f} USDC, the quoting process runs, "
                  f"{name} deposited {amount / 1e6:,.0f} USDC for {provider.shares / 1e6:,.2f} {SHARE} "
-                 f"(cooldown {POOL_COOLDOWN_S} s)")
+                 f"after its {POOL_DEPOSIT_COOLDOWN_S} s deposit cooldown (redemption cooldown {POOL_COOLDOWN_S} s)")
         return seed, provider
 
     def _exit_and_withdraw(self, chain: DemoChain, ops: Client):

@@ -53,13 +53,14 @@ EXPIRES_AFTER_S = 45               # the expiring series: this long after the co
 SETTLEMENT_WINDOW_S = 5            # its TWAP window (the feed's default 30 minutes outlasts a run)
 POOL, SHARE = "pool", "MPS"
 POOL_COOLDOWN_S = 10               # short, so a provider's redemption executes within the run
+POOL_DEPOSIT_COOLDOWN_S = 2        # short, so the demo's set-up does not wait long for its deposits
 POOL_FEE_BPS = 10
 
 # the main pool (docs/pools.md): LPs deposit USDC for MPS shares; samples every 2 s over a
 # window of 5, so the time-weighted NAV follows the run
 _POOLS = {"main_account": 10, "main": {"asset": "USDC", "share_asset": SHARE, "nav_window": 5,
                                        "cooldown_s": POOL_COOLDOWN_S, "withdrawal_fee_bps": POOL_FEE_BPS,
-                                       "nav_sample_s": 2}}
+                                       "nav_sample_s": 2, "deposit_cooldown_s": POOL_DEPOSIT_COOLDOWN_S}}
 
 # WETH, priced by the feed process's synthetic ETH source; held by the BTC market maker as collateral
 _EXTRA_ASSETS = [{"symbol": "WETH", "decimals": 18, "ledger_decimals": 9, "haircut_bps": 1_500, "usd_price": "3000"},

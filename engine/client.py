@@ -100,14 +100,16 @@ from engine.schemas_options import (
 )
 from engine.schemas_insurance import FeesSwept, GetInsurance, Insurance, SweepFees
 from engine.schemas_perpetual import Fund, Funded
-from engine.schemas_pools import GetPoolInfo, PoolDeposit, PoolInfo, PoolMarked, PoolPaid, PoolRedeem, RedemptionRequested
+from engine.schemas_pools import (DepositRequested, GetPoolInfo, PoolCancel, PoolDeposit, PoolInfo, PoolMarked,
+                                  PoolPaid, PoolRedeem, RedemptionRequested, RequestCancelled)
 from engine.schemas_replication import FindOrder, OrderFound
 
 _BY_REQUEST_ID = (MassCancelled, StateChanged, ReferenceSet, Credited, Debited, AssetPriceSet, DepositSkipped,
                   OptionRiskSet, Liquidated, AccountFrozen, LoggedOn, Pong, Balances, OpenOrders, BookSnapshot, Instruments,
                   Status, Margin, MarginCalls, BandsSet, HaircutSet, Funded,
                   SeriesListed, SeriesClosed, CoveringSet, Chain, GreeksPublished, PoolPaid, RedemptionRequested,
-                  PoolMarked, OrderFound, Insurance, FeesSwept, PoolInfo, *SHARD_REPLIES)
+                  PoolMarked, OrderFound, Insurance, FeesSwept, PoolInfo, DepositRequested, RequestCancelled,
+                  *SHARD_REPLIES)
 
 
 class ClientKeys(NamedTuple):
@@ -544,22 +546,50 @@ class Client:
         """Cover the account's call sells with the underlying it holds (or stop)."""
         return self.request(*self._requests.by_request_id(CoverCalls, covering, account))
 
-    def pool_deposit(self, pool: int, amount: int, *, account: int = OWN_ACCOUNT) -> list[PoolPaid] | Reject:
-        """Deposit ``amount`` ledger units of the pool asset into the pool whose share
-        asset is ``pool``: [asset paid in, shares received], or why not."""
-        return self._pool_paid(*self._requests.by_request_id(PoolDeposit, pool, amount, account))
+    def pool_deposit(self, pool: int, amount: int, *, account: int = OWN_ACCOUNT) -> DepositRequested | Reject:
+        """Request a deposit of ``amount`` ledger units of the pool asset into the pool
+        whose share asset is ``pool`` (reserved now; the pool's clock executes it after
+        the deposit cooldown: ``pool_deposit_paid``), or why not."""
+        return self.request(*self._requests.by_request_id(PoolDeposit, pool, amount, account))
+
+    def pool_deposit_paid(self, request: int, timeout: float | None = None) -> list[PoolPaid]:
+        """Wait for the execution of deposit request ``request`` (by the pool's clock,
+        or by ``pool_execute``): [asset paid in, shares received]. Other replies stay
+        in ``events``; TimeoutError if the execution does not come in time."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        paid: list[PoolPaid] = []
+        while True:
+            keep = []
+            for reply in self.events:
+                (paid if isinstance(reply, PoolPaid) and reply.redemption == request else keep).append(reply)
+            self.events.clear()
+            self.events.extend(keep)
+            if len(paid) >= 2:
+                return paid
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"deposit request {request} was not executed within the timeout")
+            try:
+                self.events.extend(self.recv(left))
+            except TimeoutError:
+                pass
+
+    def pool_cancel(self, pool: int, request: int, *, account: int = OWN_ACCOUNT) -> RequestCancelled | Reject:
+        """Cancel pending request ``request`` (a deposit's reservation is released), or why not."""
+        return self.request(*self._requests.by_request_id(PoolCancel, pool, request, account))
 
     def pool_redeem(self, pool: int, shares: int, *, account: int = OWN_ACCOUNT) -> RedemptionRequested | Reject:
         """Request the redemption of ``shares``; execute it with pool_execute after the cooldown."""
         return self.request(*self._requests.by_request_id(PoolRedeem, pool, shares, 0, account))
 
     def pool_execute(self, pool: int, redemption: int, *, account: int = OWN_ACCOUNT) -> list[PoolPaid] | Reject:
-        """Execute redemption request ``redemption``: [shares paid back, pool asset
-        received less the withdrawal fee], or why not (e.g. the cooldown is not over)."""
+        """Execute request ``redemption``: [shares paid back, pool asset received less
+        the withdrawal fee] for a redemption, [asset paid in, shares received] for a
+        deposit request, or why not (e.g. the cooldown is not over)."""
         return self._pool_paid(*self._requests.by_request_id(PoolRedeem, pool, 0, redemption, account))
 
     def pool_info(self) -> PoolInfo | Reject:
-        """The main pool's NAV, NAV per share, shares, pending redemptions and terms;
+        """The main pool's NAV, NAV per share, shares, pending requests and terms;
         a Reject NO_POOL (111) when the venue has none."""
         return self.request(*self._requests.by_request_id(GetPoolInfo))
 

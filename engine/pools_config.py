@@ -24,6 +24,7 @@ class MainPoolSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     share_asset: str                 # the pool share, a listed asset with the pool asset's ledger decimals
     nav_window: int = 12             # POOL_MARK samples the time-weighted NAV averages (0: spot NAV only)
     cooldown_s: int = 86_400         # a redemption request executes no earlier than this after it
+    deposit_cooldown_s: int = 3_600  # a deposit request executes no earlier than this after it (docs/pools.md)
     withdrawal_fee_bps: int = 10     # of each redemption, kept by the pool
     equity_multiplier_bps: int = 20_000  # redemptions keep equity >= initial margin x this / 10000
     nav_sample_s: int = 60           # the gateway runs a POOL_MARK this often (0: never; a runtime setting)
@@ -58,6 +59,7 @@ class MainPoolTerms(msgspec.Struct, frozen=True, kw_only=True):
     cooldown_ns: int
     withdrawal_fee_bps: int
     equity_multiplier_bps: int
+    deposit_cooldown_ns: int = 0     # a genesis written before deposit requests has none
 
 
 class PoolsSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,8 +126,9 @@ def main_pool_terms(pools: PoolsSection | None, assets) -> MainPoolTerms | None:
         raise ValueError(f"[pools.main] {main.share_asset} needs the ledger_decimals of {main.asset}")
     if not 0 <= main.nav_window <= MAX_NAV_WINDOW:
         raise ValueError(f"[pools.main] nav_window must be in [0, {MAX_NAV_WINDOW}]")
-    if not 0 <= main.cooldown_s <= 365 * 86_400:
-        raise ValueError("[pools.main] cooldown_s must be in [0, one year]")
+    for name in ("cooldown_s", "deposit_cooldown_s"):
+        if not 0 <= getattr(main, name) <= 365 * 86_400:
+            raise ValueError(f"[pools.main] {name} must be in [0, one year]")
     if not 0 <= main.withdrawal_fee_bps < BPS:
         raise ValueError(f"[pools.main] withdrawal_fee_bps must be in [0, {BPS})")
     if main.nav_sample_s < 0:
@@ -135,7 +138,8 @@ def main_pool_terms(pools: PoolsSection | None, assets) -> MainPoolTerms | None:
     return MainPoolTerms(account=pools.main_account, asset=ids[main.asset], share_asset=ids[main.share_asset],
                          nav_window=main.nav_window, cooldown_ns=main.cooldown_s * NS_PER_S,
                          withdrawal_fee_bps=main.withdrawal_fee_bps,
-                         equity_multiplier_bps=main.equity_multiplier_bps)
+                         equity_multiplier_bps=main.equity_multiplier_bps,
+                         deposit_cooldown_ns=main.deposit_cooldown_s * NS_PER_S)
 
 
 def load_pools(path) -> PoolsSection:

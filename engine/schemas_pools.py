@@ -1,8 +1,9 @@
-"""Wire messages of the main pool (docs/pools.md): a provider's PoolDeposit and
-PoolRedeem requests, the replies of the pool's three event kinds: PoolPaid
-(each movement of a deposit or a redemption), RedemptionRequested and
-PoolMarked; and the GetPoolInfo query with its PoolInfo answer (request tag 48,
-reply tag 44). engine/schemas.py registers them in its request and reply unions."""
+"""Wire messages of the main pool (docs/pools.md): a provider's PoolDeposit,
+PoolRedeem and PoolCancel (request tag 49) requests, the replies of the pool's
+event kinds: PoolPaid (each movement of a deposit or a redemption),
+RedemptionRequested, PoolMarked, DepositRequested (55) and RequestCancelled (56);
+and the GetPoolInfo query with its PoolInfo answer (request tag 48, reply tag
+44). engine/schemas.py registers them in its request and reply unions."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from engine.units import POOL_PPS_SCALE
 
 
 class PoolDeposit(msgspec.Struct, **request_config(39)):
-    """Deposit ``amount`` ledger units of the pool's asset into the pool whose share
-    asset is ``pool``, for shares minted at the deposit NAV per share. Answered by
-    two PoolPaid (the asset paid in, the shares received) or a Reject."""
+    """Request a deposit of ``amount`` ledger units of the pool's asset into the pool
+    whose share asset is ``pool``: the amount is reserved now, and once the deposit
+    cooldown has passed the gateway's pool clock executes the request, minting
+    shares at the deposit NAV per share then (two PoolPaid, sent to the provider's
+    sessions). Answered by DepositRequested or a Reject."""
 
     request_id: I64
     pool: I32
@@ -25,14 +28,27 @@ class PoolDeposit(msgspec.Struct, **request_config(39)):
 
 class PoolRedeem(msgspec.Struct, **request_config(40)):
     """With ``redemption`` 0: request the redemption of ``shares`` (answered by
-    RedemptionRequested); with a request id, once its cooldown is over: execute it
-    (answered by two PoolPaid: the shares paid back, the pool asset received less
-    the withdrawal fee). Or a Reject saying why not."""
+    RedemptionRequested); with a request id of the sender's, once its cooldown is
+    over: execute it (answered by two PoolPaid: for a redemption the shares paid
+    back and the pool asset received less the withdrawal fee; for a deposit
+    request the asset paid in and the shares received). Or a Reject saying why not."""
 
     request_id: I64
     pool: I32
     shares: I64 = 0
     redemption: I64 = 0
+    account: I64 = -1
+
+
+class PoolCancel(msgspec.Struct, **request_config(49)):
+    """Cancel the sender's pending request ``request``: a redemption request any time,
+    a deposit request before it is due (or while it cannot execute), releasing its
+    reserved amount. Answered by RequestCancelled or a Reject (POOL_REQUEST_DUE:
+    the deposit executes at the NAV now instead)."""
+
+    request_id: I64
+    pool: I32
+    request: I64
     account: I64 = -1
 
 
@@ -47,7 +63,8 @@ class PoolPaid(msgspec.Struct, **reply_config(24)):
     """One movement between a provider and the pool: ``amount`` ledger units of
     ``asset`` paid to the pool (negative: received), at ``nav_per_share`` (pool-asset
     units per share unit x 1e12); ``fee`` the withdrawal fee the pool kept;
-    ``redemption`` the request executed (0 for a deposit)."""
+    ``redemption`` the request executed (a redemption or a deposit request; 0 for
+    the immediate deposit of older journals)."""
 
     seq: int
     ts: int
@@ -73,6 +90,34 @@ class RedemptionRequested(msgspec.Struct, **reply_config(25)):
     asset: int
     shares: int
     pending: int
+
+
+class DepositRequested(msgspec.Struct, **reply_config(55)):
+    """A deposit request of ``amount`` ledger units of ``asset`` was recorded as
+    ``request`` and the amount reserved; the pool's clock executes it once the
+    deposit cooldown (PoolInfo.deposit_cooldown_ns) has passed since ``ts``."""
+
+    seq: int
+    ts: int
+    request_id: int
+    request: int
+    account: int
+    asset: int
+    amount: int
+
+
+class RequestCancelled(msgspec.Struct, **reply_config(56)):
+    """Pending request ``request`` was cancelled: ``amount`` of ``asset`` (the deposit's
+    pool asset, released; or the redemption's shares) is the provider's again. Also
+    sent when a freeze or a liquidation of the account cancels its deposit request."""
+
+    seq: int
+    ts: int
+    request_id: int
+    request: int
+    account: int
+    asset: int
+    amount: int
 
 
 class PoolMarked(msgspec.Struct, **reply_config(26)):
@@ -101,7 +146,9 @@ class PoolInfo(msgspec.Struct, **reply_config(44)):
     requests hold ``pending_shares`` in all; ``cooldown_ns`` between a request and
     its execution; ``withdrawal_fee_bps`` of each redemption stays in the pool;
     redemptions keep ``equity`` >= ``initial_margin`` (USD x 1e8) x
-    ``equity_multiplier_bps`` / 10000."""
+    ``equity_multiplier_bps`` / 10000. ``pending_deposits`` deposit requests hold
+    ``pending_deposit_amount`` pool-asset units reserved in all; each executes
+    ``deposit_cooldown_ns`` after its request."""
 
     request_id: int
     pool: int
@@ -122,6 +169,9 @@ class PoolInfo(msgspec.Struct, **reply_config(44)):
     withdrawal_fee_bps: int
     equity_multiplier_bps: int
     initial_margin: int
+    deposit_cooldown_ns: int = 0
+    pending_deposits: int = 0
+    pending_deposit_amount: int = 0
 
 
 def pool_info_reply(request_id: int, info) -> PoolInfo:
@@ -134,7 +184,9 @@ def pool_info_reply(request_id: int, info) -> PoolInfo:
         redeem_pps=info.redeem_pps, pending_redemptions=len(info.pending),
         pending_shares=sum(shares for _rid, _account, shares, _due in info.pending),
         cooldown_ns=info.cooldown_ns, withdrawal_fee_bps=info.withdrawal_fee_bps,
-        equity_multiplier_bps=info.equity_multiplier_bps, initial_margin=info.initial_margin)
+        equity_multiplier_bps=info.equity_multiplier_bps, initial_margin=info.initial_margin,
+        deposit_cooldown_ns=info.deposit_cooldown_ns, pending_deposits=len(info.deposits),
+        pending_deposit_amount=sum(amount for _rid, _account, amount, _due in info.deposits))
 
 
 def _spot_pps(info) -> int:
@@ -145,9 +197,10 @@ def _spot_pps(info) -> int:
     return min(info.equity * POOL_PPS_SCALE // info.shares, 2**63 - 1)
 
 
-POOL_REQUESTS = (PoolDeposit, PoolRedeem, GetPoolInfo)
-POOL_REPLIES = (PoolPaid, RedemptionRequested, PoolMarked, PoolInfo)
+POOL_REQUESTS = (PoolDeposit, PoolRedeem, PoolCancel, GetPoolInfo)
+POOL_REPLIES = (PoolPaid, RedemptionRequested, PoolMarked, PoolInfo, DepositRequested, RequestCancelled)
 EVENT_COLUMN = {"nav_per_share": "price", "redemption": "order_id", "shares": "qty", "pool": "asset",
+                "request": "order_id",
                 "twap_nav_per_share": "price", "equity": "qty", "outstanding": "leaves",
                 "pending": "leaves"}
 """Reply field -> EVENT_DTYPE column of these replies (engine.schemas.EVENT_COLUMN takes them)."""

@@ -33,7 +33,7 @@ def build_engine(spec: VenueSpec):
         if spec.main_pool is not None:
             t = spec.main_pool
             engine.set_main_pool(t.account, t.asset, t.share_asset, t.nav_window, t.cooldown_ns,
-                                 t.withdrawal_fee_bps, t.equity_multiplier_bps)
+                                 t.withdrawal_fee_bps, t.equity_multiplier_bps, t.deposit_cooldown_ns)
         if spec.pools is not None:
             engine.set_pools(**msgspec.structs.asdict(spec.pools))
     else:

@@ -40,13 +40,13 @@ COOLDOWN = 3_600 * NS_PER_S
 FEE_BPS = 10
 
 
-def make_engine(window=4, cooldown=COOLDOWN, fee_bps=FEE_BPS, multiplier_bps=20_000):
+def make_engine(window=4, cooldown=COOLDOWN, fee_bps=FEE_BPS, multiplier_bps=20_000, deposit_cooldown=0):
     eng = MatchingEngine(risk=True, fee_account=0)
     for spec in ASSETS:
         eng.add_asset(spec)
     for spec in SPECS:
         eng.add_instrument(spec)
-    eng.set_main_pool(POOL, USDC, SHARE, window, cooldown, fee_bps, multiplier_bps)
+    eng.set_main_pool(POOL, USDC, SHARE, window, cooldown, fee_bps, multiplier_bps, deposit_cooldown)
     for acct in (*PROVIDERS, TRADER):
         eng.open_account(acct)
     eng.set_asset_price(USDC, USD)
@@ -96,6 +96,15 @@ def shares_of(eng, acct):
     return eng.balances(acct)[SHARE][0]
 
 
+def deposit(eng, acct, pool, amount, ts):
+    """Request a deposit and execute it at ``ts`` (the engines here have no deposit
+    cooldown unless a test sets one): the execution's events, or the request's reject."""
+    events = eng.pool_deposit(acct, pool, amount, ts=ts)
+    if events[0].kind != EventKind.POOL_DEPOSIT_REQUESTED:
+        return events
+    return eng.pool_redeem(acct, pool, 0, events[0].order_id, ts=ts)
+
+
 def redeem(eng, acct, shares, ts):
     """Request and, after the cooldown, execute a redemption; the execution's events."""
     [req] = eng.pool_redeem(acct, SHARE, shares, ts=ts)
@@ -108,7 +117,7 @@ def redeem(eng, acct, shares, ts):
 
 def test_the_first_deposit_mints_one_share_unit_per_pool_asset_unit_from_the_treasury():
     eng = make_engine()
-    events = eng.pool_deposit(1, SHARE, 5_000 * 10**6, ts=1)
+    events = deposit(eng, 1, SHARE, 5_000 * 10**6, ts=1)
     assert kinds(events) == [EventKind.POOL_PAID, EventKind.POOL_PAID]
     assert [(e.account, e.maker_account, e.asset, e.qty, e.price) for e in events] == [
         (1, POOL, USDC, 5_000 * 10**6, POOL_PPS_SCALE), (1, POOL, SHARE, -5_000 * 10**6, POOL_PPS_SCALE)]
@@ -121,44 +130,46 @@ def test_the_first_deposit_mints_one_share_unit_per_pool_asset_unit_from_the_tre
 
 def test_a_redemption_waits_for_the_cooldown_and_pays_nav_less_the_fee_which_stays_in_the_pool():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 1_000 * 10**6, ts=1)
-    eng.pool_deposit(2, SHARE, 1_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 1_000 * 10**6, ts=1)
+    deposit(eng, 2, SHARE, 1_000 * 10**6, ts=1)
     [req] = eng.pool_redeem(1, SHARE, 400 * 10**6, ts=10)
-    assert (req.order_id, req.account, req.asset, req.qty) == (1, 1, SHARE, 400 * 10**6)
-    assert eng.pool_info().pending == ((1, 1, 400 * 10**6, 10 + COOLDOWN),)
-    assert reason(eng.pool_redeem(1, SHARE, 0, 1, ts=10 + COOLDOWN - 1)) == Reject.POOL_COOLDOWN
+    rid = req.order_id                               # 1 and 2 were the deposits' requests
+    assert (rid, req.account, req.asset, req.qty) == (3, 1, SHARE, 400 * 10**6)
+    assert eng.pool_info().pending == ((rid, 1, 400 * 10**6, 10 + COOLDOWN),)
+    assert reason(eng.pool_redeem(1, SHARE, 0, rid, ts=10 + COOLDOWN - 1)) == Reject.POOL_COOLDOWN
     before = eng.balances(1)[USDC][0]
-    events = eng.pool_redeem(1, SHARE, 0, 1, ts=10 + COOLDOWN)
+    events = eng.pool_redeem(1, SHARE, 0, rid, ts=10 + COOLDOWN)
     fee = 400 * 10**6 * FEE_BPS // BPS
     assert [(e.asset, e.qty, e.fee, e.order_id) for e in events] == [
-        (SHARE, 400 * 10**6, 0, 1), (USDC, -(400 * 10**6 - fee), fee, 1)]
+        (SHARE, 400 * 10**6, 0, rid), (USDC, -(400 * 10**6 - fee), fee, rid)]
     assert eng.balances(1)[USDC][0] == before + 400 * 10**6 - fee
     info = eng.pool_info()
     assert info.pending == () and info.shares == 1_600 * 10**6 and info.equity == 1_600 * 10**6 + fee
     # The fee belongs to the providers who stayed: provider 2's share is worth more.
     assert ref.redemption(shares_of(eng, 2), info.redeem_pps, 0)[0] > 1_000 * 10**6
-    assert reason(eng.pool_redeem(1, SHARE, 0, 1, ts=10 + COOLDOWN)) == Reject.UNKNOWN_REDEMPTION
+    assert reason(eng.pool_redeem(1, SHARE, 0, rid, ts=10 + COOLDOWN)) == Reject.UNKNOWN_REDEMPTION
     eng.check_integrity()
 
 
 def test_an_account_has_one_request_a_new_one_adds_to_it_and_restarts_its_cooldown():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 1_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 1_000 * 10**6, ts=1)
     [first] = eng.pool_redeem(1, SHARE, 100, ts=10)
     [second] = eng.pool_redeem(1, SHARE, 50, ts=20)
-    assert (first.order_id, first.qty, first.leaves) == (1, 100, 100)
-    assert (second.order_id, second.qty, second.leaves) == (1, 50, 150)
-    assert eng.pool_info().pending == ((1, 1, 150, 20 + COOLDOWN),)
-    assert reason(eng.pool_redeem(1, SHARE, 0, 1, ts=10 + COOLDOWN)) == Reject.POOL_COOLDOWN
-    assert [e.qty for e in eng.pool_redeem(1, SHARE, 0, 1, ts=20 + COOLDOWN)][0] == 150
+    rid = first.order_id
+    assert (first.qty, first.leaves) == (100, 100)
+    assert (second.order_id, second.qty, second.leaves) == (rid, 50, 150)
+    assert eng.pool_info().pending == ((rid, 1, 150, 20 + COOLDOWN),)
+    assert reason(eng.pool_redeem(1, SHARE, 0, rid, ts=10 + COOLDOWN)) == Reject.POOL_COOLDOWN
+    assert [e.qty for e in eng.pool_redeem(1, SHARE, 0, rid, ts=20 + COOLDOWN)][0] == 150
     [third] = eng.pool_redeem(1, SHARE, 10, ts=30)
-    assert third.order_id == 2                                       # a new request after the execution
+    assert third.order_id == rid + 1                                 # a new request after the execution
     eng.check_integrity()
 
 
 def test_nav_counts_balances_and_option_positions_at_mark_as_the_reference_model_does():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 1_000_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 1_000_000 * 10**6, ts=1)
     trade(eng, POOL, TRADER, CALL, 100, REFERENCE[CALL], ts=2)      # the pool writes a call
     trade(eng, TRADER, POOL, PUT, 300, REFERENCE[PUT], ts=2)        # and buys puts
     trade(eng, TRADER, POOL, SPOT, 1_000, REFERENCE[SPOT], ts=2)    # and hedges on the spot book
@@ -173,7 +184,7 @@ def test_nav_counts_balances_and_option_positions_at_mark_as_the_reference_model
 
 def test_the_time_weighted_nav_prices_deposits_high_and_redemptions_low():
     eng = make_engine(window=2, cooldown=0)
-    eng.pool_deposit(1, SHARE, 100_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 100_000 * 10**6, ts=1)
     trade(eng, TRADER, POOL, CALL, 100, REFERENCE[CALL], ts=2)       # the pool is long a call
     eng.pool_mark(SHARE, ts=3)
     eng.set_reference_price(CALL, 10_000_000, ts=4)                  # its mark halves
@@ -193,9 +204,9 @@ def test_the_time_weighted_nav_prices_deposits_high_and_redemptions_low():
 
 def test_the_equity_guard_keeps_the_last_providers_from_leaving_the_pool_with_its_risk():
     eng = make_engine(cooldown=0)
-    eng.pool_deposit(1, SHARE, 50_000 * 10**6, ts=1)
-    eng.pool_deposit(2, SHARE, 50_000 * 10**6, ts=1)
-    eng.pool_deposit(3, SHARE, 10_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 50_000 * 10**6, ts=1)
+    deposit(eng, 2, SHARE, 50_000 * 10**6, ts=1)
+    deposit(eng, 3, SHARE, 10_000 * 10**6, ts=1)
     trade(eng, POOL, TRADER, CALL, 100, REFERENCE[CALL], ts=2)       # short a call: $20,000 initial margin
     assert eng.pool_info().initial_margin == 20_000 * USD
     # Equity must stay >= 2 x $20,000: provider 1 may leave (about $62,000 stay) ...
@@ -208,7 +219,7 @@ def test_the_equity_guard_keeps_the_last_providers_from_leaving_the_pool_with_it
     # Provider 2's request waits until the pool's equity covers it again.
     rid = refused[0].order_id
     assert [r[0] for r in eng.pool_info().pending] == [rid]
-    eng.pool_deposit(1, SHARE, 50_000 * 10**6, ts=6)
+    deposit(eng, 1, SHARE, 50_000 * 10**6, ts=6)
     assert kinds(eng.pool_redeem(2, SHARE, 0, rid, ts=7)) == [EventKind.POOL_PAID] * 2
     info = eng.pool_info()
     assert info.equity_usd * BPS >= info.initial_margin * 20_000
@@ -217,8 +228,8 @@ def test_the_equity_guard_keeps_the_last_providers_from_leaving_the_pool_with_it
 
 def test_whatever_the_multiplier_a_redemption_never_leaves_the_pools_own_margin_uncovered():
     eng = make_engine(cooldown=0, multiplier_bps=0)
-    eng.pool_deposit(1, SHARE, 20_000 * 10**6, ts=1)
-    eng.pool_deposit(2, SHARE, 5_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 20_000 * 10**6, ts=1)
+    deposit(eng, 2, SHARE, 5_000 * 10**6, ts=1)
     trade(eng, POOL, TRADER, CALL, 100, REFERENCE[CALL], ts=2)       # short a call: $20,000 initial margin
     assert reason(redeem(eng, 1, shares_of(eng, 1), ts=3)) == Reject.POOL_EQUITY_GUARD
     assert kinds(redeem(eng, 2, 2_000 * 10**6, ts=4)) == [EventKind.POOL_PAID] * 2
@@ -231,41 +242,41 @@ def test_whatever_the_multiplier_a_redemption_never_leaves_the_pools_own_margin_
 
 def test_bad_pool_commands_are_rejected_with_a_reason_and_change_nothing():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 1_000 * 10**6, ts=1)
-    eng.pool_redeem(1, SHARE, 100, ts=2)
+    deposit(eng, 1, SHARE, 1_000 * 10**6, ts=1)
+    rid = eng.pool_redeem(1, SHARE, 100, ts=2)[0].order_id
     before = [eng.balances(a) for a in (*PROVIDERS, POOL)], eng.pool_info()
     cases = [
-        (eng.pool_deposit(1, USDC, 100, ts=3), Reject.NOT_A_POOL),              # not the pool's share asset
-        (eng.pool_deposit(POOL, SHARE, 100, ts=3), Reject.NOT_A_POOL),         # the pool itself
-        (eng.pool_deposit(99, SHARE, 100, ts=3), Reject.UNKNOWN_ACCOUNT),
-        (eng.pool_deposit(1, SHARE, 0, ts=3), Reject.INVALID_AMOUNT),
-        (eng.pool_deposit(1, SHARE, -5, ts=3), Reject.INVALID_AMOUNT),
-        (eng.pool_deposit(1, SHARE, 2**61, ts=3), Reject.AMOUNT_OVERFLOW),
-        (eng.pool_deposit(1, SHARE, 10**13, ts=3), Reject.INSUFFICIENT_BALANCE),
+        (deposit(eng, 1, USDC, 100, ts=3), Reject.NOT_A_POOL),              # not the pool's share asset
+        (deposit(eng, POOL, SHARE, 100, ts=3), Reject.NOT_A_POOL),         # the pool itself
+        (deposit(eng, 99, SHARE, 100, ts=3), Reject.UNKNOWN_ACCOUNT),
+        (deposit(eng, 1, SHARE, 0, ts=3), Reject.INVALID_AMOUNT),
+        (deposit(eng, 1, SHARE, -5, ts=3), Reject.INVALID_AMOUNT),
+        (deposit(eng, 1, SHARE, 2**61, ts=3), Reject.AMOUNT_OVERFLOW),
+        (deposit(eng, 1, SHARE, 10**13, ts=3), Reject.INSUFFICIENT_BALANCE),
         (eng.pool_redeem(1, SHARE, 0, ts=3), Reject.INVALID_AMOUNT),
         (eng.pool_redeem(1, SHARE, -1, ts=3), Reject.INVALID_AMOUNT),
         (eng.pool_redeem(1, SHARE, 1_000 * 10**6, ts=3), Reject.INSUFFICIENT_BALANCE),  # 100 already requested
         (eng.pool_redeem(2, SHARE, 1, ts=3), Reject.INSUFFICIENT_BALANCE),      # holds no shares
         (eng.pool_redeem(1, SHARE, 0, 42, ts=3), Reject.UNKNOWN_REDEMPTION),
-        (eng.pool_redeem(2, SHARE, 0, 1, ts=3 + COOLDOWN), Reject.NOT_ORDER_OWNER),
-        (eng.pool_redeem(1, SHARE, 0, 1, ts=3), Reject.POOL_COOLDOWN),
+        (eng.pool_redeem(2, SHARE, 0, rid, ts=3 + COOLDOWN), Reject.NOT_ORDER_OWNER),
+        (eng.pool_redeem(1, SHARE, 0, rid, ts=3), Reject.POOL_COOLDOWN),
         (eng.pool_mark(USDC, ts=3), Reject.NOT_A_POOL),
     ]
     for events, code in cases:
         assert reason(events) == code, (events, code)
     assert ([eng.balances(a) for a in (*PROVIDERS, POOL)], eng.pool_info()) == before
     tiny = make_engine(cooldown=0, fee_bps=5_000)
-    tiny.pool_deposit(1, SHARE, 1_000, ts=1)
+    deposit(tiny, 1, SHARE, 1_000, ts=1)
     assert reason(redeem(tiny, 1, 1, ts=2)) == Reject.INVALID_AMOUNT      # pays nothing after the fee
 
 
 def test_rejects_leave_the_state_as_it_was():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 1_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 1_000 * 10**6, ts=1)
     snap = MatchingEngine.from_snapshot(eng.snapshot())
-    eng.pool_deposit(1, SHARE, 0, ts=2)
+    deposit(eng, 1, SHARE, 0, ts=2)
     eng.pool_redeem(2, SHARE, 5, ts=2)
-    snap.pool_deposit(1, SHARE, 0, ts=2)
+    deposit(snap, 1, SHARE, 0, ts=2)
     snap.pool_redeem(2, SHARE, 5, ts=2)
     assert eng.state_hash() == snap.state_hash()
     assert eng.balances(1) == snap.balances(1) and eng.pool_info() == snap.pool_info()
@@ -273,11 +284,11 @@ def test_rejects_leave_the_state_as_it_was():
 
 def test_no_nav_no_deposit_and_no_pool_no_pool_commands():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 100_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 100_000 * 10**6, ts=1)
     trade(eng, TRADER, POOL, CALL, 100, REFERENCE[CALL], ts=2)
     eng.credit(POOL, ASSET["AAPLX"], 10**6, ts=3)     # a token without a USD price: its value is unknown
     assert eng.pool_nav() is None
-    assert reason(eng.pool_deposit(2, SHARE, 10**6, ts=4)) == Reject.POOL_NAV_UNSET
+    assert reason(deposit(eng, 2, SHARE, 10**6, ts=4)) == Reject.POOL_NAV_UNSET
     assert reason(eng.pool_mark(SHARE, ts=4)) == Reject.POOL_NAV_UNSET
     plain = MatchingEngine(risk=True)
     plain.add_asset(DEFAULT_ASSETS[0])
@@ -290,9 +301,9 @@ def test_no_nav_no_deposit_and_no_pool_no_pool_commands():
 
 def test_frozen_providers_cannot_deposit_or_redeem():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 1_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 1_000 * 10**6, ts=1)
     eng.freeze_account(1, ts=2)
-    assert reason(eng.pool_deposit(1, SHARE, 10, ts=3)) == Reject.ACCOUNT_IS_FROZEN
+    assert reason(deposit(eng, 1, SHARE, 10, ts=3)) == Reject.ACCOUNT_IS_FROZEN
     assert reason(eng.pool_redeem(1, SHARE, 10, ts=3)) == Reject.ACCOUNT_IS_FROZEN
 
 
@@ -351,23 +362,23 @@ def test_every_pool_movement_becomes_a_payment_fill_that_nets_to_the_engine_bala
 
 def test_a_snapshot_keeps_the_pool_and_replay_reproduces_it():
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 100_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 100_000 * 10**6, ts=1)
     trade(eng, POOL, TRADER, CALL, 100, REFERENCE[CALL], ts=2)
     eng.pool_mark(SHARE, ts=3)
-    eng.pool_redeem(1, SHARE, 10**6, ts=4)
+    rid = eng.pool_redeem(1, SHARE, 10**6, ts=4)[0].order_id
     data = eng.snapshot()
     copy = MatchingEngine.from_snapshot(data)
     assert copy.state_hash() == eng.state_hash() and copy.pool_info() == eng.pool_info()
     for e in (eng, copy):
         e.pool_mark(SHARE, ts=5)
-        e.pool_redeem(1, SHARE, 0, 1, ts=4 + COOLDOWN)
+        e.pool_redeem(1, SHARE, 0, rid, ts=4 + COOLDOWN)
     assert copy.state_hash() == eng.state_hash() and copy.snapshot() == eng.snapshot()
     assert copy.pool_info().pending == ()
 
 
 def test_a_venue_without_a_pool_snapshots_and_hashes_as_before():
-    """A snapshot of an engine without a main pool has no main_pool section, and a
-    version-4 snapshot (no section) restores."""
+    """A snapshot of an engine without a main pool has no main_pool or pool_deposits
+    section, and version-4 and -5 snapshots (no such sections) restore."""
     import msgspec
 
     from engine.core import snapshot as snap
@@ -376,9 +387,10 @@ def test_a_venue_without_a_pool_snapshots_and_hashes_as_before():
     plain.open_account(1)
     plain.credit(1, 0, 10)
     decoded = snap.DECODER.decode(plain.snapshot())
-    assert decoded.main_pool is None and decoded.version == snap.SNAPSHOT_VERSION
-    old = msgspec.structs.replace(decoded, version=4)
-    assert MatchingEngine.from_snapshot(snap.ENCODER.encode(old)).state_hash() == plain.state_hash()
+    assert decoded.main_pool is None and decoded.pool_deposits == [] and decoded.version == snap.SNAPSHOT_VERSION
+    for version in (4, 5):
+        old = msgspec.structs.replace(decoded, version=version)
+        assert MatchingEngine.from_snapshot(snap.ENCODER.encode(old)).state_hash() == plain.state_hash()
 
 
 def test_a_corrupt_pool_section_is_refused():
@@ -386,7 +398,7 @@ def test_a_corrupt_pool_section_is_refused():
 
     from engine.core import snapshot as snap
     eng = make_engine()
-    eng.pool_deposit(1, SHARE, 10**6, ts=1)
+    deposit(eng, 1, SHARE, 10**6, ts=1)
     eng.pool_redeem(1, SHARE, 10, ts=2)
     decoded = snap.DECODER.decode(eng.snapshot())
     for bad in (msgspec.structs.replace(decoded.main_pool, terms=[POOL, USDC]),
@@ -407,14 +419,14 @@ def _spike_attack(window):
     mark comes back, and the attacker redeems at once (no cooldown, no fee, to
     isolate the NAV rule). Returns the attacker's profit in USDC ledger units."""
     eng = make_engine(window=window, cooldown=0, fee_bps=0)
-    eng.pool_deposit(1, SHARE, 100_000 * 10**6, ts=1)
+    deposit(eng, 1, SHARE, 100_000 * 10**6, ts=1)
     trade(eng, TRADER, POOL, DATED, 2_000, REFERENCE[DATED], ts=2)  # long 20 calls ($40,000)
     for ts in range(3, 3 + max(window, 1)):
         eng.pool_mark(SHARE, ts=ts)                                  # the operator's clock samples NAV
     attacker, paid = 2, 50_000 * 10**6
     before = eng.balances(attacker)[USDC][0]
     eng.set_reference_price(DATED, REFERENCE[DATED] // 2, ts=20)    # the spike
-    assert kinds(eng.pool_deposit(attacker, SHARE, paid, ts=21)) == [EventKind.POOL_PAID] * 2
+    assert kinds(deposit(eng, attacker, SHARE, paid, ts=21)) == [EventKind.POOL_PAID] * 2
     eng.set_reference_price(DATED, REFERENCE[DATED], ts=22)        # the mark is back
     assert kinds(redeem(eng, attacker, shares_of(eng, attacker), ts=23)) == [EventKind.POOL_PAID] * 2
     eng.check_integrity()

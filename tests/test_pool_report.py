@@ -52,7 +52,8 @@ GENESIS = [
     command(CommandKind.CREDIT, account=TRADER, asset=TSLA, qty=10**10),
 ]
 DAY_ONE = [
-    command(CommandKind.POOL_DEPOSIT, account=1, asset=SHARE, qty=100_000 * 10**6),
+    command(CommandKind.POOL_DEPOSIT_REQUEST, account=1, asset=SHARE, qty=100_000 * 10**6),   # request 1
+    command(CommandKind.POOL_REDEEM, account=1, asset=SHARE, order_id=1),      # executed (no deposit cooldown)
     *trade(POOL, TRADER, DATED, 100, REFERENCE[DATED]),                # premium in: $2,000
     *trade(TRADER, POOL, SPOT, 100, REFERENCE[SPOT]),                  # hedge: 10 TSLA.M at the reference
     command(CommandKind.SET_REFERENCE, instrument=DATED, price=REFERENCE[DATED] * 2),   # the call doubles
@@ -62,8 +63,8 @@ DAY_TWO = [
     *trade(TRADER, POOL, CALL, 100, REFERENCE[CALL]),                  # a perpetual long: premium out $2,000
     command(CommandKind.FUND, instrument=CALL, price=REFERENCE[CALL], qty=0),
     command(CommandKind.POOL_MARK, asset=SHARE),
-    command(CommandKind.POOL_REDEEM, account=1, asset=SHARE, qty=10_000 * 10**6),
-    command(CommandKind.POOL_REDEEM, account=1, asset=SHARE, order_id=1),
+    command(CommandKind.POOL_REDEEM, account=1, asset=SHARE, qty=10_000 * 10**6),                # request 2
+    command(CommandKind.POOL_REDEEM, account=1, asset=SHARE, order_id=2),
 ]
 DAY_THREE = [command(CommandKind.FUND, instrument=CALL, price=REFERENCE[CALL], qty=0)]
 

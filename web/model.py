@@ -113,17 +113,21 @@ def chain_view(underlying: str, series: list, price_scale: dict[int, int]) -> di
 def pool_row(info, share: AssetInfo, asset: AssetInfo) -> dict:
     """The pools panel's row of a PoolInfo answer (engine/schemas_pools.py): NAV in
     USD and in the pool asset, NAV per share (spot and time-weighted, pool asset
-    per share), shares outstanding, pending redemptions, cooldown and fee; the
-    NAV figures are None while the NAV is unset (an unpriced holding)."""
+    per share), shares outstanding, pending redemptions, cooldown and fee, pending
+    deposit requests and their cooldown; the NAV figures are None while the NAV is
+    unset (an unpriced holding)."""
     shares = 10 ** share.ledger_decimals
     pending = f"{info.pending_redemptions} ({decimal_text(info.pending_shares, shares)} {share.symbol})"
+    deposits = (f"{info.pending_deposits} "
+                f"({decimal_text(info.pending_deposit_amount, 10 ** asset.ledger_decimals)} {asset.symbol})")
     nav = info.nav_ok
     return {"pool": share.symbol, "nav_usd": decimal_text(info.nav_usd, USD_PRICE_SCALE) if nav else None,
             "equity": f"{decimal_text(info.equity, 10 ** asset.ledger_decimals)} {asset.symbol}" if nav else None,
             "nav_per_share": decimal_text(info.nav_per_share, POOL_PPS_SCALE) if nav else None,
             "twap_nav_per_share": decimal_text(info.twap_nav_per_share, POOL_PPS_SCALE) if info.samples else None,
             "shares": decimal_text(info.shares, shares), "pending_redemptions": pending,
-            "cooldown_s": info.cooldown_ns // NS_PER_S, "fee_bps": info.withdrawal_fee_bps}
+            "cooldown_s": info.cooldown_ns // NS_PER_S, "fee_bps": info.withdrawal_fee_bps,
+            "pending_deposits": deposits, "deposit_cooldown_s": info.deposit_cooldown_ns // NS_PER_S}
 
 
 def trim(document: dict, depth: int, trades: int) -> dict:

@@ -1,6 +1,7 @@
-"""A liquidity provider of the main pool: deposits USDC for pool shares, requests the
-redemption of all of them, and executes it once the pool's cooldown has passed,
-keeping the PoolPaid answers that say what it paid, received and was charged."""
+"""A liquidity provider of the main pool: requests a deposit of USDC and waits for the
+pool's clock to execute it after the deposit cooldown, requests the redemption of all
+its shares, and executes it once the pool's cooldown has passed, keeping the PoolPaid
+answers that say what it paid, received and was charged."""
 
 from __future__ import annotations
 
@@ -17,23 +18,25 @@ class LiquidityProvider(Participant):
     """Deposits ``amount`` pool-asset ledger units into the pool of share asset ``pool``
     (``deposit``), then each step moves its redemption on: request it, execute it when due."""
 
-    def __init__(self, *args, pool: int, amount: int, fee_bps: int, cooldown_s: int) -> None:
+    def __init__(self, *args, pool: int, amount: int, fee_bps: int, cooldown_s: int, deposit_cooldown_s: int) -> None:
         super().__init__(*args)
         self.pool = pool
         self.amount = amount
         self.fee_bps = fee_bps
         self.cooldown_ns = cooldown_s * NS_PER_S
+        self.deposit_cooldown_s = deposit_cooldown_s
         self.deposit_paid: list[PoolPaid] = []
         self.request: RedemptionRequested | None = None
         self.redemption_paid: list[PoolPaid] = []
         self.refusals: list[str] = []
 
     def deposit(self) -> str | None:
-        """Deposit; None, or why it was refused."""
+        """Request the deposit and wait until the pool's clock has executed it; None, or
+        why it was refused."""
         reply = self.client.pool_deposit(self.pool, self.amount)
         if isinstance(reply, Reject):
             return reply.text
-        self.deposit_paid = reply
+        self.deposit_paid = self.client.pool_deposit_paid(reply.request, timeout=self.deposit_cooldown_s + 30)
         return None
 
     @property

@@ -81,6 +81,10 @@ cdef class MatchingEngine(PoolApi):
             return self._pool_redeem(c)
         if c.kind == POOL_MARK:
             return self._pool_mark(c)
+        if c.kind == POOL_DEPOSIT_REQUEST:
+            return self._pool_deposit_request(c)
+        if c.kind == POOL_CANCEL:
+            return self._pool_cancel(c)
         if c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN:
             return self._transfer(c)
         if c.kind == SWEEP_FEES:
@@ -277,7 +281,9 @@ cdef class MatchingEngine(PoolApi):
         return 0
 
     cdef int _cancel_account(self, int64_t account, int32_t instrument, uint8_t reason) except -1:
-        """Cancel the account's resting orders (in one instrument, or all for -1); returns how many."""
+        """Cancel the account's resting orders (in one instrument, or all for -1); returns how many.
+        With -1 (a liquidation, a freeze, an expiry's shortfall) also its pending pool deposit
+        request: what it reserved must be free to pay what the account owes."""
         cdef int32_t slot, nxt
         cdef int count = 0
         slot = self.books.acct_head[account] if account < self.books.acct_cap else -1
@@ -287,6 +293,8 @@ cdef class MatchingEngine(PoolApi):
                 self._cancel_slot(slot, reason)
                 count += 1
             slot = nxt
+        if instrument == -1:
+            self._pool_release(account)
         return count
 
     cdef int _set_state(self, const CommandRec* c) except -1:
@@ -734,9 +742,9 @@ cdef class MatchingEngine(PoolApi):
         e.reason = reason
         e.instrument = c.instrument
         # Echo the id the command carries: the order a cancel or an amend names,
-        # the vault deposit id of a credit or a deposit skip, the redemption request executed, a transfer's id.
+        # the vault deposit id of a credit or a deposit skip, the pool request executed or cancelled, a transfer's id.
         e.order_id = (c.order_id if c.kind == CANCEL or c.kind == AMEND or c.kind == CREDIT
-                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM
+                      or c.kind == SKIP_DEPOSIT or c.kind == POOL_REDEEM or c.kind == POOL_CANCEL
                       or c.kind == TRANSFER_OUT or c.kind == TRANSFER_IN else 0)
         e.client_order_id = c.client_order_id
         e.account = c.account

@@ -78,7 +78,9 @@ class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
     redeem_pps what a deposit mints and a redemption burns at now (0 when none);
     initial_margin of the pool account in USD x 1e8 (the equity guard is
     equity >= initial_margin x equity_multiplier_bps / 10000); pending:
-    (request id, account, shares, due ts in ns) of each redemption request."""
+    (request id, account, shares, due ts in ns) of each redemption request;
+    deposits: (request id, account, pool-asset amount reserved, due ts in ns) of
+    each deposit request, which executes deposit_cooldown_ns after it."""
 
     account: int
     asset: int
@@ -96,6 +98,8 @@ class PoolInfo(msgspec.Struct, frozen=True, kw_only=True):
     withdrawal_fee_bps: int
     equity_multiplier_bps: int
     pending: tuple[tuple[int, int, int, int], ...]
+    deposit_cooldown_ns: int = 0
+    deposits: tuple[tuple[int, int, int, int], ...] = ()
 
 
 class InsuranceState(msgspec.Struct, frozen=True):

@@ -1,12 +1,16 @@
 """The main liquidity pool (docs/pools.md): its terms, its net asset value, the
-time-weighted NAV per share, and the pending redemption requests.
+time-weighted NAV per share, and the pending redemption and deposit requests.
 
 NAV is the pool account's balances at their USD reference price plus its
 option positions at their mark (the series' reference price), each term
 floored, in USD x 1e8, then in pool-asset ledger units. Shares live as ledger
 balances of the share asset: the pool account holds the unissued supply, so
 minting and burning are transfers (nothing is created), and the shares
-outstanding are the asset's credited total less the pool's holding.
+outstanding are the asset's credited total less the pool's holding. A pending
+deposit request's amount is reserved in the provider's pool-asset balance
+(pool_api.pyx reserves and releases it; ``locked`` tells the integrity check).
+Deposit and redemption requests take their ids from one counter, so an id
+names one request of either kind.
 PoolApi (pool_api.pyx) runs the commands; this module holds the state and
 the arithmetic.
 """
@@ -48,6 +52,8 @@ cdef class MainPool:
         self.samples = []
         self.pending = {}
         self.requested = {}
+        self.deposits = {}
+        self.depositing = {}
         self.next_request = 1
 
     # -- queries --
@@ -129,10 +135,19 @@ cdef class MainPool:
         rid = self.requested.get(account)
         return 0 if rid is None else self.pending[rid][1]
 
+    cdef int locked(self, dict need) except -1:
+        """Add each pending deposit's reserved pool asset to ``need`` ((account,
+        asset) -> reserved amount), for the integrity check."""
+        for account, amount, _due in self.deposits.values():
+            key = (account, self.asset)
+            need[key] = need.get(key, 0) + amount
+        return 0
+
     # -- commands --
 
     cdef int configure(self, int64_t account, int32_t asset, int32_t share_asset, int32_t nav_window,
-                       int64_t cooldown_ns, int64_t fee_bps, int64_t multiplier_bps) except -1:
+                       int64_t cooldown_ns, int64_t fee_bps, int64_t multiplier_bps,
+                       int64_t deposit_cooldown_ns) except -1:
         """Set the pool's terms (once, before any command)."""
         if self.configured:
             raise ValueError("the main pool is already configured")
@@ -141,7 +156,8 @@ cdef class MainPool:
             raise ValueError("the pool asset and share asset must be two registered assets")
         if self.ledger.unit_scale[asset] != self.ledger.unit_scale[share_asset]:
             raise ValueError("the share asset needs the pool asset's ledger decimals")
-        if nav_window < 0 or cooldown_ns < 0 or not 0 <= fee_bps < 10_000 or multiplier_bps < 0:
+        if (nav_window < 0 or cooldown_ns < 0 or deposit_cooldown_ns < 0 or not 0 <= fee_bps < 10_000
+                or multiplier_bps < 0):
             raise ValueError("invalid main pool terms")
         self.configured = True
         self.account = account
@@ -151,6 +167,7 @@ cdef class MainPool:
         self.cooldown_ns = cooldown_ns
         self.fee_bps = fee_bps
         self.multiplier_bps = multiplier_bps
+        self.deposit_cooldown_ns = deposit_cooldown_ns
         return 0
 
     cdef int sample(self, const Nav* n) except -1:
@@ -179,8 +196,23 @@ cdef class MainPool:
         return rid
 
     cdef int done(self, int64_t rid) except -1:
-        """Forget an executed request."""
+        """Forget an executed or cancelled redemption request."""
         del self.requested[self.pending.pop(rid)[0]]
+        return 0
+
+    cdef int64_t request_deposit(self, int64_t account, int64_t amount, int64_t due) except -1:
+        """Record a deposit request (the caller has reserved ``amount``); returns its
+        id. The caller refuses a second one of the same account, so the requests
+        held stay bounded by the accounts."""
+        cdef int64_t rid = self.next_request
+        self.next_request += 1
+        self.deposits[rid] = (account, amount, due)
+        self.depositing[account] = rid
+        return rid
+
+    cdef int deposit_done(self, int64_t rid) except -1:
+        """Forget an executed or cancelled deposit request (the caller releases its reservation)."""
+        del self.depositing[self.deposits.pop(rid)[0]]
         return 0
 
     # -- state --
@@ -194,7 +226,8 @@ cdef class MainPool:
             terms=[self.account, self.asset, self.share_asset, self.nav_window, self.cooldown_ns, self.fee_bps,
                    self.multiplier_bps],
             samples=list(self.samples), next_request=self.next_request,
-            pending=[(rid, *self.pending[rid]) for rid in sorted(self.pending)])
+            pending=[(rid, *self.pending[rid]) for rid in sorted(self.pending)],
+            deposit_cooldown_ns=self.deposit_cooldown_ns)
 
     cdef int read_part(self, part, accounts) except -1:
         """Restore from a snapshot section (None: no pool); ValueError if invalid."""
@@ -203,7 +236,8 @@ cdef class MainPool:
         if len(part.terms) != 7:
             raise ValueError("snapshot main pool terms are malformed")
         t = part.terms
-        self.configure(t[0], t[1], t[2], t[3], t[4], t[5], t[6])
+        # A version-5 snapshot has no deposit cooldown: its venue had no deposit requests.
+        self.configure(t[0], t[1], t[2], t[3], t[4], t[5], t[6], part.deposit_cooldown_ns)
         if self.account not in accounts:
             raise ValueError(f"snapshot main pool account {self.account} is not open")
         if len(part.samples) > self.nav_window or any(s <= 0 for s in part.samples):
@@ -220,6 +254,23 @@ cdef class MainPool:
         self.next_request = part.next_request
         return 0
 
+    cdef list write_deposits(self):
+        """The pending deposit requests as (id, account, amount, due ts), by id; [] when none."""
+        return [(rid, *self.deposits[rid]) for rid in sorted(self.deposits)]
+
+    cdef int read_deposits(self, list rows, accounts) except -1:
+        """Restore the pending deposit requests (after read_part); ValueError if invalid.
+        The ledger's reserved amounts hold them already; the integrity check compares."""
+        if rows and not self.configured:
+            raise ValueError("snapshot main pool deposit requests without a main pool")
+        for rid, account, amount, due in rows:
+            if (not 0 < rid < self.next_request or account not in accounts or amount <= 0 or rid in self.deposits
+                    or rid in self.pending or account in self.depositing):
+                raise ValueError(f"snapshot main pool deposit request {rid} is invalid")
+            self.deposits[rid] = (account, amount, due)
+            self.depositing[account] = rid
+        return 0
+
     cdef int hash_words(self, list words) except -1:
         """Only when configured: a venue without a main pool hashes as before."""
         if not self.configured:
@@ -228,6 +279,11 @@ cdef class MainPool:
                   self.multiplier_bps, self.next_request, len(self.samples), *self.samples, len(self.pending)]
         for rid in sorted(self.pending):
             words += [rid, *self.pending[rid]]
+        if self.deposit_cooldown_ns or self.deposits:
+            # Only when used: a pool of an older build hashes as it did.
+            words += [self.deposit_cooldown_ns, len(self.deposits)]
+            for rid in sorted(self.deposits):
+                words += [rid, *self.deposits[rid]]
         return 0
 
     cdef int check_integrity(self) except -1:
@@ -240,4 +296,9 @@ cdef class MainPool:
             assert 0 < rid < self.next_request and shares > 0, f"redemption request {rid} is invalid"
             assert self.requested.get(account) == rid, f"account {account} has more than one redemption request"
         assert len(self.requested) == len(self.pending), "a redemption request is missing"
+        for rid, (account, amount, _due) in self.deposits.items():
+            assert 0 < rid < self.next_request and amount > 0 and rid not in self.pending, (
+                f"deposit request {rid} is invalid")
+            assert self.depositing.get(account) == rid, f"account {account} has more than one deposit request"
+        assert len(self.depositing) == len(self.deposits), "a deposit request is missing"
         return 0

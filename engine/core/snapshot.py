@@ -21,6 +21,7 @@ SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)   # version 1 had no options: its option
 # series and no covered calls; version 4 no main pool (its main_pool section is None), no
 # shard transfers (its transfers section is empty) and no insurance pool (its insurance section is empty);
 # version 5 no cost bases (ledger.pyx read_costs: each position's cost is its value at the mark when it loads)
+# and no pool deposit requests (its pool_deposits section is empty, its deposit cooldown 0)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -43,13 +44,14 @@ INSTRUMENT_STATE_DTYPE = np.dtype([("state", "<i8"), ("reference", "<i8"), ("las
 class MainPoolState(msgspec.Struct, frozen=True, kw_only=True):
     """The main pool (pool.pyx write_part): its terms (account, asset, share asset,
     NAV window, cooldown ns, withdrawal fee bps, equity multiplier bps), its NAV
-    per share samples, its next redemption request id and its pending requests
-    (id, account, shares, due ts)."""
+    per share samples, its next request id (redemptions and deposits), its pending
+    redemption requests (id, account, shares, due ts) and the deposit cooldown (ns)."""
 
     terms: list[int]
     samples: list[int]
     next_request: int
     pending: list[tuple[int, int, int, int]]
+    deposit_cooldown_ns: int = 0
 
 
 class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +88,8 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     transfers: bytes = b""   # shards only (transfers.pyx write_part): int64 [5, 16] transfer counters
     insurance: list[list] = []  # waterfall.pyx write_part: [settings, fee income, fees swept, step totals]; [] without pools
     costs: bytes = b""       # int64 [len(open_accounts), option series]: cost bases (ledger.pyx); b"" when all are 0
+    pool_deposits: list[tuple[int, int, int, int]] = []  # pool.pyx write_deposits: pending deposit requests
+    # (id, account, amount reserved, due ts); [] when there are none
 
 
 ENCODER = msgspec.msgpack.Encoder()

@@ -5,7 +5,7 @@ Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
 margin rates, funding.pyx the funding indexes, pools and position entries,
-pool.pyx the main pool, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
+pool.pyx the main pool and its deposit requests, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
 series statuses and covered calls); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
@@ -52,6 +52,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         main_pool=pool.write_part(),
         transfers=risk.transfers.write_part(),
         insurance=losses.write_part(),
+        pool_deposits=pool.write_deposits(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -83,6 +84,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     margin.read_rates(snap, parts.insts, parts.n_inst, accounts)
     funding.read_part(snap.funding, accounts)
     pool.read_part(snap.main_pool, accounts)
+    pool.read_deposits([tuple(row) for row in snap.pool_deposits], accounts)
     losses.read_part([list(row) for row in snap.insurance])
     if losses.enabled:
         risk.fee_income = losses.fee_income
@@ -163,7 +165,9 @@ cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding fun
         risk.ledger.check_integrity()
         funding.check_integrity()
         pool.check_integrity()
-        risk.check_reservations(books, parts.insts, parts.n_inst)
+        need = {}
+        pool.locked(need)
+        risk.check_reservations(books, parts.insts, parts.n_inst, need)
     for i in range(parts.n_inst):
         inst = &parts.insts[i]
         for side in (BUY, SELL):

@@ -49,7 +49,7 @@ from engine.schemas_greeks import PublishGreeks
 from engine.schemas_insurance import GetInsurance, SweepFees
 from engine.schemas_options import MAX_CHAIN_SERIES, CloseSeries, CoverCalls, GetChain, ListChain
 from engine.schemas_perpetual import Fund
-from engine.schemas_pools import GetPoolInfo, PoolDeposit, PoolRedeem
+from engine.schemas_pools import GetPoolInfo, PoolCancel, PoolDeposit, PoolRedeem
 from engine.schemas_replication import FindOrder
 from engine.schemas_shards import GetTransfers, Transfer, TransferLeg
 
@@ -185,12 +185,20 @@ def _cover_calls(batch: Batch, session: Session, req: CoverCalls, account: int) 
 
 
 def _pool_deposit(batch: Batch, session: Session, req: PoolDeposit, account: int) -> None:
-    batch.command(session, req.request_id, CommandKind.POOL_DEPOSIT, account=account, asset=req.pool, qty=req.amount)
+    batch.command(session, req.request_id, CommandKind.POOL_DEPOSIT_REQUEST, account=account, asset=req.pool,
+                  qty=req.amount)
 
 
 def _pool_redeem(batch: Batch, session: Session, req: PoolRedeem, account: int) -> None:
     batch.command(session, req.request_id, CommandKind.POOL_REDEEM, account=account, asset=req.pool, qty=req.shares,
                   order_id=req.redemption)
+
+
+def _pool_cancel(batch: Batch, session: Session, req: PoolCancel, account: int) -> None:
+    batch.command(session, req.request_id, CommandKind.POOL_CANCEL, account=account, asset=req.pool,
+                  order_id=req.request)
+
+
 def _transfer(batch: Batch, session: Session, req: Transfer, _account: None) -> None:
     if req.leg not in (TransferLeg.OUT, TransferLeg.IN):
         batch.reject(session, GatewayReject.MALFORMED,
@@ -223,6 +231,7 @@ ROUTES: dict[type, Route] = {
     CoverCalls: Route(Rule.ACCOUNT, _cover_calls),
     PoolDeposit: Route(Rule.ACCOUNT, _pool_deposit),
     PoolRedeem: Route(Rule.ACCOUNT, _pool_redeem),
+    PoolCancel: Route(Rule.ACCOUNT, _pool_cancel),
     GetChain: Route(Rule.ANYONE),
     GetInsurance: Route(Rule.ANYONE),
     SweepFees: Route(Rule.OPERATOR, _sweep_fees),

@@ -246,7 +246,7 @@ class Gateway:
             if now - last_timers >= 0.05:
                 last_timers = now
                 self._expire_sessions()
-                self._run_internal(self.pool_clock.commands(now), "pool NAV sample")
+                self._run_internal(self.pool_clock.commands(now, self.engine, time.time_ns()), "pool clock")
         self.close()
 
     def stop(self, *_args) -> None:

@@ -39,11 +39,13 @@ FANOUT_KINDS = frozenset(int(k) for k in (EventKind.ACCEPTED, EventKind.FILL, Ev
                                           EventKind.LIQUIDATED, EventKind.FUNDING_SETTLED,
                                           EventKind.POSITION_SETTLED, EventKind.TRANSFERRED_OUT,
                                           EventKind.TRANSFERRED_IN, EventKind.PENALTY_CHARGED,
-                                          EventKind.LOSS_COVERED, EventKind.DELEVERAGED))
+                                          EventKind.LOSS_COVERED, EventKind.DELEVERAGED, EventKind.POOL_PAID,
+                                          EventKind.POOL_DEPOSIT_REQUESTED, EventKind.POOL_REQUEST_CANCELLED))
 """Events an account hears about even when another session (or the gateway) caused them:
 orders an operator placed in its name (a liquidation's closing orders), their fills,
 cancels, balance changes (funding and shard transfers included), its liquidation, the cash settlement of its
-expired positions, the loss waterfall's payments to or from it and its deleveraging."""
+expired positions, the loss waterfall's payments to or from it and its deleveraging, and its pool
+requests and their executions (the pool clock executes due deposit requests)."""
 
 _EVENT_KINDS = frozenset(int(k) for k in EventKind)
 

@@ -30,11 +30,24 @@ def test_a_main_pool_is_part_of_the_venue_definition_and_of_the_engine(tmp_path,
     config = load_config(_config(tmp_path, keys, {"main_account": 4, "insurance_account": 3, "main": MAIN}))
     terms = config.venue.main_pool
     assert (terms.account, terms.asset, terms.share_asset, terms.cooldown_ns) == (4, 0, 4, 60 * 10**9)
+    assert terms.deposit_cooldown_ns == 3_600 * 10**9                  # the default: one hour
     assert decode_venue(encode_venue(config.venue)) == config.venue
     info = build_engine(config.venue).pool_info()
     assert (info.account, info.share_asset, info.withdrawal_fee_bps, info.equity_multiplier_bps) == (4, 4, 5, 15_000)
+    assert info.deposit_cooldown_ns == 3_600 * 10**9
     pools = load_pools(config.path)
     assert (pools.main_account, pools.insurance_account) == (4, 3)
+
+
+def test_a_genesis_written_before_deposit_requests_decodes_without_a_deposit_cooldown(tmp_path, keys):
+    import msgspec
+
+    config = load_config(_config(tmp_path, keys, {"main_account": 4, "main": MAIN}))
+    fields = msgspec.to_builtins(config.venue)
+    del fields["main_pool"]["deposit_cooldown_ns"]
+    old = decode_venue(msgspec.msgpack.encode(fields))
+    assert old.main_pool.deposit_cooldown_ns == 0
+    assert build_engine(old).pool_info().deposit_cooldown_ns == 0
 
 
 def test_without_a_main_pool_the_genesis_is_what_it_was(tmp_path, keys):
@@ -53,6 +66,7 @@ def test_without_a_main_pool_the_genesis_is_what_it_was(tmp_path, keys):
     ({"main_account": 9, "main": {**MAIN, "withdrawal_fee_bps": 10_000}}, 6, "withdrawal_fee_bps"),
     ({"main_account": 9, "main": {**MAIN, "nav_window": -1}}, 6, "nav_window"),
     ({"main_account": 9, "main": {**MAIN, "cooldown_s": -5}}, 6, "cooldown_s"),
+    ({"main_account": 9, "main": {**MAIN, "deposit_cooldown_s": -5}}, 6, "deposit_cooldown_s"),
     ({"main_account": 9, "main": {**MAIN, "equity_multiplier_bps": -1}}, 6, "equity_multiplier_bps"),
     ({"main_account": 0, "main": MAIN}, 6, "other than the fee account"),
     ({"main_account": 9, "main": {**MAIN, "surprise": 1}}, 6, "surprise"),

@@ -37,7 +37,8 @@ def _pool_venue(directory):
     doc = tomllib.loads(path.read_text())
     doc["assets"].append({"symbol": "MPS", "decimals": 6, "ledger_decimals": 6})
     doc["pools"] = {"main_account": 1, "main": {"asset": "USDC", "share_asset": "MPS", "cooldown_s": COOLDOWN_S,
-                                               "withdrawal_fee_bps": FEE_BPS, "nav_sample_s": 0}}
+                                               "withdrawal_fee_bps": FEE_BPS, "nav_sample_s": 0,
+                                               "deposit_cooldown_s": 0}}
     path.write_text(to_toml(doc))
     return path, keys
 
@@ -51,8 +52,9 @@ def test_a_gateway_answers_the_pools_figures(tmp_path):
             assert isinstance(before, PoolInfo), before
             assert (before.pool, before.account, before.asset, before.shares, before.nav_per_share) == (SHARE, 1, 0, 0, 0)
             assert (before.cooldown_ns, before.withdrawal_fee_bps) == (COOLDOWN_S * NS_PER_S, FEE_BPS)
-            paid = trader.pool_deposit(SHARE, 1_000 * 10**6)
-            assert not isinstance(paid, Reject), paid
+            deposit = trader.pool_deposit(SHARE, 1_000 * 10**6)
+            assert not isinstance(deposit, Reject), deposit
+            trader.pool_deposit_paid(deposit.request)     # the pool's clock executes it at once
             requested = trader.pool_redeem(SHARE, 100 * 10**6)
             assert not isinstance(requested, Reject), requested
             info = trader.pool_info()
@@ -62,6 +64,7 @@ def test_a_gateway_answers_the_pools_figures(tmp_path):
     assert (info.equity, info.shares, info.nav_usd) == (1_000 * 10**6, 1_000 * 10**6, 1_000 * 10**8)
     assert info.nav_per_share == info.deposit_pps == info.redeem_pps == POOL_PPS_SCALE
     assert (info.pending_redemptions, info.pending_shares) == (1, 100 * 10**6)
+    assert (info.pending_deposits, info.pending_deposit_amount, info.deposit_cooldown_ns) == (0, 0, 0)
 
 
 def test_a_venue_without_a_main_pool_refuses_with_no_pool(tmp_path):
@@ -98,3 +101,4 @@ def test_the_web_views_pools_panel_shows_the_gateways_nav(tmp_path):
     assert (row["pool"], row["nav_usd"], row["equity"], row["nav_per_share"], row["shares"]) == (
         "MPS", "2500", "2500 USDC", "1", "2500")
     assert (row["cooldown_s"], row["fee_bps"], row["pending_redemptions"]) == (COOLDOWN_S, FEE_BPS, "0 (0 MPS)")
+    assert (row["pending_deposits"], row["deposit_cooldown_s"]) == ("0 (0 USDC)", 0)

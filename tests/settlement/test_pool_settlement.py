@@ -49,8 +49,11 @@ def test_pool_deposits_and_redemptions_reach_the_vault_and_every_wallet_equals_t
     run(*[dict(kind=CommandKind.DEBIT, account=POOL, asset=x, qty=INITIAL[x]) for x in (USDC, WETH)],
         *[dict(kind=CommandKind.DEBIT, account=a, asset=AAPLX, qty=INITIAL[AAPLX]) for a in ACCOUNTS if a != POOL])
     run(dict(kind=CommandKind.SET_ASSET_PRICE, asset=USDC, price=USD))
-    deposit = dict(kind=CommandKind.POOL_DEPOSIT, asset=AAPLX)
-    run(deposit | dict(account=LP1, qty=300_000_000), deposit | dict(account=LP2, qty=123_456_789))
+    # LP1's deposit is the immediate POOL_DEPOSIT of older journals, LP2's a request executed when due.
+    run(dict(kind=CommandKind.POOL_DEPOSIT, asset=AAPLX, account=LP1, qty=300_000_000))
+    [request] = run(dict(kind=CommandKind.POOL_DEPOSIT_REQUEST, asset=AAPLX, account=LP2, qty=123_456_789))
+    assert request["kind"] == EventKind.POOL_DEPOSIT_REQUESTED
+    run(dict(kind=CommandKind.POOL_REDEEM, account=LP2, asset=AAPLX, order_id=int(request["order_id"])))
     requested = run(dict(kind=CommandKind.POOL_REDEEM, account=LP1, asset=AAPLX, qty=100_000_000))
     assert requested[0]["kind"] == EventKind.POOL_REDEEM_REQUESTED
     paid = run(dict(kind=CommandKind.POOL_REDEEM, account=LP1, asset=AAPLX, order_id=int(requested[0]["order_id"])))
