@@ -2,7 +2,12 @@
 requests (tests/data/old_pool_journal, made by tests/data/make_old_pool_journal.py
 at commit 6dce055) still replays: its POOL_DEPOSIT commands mint at once as they
 did, to the same state hash from genesis and from its version-5 snapshot plus the
-tail, with every stored POOL_PAID event reproduced."""
+tail, with every stored POOL_PAID event reproduced.
+
+The journal trades options, so its state holds cost bases, which the state hash
+covers: the recorded hash is that of the build with costs (expected.json says so).
+Both replays reach that same hash: the snapshot's positions, loaded at their value
+at the mark (a version-5 snapshot kept no costs), end where the genesis replay's do."""
 
 from __future__ import annotations
 
