@@ -44,16 +44,28 @@ class InsuranceBalance(msgspec.Struct, array_like=True, frozen=True):
     fees_due: int
 
 
+class HeldPenalty(msgspec.Struct, array_like=True, frozen=True):
+    """Liquidation penalties of one asset the insurance pool holds for the
+    liquidations in progress (ledger units, part of its reserved balance): drawn
+    back first if a later step finds the account bankrupt, the fee account's
+    share paid when the liquidation ends."""
+
+    asset: int
+    amount: int
+
+
 class Insurance(msgspec.Struct, **reply_config(46)):
-    """The pools' accounts (main -1: none), the insurance pool's balances and the
-    waterfall's totals per step: its history in sum (each payment is in the
-    journal as its own event)."""
+    """The pools' accounts (main -1: none), the insurance pool's balances, the
+    waterfall's totals per step (its history in sum: each payment is in the
+    journal as its own event) and the penalties held pending, per asset (the
+    accounts being liquidated are not named)."""
 
     request_id: int
     insurance_account: int
     main_account: int
     balances: list[InsuranceBalance]
     steps: list[StepTotal]
+    penalties_held: list[HeldPenalty] = []
 
 
 # -- replies of events (tag = EventKind) --------------------------------------------------

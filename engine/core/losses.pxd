@@ -14,6 +14,7 @@ from engine.core.waterfall cimport Draw
 cdef class LossApi(CommandApi):
     # -- commands --
     cdef int _sweep_fees(self, const CommandRec* c) except -1
+    cdef int _end_liquidations(self) except -1
 
     # -- the waterfall --
     cdef int _cover_liquidation(self, int64_t account, Py_ssize_t head) except -1

@@ -146,7 +146,8 @@ cdef class EngineParts:
             return None
         return InsuranceState(w.insurance, w.main, self.ledger.balances(w.insurance),
                               [tuple(row) for row in w.step_totals()],
-                              [w.fees_due(a) for a in range(self.ledger.n_assets)])
+                              [w.fees_due(a) for a in range(self.ledger.n_assets)],
+                              [tuple(row) for row in w.write_held()])
 
     def add_instrument(self, spec):
         """Register an InstrumentSpec; returns its instrument id (0, 1, ...)."""
@@ -278,7 +279,7 @@ cdef class EngineParts:
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""
         cdef Parts parts = self._parts()
-        check_integrity(&parts, self.books, self.funds, self.funding, self.pool)
+        check_integrity(&parts, self.books, self.funds, self.funding, self.pool, self.losses)
 
     # ------------------------------------------------------------------
     # queries

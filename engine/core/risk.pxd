@@ -40,4 +40,4 @@ cdef class Risk:
     # -- state (state.pyx puts the parts together) --
     cdef list write_frozen(self)
     cdef int read_frozen(self, list accounts) except -1
-    cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1
+    cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst, dict need) except -1

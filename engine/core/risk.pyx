@@ -259,9 +259,10 @@ cdef class Risk:
         self.n_frozen = len(self.frozen)
         return 0
 
-    cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst) except -1:
+    cdef int check_reservations(self, Books books, const Instrument* insts, int32_t n_inst, dict need) except -1:
         """Assert every account's reserved amounts and open option orders equal
-        what its resting orders and covered calls hold."""
+        what its resting orders and covered calls hold, plus ``need``
+        ((account, asset) -> amount) reserved for other reasons."""
         cdef Ledger ledger = self.ledger
         cdef int32_t i, slot, s
         cdef uint8_t side
@@ -269,7 +270,6 @@ cdef class Risk:
         cdef const Instrument* inst
         cdef Order* o
         cdef int64_t acct
-        need = {}
         held = {}
         for i in range(n_inst):
             inst = &insts[i]

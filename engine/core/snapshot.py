@@ -14,12 +14,13 @@ import numpy as np
 from engine.assets import AssetSpec
 from engine.instruments import InstrumentSpec
 
-SNAPSHOT_VERSION = 5
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)   # version 1 had no options: its option parts are empty;
+SNAPSHOT_VERSION = 6
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)   # version 1 had no options: its option parts are empty;
 # version 2 no operator band widths or haircuts: its instruments' and assets' specs hold them;
 # version 3 no perpetual series (its funding section is empty), no settled or delisted
 # series and no covered calls; version 4 no main pool (its main_pool section is None), no
-# shard transfers (its transfers section is empty) and no insurance pool (its insurance section is empty)
+# shard transfers (its transfers section is empty) and no insurance pool (its insurance section is empty);
+# version 5 no penalties held across the steps of a liquidation (its penalties_held section is empty)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -84,6 +85,8 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     main_pool: MainPoolState | None = None          # only with a main pool (pool.pyx write_part)
     transfers: bytes = b""   # shards only (transfers.pyx write_part): int64 [5, 16] transfer counters
     insurance: list[list] = []  # waterfall.pyx write_part: [settings, fee income, fees swept, step totals]; [] without pools
+    penalties_held: list[tuple[int, int, int]] = []  # waterfall.pyx write_held: (account, asset, penalty) of
+    # liquidations in progress, reserved in the insurance pool; [] when none is
 
 
 ENCODER = msgspec.msgpack.Encoder()

@@ -5,7 +5,7 @@ Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
 margin rates, funding.pyx the funding indexes, pools and position entries,
-pool.pyx the main pool, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
+pool.pyx the main pool, waterfall.pyx the insurance pool and the penalties held, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
 series statuses and covered calls); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
@@ -52,6 +52,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         main_pool=pool.write_part(),
         transfers=risk.transfers.write_part(),
         insurance=losses.write_part(),
+        penalties_held=losses.write_held(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -83,6 +84,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     funding.read_part(snap.funding, accounts)
     pool.read_part(snap.main_pool, accounts)
     losses.read_part([list(row) for row in snap.insurance])
+    losses.read_held([list(row) for row in snap.penalties_held])
     if losses.enabled:
         risk.fee_income = losses.fee_income
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
@@ -103,7 +105,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     risk.life.read_part([list(row) for row in snap.series_status], [list(row) for row in snap.covered],
                         list(snap.covering), parts.insts, parts.n_inst)
     try:
-        check_integrity(parts, books, risk, funding, pool)
+        check_integrity(parts, books, risk, funding, pool, losses)
     except AssertionError as err:
         raise ValueError(f"snapshot is inconsistent: {err}") from err
     return 0
@@ -137,7 +139,8 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
 
 
-cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool) except -1:
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool,
+                         Waterfall losses) except -1:
     """Raise AssertionError naming the first broken invariant."""
     cdef int32_t i, slot
     cdef uint8_t side
@@ -149,7 +152,9 @@ cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding fun
         risk.ledger.check_integrity()
         funding.check_integrity()
         pool.check_integrity()
-        risk.check_reservations(books, parts.insts, parts.n_inst)
+        need = {}
+        losses.locked(need)
+        risk.check_reservations(books, parts.insts, parts.n_inst, need)
     for i in range(parts.n_inst):
         inst = &parts.insts[i]
         for side in (BUY, SELL):

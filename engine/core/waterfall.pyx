@@ -1,11 +1,20 @@
 """The insurance pool and the money of the loss waterfall (docs/pools.md,
 "Insurance pool and waterfall"): which accounts are the insurance and main
 pools, the liquidation penalty and the insurance pool's shares of penalties
-and trading fees, each step's exact transfer, and what every step has moved.
+and trading fees, the penalties held for liquidations in progress, each step's
+exact transfer, and what every step has moved.
 
-Every transfer here is a move of free balance from one account to another in
-one asset: nothing is created, and a payer gives at most its free balance, so
-no balance goes negative. losses.pyx decides the amounts and emits the events.
+Every transfer here is a move of balance from one account to another in one
+asset: nothing is created, and a payer gives at most its free balance (the
+penalty step: at most the penalty it holds), so no balance goes negative.
+losses.pyx decides the amounts and emits the events.
+
+A liquidation's penalty stays the liquidated account's last resort until the
+liquidation ends: every step's penalty is held by the insurance pool as a
+reserved amount of its balance (`held`), which only the penalty step of that
+account's later steps draws on; when the liquidation ends (losses.pyx,
+`_end_liquidations`) the fee account's share goes on to it and the rest becomes
+the insurance pool's own.
 """
 
 from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
@@ -21,6 +30,7 @@ cdef class Waterfall:
         self.fee_account = fee_account
         self.main = -1
         self.insurance = -1
+        self.held = {}
 
     def __dealloc__(self):
         PyMem_RawFree(self.fee_income)
@@ -39,18 +49,17 @@ cdef class Waterfall:
         return -1
 
     cdef int64_t available(self, uint8_t step, int32_t asset, int64_t penalty_left) noexcept:
-        """What a step can give in ``asset`` now: its payer's free balance, and
-        for the penalty step at most the penalty not yet drawn back; the
-        insurance step leaves that penalty to the penalty step."""
+        """What a step can give in ``asset`` now: the penalty step the
+        liquidation's penalty not yet drawn back (``penalty_left``, held reserved
+        by the insurance pool), the others their payer's free balance (so the
+        insurance step never spends a penalty held for any liquidation)."""
         cdef int64_t payer = self.payer(step)
         cdef int64_t free
         if payer < 0:
             return 0
-        free = self.ledger.free(payer, asset)
         if step == STEP_PENALTY:
-            return min(free, penalty_left)
-        if step == STEP_INSURANCE:
-            free -= penalty_left
+            return max(0, min(self.ledger.at(payer, asset).reserved, penalty_left))
+        free = self.ledger.free(payer, asset)
         return free if free > 0 else 0
 
     cdef int64_t fees_due(self, int32_t asset) noexcept:
@@ -107,7 +116,7 @@ cdef class Waterfall:
         cdef int64_t amount = min(want, self.available(step, asset, penalty_left))
         if amount <= 0:
             return 0
-        self.ledger.move(self.payer(step), asset, -amount, 0)
+        self.ledger.move(self.payer(step), asset, -amount, -amount if step == STEP_PENALTY else 0)
         self.ledger.move(payee, asset, amount, 0)
         d.by_step[step] += amount
         self.count(step, asset, amount)
@@ -121,6 +130,30 @@ cdef class Waterfall:
             self.ledger.move(self.insurance, asset, due, 0)
             self.fees_swept[asset] += due
         return due
+
+    cdef int hold(self, int64_t account, int32_t asset, int64_t amount) except -1:
+        """Charge ``account`` a penalty of ``amount`` (at most its free balance):
+        moved to the insurance pool, reserved there and held for the account's
+        liquidation until it ends."""
+        self.ledger.move(account, asset, -amount, 0)
+        self.ledger.move(self.insurance, asset, amount, amount)
+        penalty = self.held.setdefault(account, {})
+        penalty[asset] = penalty.get(asset, 0) + amount
+        return 0
+
+    cdef list release(self, int64_t account):
+        """End ``account``'s liquidation: what is still held of its penalty stops
+        being reserved and the fee account's share of it goes on to the fee
+        account; returns [(asset, fee share paid)] of the assets that paid one."""
+        cdef int64_t left, fee_part
+        paid = []
+        for asset, left in sorted(self.held.pop(account, {}).items()):
+            fee_part = left - left * self.penalty_share_bps // BPS
+            self.ledger.move(self.insurance, asset, -fee_part, -left)
+            self.ledger.move(self.fee_account, asset, fee_part, 0)
+            if fee_part > 0:
+                paid.append((asset, fee_part))
+        return paid
 
     # -- state --
 
@@ -164,4 +197,40 @@ cdef class Waterfall:
             words += [len(part[3]), *part[0], *part[1], *part[2]]
             for row in part[3]:
                 words += row
+        rows = self.write_held()
+        if rows:
+            # Only while a penalty is held: other states hash as before.
+            words += [len(rows), *[w for row in rows for w in row]]
+        return 0
+
+    cdef list write_held(self):
+        """[[account, asset, penalty]] held for liquidations in progress, sorted,
+        nonzero only (the snapshot's `penalties_held` section)."""
+        return [[account, asset, amount] for account, penalty in sorted(self.held.items())
+                for asset, amount in sorted(penalty.items()) if amount]
+
+    cdef int read_held(self, list rows) except -1:
+        """Restore what write_held wrote (after the ledger and the settings);
+        ValueError if invalid (the integrity check then matches the insurance
+        pool's reserved balance against it)."""
+        self.held = {}
+        if rows and not self.enabled:
+            raise ValueError("snapshot holds liquidation penalties but has no insurance pool")
+        for row in rows:
+            if len(row) != 3:
+                raise ValueError(f"snapshot held penalty {row} is not valid")
+            account, asset, amount = row
+            if not (self.ledger.known(account) and 0 <= asset < self.n_assets and amount > 0
+                    and asset not in self.held.get(account, {})):
+                raise ValueError(f"snapshot held penalty {row} is not valid")
+            self.held.setdefault(account, {})[asset] = amount
+        return 0
+
+    cdef int locked(self, dict need) except -1:
+        """Add the penalties held to the insurance pool's ``need`` ((account,
+        asset) -> reserved amount), for the integrity check."""
+        for penalty in self.held.values():
+            for asset, amount in penalty.items():
+                key = (self.insurance, asset)
+                need[key] = need.get(key, 0) + amount
         return 0
