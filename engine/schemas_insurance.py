@@ -68,6 +68,19 @@ class Insurance(msgspec.Struct, **reply_config(46)):
     penalties_held: list[HeldPenalty] = []
 
 
+def insurance_reply(request_id: int, state) -> Insurance:
+    """The Insurance answer from the core's ``InsuranceState`` (engine/core/order_info.py):
+    the penalties held are summed per asset."""
+    held: dict[int, int] = {}
+    for _, asset, amount in state.penalties_held:
+        held[asset] = held.get(asset, 0) + amount
+    return Insurance(request_id, state.insurance_account, state.main_account,
+                     [InsuranceBalance(asset, total, reserved, due)
+                      for asset, ((total, reserved), due) in enumerate(zip(state.balances, state.fees_due))],
+                     [StepTotal(*row) for row in state.step_totals],
+                     [HeldPenalty(asset, amount) for asset, amount in sorted(held.items())])
+
+
 # -- replies of events (tag = EventKind) --------------------------------------------------
 
 

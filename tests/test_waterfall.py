@@ -145,6 +145,7 @@ def check_liquidation_end(eng, held, account, ev, released):
 
 
 ASKS = [(200, 10_500_000), (300, 11_000_000)]
+EXPIRY_NS = 1_797_580_800 * 10**9           # the put's expiry, 2026-12-18 08:00 UTC
 
 
 @pytest.mark.parametrize("name, shares, insurance, main, asks, deepest", [
@@ -546,6 +547,16 @@ class WaterfallMachine(RuleBasedStateMachine):
     def deposit(self, account, dollars):
         self.follow(self.eng.credit(account, USDC, dollars * DOLLAR))
         self.supply[USDC] += dollars * DOLLAR
+
+    @rule(price=st.integers(100, 2_600_000))
+    def expire(self, price):
+        """The put expires and settles at ``price`` (TSLA.M): a short that cannot
+        pay draws its held penalty before the pools (the liquidation, if any, ends
+        with its last position)."""
+        start = supply(self.eng)
+        ev = self.eng.settle_series(PUT, price, ts=EXPIRY_NS)
+        self.follow(ev)
+        assert supply(self.eng) == start
 
     @rule()
     def sweep(self):

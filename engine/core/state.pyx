@@ -5,7 +5,8 @@ Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
 margin rates, funding.pyx the funding indexes, pools and position entries,
-pool.pyx the main pool, waterfall.pyx the insurance pool and the penalties held, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
+pool.pyx the main pool, waterfall.pyx the insurance pool and the penalties
+held, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
 series statuses and covered calls); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """

@@ -29,7 +29,7 @@ from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.recent_orders import RecentOrders
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
-from engine.schemas_insurance import GetInsurance, HeldPenalty, Insurance, InsuranceBalance, StepTotal
+from engine.schemas_insurance import GetInsurance, insurance_reply
 from engine.schemas_options import Chain, GetChain, SeriesInfo
 from engine.schemas_pools import GetPoolInfo, pool_info_reply
 from engine.schemas_replication import FindOrder, OrderFound
@@ -152,14 +152,7 @@ class Queries:
                 if state is None:
                     batch.reject(session, GatewayReject.NO_POOLS, request_id=req.request_id)
                     return
-                held = {}
-                for _, asset, amount in state.penalties_held:
-                    held[asset] = held.get(asset, 0) + amount
-                reply = Insurance(req.request_id, state.insurance_account, state.main_account,
-                                  [InsuranceBalance(asset, total, reserved, due) for asset, ((total, reserved), due)
-                                   in enumerate(zip(state.balances, state.fees_due))],
-                                  [StepTotal(*row) for row in state.step_totals],
-                                  [HeldPenalty(asset, amount) for asset, amount in sorted(held.items())])
+                reply = insurance_reply(req.request_id, state)
             case GetPoolInfo():
                 try:
                     info = engine.pool_info()

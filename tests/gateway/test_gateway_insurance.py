@@ -42,7 +42,7 @@ def test_the_insurance_pool_is_queried_and_swept_through_the_gateway(tmp_path, k
         assert isinstance(pool, Insurance)
         assert (pool.insurance_account, pool.main_account) == (ACCOUNTS["fund"], ACCOUNTS["poor"])
         due = pool.balances[USDC].fees_due
-        assert due > 0 and pool.steps == []
+        assert due > 0 and pool.steps == [] and pool.penalties_held == []
         denied = trader.sweep_fees(USDC)
         assert isinstance(denied, Reject) and denied.code == GatewayReject.NOT_AUTHORIZED
         bad = ops.sweep_fees(99)
