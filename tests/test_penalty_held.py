@@ -321,3 +321,24 @@ def _credit_command(account, asset, qty):
     commands["asset"] = asset
     commands["qty"] = qty
     return commands
+
+
+def test_a_venue_defined_before_keeps_its_rule_so_its_journal_replays():
+    """hold_penalty=False (a genesis written before penalties were held): every
+    command's penalty is released at its end, as the journal recorded it; the
+    bankrupt step draws back only its own penalty. A version-5 snapshot is of such
+    a venue (its engine held no penalty across steps) and restores with its rule."""
+    legacy = MatchingEngine.from_snapshot(_legacy_snapshot(stepwise()))
+    steps = run_to_the_end(legacy)
+    *solvent, bankrupt = steps
+    assert all(paid_to_fee(ev) == ref.penalty_fee_part(charged_by(ev), POOLS["penalty_share_bps"])
+               for ev in solvent)
+    assert lends(bankrupt)[0] == (ref.PENALTY, charged_by(bankrupt))
+    assert legacy.insurance_state().penalties_held == []
+
+
+def _legacy_snapshot(eng):
+    """The engine's snapshot as a version-5 one (six insurance settings: no penalty held across steps)."""
+    decoded = snap.DECODER.decode(eng.snapshot())
+    settings, *rest = decoded.insurance
+    return snap.ENCODER.encode(msgspec.structs.replace(decoded, version=5, insurance=[settings[:6], *rest]))

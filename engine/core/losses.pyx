@@ -117,8 +117,14 @@ cdef class LossApi(CommandApi):
             if (maintenance and self.margins.collateral(account, False) < maintenance
                     and not (self.funds.n_frozen and self.funds.is_frozen(account))):
                 continue
-            for asset, fee_part in w.release(account):
-                self._emit_transfer(PENALTY_CHARGED, 0, w.insurance, w.fee_account, -1, asset, fee_part)
+            self._release_penalty(account)
+        return 0
+
+    cdef int _release_penalty(self, int64_t account) except -1:
+        # The end of the account's liquidation: the fee account's share of its held penalty.
+        cdef Waterfall w = self.losses
+        for asset, fee_part in w.release(account):
+            self._emit_transfer(PENALTY_CHARGED, 0, w.insurance, w.fee_account, -1, asset, fee_part)
         return 0
 
     # ------------------------------------------------------------------
@@ -128,12 +134,15 @@ cdef class LossApi(CommandApi):
     cdef int _cover_liquidation(self, int64_t account, Py_ssize_t head) except -1:
         """After a liquidation's plan (its events from ``head``): the penalty and
         the cover of each short it could not close (the penalty's fee share waits
-        for the end of the liquidation: _end_liquidations)."""
+        for the end of the liquidation: _end_liquidations; on a venue defined
+        before penalties were held, it is paid at the end of each command)."""
         cdef int32_t s
         penalty = self._charge_penalty(account, head)
         for s in range(self.ledger.n_series):
             self._cover_series(account, s, head, penalty)
         self._cover_funding(account, penalty)
+        if not self.losses.hold_penalty:
+            self._release_penalty(account)
         return 0
 
     cdef dict _charge_penalty(self, int64_t account, Py_ssize_t head):

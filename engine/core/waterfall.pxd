@@ -33,6 +33,8 @@ cdef class Waterfall:
     cdef readonly int64_t penalty_share_bps  # of a penalty, to the insurance pool (the rest: fee account)
     cdef readonly int64_t fee_share_bps      # of trading fees, to the insurance pool (SWEEP_FEES)
     cdef readonly int64_t step_lots          # lots a liquidation closes per series and command; 0: all
+    cdef readonly bint hold_penalty          # penalties held across a liquidation's steps (False: the rule of
+                                             # venues defined before, each command's penalty released at its end)
     cdef int64_t* fee_income                 # [asset]: fees the fee account earned (risk.pyx adds them)
     cdef int64_t* fees_swept                 # [asset]: moved to the insurance pool so far
     cdef int64_t* totals                     # [step * n_assets + asset]: what each step ever moved
@@ -50,7 +52,7 @@ cdef class Waterfall:
 
     # -- commands --
     cdef int configure(self, int64_t insurance, int64_t main, int64_t penalty_bps, int64_t penalty_share_bps,
-                       int64_t fee_share_bps, int64_t step_lots, int32_t n_assets) except -1
+                       int64_t fee_share_bps, int64_t step_lots, int32_t n_assets, bint hold_penalty) except -1
     cdef int64_t draw(self, uint8_t step, int64_t payee, int32_t asset, int64_t want, int64_t penalty_left,
                       Draw* d) noexcept
     cdef inline void count(self, uint8_t step, int32_t asset, int64_t amount) noexcept nogil:

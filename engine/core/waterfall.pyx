@@ -80,7 +80,7 @@ cdef class Waterfall:
     # -- commands --
 
     cdef int configure(self, int64_t insurance, int64_t main, int64_t penalty_bps, int64_t penalty_share_bps,
-                       int64_t fee_share_bps, int64_t step_lots, int32_t n_assets) except -1:
+                       int64_t fee_share_bps, int64_t step_lots, int32_t n_assets, bint hold_penalty) except -1:
         """Turn the waterfall on (once, at set-up, after the assets); ValueError if invalid."""
         if self.enabled:
             raise ValueError("the pools are already configured")
@@ -106,6 +106,7 @@ cdef class Waterfall:
         self.penalty_share_bps = penalty_share_bps
         self.fee_share_bps = fee_share_bps
         self.step_lots = step_lots
+        self.hold_penalty = hold_penalty
         self.enabled = True
         return 0
 
@@ -164,7 +165,7 @@ cdef class Waterfall:
         if not self.enabled:
             return []
         return [[self.insurance, self.main, self.penalty_bps, self.penalty_share_bps, self.fee_share_bps,
-                 self.step_lots],
+                 self.step_lots, int(self.hold_penalty)],
                 [self.fee_income[a] for a in range(self.n_assets)],
                 [self.fees_swept[a] for a in range(self.n_assets)],
                 self.step_totals()]
@@ -174,10 +175,12 @@ cdef class Waterfall:
         cdef int32_t a
         if not part:
             return 0
-        if len(part) != 4 or len(part[0]) != 6:
+        if len(part) != 4 or len(part[0]) not in (6, 7) or part[0][6:] not in ([], [0], [1]):
             raise ValueError("snapshot insurance section is not valid")
-        ins, main, penalty, penalty_share, fee_share, step_lots = part[0]
-        self.configure(ins, main, penalty, penalty_share, fee_share, step_lots, self.ledger.n_assets)
+        # Six settings: a version-5 snapshot, written before penalties were held across steps.
+        ins, main, penalty, penalty_share, fee_share, step_lots = part[0][:6]
+        self.configure(ins, main, penalty, penalty_share, fee_share, step_lots, self.ledger.n_assets,
+                       part[0][6:] == [1])
         if len(part[1]) != self.n_assets or len(part[2]) != self.n_assets:
             raise ValueError("snapshot insurance fees do not match the assets")
         for a in range(self.n_assets):
@@ -191,10 +194,12 @@ cdef class Waterfall:
 
     cdef int hash_words(self, list words) except -1:
         """The waterfall's part of the state hash, only when configured (an
-        engine without pools hashes as before they existed)."""
+        engine without pools hashes as before they existed); the rule version
+        (hold_penalty, fixed by the venue definition) is left out, so an engine
+        holding no penalty hashes as before it existed."""
         part = self.write_part()
         if part:
-            words += [len(part[3]), *part[0], *part[1], *part[2]]
+            words += [len(part[3]), *part[0][:6], *part[1], *part[2]]
             for row in part[3]:
                 words += row
         rows = self.write_held()
