@@ -198,12 +198,14 @@ def test_a_frozen_account_ends_its_liquidation():
     assert eng.insurance_state().penalties_held == []
 
 
-def test_refused_and_order_commands_do_not_end_a_liquidation():
+def test_commands_that_leave_the_account_under_maintenance_do_not_end_its_liquidation():
     eng = stepwise()
     p1 = charged_by(liquidate(eng))
-    assert eng.set_asset_price(99, USD)[0].kind == EventKind.REJECTED
-    eng.new_order(SPOT, LONG, Side.BUY, 1_000, 1_400_000)
-    assert eng.insurance_state().penalties_held == [(SHORT, USDC, p1)]
+    for ev in (eng.set_asset_price(TSLA, 151 * USD), eng.set_asset_price(99, USD),
+               eng.new_order(SPOT, LONG, Side.BUY, 1_000, 1_400_000), eng.sweep_fees(USDC)):
+        assert not [e for e in ev if e.kind == EventKind.PENALTY_CHARGED]
+        assert eng.insurance_state().penalties_held == [(SHORT, USDC, p1)]
+    assert [a for a, _ in eng.under_maintenance()] == [SHORT]
 
 
 # -- snapshots, replay, the state hash --------------------------------------------------------
