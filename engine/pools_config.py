@@ -71,6 +71,9 @@ class PoolsSpec(msgspec.Struct, frozen=True, kw_only=True):
     penalty_share_bps: int
     fee_share_bps: int
     step_lots: int
+    # A liquidation's penalty held across its steps (docs/pools.md): True for every venue this build
+    # defines; False (the default) in a genesis written before, whose journals replay by that rule.
+    hold_penalty: bool = False
 
 
 def pools_spec(path: Path, section: PoolsSection | None, accounts: list[int], risk: bool) -> PoolsSpec | None:
@@ -97,7 +100,7 @@ def pools_spec(path: Path, section: PoolsSection | None, accounts: list[int], ri
     if not 0 <= ins.step_lots <= 1 << 31:
         raise ValueError(f"{path}: [pools.insurance] step_lots must be in [0, 2**31] (0: close all at once)")
     return PoolsSpec(insurance_account=section.insurance_account, main_account=main_account,
-                     **msgspec.structs.asdict(ins))
+                     **msgspec.structs.asdict(ins), hold_penalty=True)
 
 
 MAX_NAV_WINDOW = 1024

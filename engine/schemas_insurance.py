@@ -44,16 +44,41 @@ class InsuranceBalance(msgspec.Struct, array_like=True, frozen=True):
     fees_due: int
 
 
+class HeldPenalty(msgspec.Struct, array_like=True, frozen=True):
+    """Liquidation penalties of one asset the insurance pool holds for the
+    liquidations in progress (ledger units, part of its reserved balance): drawn
+    back first if a later step finds the account bankrupt, the fee account's
+    share paid when the liquidation ends."""
+
+    asset: int
+    amount: int
+
+
 class Insurance(msgspec.Struct, **reply_config(46)):
-    """The pools' accounts (main -1: none), the insurance pool's balances and the
-    waterfall's totals per step: its history in sum (each payment is in the
-    journal as its own event)."""
+    """The pools' accounts (main -1: none), the insurance pool's balances, the
+    waterfall's totals per step (its history in sum: each payment is in the
+    journal as its own event) and the penalties held pending, per asset (the
+    accounts being liquidated are not named)."""
 
     request_id: int
     insurance_account: int
     main_account: int
     balances: list[InsuranceBalance]
     steps: list[StepTotal]
+    penalties_held: list[HeldPenalty] = []
+
+
+def insurance_reply(request_id: int, state) -> Insurance:
+    """The Insurance answer from the core's ``InsuranceState`` (engine/core/order_info.py):
+    the penalties held are summed per asset."""
+    held: dict[int, int] = {}
+    for _, asset, amount in state.penalties_held:
+        held[asset] = held.get(asset, 0) + amount
+    return Insurance(request_id, state.insurance_account, state.main_account,
+                     [InsuranceBalance(asset, total, reserved, due)
+                      for asset, ((total, reserved), due) in enumerate(zip(state.balances, state.fees_due))],
+                     [StepTotal(*row) for row in state.step_totals],
+                     [HeldPenalty(asset, amount) for asset, amount in sorted(held.items())])
 
 
 # -- replies of events (tag = EventKind) --------------------------------------------------

@@ -107,7 +107,45 @@ def walk(before, events):
     return steps
 
 
+def follow_penalties(held, events):
+    """Apply a command's penalty events to the reference's held penalties
+    (``held``, ref.HeldPenalties): charges, the penalty step's draws and give-backs,
+    checking that the insurance pool lends only once the penalty held for that
+    liquidation is drawn back in full; returns {asset: amount} the command paid on
+    to the fee account (a liquidation's end)."""
+    released = {}
+    for e in events:
+        if e.kind == EventKind.PENALTY_CHARGED and e.maker_account == INSURANCE:
+            held.charge(e.account, e.asset, e.qty)
+        elif e.kind == EventKind.PENALTY_CHARGED:
+            assert (e.account, e.maker_account) == (INSURANCE, FEE)
+            released[e.asset] = released.get(e.asset, 0) + e.qty
+        elif e.kind == EventKind.LOSS_COVERED and e.aux == ref.PENALTY:
+            if e.side == Side.BUY:
+                held.draw(e.maker_account, e.asset, e.qty)
+            else:
+                held.draw(e.account, e.asset, -e.qty)
+        elif e.kind == EventKind.LOSS_COVERED and e.aux == ref.INSURANCE and e.side == Side.BUY:
+            assert held.left(e.maker_account, e.asset) == 0, "the insurance pool paid before the penalty held"
+    return released
+
+
+def check_liquidation_end(eng, held, account, ev, released):
+    """The command's release (``released``, from follow_penalties) is the
+    reference's: the liquidation of ``account`` ends exactly when an accepted
+    command other than an order leaves it ended (ref.liquidation_ended), and the
+    engine then holds nothing for it."""
+    margin = eng.margin(account)
+    accepted = ev[0].kind != EventKind.REJECTED
+    if accepted and ref.liquidation_ended(margin.collateral, margin.maintenance, eng.is_frozen(account)):
+        assert released == held.end(account, POOLS["penalty_share_bps"])
+    else:
+        assert released == {}
+    assert eng.insurance_state().penalties_held == held.rows()
+
+
 ASKS = [(200, 10_500_000), (300, 11_000_000)]
+EXPIRY_NS = 1_797_580_800 * 10**9           # the put's expiry, 2026-12-18 08:00 UTC
 
 
 @pytest.mark.parametrize("name, shares, insurance, main, asks, deepest", [
@@ -490,11 +528,16 @@ class WaterfallMachine(RuleBasedStateMachine):
     def start(self, shares, step_lots):
         self.eng = scene(shares * SHARE // 2, 200 * DOLLAR, 200 * DOLLAR, [], step_lots=step_lots)
         self.supply = supply(self.eng)
+        self.held = ref.HeldPenalties()
+
+    def follow(self, ev):
+        """The command's penalty events follow the reference's held penalties."""
+        check_liquidation_end(self.eng, self.held, SHORT, ev, follow_penalties(self.held, ev))
 
     @rule(tsla=st.integers(80, 200), mark=st.integers(50, 150))
     def gap(self, tsla, mark):
-        self.eng.set_asset_price(TSLA, tsla * USD)
-        self.eng.set_reference_price(PUT, mark * 100_000)
+        self.follow(self.eng.set_asset_price(TSLA, tsla * USD))
+        self.follow(self.eng.set_reference_price(PUT, mark * 100_000))
 
     @rule(qty=st.integers(1, 300), edge=st.integers(0, 100))
     def ask(self, qty, edge):
@@ -502,22 +545,35 @@ class WaterfallMachine(RuleBasedStateMachine):
         price = reference + reference * edge // 500 // 100 * 100
         self.eng.new_order(PUT, MAKER, Side.SELL, qty, price)
 
-    @rule(pool=st.sampled_from([INSURANCE, MAIN]), dollars=st.integers(1, 500))
-    def deposit(self, pool, dollars):
-        self.eng.credit(pool, USDC, dollars * DOLLAR)
+    @rule(account=st.sampled_from([INSURANCE, MAIN, SHORT]), dollars=st.integers(1, 500))
+    def deposit(self, account, dollars):
+        self.follow(self.eng.credit(account, USDC, dollars * DOLLAR))
         self.supply[USDC] += dollars * DOLLAR
+
+    @rule(price=st.integers(100, 2_600_000))
+    def expire(self, price):
+        """The put expires and settles at ``price`` (TSLA.M): a short that cannot
+        pay draws its held penalty before the pools (the liquidation, if any, ends
+        with its last position)."""
+        start = supply(self.eng)
+        ev = self.eng.settle_series(PUT, price, ts=EXPIRY_NS)
+        self.follow(ev)
+        assert supply(self.eng) == start
 
     @rule()
     def sweep(self):
         due = self.eng.insurance_state().fees_due[USDC]
         ev = self.eng.sweep_fees(USDC)
         assert (ev[0].kind == EventKind.FEES_SWEPT) == (due > 0)
+        self.follow(ev)
 
     @rule()
     def liquidate(self):
         ins_before = self.eng.balances(INSURANCE)[USDC][0]
         main_before = self.eng.balances(MAIN)[USDC][0]
+        held_before = self.held.left(SHORT, USDC)
         ev = self.eng.liquidate(SHORT)
+        self.follow(ev)
         if ev[0].kind == EventKind.REJECTED:
             assert ev[0].reason == Reject.NOT_UNDER_MAINTENANCE
             return
@@ -525,7 +581,7 @@ class WaterfallMachine(RuleBasedStateMachine):
         charged = sum(e.qty for e in ev if e.kind == EventKind.PENALTY_CHARGED and e.account == SHORT)
         assert 0 <= net.get(ref.MAIN, 0) <= main_before
         assert 0 <= net.get(ref.PENALTY, 0) + net.get(ref.INSURANCE, 0) <= ins_before + charged
-        assert net.get(ref.PENALTY, 0) <= charged
+        assert net.get(ref.PENALTY, 0) <= held_before + charged   # every step's penalty so far
         adl = [(e.account, e.leaves, e.qty) for e in ev if e.kind == EventKind.DELEVERAGED]
         if adl:
             ranked = [(a, k) for a, k, _ in adl]

@@ -18,6 +18,8 @@ cdef object adl_score(object value, object cost, object collateral)
 cdef class LossApi(CommandApi):
     # -- commands --
     cdef int _sweep_fees(self, const CommandRec* c) except -1
+    cdef int _end_liquidations(self) except -1
+    cdef int _release_penalty(self, int64_t account) except -1
 
     # -- the waterfall --
     cdef int _cover_liquidation(self, int64_t account, Py_ssize_t head) except -1

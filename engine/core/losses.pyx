@@ -6,11 +6,13 @@ A liquidation (matcher.pyx) first runs its plan (margin.pyx): the account's
 own collateral sells and buys back what it can. Then, with pools configured:
 
 * the liquidation penalty: penalty_bps of the premium notional the plan closed,
-  from the account's free premium, to the insurance pool (PENALTY_CHARGED);
+  from the account's free premium, to the insurance pool (PENALTY_CHARGED),
+  which holds it (reserved) while the liquidation goes on;
 * for each short the plan could not afford to buy back (the account is bankrupt
   at the band edge): the account's other assets the plan could not sell go to
-  the insurance pool (LOSS_COVERED, step OWN), then the penalty it just paid, the
-  insurance pool and the main pool lend it the shortfall (LOSS_COVERED, steps
+  the insurance pool (LOSS_COVERED, step OWN), then the penalty it paid in every
+  step of this liquidation so far, the insurance pool and the main pool lend it
+  the shortfall (LOSS_COVERED, steps
   PENALTY, INSURANCE, MAIN); it buys back on the book, and what the buy-back did
   not use goes back to them in reverse order (LOSS_COVERED, side SELL);
 * what is still short after that (no asks left in the band, or the pools are
@@ -18,7 +20,13 @@ own collateral sells and buys back what it can. Then, with pools configured:
   longs, ranked by profit and leverage (DELEVERAGED), at the bankruptcy price:
   the pools first bring the account's free premium up to the short's value at
   the mark, and the longs share what it then holds;
-* last, the fee account's share of the penalty that was not drawn back.
+* last, when a command leaves a liquidated account no longer under its
+  maintenance margin (or with nothing left to close, or frozen), its
+  liquidation ends: the fee account's share of the penalty held and not drawn
+  back goes on to it (PENALTY_CHARGED, insurance pool -> fee account) and the
+  rest becomes the insurance pool's own (`_end_liquidations`, which
+  MatchingEngine.execute calls after every accepted command but the order
+  commands, only while a penalty is held).
 
 The ranking is BitMEX's (adl_score): a long's profit is its value at the mark
 less its cost basis (ledger.pxd add_position), its profit ratio r = profit /
@@ -31,7 +39,8 @@ both cost bases move by what changes hands.
 Funding a liquidated account still owes in a perpetual series it no longer
 holds is lent the same way and paid into the funding pool. An expired short
 that cannot pay (chain.pyx) draws the same steps before the pro rata cut of
-its longs. Without pools nothing here runs.
+its longs (its held penalty first, if it is being liquidated). Without pools
+nothing here runs.
 """
 
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t
@@ -115,32 +124,57 @@ cdef class LossApi(CommandApi):
         e.qty = amount
         return 0
 
+    cdef int _end_liquidations(self) except -1:
+        """End the liquidation of every account holding a penalty that is no
+        longer under its maintenance margin, has nothing left to close, or is
+        frozen (no step may run on it any more): the fee account's share of what
+        is still held goes on to it (PENALTY_CHARGED, insurance pool -> fee
+        account), the rest becomes the insurance pool's own. A deposit that
+        leaves the account under its maintenance margin does not end it."""
+        cdef Waterfall w = self.losses
+        cdef int64_t account, maintenance
+        for account in sorted(w.held):
+            if not any(w.held[account].values()):
+                del w.held[account]       # all drawn back: nothing left to hold
+                continue
+            maintenance = self.margins.requirement(account, False)
+            if (maintenance and self.margins.collateral(account, False) < maintenance
+                    and not (self.funds.n_frozen and self.funds.is_frozen(account))):
+                continue
+            self._release_penalty(account)
+        return 0
+
+    cdef int _release_penalty(self, int64_t account) except -1:
+        # The end of the account's liquidation: the fee account's share of its held penalty.
+        cdef Waterfall w = self.losses
+        for asset, fee_part in w.release(account):
+            self._emit_transfer(PENALTY_CHARGED, 0, w.insurance, w.fee_account, -1, asset, fee_part)
+        return 0
+
     # ------------------------------------------------------------------
     # the waterfall
     # ------------------------------------------------------------------
 
     cdef int _cover_liquidation(self, int64_t account, Py_ssize_t head) except -1:
-        """After a liquidation's plan (its events from ``head``): the penalty, the
-        cover of each short it could not close, and the penalty's fee share."""
-        cdef Waterfall w = self.losses
+        """After a liquidation's plan (its events from ``head``): the penalty and
+        the cover of each short it could not close (the penalty's fee share waits
+        for the end of the liquidation: _end_liquidations; on a venue defined
+        before penalties were held, it is paid at the end of each command)."""
         cdef int32_t s
-        cdef int64_t fee_part
         penalty = self._charge_penalty(account, head)
         for s in range(self.ledger.n_series):
             self._cover_series(account, s, head, penalty)
         self._cover_funding(account, penalty)
-        for asset, left in sorted(penalty.items()):
-            fee_part = left - left * w.penalty_share_bps // BPS
-            if fee_part > 0:
-                self.ledger.move(w.insurance, asset, -fee_part, 0)
-                self.ledger.move(w.fee_account, asset, fee_part, 0)
-                self._emit_transfer(PENALTY_CHARGED, 0, w.insurance, w.fee_account, -1, asset, fee_part)
+        if not self.losses.hold_penalty:
+            self._release_penalty(account)
         return 0
 
     cdef dict _charge_penalty(self, int64_t account, Py_ssize_t head):
         """Charge penalty_bps of the premium notional of the account's closing
-        fills in option series since ``head``, at most its free premium; returns
-        {asset: penalty} now held by the insurance pool."""
+        fills in option series since ``head``, at most its free premium, held by
+        the insurance pool; returns {asset: penalty} held for the account's
+        liquidation, this step's and the earlier steps' not drawn back (the
+        dict the waterfall keeps, updated in place as the steps draw on it)."""
         cdef Waterfall w = self.losses
         cdef EventRec* e
         cdef Py_ssize_t i
@@ -151,16 +185,13 @@ cdef class LossApi(CommandApi):
             if e.kind == FILL and e.account == account and self.insts[e.instrument].series >= 0:
                 asset = self.insts[e.instrument].quote_asset
                 closed[asset] = closed.get(asset, 0) + notional(&self.insts[e.instrument], e.price, e.qty)
-        penalty = {}
         for asset, value in sorted(closed.items()):
             amount = min(value * w.penalty_bps // BPS, self.ledger.free(account, asset))
             if amount > 0:
-                self.ledger.move(account, asset, -amount, 0)
-                self.ledger.move(w.insurance, asset, amount, 0)
+                w.hold(account, asset, amount)
                 self._emit_transfer(PENALTY_CHARGED, 0, account, w.insurance, -1, asset, amount)
                 self.ev[self.ev_n - 1].price = value
-                penalty[asset] = amount
-        return penalty
+        return w.held.get(account, {})
 
     cdef int _cover_series(self, int64_t account, int32_t series, Py_ssize_t head, dict penalty) except -1:
         """Cover the account's short in ``series`` if it cannot pay for it (the
@@ -244,7 +275,8 @@ cdef class LossApi(CommandApi):
     cdef int _cover_payment(self, int64_t account, int32_t instrument, int64_t need) except -1:
         """An expired short that cannot pay ``need`` (chain.pyx, after its payment
         plan): its other assets to the insurance pool, then the insurance and main
-        pools lend what it lacks (there is no penalty at expiry)."""
+        pools lend what it lacks: the penalty step only if it is being
+        liquidated (there is no penalty at expiry)."""
         cdef Draw d
         cdef int32_t quote = self.insts[instrument].quote_asset
         cdef int64_t have = self.ledger.free(account, quote)
@@ -252,7 +284,7 @@ cdef class LossApi(CommandApi):
             return 0
         memset(&d, 0, sizeof(Draw))
         self._take_own(account, instrument, quote)
-        self._top_up(account, instrument, quote, need - have, {}, &d)
+        self._top_up(account, instrument, quote, need - have, self.losses.held.get(account, {}), &d)
         return 0
 
     cdef int _cover_funding(self, int64_t account, dict penalty) except -1:
@@ -336,7 +368,7 @@ cdef class LossApi(CommandApi):
             if part <= 0:
                 continue
             self.ledger.move(account, asset, -part, 0)
-            self.ledger.move(w.payer(step), asset, part, 0)
+            self.ledger.move(w.payer(step), asset, part, part if step == STEP_PENALTY else 0)
             d.by_step[step] -= part
             w.count(step, asset, -part)
             if step == STEP_PENALTY:

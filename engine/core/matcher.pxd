@@ -22,6 +22,7 @@ cdef enum Stop:
 cdef class MatchingEngine(PoolApi):
     # -- dispatch --
     cdef int execute(self, const CommandRec* c) except -1
+    cdef int _dispatch_command(self, const CommandRec* c) except -1
 
     # -- commands --
     cdef int _new_order(self, const CommandRec* c) except -1

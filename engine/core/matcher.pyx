@@ -36,6 +36,7 @@ cdef class MatchingEngine(PoolApi):
     # ------------------------------------------------------------------
 
     cdef int execute(self, const CommandRec* c) except -1:
+        cdef Py_ssize_t head
         self.cur_seq = c.seq if c.seq != 0 else self.last_seq + 1
         self.cur_ts = c.ts
         self.last_seq = self.cur_seq
@@ -47,6 +48,16 @@ cdef class MatchingEngine(PoolApi):
             return self._amend(c)
         if c.kind == MASS_CANCEL:
             return self._mass_cancel(c)
+        head = self.ev_n
+        self._dispatch_command(c)
+        if self.losses.held and self.ev_n > head and self.ev[head].kind != REJECTED:
+            # Only while a liquidation holds a penalty, and off the order path: a
+            # price, a deposit, a step may have ended it (losses.pyx).
+            self._end_liquidations()
+        return 0
+
+    cdef int _dispatch_command(self, const CommandRec* c) except -1:
+        """Run every command but the order commands."""
         if c.kind == SET_STATE:
             return self._set_state(c)
         if c.kind == SET_REFERENCE:

@@ -110,10 +110,13 @@ class InsuranceState(msgspec.Struct, frozen=True):
     step_totals: (step, asset, amount) that each waterfall step has moved, net of
     what went back (1 own assets, 2 penalty, 3 insurance, 4 main pool, 5 paid to
     deleveraged longs); fees_due: per asset, the insurance pool's share of fees
-    not yet swept to it."""
+    not yet swept to it; penalties_held: (account, asset, amount) of the
+    penalties the insurance pool holds (reserved) for liquidations in progress,
+    drawn back first if a later step finds the account bankrupt."""
 
     insurance_account: int
     main_account: int
     balances: list[tuple[int, int]]
     step_totals: list[tuple[int, int, int]]
     fees_due: list[int]
+    penalties_held: list[tuple[int, int, int]] = []

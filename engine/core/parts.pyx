@@ -126,16 +126,19 @@ cdef class EngineParts:
         self.ledger.open_account(account)
 
     def set_pools(self, int64_t insurance_account, int64_t main_account=-1, int64_t penalty_bps=0,
-                  int64_t penalty_share_bps=10000, int64_t fee_share_bps=0, int64_t step_lots=0):
+                  int64_t penalty_share_bps=10000, int64_t fee_share_bps=0, int64_t step_lots=0,
+                  bint hold_penalty=True):
         """Turn on the loss waterfall (risk mode, once, after the assets and the
         pools' accounts): the insurance pool's account, the main pool's (-1:
         none), the liquidation penalty (bps of the premium notional a liquidation
         buys back), the insurance pool's shares of penalties and of trading fees,
-        and the lots a liquidation closes per series and command (0: all)."""
+        the lots a liquidation closes per series and command (0: all), and
+        whether a liquidation's penalty is held across its steps (False only for
+        venues defined before it was, whose journals replay by their rule)."""
         if not self.risk:
             raise ValueError("pools need accounts (risk=True)")
         self.losses.configure(insurance_account, main_account, penalty_bps, penalty_share_bps, fee_share_bps,
-                              step_lots, self.ledger.n_assets)
+                              step_lots, self.ledger.n_assets, hold_penalty)
         self.funds.fee_income = self.losses.fee_income
 
     def insurance_state(self):
@@ -146,7 +149,8 @@ cdef class EngineParts:
             return None
         return InsuranceState(w.insurance, w.main, self.ledger.balances(w.insurance),
                               [tuple(row) for row in w.step_totals()],
-                              [w.fees_due(a) for a in range(self.ledger.n_assets)])
+                              [w.fees_due(a) for a in range(self.ledger.n_assets)],
+                              [tuple(row) for row in w.write_held()])
 
     def add_instrument(self, spec):
         """Register an InstrumentSpec; returns its instrument id (0, 1, ...)."""
@@ -278,7 +282,7 @@ cdef class EngineParts:
     def check_integrity(self):
         """Raise AssertionError naming the first broken invariant."""
         cdef Parts parts = self._parts()
-        check_integrity(&parts, self.books, self.funds, self.funding, self.pool)
+        check_integrity(&parts, self.books, self.funds, self.funding, self.pool, self.losses)
 
     # ------------------------------------------------------------------
     # queries

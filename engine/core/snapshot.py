@@ -22,6 +22,7 @@ SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)   # version 1 had no options: its option
 # shard transfers (its transfers section is empty) and no insurance pool (its insurance section is empty);
 # version 5 no cost bases (ledger.pyx read_costs: each position's cost is its value at the mark when it loads)
 # and no pool deposit requests (its pool_deposits section is empty, its deposit cooldown 0)
+# or penalties held across the steps of a liquidation (its penalties_held section is empty)
 
 ORDER_DTYPE = np.dtype(
     [
@@ -90,6 +91,8 @@ class EngineSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     costs: bytes = b""       # int64 [len(open_accounts), option series]: cost bases (ledger.pyx); b"" when all are 0
     pool_deposits: list[tuple[int, int, int, int]] = []  # pool.pyx write_deposits: pending deposit requests
     # (id, account, amount reserved, due ts); [] when there are none
+    penalties_held: list[tuple[int, int, int]] = []  # waterfall.pyx write_held: (account, asset, penalty) of
+    # liquidations in progress, reserved in the insurance pool; [] when none is
 
 
 ENCODER = msgspec.msgpack.Encoder()

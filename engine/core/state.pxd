@@ -27,7 +27,8 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
                           MainPool pool, Waterfall losses, list assets, list instruments)
 cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, Funding funding, MainPool pool,
                     Waterfall losses, list assets, list instruments)
-cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool) except -1
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool,
+                         Waterfall losses) except -1
 
 # -- commands (restore: decode, then hand each part its fields) --
 cdef object decode_snapshot(data)

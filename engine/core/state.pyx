@@ -5,7 +5,8 @@ Each part writes and reads its own state (instrument.pyx the trading states
 and band widths an operator changed, book.pyx the resting orders, ledger.pyx
 balances, positions and changed haircuts, margin.pyx the
 margin rates, funding.pyx the funding indexes, pools and position entries,
-pool.pyx the main pool and its deposit requests, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
+pool.pyx the main pool and its deposit requests, waterfall.pyx the insurance pool
+and the penalties held, risk.pyx the deposit counter and frozen accounts, expiry.pyx the
 series statuses and covered calls); a snapshot is their outputs put
 together, and a restore hands each part its own fields back.
 """
@@ -53,6 +54,7 @@ cdef bytes write_snapshot(const Parts* parts, Books books, Risk risk, Margin mar
         transfers=risk.transfers.write_part(),
         insurance=losses.write_part(),
         pool_deposits=pool.write_deposits(),
+        penalties_held=losses.write_held(),
         **risk.ledger.write_part(),
     )
     return _snap.ENCODER.encode(snap)
@@ -86,6 +88,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     pool.read_part(snap.main_pool, accounts)
     pool.read_deposits([tuple(row) for row in snap.pool_deposits], accounts)
     losses.read_part([list(row) for row in snap.insurance])
+    losses.read_held([list(row) for row in snap.penalties_held])
     if losses.enabled:
         risk.fee_income = losses.fee_income
     if len(snap.orders) % _snap.ORDER_DTYPE.itemsize == 0:
@@ -106,7 +109,7 @@ cdef int read_snapshot(snap, Parts* parts, Books books, Risk risk, Margin margin
     risk.life.read_part([list(row) for row in snap.series_status], [list(row) for row in snap.covered],
                         list(snap.covering), parts.insts, parts.n_inst)
     try:
-        check_integrity(parts, books, risk, funding, pool)
+        check_integrity(parts, books, risk, funding, pool, losses)
     except AssertionError as err:
         raise ValueError(f"snapshot is inconsistent: {err}") from err
     return 0
@@ -153,7 +156,8 @@ cdef str state_hash(const Parts* parts, Books books, Risk risk, Margin margin, F
     return hashlib.sha256(np.asarray(words, dtype=np.int64).tobytes()).hexdigest()
 
 
-cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool) except -1:
+cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding funding, MainPool pool,
+                         Waterfall losses) except -1:
     """Raise AssertionError naming the first broken invariant."""
     cdef int32_t i, slot
     cdef uint8_t side
@@ -167,6 +171,7 @@ cdef int check_integrity(const Parts* parts, Books books, Risk risk, Funding fun
         pool.check_integrity()
         need = {}
         pool.locked(need)
+        losses.locked(need)
         risk.check_reservations(books, parts.insts, parts.n_inst, need)
     for i in range(parts.n_inst):
         inst = &parts.insts[i]

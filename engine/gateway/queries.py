@@ -29,7 +29,7 @@ from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.recent_orders import RecentOrders
 from engine.gateway.sessions import Session, Sessions
 from engine.schemas_greeks import GreeksPublished, PublishGreeks
-from engine.schemas_insurance import GetInsurance, Insurance, InsuranceBalance, StepTotal
+from engine.schemas_insurance import GetInsurance, insurance_reply
 from engine.schemas_options import Chain, GetChain, SeriesInfo
 from engine.schemas_pools import GetPoolInfo, pool_info_reply
 from engine.schemas_replication import FindOrder, OrderFound
@@ -152,10 +152,7 @@ class Queries:
                 if state is None:
                     batch.reject(session, GatewayReject.NO_POOLS, request_id=req.request_id)
                     return
-                reply = Insurance(req.request_id, state.insurance_account, state.main_account,
-                                  [InsuranceBalance(asset, total, reserved, due) for asset, ((total, reserved), due)
-                                   in enumerate(zip(state.balances, state.fees_due))],
-                                  [StepTotal(*row) for row in state.step_totals])
+                reply = insurance_reply(req.request_id, state)
             case GetPoolInfo():
                 try:
                     info = engine.pool_info()

@@ -1,13 +1,14 @@
 """The loss waterfall's arithmetic in plain Python (engine/core/losses.pyx and
 waterfall.pyx are the fast version; docs/pools.md, "Insurance pool and
-waterfall", states the rules): the liquidation penalty, what each step lends a
+waterfall", states the rules): the liquidation penalty, the penalties held
+across the steps of a liquidation until it ends, what each step lends a
 bankrupt account and gets back, the order in which the opposite longs are
 deleveraged (by profit and leverage), and how a deleveraged short's payment
 splits over them. Tests drive the core and check its events against these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 BPS = 10_000
@@ -26,11 +27,58 @@ def penalty_fee_part(kept: int, penalty_share_bps: int) -> int:
     return kept - kept * penalty_share_bps // BPS
 
 
+def liquidation_ended(collateral: int, maintenance: int, frozen: bool) -> bool:
+    """Whether a liquidation is over after a command: the account is no longer
+    under its maintenance margin, has nothing left to close (no requirement), or is
+    frozen (no step may run on it). A deposit that leaves it under its maintenance
+    margin does not end it."""
+    return frozen or maintenance == 0 or collateral >= maintenance
+
+
+@dataclass
+class HeldPenalties:
+    """The penalties the insurance pool holds for liquidations in progress:
+    {account: {asset: amount}}, what every step charged and the penalty step has
+    not drawn back; when a liquidation ends the fee account's share of what is
+    left goes on to it (penalty_fee_part), the rest stays with the insurance pool."""
+
+    held: dict[int, dict[int, int]] = field(default_factory=dict)
+
+    def left(self, account: int, asset: int) -> int:
+        """What the account's penalty step can still draw in ``asset``."""
+        return self.held.get(account, {}).get(asset, 0)
+
+    def charge(self, account: int, asset: int, amount: int) -> None:
+        """A step charged the account ``amount`` (held from now on)."""
+        penalty = self.held.setdefault(account, {})
+        penalty[asset] = penalty.get(asset, 0) + amount
+
+    def draw(self, account: int, asset: int, amount: int) -> None:
+        """The penalty step lent the account ``amount`` (negative: it gave it back)."""
+        if amount > self.left(account, asset):
+            raise ValueError(f"account {account} draws {amount} of a held penalty of {self.left(account, asset)}")
+        self.charge(account, asset, -amount)
+
+    def end(self, account: int, penalty_share_bps: int) -> dict[int, int]:
+        """End the account's liquidation: {asset: fee part} paid to the fee account."""
+        out = {}
+        for asset, left in sorted(self.held.pop(account, {}).items()):
+            fee_part = penalty_fee_part(left, penalty_share_bps)
+            if fee_part > 0:
+                out[asset] = fee_part
+        return out
+
+    def rows(self) -> list[tuple[int, int, int]]:
+        """[(account, asset, amount)] held, nonzero, sorted (InsuranceState.penalties_held)."""
+        return [(account, asset, amount) for account, penalty in sorted(self.held.items())
+                for asset, amount in sorted(penalty.items()) if amount]
+
+
 @dataclass
 class Sources:
-    """What the lending steps can give in the premium asset: the penalty of this
-    liquidation not yet drawn back, and the pools' free balances (the insurance
-    pool's includes that penalty)."""
+    """What the lending steps can give in the premium asset: the penalty held for
+    this liquidation (every step's, not yet drawn back), and the pools' balances
+    (the insurance pool's includes that penalty, held apart from its own)."""
 
     penalty_left: int
     insurance_free: int

@@ -42,7 +42,7 @@ def test_the_insurance_pool_is_queried_and_swept_through_the_gateway(tmp_path, k
         assert isinstance(pool, Insurance)
         assert (pool.insurance_account, pool.main_account) == (ACCOUNTS["fund"], ACCOUNTS["poor"])
         due = pool.balances[USDC].fees_due
-        assert due > 0 and pool.steps == []
+        assert due > 0 and pool.steps == [] and pool.penalties_held == []
         denied = trader.sweep_fees(USDC)
         assert isinstance(denied, Reject) and denied.code == GatewayReject.NOT_AUTHORIZED
         bad = ops.sweep_fees(99)
@@ -92,3 +92,19 @@ def test_the_pools_are_part_of_the_venue_definition(tmp_path, keys):
     assert engine.insurance_state().main_account == ACCOUNTS["poor"]
     plain = load_config(write_venue(tmp_path / "plain", keys)).venue
     assert plain.pools is None and build_engine(plain).insurance_state() is None
+
+
+def test_a_genesis_written_before_penalties_were_held_keeps_its_rule(tmp_path, keys):
+    """A venue defined now holds a liquidation's penalty across its steps; the
+    genesis of a venue defined before has no such field and replays by its rule
+    (each command's penalty released at its end: tests/test_penalty_held.py)."""
+    import msgspec
+
+    config = load_config(write_venue(tmp_path, keys, pools=POOLS))
+    assert config.venue.pools.hold_penalty
+    old = msgspec.msgpack.decode(encode_venue(config.venue))
+    del old["pools"]["hold_penalty"]
+    spec = decode_venue(msgspec.msgpack.encode(old))
+    assert not spec.pools.hold_penalty
+    assert spec == msgspec.structs.replace(config.venue, pools=msgspec.structs.replace(config.venue.pools,
+                                                                                       hold_penalty=False))
