@@ -243,9 +243,12 @@ def test_the_held_penalty_is_hashed_and_snapshotted_only_while_held():
     with pytest.raises(ValueError, match="reserved"):
         MatchingEngine.from_snapshot(without)        # the insurance pool's reserved balance says a penalty is held
     assert MatchingEngine.from_snapshot(eng.snapshot()).state_hash() == hashed
-    # a version-5 snapshot (no section) of an engine holding nothing restores with its hash
+    # a version-5 snapshot (no section) of an engine holding nothing restores to the same state; its
+    # positions kept no cost bases (they load at the mark: docs/pools.md, "Cost basis"), so costs aside
     old = snap.ENCODER.encode(msgspec.structs.replace(snap.DECODER.decode(quiet.snapshot()), version=5))
-    assert MatchingEngine.from_snapshot(old).state_hash() == quiet.state_hash()
+    restored = snap.DECODER.decode(MatchingEngine.from_snapshot(old).snapshot())
+    assert msgspec.structs.replace(restored, costs=b"") == msgspec.structs.replace(
+        snap.DECODER.decode(quiet.snapshot()), costs=b"")
 
 
 def test_a_bad_penalties_held_section_is_refused():
