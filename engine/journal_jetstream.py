@@ -463,6 +463,20 @@ class JetStreamJournal(Journal):
                 return
             start = chunk[-1][0] + 1
 
+    def call(self, coro):
+        """Run coro in the client's loop and return its result; a NATS error
+        becomes JournalUnavailable (state kept beside the stream uses this)."""
+        return self._call(coro)
+
+    def key_value(self, suffix: str):
+        """The key-value bucket ``<stream>-<suffix>``, created with the stream's
+        replicas if it does not exist (the cancel-on-disconnect registry's)."""
+        from nats.js.api import KeyValueConfig
+
+        name = f"{self.stream}-{suffix}"
+        return self._call(_existing_or(self.js.key_value(name), lambda: self.js.create_key_value(
+            KeyValueConfig(bucket=name, replicas=self.replicas))))
+
     def _call(self, coro):
         """Run coro in the client's loop; a NATS error becomes JournalUnavailable."""
         try:
