@@ -10,6 +10,8 @@ without cancel-on-disconnect is untouched."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -47,28 +49,22 @@ def _resting(ops: Client, name: str) -> set[int]:
 
 
 class Heartbeats(threading.Thread):
-    """A client that keeps its session alive: a heartbeat every 100 ms. With
-    several endpoints the SDK fails over by itself (and logs on again as
-    before); with one, a heartbeat that times out is followed by a Logon with
-    cancel-on-disconnect once the gateway answers again."""
+    """A client that keeps its session alive: a heartbeat every 100 ms, through
+    the SDK, which logs on again as before by itself, after failing over to
+    another endpoint or finding its connection made again to a restarted
+    gateway. A heartbeat unanswered while the gateway is down is sent again."""
 
     def __init__(self, client: Client) -> None:
         super().__init__(daemon=True)
         self.client = client
         self.stop = threading.Event()
-        self.relogons = 0
 
     def run(self) -> None:
-        lost = False
         while not self.stop.wait(0.1):
             try:
-                if lost:
-                    self.client.logon(cancel_on_disconnect=True)
-                    self.relogons += 1
-                    lost = False
                 self.client.heartbeat()
             except TimeoutError:
-                lost = True
+                continue
 
 
 def _wait_cancelled(ops: Client, name: str, orders: set[int]) -> None:
@@ -178,5 +174,112 @@ def test_cod_orders_are_cancelled_after_a_crash_and_restart_on_the_file_journal(
     finally:
         if ops is not None:
             ops.close()
+        for gateway in gateways:
+            gateway.kill()
+
+
+@pytest.mark.slow
+def test_a_deposed_leader_cannot_get_a_live_firms_orders_cancelled(tmp_path, keys, nats_cluster):
+    """The leader stalls past its lease (SIGSTOP) with a Logon asking for
+    cancel-on-disconnect waiting for it from fund, an account that the new
+    leader serves without it. Awake, the old leader must not register fund: the
+    next takeover would cancel fund's orders. It stops (exit code 3), the
+    registry names only the account whose cancel-on-disconnect session is live,
+    and after the new leader is killed in turn, the third gateway cancels only
+    the silent cancel-on-disconnect account."""
+    from engine.journal_jetstream import JetStreamJournal
+    from engine.schemas import Logon
+    from engine.tools.nats_cluster import free_port
+
+    ports = [free_port() for _ in range(3)]
+    journal = {"kind": "jetstream", "servers": nats_cluster.urls, "stream": "codfence", "lease_ms": 1500,
+               "ack_timeout_ms": 2000, "path": str(tmp_path / "unused")}
+    old = GatewayProcess(_venue(tmp_path / "a", keys, ports[0], journal), tmp_path / "a.log")
+    new = GatewayProcess(_venue(tmp_path / "b", keys, ports[1], journal), tmp_path / "b.log", standby=True)
+    third = None  # started once new leads, so that new is the one that takes over
+    endpoints = [f"tcp://127.0.0.1:{port}" for port in ports]
+    retail = Client(endpoints, client_keys(keys, "retail"), timeout=0.5, failover_s=_WAIT_S)
+    to_old = Client(endpoints[0], client_keys(keys, "fund"), timeout=5.0)
+    fund = mm = ops = None
+    beats = Heartbeats(retail)
+
+    def registered() -> list[int]:
+        with JetStreamJournal.connect(nats_cluster.urls, "codfence", None) as reader:
+            return json.loads(reader.call(reader.key_value("cod").get("accounts")).value)["accounts"]
+
+    try:
+        assert retail.logon(cancel_on_disconnect=True).cancel_on_disconnect
+        kept = _rest_orders(retail, 2, 20)
+        beats.start()
+        to_old.heartbeat()  # connected: its next message reaches the old leader as soon as it runs
+        os.kill(old.pid, signal.SIGSTOP)
+        new.wait_ready(_WAIT_S)
+        third = GatewayProcess(_venue(tmp_path / "c", keys, ports[2], journal), tmp_path / "c.log", standby=True)
+        fund = Client(endpoints[1:], client_keys(keys, "fund"), timeout=2.0, failover_s=_WAIT_S)
+        assert not fund.logon().cancel_on_disconnect
+        funds = _rest_orders(fund, 2, 30)
+        to_old.send([to_old._requests.by_request_id(Logon, True)[0]])
+        assert registered() == [ACCOUNTS["retail"]]  # as the new leader took it over
+        os.kill(old.pid, signal.SIGCONT)
+        assert old.process.wait(_WAIT_S) == 3  # fenced
+        assert registered() == [ACCOUNTS["retail"]]
+
+        mm = Client(endpoints[1], client_keys(keys, "mm"), timeout=5.0)
+        assert mm.logon(cancel_on_disconnect=True).cancel_on_disconnect
+        silent = _rest_orders(mm, 2, 10)
+        time.sleep(0.5)  # the registry is written off the loop, within milliseconds of the Logon
+        new.kill()
+        third.wait_ready(_WAIT_S)
+        ops = Client(endpoints[2], client_keys(keys, "ops"), timeout=5.0)
+        _wait_cancelled(ops, "mm", silent)
+        assert funds <= _resting(ops, "fund"), "the deposed leader got fund's orders cancelled"
+        assert kept <= _resting(ops, "retail")
+    finally:
+        beats.stop.set()
+        beats.join(_WAIT_S)
+        for client in (retail, to_old, fund, mm, ops):
+            if client is not None:
+                client.close()
+        for gateway in filter(None, (old, new, third)):
+            if gateway.process.poll() is None:
+                os.kill(gateway.pid, signal.SIGCONT)
+            gateway.kill()
+
+
+@pytest.mark.slow
+def test_a_client_logs_on_again_by_itself_when_its_gateway_restarted(tmp_path, keys):
+    """A restart shorter than the client's timeout: the client's next request
+    reaches the new gateway as if nothing happened, but that gateway knows no
+    session of it. The SDK sees the connection made again and sends its Logon
+    (with cancel-on-disconnect) first, so retail keeps its orders; mm, silent,
+    marks the end of the wait."""
+    from engine.schemas import Pong
+    from engine.tools.nats_cluster import free_port
+
+    port = free_port()
+    config = _venue(tmp_path / "v", keys, port, {"kind": "file"})
+    endpoint = f"tcp://127.0.0.1:{port}"
+    gateways = [GatewayProcess(config, tmp_path / "first.log")]
+    retail = Client(endpoint, client_keys(keys, "retail"), timeout=5.0)
+    mm = Client(endpoint, client_keys(keys, "mm"), timeout=5.0)
+    ops = None
+    try:
+        assert retail.logon(cancel_on_disconnect=True).cancel_on_disconnect
+        assert mm.logon(cancel_on_disconnect=True).cancel_on_disconnect
+        kept, silent = _rest_orders(retail, 2, 20), _rest_orders(mm, 2, 10)
+        time.sleep(0.5)  # the registry is written off the loop, within milliseconds of the Logons
+        gateways[0].kill()
+        gateways.append(GatewayProcess(config, tmp_path / "second.log"))
+        time.sleep(0.5)  # ZeroMQ connects again by itself (every 100 ms)
+        ops = Client(endpoint, client_keys(keys, "ops"), timeout=5.0)
+        deadline = time.monotonic() + _WAIT_S
+        while not _resting(ops, "mm").isdisjoint(silent):
+            assert isinstance(retail.heartbeat(), Pong)
+            assert time.monotonic() < deadline, "mm's orders were not cancelled after the restart"
+            time.sleep(0.1)
+        assert kept <= _resting(ops, "retail")
+    finally:
+        for client in filter(None, (retail, mm, ops)):
+            client.close()
         for gateway in gateways:
             gateway.kill()
