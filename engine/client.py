@@ -216,7 +216,8 @@ class _Handshakes:
 
     def __init__(self, socket: zmq.Socket) -> None:
         self.socket = socket
-        self.monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.owned = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.monitor = zmq.Socket.shadow(self.owned.underlying)  # read without awaiting, for AsyncClient too
         self.seen = 0
 
     def reconnected(self) -> bool:
@@ -230,7 +231,7 @@ class _Handshakes:
     def close(self) -> None:
         """Stop watching (before the socket closes)."""
         self.socket.disable_monitor()
-        self.monitor.close(linger=0)
+        self.owned.close(linger=0)
 
 
 UNKNOWN_RETRY_S = 0.1

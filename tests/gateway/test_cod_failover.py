@@ -283,3 +283,46 @@ def test_a_client_logs_on_again_by_itself_when_its_gateway_restarted(tmp_path, k
             client.close()
         for gateway in gateways:
             gateway.kill()
+
+
+@pytest.mark.slow
+def test_the_async_client_logs_on_again_when_its_gateway_restarted(tmp_path, keys):
+    """AsyncClient as Client above: after a restart its next request is preceded
+    by its Logon, so retail keeps its orders; mm, silent, marks the end of the wait."""
+    import asyncio
+
+    from engine.client_async import AsyncClient
+    from engine.tools.nats_cluster import free_port
+
+    port = free_port()
+    config = _venue(tmp_path / "v", keys, port, {"kind": "file"})
+    endpoint = f"tcp://127.0.0.1:{port}"
+    gateways = [GatewayProcess(config, tmp_path / "first.log")]
+    mm = Client(endpoint, client_keys(keys, "mm"), timeout=5.0)
+
+    async def restart_between_requests() -> tuple[set[int], set[int]]:
+        async with AsyncClient(endpoint, client_keys(keys, "retail"), timeout=5.0) as retail:
+            assert (await retail.logon(cancel_on_disconnect=True)).cancel_on_disconnect
+            acks = [await retail.place(AMZN, Side.BUY, 10, PX - (20 + k) * TICK) for k in range(2)]
+            assert all(isinstance(a, Ack) for a in acks), acks
+            assert mm.logon(cancel_on_disconnect=True).cancel_on_disconnect
+            silent = _rest_orders(mm, 2, 10)
+            await asyncio.sleep(0.5)  # the registry is written off the loop, within milliseconds of the Logons
+            gateways[0].kill()
+            gateways.append(GatewayProcess(config, tmp_path / "second.log"))
+            await asyncio.sleep(0.5)  # ZeroMQ connects again by itself
+            with Client(endpoint, client_keys(keys, "ops"), timeout=5.0) as ops:
+                deadline = time.monotonic() + _WAIT_S
+                while not _resting(ops, "mm").isdisjoint(silent):
+                    await retail.heartbeat()
+                    assert time.monotonic() < deadline, "mm's orders were not cancelled after the restart"
+                    await asyncio.sleep(0.1)
+                return {a.order_id for a in acks}, _resting(ops, "retail")
+
+    try:
+        kept, resting = asyncio.run(restart_between_requests())
+        assert kept <= resting
+    finally:
+        mm.close()
+        for gateway in gateways:
+            gateway.kill()
