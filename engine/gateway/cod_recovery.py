@@ -34,7 +34,7 @@ class CodRecovery:
         one now (an awaited one is no longer awaited), ``lost`` ones lost theirs
         and wait for their mass cancel. Records the registry's new set."""
         self.awaited -= live
-        self.registry.record(live | lost | self.awaited | self.cancelling.keys())
+        self.registry.record(live | lost | self.awaited | frozenset(self.cancelling))
 
     def cancelled(self, accounts: Iterable[int], seq: int) -> None:
         """The accounts' mass cancels were sequenced up to ``seq``: they stay
