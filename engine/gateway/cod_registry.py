@@ -188,7 +188,7 @@ class JetStreamCodRegistry(CodRegistry):
     def __init__(self, journal, max_accounts: int) -> None:
         super().__init__(max_accounts)
         self.journal = journal
-        self.kv = journal.key_value("cod")
+        self.kv = None  # the bucket, opened (or created) at the takeover
         self.revision = 0  # of the registry's last value this process wrote
 
     def _take_over(self) -> frozenset[int]:
@@ -197,6 +197,8 @@ class JetStreamCodRegistry(CodRegistry):
         deadline = time.monotonic() + _TAKE_OVER_S
         while True:  # a server just died, its Raft groups elect a leader: ask again
             try:
+                if self.kv is None:
+                    self.kv = self.journal.key_value("cod")
                 self.revision, accounts = self.journal.call(self._seal())
                 return accounts
             except JournalUnavailable as err:
