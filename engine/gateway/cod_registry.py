@@ -234,15 +234,26 @@ class JetStreamCodRegistry(CodRegistry):
         self.revision = self.journal.call(self._update(accounts))
 
     async def _update(self, accounts: frozenset[int]) -> int:
-        from nats.js.errors import KeyWrongLastSequenceError
+        """Write the set, compare-and-set on this leader's last revision. Refused,
+        the key holds either this epoch's own earlier write whose answer was lost
+        (a timeout: write again after it) or another leader's: fenced."""
+        from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
         from engine.journal_jetstream import JournalFenced
 
-        try:
-            return await self.kv.update(_KEY, encode_accounts(accounts, self.journal.epoch), last=self.revision)
-        except KeyWrongLastSequenceError:
-            raise JournalFenced(f"the cancel-on-disconnect registry {self.journal.stream}-cod was written by "
-                                f"another gateway since epoch {self.journal.epoch} wrote it; stopping") from None
+        while True:
+            try:
+                return await self.kv.update(_KEY, encode_accounts(accounts, self.journal.epoch), last=self.revision)
+            except KeyWrongLastSequenceError:
+                try:
+                    entry = await self.kv.get(_KEY)
+                except KeyNotFoundError:  # deleted meanwhile: not this leader's to write any more either
+                    entry = None
+                if entry is None or json.loads(entry.value).get("epoch") != self.journal.epoch:
+                    raise JournalFenced(f"the cancel-on-disconnect registry {self.journal.stream}-cod was written "
+                                        f"by another gateway since epoch {self.journal.epoch} wrote it; "
+                                        "stopping") from None
+                self.revision = entry.revision
 
 
 def open_cod_registry(config: Config, journal: Journal) -> CodRegistry:

@@ -134,3 +134,30 @@ def test_an_account_stays_registered_until_its_cancel_is_committed(tmp_path):
         assert stored() == [1]
     finally:
         registry.close()
+
+
+def test_a_write_whose_answer_was_lost_does_not_fence_its_own_leader(nats_cluster):
+    """The bucket stored a write of this leader but its answer never came (a
+    timeout): the next compare-and-set names an old revision, finds this epoch's
+    own value there and writes again; only another epoch's value fences."""
+    from engine.gateway.cod_registry import JetStreamCodRegistry, encode_accounts
+
+    stream = f"cod{next(_streams)}"
+    journal = _journal(nats_cluster, stream, b"venue")
+    registry = None
+    try:
+        _lead(journal)
+        registry = JetStreamCodRegistry(journal, max_accounts=64)
+        registry.take_over()
+        journal.call(registry.kv.put("accounts", encode_accounts(frozenset({7}), journal.epoch)))  # answer lost
+        registry.record(frozenset({1}))
+        assert registry.flush()
+        assert _stored(journal) == {"accounts": [1], "epoch": journal.epoch}
+        journal.call(registry.kv.put("accounts", encode_accounts(frozenset({7}), journal.epoch + 1)))
+        registry.record(frozenset({2}))
+        assert not registry.flush()
+        assert _stored(journal) == {"accounts": [7], "epoch": journal.epoch + 1}
+    finally:
+        if registry is not None:
+            registry.close()
+        journal.close()
