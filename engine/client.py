@@ -211,6 +211,31 @@ def _dealer(context, endpoint: str, keys: "ClientKeys"):
     return socket
 
 
+class _Handshakes:
+    """The CURVE handshakes of a DEALER socket: one after the first means the
+    connection was made again, to a gateway that restarted and knows no session
+    of this client."""
+
+    def __init__(self, socket: zmq.Socket) -> None:
+        self.socket = socket
+        self.owned = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.monitor = zmq.Socket.shadow(self.owned.underlying)  # read without awaiting, for AsyncClient too
+        self.seen = 0
+
+    def reconnected(self) -> bool:
+        """Whether a handshake after the first came since the last call."""
+        before = self.seen
+        while self.monitor.get(zmq.EVENTS) & zmq.POLLIN:
+            self.monitor.recv_multipart()
+            self.seen += 1
+        return self.seen > max(before, 1)
+
+    def close(self) -> None:
+        """Stop watching (before the socket closes)."""
+        self.socket.disable_monitor()
+        self.owned.close(linger=0)
+
+
 UNKNOWN_RETRY_S = 0.1
 """Pause before asking again when FindOrder was refused instead of answered."""
 
@@ -242,7 +267,9 @@ class Client:
     a router whose shard has no leader yet) counts as no answer: the client asks
     again, it does not resend blindly. Replies that the lost gateway did not send
     (fills, cancels) are not replayed: query balances and open orders after a
-    failover (``failovers`` counts them)."""
+    failover (``failovers`` counts them). With one endpoint too, a request that
+    finds the connection made again (the gateway restarted) is preceded by the
+    last Logon, so a cancel-on-disconnect session is taken up again."""
 
     def __init__(self, endpoint: str | Sequence[str], keys: ClientKeys, *, timeout: float = 5.0,
                  context: zmq.Context | None = None, failover_s: float = 30.0) -> None:
@@ -251,6 +278,7 @@ class Client:
         self.endpoint = self.endpoints[0]
         self.keys = keys
         self.socket = _dealer(self.context, self.endpoint, keys)
+        self._handshakes = _Handshakes(self.socket)
         self.timeout = timeout
         self.failover_s = failover_s
         self.failovers = 0
@@ -260,6 +288,7 @@ class Client:
 
     def close(self) -> None:
         """Close the socket."""
+        self._handshakes.close()
         self.socket.close(linger=0)
 
     def __enter__(self) -> Client:
@@ -317,10 +346,10 @@ class Client:
         switched = False
         while True:
             try:
-                if switched:
+                if switched or self._handshakes.reconnected():
                     if self._logon is not None and message is not self._logon:
                         self._request_once(self._logon, (("rid", self._logon.request_id),), 1, timeout)
-                    if type(message) is NewOrder:
+                    if switched and type(message) is NewOrder:
                         found = sequenced(self._request_once(*self._requests.by_request_id(
                             FindOrder, message.client_order_id, message.account), 1, timeout)[0])
                         if found is not None:
@@ -339,9 +368,11 @@ class Client:
 
     def _next_endpoint(self) -> None:
         """Reconnect through the next endpoint (what the old socket held is dropped)."""
+        self._handshakes.close()
         self.socket.close(linger=0)
         self.endpoint = self.endpoints[(self.endpoints.index(self.endpoint) + 1) % len(self.endpoints)]
         self.socket = _dealer(self.context, self.endpoint, self.keys)
+        self._handshakes = _Handshakes(self.socket)
         self.failovers += 1
 
     def _request_once(self, message, keys: tuple, count: int, timeout: float | None) -> list:

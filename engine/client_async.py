@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 
 import zmq.asyncio
 
-from engine.client import UNKNOWN_RETRY_S, ClientKeys, OrderNotKnown, _dealer, _keys, _Requests, sequenced
+from engine.client import (UNKNOWN_RETRY_S, ClientKeys, OrderNotKnown, _dealer, _Handshakes, _keys, _Requests,
+                           sequenced)
 from engine.core.types import OrderType, SelfTrade, TimeInForce
 from engine.schemas import (
     ALL_INSTRUMENTS,
@@ -52,7 +53,8 @@ class AsyncClient:
     and look a NewOrder up with FindOrder before sending it again (``place``
     then returns the OrderFound of an order the lost gateway had sequenced).
     Requests that time out together switch endpoints once (``failovers``
-    counts the switches)."""
+    counts the switches). A request that finds the connection made again (the
+    gateway restarted) is preceded by the last Logon, as ``Client``'s is."""
 
     def __init__(self, endpoint: str | Sequence[str], keys: ClientKeys, *, timeout: float = 5.0,
                  context: zmq.asyncio.Context | None = None, failover_s: float = 30.0) -> None:
@@ -61,6 +63,7 @@ class AsyncClient:
         self.endpoints = [endpoint] if isinstance(endpoint, str) else list(endpoint)
         self.endpoint = self.endpoints[0]
         self.socket = _dealer(self.context, self.endpoint, keys)
+        self._handshakes = _Handshakes(self.socket)
         self.timeout = timeout
         self.failover_s = failover_s
         self.failovers = 0
@@ -80,6 +83,7 @@ class AsyncClient:
                     await task
                 except asyncio.CancelledError:
                     pass
+        self._handshakes.close()
         self.socket.close(linger=0)
 
     async def __aenter__(self) -> AsyncClient:
@@ -125,10 +129,10 @@ class AsyncClient:
         while True:
             failovers = self.failovers
             try:
-                if switched:
+                if switched or self._handshakes.reconnected():
                     if self._logon is not None and message is not self._logon:
                         await self._request_once(self._logon, (("rid", self._logon.request_id),), timeout)
-                    if type(message) is NewOrder:
+                    if switched and type(message) is NewOrder:
                         found = sequenced(await self._request_once(*self._requests.by_request_id(
                             FindOrder, message.client_order_id, message.account), timeout))
                         if found is not None:
@@ -153,9 +157,11 @@ class AsyncClient:
             await self._reader
         except asyncio.CancelledError:
             pass
+        self._handshakes.close()
         self.socket.close(linger=0)
         self.endpoint = self.endpoints[(self.endpoints.index(self.endpoint) + 1) % len(self.endpoints)]
         self.socket = _dealer(self.context, self.endpoint, self.keys)
+        self._handshakes = _Handshakes(self.socket)
         self._reader = asyncio.get_running_loop().create_task(self._read(self.socket))
         self.failovers += 1
 

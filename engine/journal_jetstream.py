@@ -442,7 +442,7 @@ class JetStreamJournal(Journal):
         """The engine seq of the last batch the stream holds (0: none). Every
         message in the stream was stored by a quorum before it was acknowledged,
         so a reader (settlement) may take all of it as committed."""
-        return self._call(self._stream_last_seq())
+        return self.call(self._stream_last_seq())
 
     async def _stream_last_seq(self) -> int:
         seq = (await self.js.stream_info(self.stream)).state.last_seq
@@ -457,14 +457,24 @@ class JetStreamJournal(Journal):
         """(stream seq, batch or None for a marker) from stream seq start to the
         stream's end, fetched _FETCH_MAX at a time."""
         while True:
-            chunk = self._call(self._fetch(start))
+            chunk = self.call(self._fetch(start))
             yield from chunk
             if len(chunk) < _FETCH_MAX:
                 return
             start = chunk[-1][0] + 1
 
-    def _call(self, coro):
-        """Run coro in the client's loop; a NATS error becomes JournalUnavailable."""
+    def key_value(self, suffix: str):
+        """The key-value bucket ``<stream>-<suffix>``, created with the stream's
+        replicas if it does not exist (the cancel-on-disconnect registry's)."""
+        from nats.js.api import KeyValueConfig
+
+        name = f"{self.stream}-{suffix}"
+        return self.call(_existing_or(self.js.key_value(name), lambda: self.js.create_key_value(
+            KeyValueConfig(bucket=name, replicas=self.replicas))))
+
+    def call(self, coro):
+        """Run coro in the client's loop and return its result; a NATS error
+        becomes JournalUnavailable (state kept beside the stream uses it too)."""
         try:
             return self._io.call(coro)
         except JournalError:
@@ -520,7 +530,7 @@ class JetStreamJournal(Journal):
             log.warning("JetStream snapshot at seq %d not stored (%s)", seq, err)
 
     def load_snapshot(self) -> Snapshot | None:
-        blob = self._call(self._snapshot_blob())
+        blob = self.call(self._snapshot_blob())
         if blob is None:
             return None
         snap = decode_snapshot(blob[_STREAM_SEQ.size:]) if len(blob) > _STREAM_SEQ.size else None
@@ -551,7 +561,7 @@ class JetStreamJournal(Journal):
         self._check()
         if self.epoch:
             return True
-        epoch = self._call(self._acquire())
+        epoch = self.call(self._acquire())
         if not epoch:
             return False
         self.epoch = epoch

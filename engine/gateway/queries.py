@@ -102,7 +102,7 @@ class Queries:
             case Logon():
                 if req.account != OWN_ACCOUNT:
                     self.sessions.act_as(session, req.account)
-                session.cancel_on_disconnect = req.cancel_on_disconnect
+                self.sessions.set_cancel_on_disconnect(session, req.cancel_on_disconnect)
                 s = self.config.session
                 reply = LoggedOn(req.request_id, session.account if session.principal.account is not None else -1,
                                  session.principal.operator, s.heartbeat_ms, s.timeout_ms, req.cancel_on_disconnect)

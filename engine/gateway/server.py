@@ -33,6 +33,12 @@ batch, a paused process) never makes a client that kept heartbeating look
 silent. A Logon ends its principal's earlier cancel-on-disconnect sessions that
 have gone silent, cancelling their orders in the Logon's batch, before anything
 the new session sends, so their late expiry cannot cancel the new orders.
+
+The accounts with a cancel-on-disconnect session are kept in a durable registry
+beside the journal (cod_registry.py); a gateway that takes over (a standby
+becoming leader, a restart on the journal) reads it and cancels the orders of
+the accounts that do not log on again with cancel-on-disconnect within
+``timeout_ms`` (cod_recovery.py).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
 import zmq
@@ -50,6 +56,8 @@ from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind
 from engine.core.wire import Outbox, select_kinds
 from engine.gateway.batch import Batch
+from engine.gateway.cod_recovery import CodRecovery
+from engine.gateway.cod_registry import open_cod_registry
 from engine.gateway.dispatch import dispatch
 from engine.gateway.marketdata import MarketDataPublisher
 from engine.gateway.outbound import Outbound, Output, split_message
@@ -106,6 +114,8 @@ class Gateway:
         log.info("recovered seq %d in %.3f s (snapshot at %d, %d batches / %d commands replayed)",
                  self.engine.last_seq, time.perf_counter() - started, rebuilt.snapshot_seq,
                  rebuilt.batches, rebuilt.commands)
+        self.cod_registry = open_cod_registry(config, self.journal)
+        self.cod = CodRecovery(self.cod_registry, self.cod_registry.take_over(), config.session.timeout_ms / 1000)
         self.context = context or zmq.Context()
         self._bind_sockets()
         self.outbound = Outbound(self._send, self._publish)
@@ -239,6 +249,8 @@ class Gateway:
             if self.journal.notify_fd in ready:
                 self.journal.clear_notifications()
                 self.outbound.release(self.journal.committed_seq)
+                if self.cod.cancelling and self.cod.committed(self.journal.committed_seq):
+                    self.sessions.cod_changed = True
             if self.orders in ready:
                 self._drain()
             if self.backlogged:
@@ -247,6 +259,8 @@ class Gateway:
                 last_timers = now
                 self._expire_sessions()
                 self._run_internal(self.pool_clock.commands(now, self.engine, time.time_ns()), "pool clock")
+            if self.sessions.cod_changed:
+                self._record_cod()
         self.close()
 
     def stop(self, *_args) -> None:
@@ -259,6 +273,9 @@ class Gateway:
         self.outbound.release(self.journal.committed_seq)
         if self.engine.last_seq > self.snapshot_seq:
             self._snapshot()
+        if self.cod.committed(self.journal.committed_seq):
+            self._record_cod()
+        self.cod_registry.close()
         self.journal.close()
         for sock in (self.orders, self.md):
             sock.close(linger=1_000)  # let the last replies and updates go out
@@ -383,10 +400,27 @@ class Gateway:
             for session in lost:
                 log.info("session %d (%s) missed its heartbeats: cancelling orders of account %s",
                          session.id, session.user_id, session.principal.account)
-            self._run_internal(_mass_cancels({s.principal.account for s in lost}), "cancel-on-disconnect")
+            self._cancel_on_disconnect({s.principal.account for s in lost}, "cancel-on-disconnect")
+        overdue = self.cod.overdue(self.observed)
+        if overdue:
+            self._cancel_on_disconnect(overdue, "cancel-on-disconnect of the previous gateway's sessions")
+
+    def _cancel_on_disconnect(self, accounts: Collection[int], why: str) -> None:
+        """Mass-cancel the accounts' orders; they stay in the registry until the
+        journal has committed the cancels."""
+        self._run_internal(_mass_cancels(accounts), why)
+        self.cod.cancelled(accounts, self.engine.last_seq)
+        self._record_cod()
+
+    def _record_cod(self) -> None:
+        """Keep the registry up to date: accounts with a live cancel-on-disconnect
+        session, or one lost whose mass cancel is not sequenced yet."""
+        self.sessions.cod_changed = False
+        self.cod.sessions_changed(self.sessions.cod_accounts(),
+                                  frozenset(s.principal.account for s in self.lost_sessions))
 
 
-def _mass_cancels(accounts: set[int]) -> np.ndarray:
+def _mass_cancels(accounts: Collection[int]) -> np.ndarray:
     """MASS_CANCEL commands (every instrument) of the accounts, in account order."""
     commands = np.zeros(len(accounts), dtype=COMMAND_DTYPE)
     commands["kind"] = CommandKind.MASS_CANCEL

@@ -1,7 +1,10 @@
 """Client sessions: one per ROUTER identity, attributed to a principal by the
 ZAP User-Id of its messages, found by identity, by id and by account; each with
 the rate limits of its principal (shared by the principal's sessions, so more
-connections do not buy more rate) and the replies ZeroMQ would not take yet.
+connections do not buy more rate) and the replies ZeroMQ would not take yet;
+which accounts have a cancel-on-disconnect session (``cod_accounts``, and
+``cod_changed`` once that may have changed, for the registry of
+engine/gateway/cod_registry.py).
 
 ``last_seen`` is on the gateway's observed clock (``Gateway.observed``), not
 wall time: silence is measured only over time the loop spent reading input."""
@@ -54,6 +57,7 @@ class Sessions:
         self.by_id: dict[int, Session] = {}
         self.by_account: dict[int, list[Session]] = defaultdict(list)
         self.ids = itertools.count(1)
+        self.cod_changed = False  # a session's cancel-on-disconnect was set, or such a session dropped
 
     def __len__(self) -> int:
         return len(self.by_identity)
@@ -91,8 +95,20 @@ class Sessions:
         session.principal = msgspec.structs.replace(session.principal, account=account)
         self.by_account[account].append(session)
 
+    def set_cancel_on_disconnect(self, session: Session, cancel_on_disconnect: bool) -> None:
+        """Set whether the session's silence cancels its account's orders (Logon)."""
+        session.cancel_on_disconnect = cancel_on_disconnect
+        self.cod_changed = True
+
+    def cod_accounts(self) -> frozenset[int]:
+        """The accounts with a live cancel-on-disconnect session."""
+        return frozenset(s.principal.account for s in self.by_identity.values()
+                         if s.cancel_on_disconnect and s.principal.account is not None)
+
     def drop(self, session: Session) -> None:
         """Forget a session."""
+        if session.cancel_on_disconnect:
+            self.cod_changed = True
         self.by_identity.pop(session.identity, None)
         self.by_id.pop(session.id, None)
         if session.principal.account is not None:
