@@ -150,6 +150,7 @@ class JetStreamJournal(Journal):
         self.lease = lease_ms / 1000
         self.holder = holder or f"{os.uname().nodename}:{os.getpid()}"
         self.epoch = 0                 # the lease revision while leading, else 0
+        self._lease_revision = 0       # the lease key's revision after this journal's last renewal
         self._genesis = b""
         self._last_seq = 0             # engine seq of the last batch read or appended
         self._stream_seq = 0           # stream seq of that batch (or of the epoch marker after it)
@@ -565,6 +566,7 @@ class JetStreamJournal(Journal):
         if not epoch:
             return False
         self.epoch = epoch
+        self._lease_revision = epoch
         self._io.loop.call_soon_threadsafe(self._start_tasks)
         log.info("JetStream stream %s: leading as %s, epoch %d, from stream seq %d", self.stream, self.holder,
                  epoch, self._marker_seq)
@@ -610,6 +612,7 @@ class JetStreamJournal(Journal):
                     revision = await self.lease_kv.create("leader", self.holder.encode())
                     log.warning("JetStream stream %s: the lease of epoch %d had lapsed; taken again",
                                 self.stream, self.epoch)
+                self._lease_revision = revision
             except KeyWrongLastSequenceError:
                 self._fail(JournalFenced(f"JetStream stream {self.stream}: the lease of epoch {self.epoch} "
                                          "was taken by another gateway; stopping"))
@@ -633,9 +636,9 @@ class JetStreamJournal(Journal):
                     failure = err
             self._io.call(self._cancel_tasks())  # the renewal first: it would take the lease again
             if leading and failure is None:
-                try:
-                    self._io.call(self.lease_kv.delete("leader"))
-                except Exception as err:  # noqa: BLE001 - the lease then expires on its own
+                try:  # only the lease this journal renewed last: a successor's is not ours to drop
+                    self._io.call(self.lease_kv.delete("leader", last=self._lease_revision))
+                except Exception as err:  # noqa: BLE001 - not ours any more, or it then expires on its own
                     log.warning("JetStream stream %s: giving up the lease failed (%s)", self.stream, err)
             if connected:
                 try:

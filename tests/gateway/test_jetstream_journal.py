@@ -190,6 +190,28 @@ def test_split_brain_the_old_leader_is_fenced(nats_cluster):
         new.close()
 
 
+def test_a_deposed_leader_closing_cleanly_leaves_its_successors_lease(nats_cluster):
+    """A leader deposed without knowing it (its lease ran out while it was paused)
+    that then stops cleanly gives up only the lease it held: the successor's
+    lease key stays, so the successor keeps leading (an unconditional delete
+    dropped it and let a third gateway take over from a healthy leader)."""
+    stream = _stream()
+    old = _open(nats_cluster, stream, lease_ms=60_000)
+    new = _open(nats_cluster, stream, genesis=None, lease_ms=60_000)
+    third = _open(nats_cluster, stream, genesis=None, lease_ms=60_000)
+    try:
+        _lead(old)
+        new._io.call(new.lease_kv.purge("leader"))  # the old leader's lease ran out
+        _lead(new)
+        old.close()                                 # a clean stop, still believing it leads
+        entry = new._io.call(new.lease_kv.get("leader"))
+        assert entry.value == new.holder.encode() and entry.revision == new.epoch
+        assert not third.try_lead()
+    finally:
+        for journal in (old, new, third):
+            journal.close()
+
+
 def test_a_jetstream_journal_needs_servers(tmp_path, keys):
     from gateway_harness import write_venue
 
