@@ -86,13 +86,16 @@ cdef class PoolApi(ChainApi):
             deposit_cooldown_ns=p.deposit_cooldown_ns,
             deposits=tuple((rid, *p.deposits[rid]) for rid in sorted(p.deposits)))
 
-    def pool_due_deposits(self, int64_t ts):
-        """(request id, account) of each deposit request due at ``ts``, by id (the
-        gateway's pool clock executes them: engine/gateway/pool_clock.py)."""
+    def pool_due_requests(self, int64_t ts):
+        """(request id, account) of each request, deposit or redemption, due at
+        ``ts``, by id (the gateway's pool clock executes them for their owners:
+        engine/gateway/pool_clock.py)."""
         if not self.pool.configured:
             return []
         cdef MainPool p = self.pool
-        return [(rid, p.deposits[rid][0]) for rid in sorted(p.deposits) if p.deposits[rid][2] <= ts]
+        due = [(rid, p.deposits[rid][0]) for rid in p.deposits if p.deposits[rid][2] <= ts]
+        due += [(rid, p.pending[rid][0]) for rid in p.pending if p.pending[rid][2] <= ts]
+        return sorted(due)
 
     def pool_nav(self):
         """(equity USD x 1e8, equity in pool-asset ledger units, shares out), or

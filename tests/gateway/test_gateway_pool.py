@@ -2,8 +2,9 @@
 which PoolInfo shows pending with its amount reserved, and the gateway's pool
 clock executes it after the deposit cooldown, paying shares from the pool's
 pre-minted supply; a second request is cancelled before it is due; the provider
-requests a redemption, is refused before the cooldown with a readable reason
-and paid after it; bad requests are refused with the core's codes; another key
+requests a redemption, is refused executing it before the cooldown with a
+readable reason, and the clock pays it after the cooldown without being asked;
+a provider holding a due redemption cannot wait for a better NAV; bad requests are refused with the core's codes; another key
 cannot act for the provider nor cancel its request; the gateway samples the NAV
 on its clock; the journal keeps the POOL_PAID events and an offline replay
 rebuilds the state."""
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from gateway_harness import ACCOUNTS, USDC, venue_doc, write_venue
+from gateway_harness import ACCOUNTS, AMZNX_ASSET, USDC, venue_doc, write_venue
 
 from engine.core.types import CommandKind, EventKind
 from engine.core.types import Reject as Code
@@ -21,6 +22,7 @@ from engine.journal import FileJournal
 from engine.replay import rebuild
 from engine.schemas import GatewayReject, Reject
 from engine.schemas_pools import DepositRequested, PoolPaid, RedemptionRequested, RequestCancelled
+from engine.units import POOL_PPS_SCALE
 
 POOL_ACCOUNT = 5
 SHARE = 4                       # asset id: after the four assets of the test venue
@@ -28,14 +30,15 @@ COOLDOWN_S = 1
 DEPOSIT_COOLDOWN_S = 3          # long enough for the test to cancel its second request before it is due
 
 
-def _venue(tmp_path, keys):
+def _venue(tmp_path, keys, holdings=None, nav_window=4, deposit_cooldown_s=DEPOSIT_COOLDOWN_S):
     doc = venue_doc(keys, tmp_path / "journal")
     assets = [*doc["assets"], {"symbol": "MPS", "decimals": 6, "ledger_decimals": 6}]
-    accounts = [*doc["accounts"], {"id": POOL_ACCOUNT, "name": "pool", "credit": {"MPS": "1000000000"}}]
+    credit = {"MPS": "1000000000", **(holdings or {})}
+    accounts = [*doc["accounts"], {"id": POOL_ACCOUNT, "name": "pool", "credit": credit}]
     pools = {"main_account": POOL_ACCOUNT,
-             "main": {"asset": "USDC", "share_asset": "MPS", "nav_window": 4, "cooldown_s": COOLDOWN_S,
+             "main": {"asset": "USDC", "share_asset": "MPS", "nav_window": nav_window, "cooldown_s": COOLDOWN_S,
                       "withdrawal_fee_bps": 10, "equity_multiplier_bps": 20_000, "nav_sample_s": 1,
-                      "deposit_cooldown_s": DEPOSIT_COOLDOWN_S}}
+                      "deposit_cooldown_s": deposit_cooldown_s}}
     return write_venue(tmp_path, keys, assets=assets, accounts=accounts, pools=pools)
 
 
@@ -84,8 +87,8 @@ def test_a_provider_deposits_and_redeems_through_the_gateway(tmp_path, keys, cli
         assert isinstance(request, RedemptionRequested) and request.shares == 400 * 10**6
         early = fund.pool_execute(SHARE, request.redemption)
         assert isinstance(early, Reject) and early.code == Code.POOL_COOLDOWN and "cooldown" in early.text
-        time.sleep(COOLDOWN_S + 0.2)
-        done = fund.pool_execute(SHARE, request.redemption)
+        done = fund.pool_redeem_paid(request.redemption, timeout=COOLDOWN_S + 10)
+        assert done[0].ts >= request.ts + COOLDOWN_S * 10**9
         assert [(p.asset, p.amount, p.fee) for p in done] == [(SHARE, 400 * 10**6, 0),
                                                               (USDC, -(400 * 10**6 - 400_000), 400_000)]
         state = ops.status().state_hash
@@ -97,3 +100,32 @@ def test_a_provider_deposits_and_redeems_through_the_gateway(tmp_path, keys, cli
     stored = [e for batch in reader.read() for e in batch.events if e["kind"] == EventKind.POOL_PAID]
     assert len(stored) == 4 and all(int(e["maker_account"]) == POOL_ACCOUNT for e in stored)
     assert rebuild(reader, use_snapshot=False, verify=True).engine.state_hash() == state
+
+
+def test_a_provider_holding_a_due_redemption_cannot_wait_for_a_better_nav(tmp_path, keys, clients):
+    """The attack: a provider files a redemption, lets it fall due, waits for a NAV it
+    likes (here the pool's AMZNX rising; the same as waiting to exit just before a drop
+    it sees coming) and then executes. The clock has paid it at the NAV when it fell
+    due: its own execution finds nothing to execute. On the build where only the owner
+    executed redemptions, it was paid at the higher NAV it chose (checked)."""
+    path = _venue(tmp_path, keys, holdings={"AMZNX": "10"}, nav_window=0, deposit_cooldown_s=0)
+    with GatewayProcess(path, tmp_path / "gateway.log") as gw:
+        ops, fund, mm = (clients(gw, n) for n in ("ops", "fund", "mm"))
+        for provider in (mm, fund):        # mm first: the pool's 10 AMZNX ($1,850) are its seed
+            request = provider.pool_deposit(SHARE, 1_000 * 10**6)
+            provider.pool_deposit_paid(request.request, timeout=10)
+        shares = fund.balances().balances[SHARE].total
+        request = fund.pool_redeem(SHARE, shares)
+        assert isinstance(request, RedemptionRequested), request
+        due_pps = ops.pool_info().redeem_pps           # spot NAV per share (nav_window 0): nothing moves it
+        time.sleep(COOLDOWN_S + 0.5)                   # the redemption is due; the provider holds it
+        rise = ops.set_asset_price(AMZNX_ASSET, 2 * 185 * 10**8)
+        assert ops.pool_info().redeem_pps > due_pps    # the NAV it was waiting for
+        chosen = fund.pool_execute(SHARE, request.redemption)
+        assert isinstance(chosen, Reject) and chosen.code == Code.UNKNOWN_REDEMPTION, chosen
+        paid = fund.pool_redeem_paid(request.redemption, timeout=10)
+        gross = shares * due_pps // POOL_PPS_SCALE
+        fee = -(-gross * 10 // 10_000)
+        assert [(p.asset, p.amount, p.nav_per_share, p.fee) for p in paid] == [
+            (SHARE, shares, due_pps, 0), (USDC, -(gross - fee), due_pps, fee)]
+        assert request.ts + COOLDOWN_S * 10**9 <= paid[0].ts < rise.ts
