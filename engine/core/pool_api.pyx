@@ -87,14 +87,17 @@ cdef class PoolApi(ChainApi):
             deposits=tuple((rid, *p.deposits[rid]) for rid in sorted(p.deposits)))
 
     def pool_due_requests(self, int64_t ts):
-        """(request id, account) of each request, deposit or redemption, due at
-        ``ts``, by id (the gateway's pool clock executes them for their owners:
-        engine/gateway/pool_clock.py)."""
+        """(request id, account, shares held) of each request, deposit or redemption,
+        due at ``ts``, by id; ``shares held`` is False for a redemption whose owner no
+        longer has its shares free (withdrawn, sold, reserved), True otherwise. The
+        gateway's pool clock executes them for their owners, and cancels the others
+        (engine/gateway/pool_clock.py)."""
         if not self.pool.configured:
             return []
         cdef MainPool p = self.pool
-        due = [(rid, p.deposits[rid][0]) for rid in p.deposits if p.deposits[rid][2] <= ts]
-        due += [(rid, p.pending[rid][0]) for rid in p.pending if p.pending[rid][2] <= ts]
+        due = [(rid, p.deposits[rid][0], True) for rid in p.deposits if p.deposits[rid][2] <= ts]
+        due += [(rid, p.pending[rid][0], self.ledger.free(p.pending[rid][0], p.share_asset) >= p.pending[rid][1])
+                for rid in p.pending if p.pending[rid][2] <= ts]
         return sorted(due)
 
     def pool_nav(self):

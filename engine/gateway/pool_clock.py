@@ -2,7 +2,10 @@
 share sample for the time-weighted NAV, docs/pools.md) every ``[pools.main]
 nav_sample_s`` seconds, and executes each request, deposit or redemption, once it
 is due, so no provider chooses the moment its deposit mints or its redemption
-pays; all sequenced and journaled like any command."""
+pays; a due redemption whose owner no longer holds its shares free is cancelled
+rather than retried, so the owner cannot keep it pending by moving its shares away
+and bring them back at a moment it picks. All sequenced and journaled like any
+command: the clock sends what the owner could send."""
 
 from __future__ import annotations
 
@@ -30,23 +33,23 @@ class PoolClock:
 
     def commands(self, now: float, engine, ts: int) -> np.ndarray:
         """The commands to run at monotonic time ``now`` and wall-clock ``ts`` (ns):
-        the POOL_MARK when one is due (one at the first call), then a POOL_REDEEM
-        executing each request of ``engine`` due at ``ts``, by id, for its owner (the
-        command the owner would send)."""
+        the POOL_MARK when one is due (one at the first call), then for each request
+        of ``engine`` due at ``ts``, by id, for its owner: a POOL_REDEEM executing it,
+        or a POOL_CANCEL of a redemption whose shares the owner no longer holds free."""
         if not self.configured:
             return np.zeros(0, dtype=COMMAND_DTYPE)
         mark = self.interval > 0 and (self.last is None or now - self.last >= self.interval)
         if mark:
             self.last = now
         due = engine.pool_due_requests(ts)
-        self.sent = {rid: at for rid, at in self.sent.items() if any(rid == d for d, _a in due)}
-        due = [(rid, account) for rid, account in due if now - self.sent.get(rid, now - RETRY_S) >= RETRY_S]
+        self.sent = {rid: at for rid, at in self.sent.items() if any(rid == d[0] for d in due)}
+        due = [request for request in due if now - self.sent.get(request[0], now - RETRY_S) >= RETRY_S]
         commands = np.zeros(int(mark) + len(due), dtype=COMMAND_DTYPE)
         commands["asset"] = self.share_asset
         if mark:
             commands[0]["kind"] = CommandKind.POOL_MARK
-        for row, (rid, account) in enumerate(due, start=int(mark)):
-            commands[row]["kind"] = CommandKind.POOL_REDEEM
+        for row, (rid, account, held) in enumerate(due, start=int(mark)):
+            commands[row]["kind"] = CommandKind.POOL_REDEEM if held else CommandKind.POOL_CANCEL
             commands[row]["account"] = account
             commands[row]["order_id"] = rid
             self.sent[rid] = now

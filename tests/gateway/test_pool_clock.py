@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-from test_pool import CALL, POOL, REFERENCE, SHARE, TRADER, USDC, deposit, make_engine, shares_of, trade
+from test_pool import CALL, POOL, REFERENCE, SHARE, TRADER, USDC, deposit, kinds, make_engine, shares_of, trade
 
 from engine.core.types import CommandKind, EventKind
 from engine.core.types import Reject as Code
@@ -103,6 +103,25 @@ def test_a_redemption_the_equity_guard_refuses_is_retried_and_executes_once_the_
         (EventKind.POOL_PAID, 1, request.order_id)] * 2
     assert shares_of(eng, 1) == 0 and eng.pool_info().pending == ()
     assert len(clock.commands(3 * RETRY_S, eng, 8)) == 0
+    eng.check_integrity()
+
+
+def test_a_due_redemption_whose_shares_its_owner_moved_away_is_cancelled_not_retried():
+    """Else the owner could keep its due request pending (withdraw a share unit, or
+    reserve its shares in an order) and put the shares back at a moment it picks:
+    the clock would execute it within RETRY_S, at a NAV the owner chose."""
+    eng = make_engine(cooldown=0)
+    deposit(eng, 1, SHARE, 10_000 * 10**6, ts=1)
+    [request] = eng.pool_redeem(1, SHARE, shares_of(eng, 1), ts=2)
+    assert kinds(eng.debit(1, SHARE, 1, ts=3)) != [EventKind.REJECTED]     # one share unit withdrawn
+    clock = _clock(nav_sample_s=0)
+    sent = clock.commands(0.0, eng, 3)
+    assert [(int(c["kind"]), int(c["account"]), int(c["order_id"])) for c in sent] == [
+        (CommandKind.POOL_CANCEL, 1, request.order_id)]
+    [cancelled] = _run(eng, sent, 3)
+    assert (cancelled["kind"], cancelled["order_id"]) == (EventKind.POOL_REQUEST_CANCELLED, request.order_id)
+    eng.credit(1, SHARE, 1, ts=4)                                   # the share comes back: nothing to execute
+    assert len(clock.commands(RETRY_S, eng, 5)) == 0 and eng.pool_info().pending == ()
     eng.check_integrity()
 
 
