@@ -11,9 +11,10 @@ pool query.
   down. The gateway no longer sends it.
 * POOL_REDEEM with ``order_id`` 0 requests the redemption of ``qty`` shares
   (added to the account's pending request if it has one, whose cooldown restarts);
-  with ``order_id`` a request id (its provider, once the cooldown is over)
-  executes it: a redemption burns shares at the redemption NAV per share, rounded
-  down, less the withdrawal fee, rounded up, which stays in the pool; refused when
+  with ``order_id`` a request id executes it once the cooldown is over (sent for
+  its provider by the gateway's pool clock when due, or by the provider): a
+  redemption burns shares at the redemption NAV per share, rounded down, less
+  the withdrawal fee, rounded up, which stays in the pool; refused when
   the pool's equity after it would fall below its initial margin times the
   configured multiplier. A deposit request moves its reserved amount to the pool
   and mints shares at the deposit NAV per share then.

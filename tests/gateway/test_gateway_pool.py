@@ -4,23 +4,23 @@ clock executes it after the deposit cooldown, paying shares from the pool's
 pre-minted supply; a second request is cancelled before it is due; the provider
 requests a redemption, is refused executing it before the cooldown with a
 readable reason, and the clock pays it after the cooldown without being asked;
-a provider holding a due redemption cannot wait for a better NAV; bad requests are refused with the core's codes; another key
-cannot act for the provider nor cancel its request; the gateway samples the NAV
-on its clock; the journal keeps the POOL_PAID events and an offline replay
-rebuilds the state."""
+a provider holding a due redemption cannot wait for a better NAV; bad requests
+are refused with the core's codes; another key cannot act for the provider nor
+cancel its request; the gateway samples the NAV on its clock; the journal keeps
+the POOL_PAID events and an offline replay rebuilds the state."""
 
 from __future__ import annotations
 
 import time
 
-from gateway_harness import ACCOUNTS, AMZNX_ASSET, USDC, venue_doc, write_venue
+from gateway_harness import ACCOUNTS, AMZNX_ASSET, PUT_SPEC, USDC, venue_doc, write_venue
 
-from engine.core.types import CommandKind, EventKind
+from engine.core.types import CommandKind, EventKind, Side, TimeInForce
 from engine.core.types import Reject as Code
 from engine.gateway.process import GatewayProcess
 from engine.journal import FileJournal
 from engine.replay import rebuild
-from engine.schemas import GatewayReject, Reject
+from engine.schemas import Ack, GatewayReject, Reject
 from engine.schemas_pools import DepositRequested, PoolPaid, RedemptionRequested, RequestCancelled
 from engine.units import POOL_PPS_SCALE
 
@@ -28,18 +28,23 @@ POOL_ACCOUNT = 5
 SHARE = 4                       # asset id: after the four assets of the test venue
 COOLDOWN_S = 1
 DEPOSIT_COOLDOWN_S = 3          # long enough for the test to cancel its second request before it is due
+TSLA_ASSET, PUT = 2, 3          # asset and instrument ids of the test venue with its put series
+PUT_MARK = 146_200              # the put's mark in its spec
 
 
-def _venue(tmp_path, keys, holdings=None, nav_window=4, deposit_cooldown_s=DEPOSIT_COOLDOWN_S):
+def _venue(tmp_path, keys, holdings=None, nav_window=4, deposit_cooldown_s=DEPOSIT_COOLDOWN_S, options=False):
     doc = venue_doc(keys, tmp_path / "journal")
     assets = [*doc["assets"], {"symbol": "MPS", "decimals": 6, "ledger_decimals": 6}]
+    instruments = [*doc["instruments"], PUT_SPEC] if options else doc["instruments"]
+    if options:     # the put's margin needs TSLA.M's price
+        assets[TSLA_ASSET] = {**assets[TSLA_ASSET], "usd_price": "250"}
     credit = {"MPS": "1000000000", **(holdings or {})}
     accounts = [*doc["accounts"], {"id": POOL_ACCOUNT, "name": "pool", "credit": credit}]
     pools = {"main_account": POOL_ACCOUNT,
              "main": {"asset": "USDC", "share_asset": "MPS", "nav_window": nav_window, "cooldown_s": COOLDOWN_S,
                       "withdrawal_fee_bps": 10, "equity_multiplier_bps": 20_000, "nav_sample_s": 1,
                       "deposit_cooldown_s": deposit_cooldown_s}}
-    return write_venue(tmp_path, keys, assets=assets, accounts=accounts, pools=pools)
+    return write_venue(tmp_path, keys, assets=assets, instruments=instruments, accounts=accounts, pools=pools)
 
 
 def test_a_provider_deposits_and_redeems_through_the_gateway(tmp_path, keys, clients):
@@ -129,3 +134,26 @@ def test_a_provider_holding_a_due_redemption_cannot_wait_for_a_better_nav(tmp_pa
         assert [(p.asset, p.amount, p.nav_per_share, p.fee) for p in paid] == [
             (SHARE, shares, due_pps, 0), (USDC, -(gross - fee), due_pps, fee)]
         assert request.ts + COOLDOWN_S * 10**9 <= paid[0].ts < rise.ts
+
+
+def test_the_clock_retries_a_redemption_the_equity_guard_refuses_until_new_capital_allows_it(tmp_path, keys, clients):
+    path = _venue(tmp_path, keys, deposit_cooldown_s=0, options=True)
+    with GatewayProcess(path, tmp_path / "gateway.log") as gw:
+        ops, fund, mm = (clients(gw, n) for n in ("ops", "fund", "mm"))
+        for provider in (mm, fund):
+            request = provider.pool_deposit(SHARE, 1_000 * 10**6)
+            provider.pool_deposit_paid(request.request, timeout=10)
+        # The pool sells 10 puts: about $521 initial margin, so $1,043 of equity must stay.
+        assert isinstance(mm.place(PUT, Side.BUY, 1_000, PUT_MARK), Ack)
+        assert isinstance(ops.place(PUT, Side.SELL, 1_000, PUT_MARK, tif=TimeInForce.IOC, account=POOL_ACCOUNT), Ack)
+        info = ops.pool_info()
+        assert 500 * 10**8 < info.initial_margin < 550 * 10**8
+        request = fund.pool_redeem(SHARE, fund.balances().balances[SHARE].total)   # about $1,000 of $2,000
+        time.sleep(COOLDOWN_S + 1.5)                       # due, and refused at least once by now
+        assert ops.pool_info().pending_redemptions == 1
+        assert not [e for e in fund.poll_events() if isinstance(e, PoolPaid)]
+        more = mm.pool_deposit(SHARE, 600 * 10**6)         # new capital: the guard allows it now
+        deposited = mm.pool_deposit_paid(more.request, timeout=10)
+        paid = fund.pool_redeem_paid(request.redemption, timeout=10)
+        assert [p.asset for p in paid] == [SHARE, USDC] and paid[0].ts > deposited[0].ts
+        assert ops.pool_info().pending_redemptions == 0
