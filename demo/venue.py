@@ -231,7 +231,7 @@ class VenueRun:
         that deposits now and redeems after the cooldown: (seed, provider)."""
         name, amount = SEED
         seed = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
-                           cooldown_s=POOL_COOLDOWN_S, deposit_cooldown_s=POOL_DEPOSIT_COOLDOWN_S)
+                           deposit_cooldown_s=POOL_DEPOSIT_COOLDOWN_S)
         refused = seed.deposit()
         seed.client.close()
         if refused:
@@ -239,7 +239,7 @@ class VenueRun:
         start_quoter(self.group, write_pools_config(self.run, keys, gateway.orders))
         name, amount = PROVIDER
         provider = participant(LiquidityProvider, name, pool=share, amount=amount, fee_bps=POOL_FEE_BPS,
-                               cooldown_s=POOL_COOLDOWN_S, deposit_cooldown_s=POOL_DEPOSIT_COOLDOWN_S)
+                               deposit_cooldown_s=POOL_DEPOSIT_COOLDOWN_S)
         refused = provider.deposit()
         if refused:
             raise ProcessError(f"{name}'s pool deposit was refused: {refused}")

@@ -584,9 +584,19 @@ class Client:
         return self.request(*self._requests.by_request_id(PoolDeposit, pool, amount, account))
 
     def pool_deposit_paid(self, request: int, timeout: float | None = None) -> list[PoolPaid]:
-        """Wait for the execution of deposit request ``request`` (by the pool's clock,
-        or by ``pool_execute``): [asset paid in, shares received]. Other replies stay
-        in ``events``; TimeoutError if the execution does not come in time."""
+        """Wait for the execution of deposit request ``request`` (by the pool's clock
+        once due): [asset paid in, shares received]. Other replies stay in
+        ``events``; TimeoutError if the execution does not come in time."""
+        return self._request_paid(request, "deposit", timeout)
+
+    def pool_redeem_paid(self, redemption: int, timeout: float | None = None) -> list[PoolPaid]:
+        """Wait for the execution of redemption request ``redemption`` (by the pool's
+        clock once due, or once the equity guard allows it): [shares paid back, pool
+        asset received less the withdrawal fee]. Other replies stay in ``events``;
+        TimeoutError if the execution does not come in time."""
+        return self._request_paid(redemption, "redemption", timeout)
+
+    def _request_paid(self, request: int, kind: str, timeout: float | None) -> list[PoolPaid]:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         paid: list[PoolPaid] = []
         while True:
@@ -599,7 +609,7 @@ class Client:
                 return paid
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"deposit request {request} was not executed within the timeout")
+                raise TimeoutError(f"{kind} request {request} was not executed within the timeout")
             try:
                 self.events.extend(self.recv(left))
             except TimeoutError:
@@ -610,13 +620,15 @@ class Client:
         return self.request(*self._requests.by_request_id(PoolCancel, pool, request, account))
 
     def pool_redeem(self, pool: int, shares: int, *, account: int = OWN_ACCOUNT) -> RedemptionRequested | Reject:
-        """Request the redemption of ``shares``; execute it with pool_execute after the cooldown."""
+        """Request the redemption of ``shares``; the pool's clock executes it once the
+        cooldown is over (``pool_redeem_paid`` waits for it)."""
         return self.request(*self._requests.by_request_id(PoolRedeem, pool, shares, 0, account))
 
     def pool_execute(self, pool: int, redemption: int, *, account: int = OWN_ACCOUNT) -> list[PoolPaid] | Reject:
-        """Execute request ``redemption``: [shares paid back, pool asset received less
-        the withdrawal fee] for a redemption, [asset paid in, shares received] for a
-        deposit request, or why not (e.g. the cooldown is not over)."""
+        """Execute due request ``redemption`` now rather than at the pool clock's next
+        tick: [shares paid back, pool asset received less the withdrawal fee] for a
+        redemption, [asset paid in, shares received] for a deposit request, or why not
+        (e.g. the cooldown is not over, or the clock has executed it already)."""
         return self._pool_paid(*self._requests.by_request_id(PoolRedeem, pool, 0, redemption, account))
 
     def pool_info(self) -> PoolInfo | Reject:

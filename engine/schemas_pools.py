@@ -79,8 +79,8 @@ class PoolPaid(msgspec.Struct, **reply_config(24)):
 
 class RedemptionRequested(msgspec.Struct, **reply_config(25)):
     """A redemption request of ``shares`` was recorded as ``redemption`` (an account
-    has one request at most: ``pending`` is its total now); execute it with
-    PoolRedeem once the pool's cooldown has passed since ``ts``."""
+    has one request at most: ``pending`` is its total now); the pool's clock executes
+    it once the pool's cooldown has passed since ``ts`` (``Client.pool_redeem_paid``)."""
 
     seq: int
     ts: int

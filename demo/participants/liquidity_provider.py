@@ -1,14 +1,12 @@
 """A liquidity provider of the main pool: requests a deposit of USDC and waits for the
 pool's clock to execute it after the deposit cooldown, requests the redemption of all
-its shares, and executes it once the pool's cooldown has passed, keeping the PoolPaid
-answers that say what it paid, received and was charged."""
+its shares, and waits for the pool's clock to execute that once the pool's cooldown
+has passed, keeping the PoolPaid answers that say what it paid, received and was
+charged."""
 
 from __future__ import annotations
 
-import time
-
 from demo.participants.base import Participant
-from engine.core.types import Reject as Code
 from engine.schemas import Reject
 from engine.schemas_pools import PoolPaid, RedemptionRequested
 from engine.units import BPS, NS_PER_S, POOL_PPS_SCALE
@@ -16,14 +14,13 @@ from engine.units import BPS, NS_PER_S, POOL_PPS_SCALE
 
 class LiquidityProvider(Participant):
     """Deposits ``amount`` pool-asset ledger units into the pool of share asset ``pool``
-    (``deposit``), then each step moves its redemption on: request it, execute it when due."""
+    (``deposit``), then requests its redemption (``step``) and waits for its payment (``finish``)."""
 
-    def __init__(self, *args, pool: int, amount: int, fee_bps: int, cooldown_s: int, deposit_cooldown_s: int) -> None:
+    def __init__(self, *args, pool: int, amount: int, fee_bps: int, deposit_cooldown_s: int) -> None:
         super().__init__(*args)
         self.pool = pool
         self.amount = amount
         self.fee_bps = fee_bps
-        self.cooldown_ns = cooldown_s * NS_PER_S
         self.deposit_cooldown_s = deposit_cooldown_s
         self.deposit_paid: list[PoolPaid] = []
         self.request: RedemptionRequested | None = None
@@ -50,32 +47,26 @@ class LiquidityProvider(Participant):
         return bool(self.redemption_paid)
 
     def step(self) -> None:
-        if not self.shares or self.done:
+        """Request the redemption of all the shares once they are held (the pool's clock
+        executes it when due)."""
+        if not self.shares or self.request is not None:
             return
-        if self.request is None:
-            reply = self.client.pool_redeem(self.pool, self.shares)
-            if isinstance(reply, Reject):
-                self.refusals.append(reply.text)
-            else:
-                self.request = reply
-            return
-        if time.time_ns() < self.request.ts + self.cooldown_ns:
-            return
-        reply = self.client.pool_execute(self.pool, self.request.redemption)
+        reply = self.client.pool_redeem(self.pool, self.shares)
         if isinstance(reply, Reject):
-            if reply.code != Code.POOL_COOLDOWN:   # the gateway's clock may lag ours by a moment
-                self.refusals.append(reply.text)
-            return
-        self.redemption_paid = reply
+            self.refusals.append(reply.text)
+        else:
+            self.request = reply
 
     def finish(self, timeout: float) -> None:
-        """Step until the redemption is executed or ``timeout`` seconds pass (a short
-        run ends its trading before the cooldown does)."""
-        deadline = time.monotonic() + timeout
-        while not self.done and time.monotonic() < deadline and len(self.refusals) < 3:
-            self.step()
-            self.drain()
-            time.sleep(0.5)
+        """Wait up to ``timeout`` seconds for the pool's clock to pay the redemption (a
+        short run ends its trading before the cooldown does)."""
+        self.step()
+        if self.request is None or self.done:
+            return
+        try:
+            self.redemption_paid = self.client.pool_redeem_paid(self.request.redemption, timeout=timeout)
+        except TimeoutError as err:
+            self.refusals.append(str(err))
 
     def redemption(self) -> dict | None:
         """What the redemption paid, and what NAV less the fee says it should have:

@@ -11,9 +11,10 @@ pool query.
   down. The gateway no longer sends it.
 * POOL_REDEEM with ``order_id`` 0 requests the redemption of ``qty`` shares
   (added to the account's pending request if it has one, whose cooldown restarts);
-  with ``order_id`` a request id (its provider, once the cooldown is over)
-  executes it: a redemption burns shares at the redemption NAV per share, rounded
-  down, less the withdrawal fee, rounded up, which stays in the pool; refused when
+  with ``order_id`` a request id executes it once the cooldown is over (sent for
+  its provider by the gateway's pool clock when due, or by the provider): a
+  redemption burns shares at the redemption NAV per share, rounded down, less
+  the withdrawal fee, rounded up, which stays in the pool; refused when
   the pool's equity after it would fall below its initial margin times the
   configured multiplier. A deposit request moves its reserved amount to the pool
   and mints shares at the deposit NAV per share then.
@@ -86,13 +87,19 @@ cdef class PoolApi(ChainApi):
             deposit_cooldown_ns=p.deposit_cooldown_ns,
             deposits=tuple((rid, *p.deposits[rid]) for rid in sorted(p.deposits)))
 
-    def pool_due_deposits(self, int64_t ts):
-        """(request id, account) of each deposit request due at ``ts``, by id (the
-        gateway's pool clock executes them: engine/gateway/pool_clock.py)."""
+    def pool_due_requests(self, int64_t ts):
+        """(request id, account, shares held) of each request, deposit or redemption,
+        due at ``ts``, by id; ``shares held`` is False for a redemption whose owner no
+        longer has its shares free (withdrawn, sold, reserved), True otherwise. The
+        gateway's pool clock executes them for their owners, and cancels the others
+        (engine/gateway/pool_clock.py)."""
         if not self.pool.configured:
             return []
         cdef MainPool p = self.pool
-        return [(rid, p.deposits[rid][0]) for rid in sorted(p.deposits) if p.deposits[rid][2] <= ts]
+        due = [(rid, p.deposits[rid][0], True) for rid in p.deposits if p.deposits[rid][2] <= ts]
+        due += [(rid, p.pending[rid][0], self.ledger.free(p.pending[rid][0], p.share_asset) >= p.pending[rid][1])
+                for rid in p.pending if p.pending[rid][2] <= ts]
+        return sorted(due)
 
     def pool_nav(self):
         """(equity USD x 1e8, equity in pool-asset ledger units, shares out), or

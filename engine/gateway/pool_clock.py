@@ -1,8 +1,11 @@
 """The operator's clock of the main pool: the gateway runs a POOL_MARK (a NAV per
 share sample for the time-weighted NAV, docs/pools.md) every ``[pools.main]
-nav_sample_s`` seconds, and executes each deposit request once it is due, so no
-provider chooses the moment its deposit mints; all sequenced and journaled like
-any command."""
+nav_sample_s`` seconds, and executes each request, deposit or redemption, once it
+is due, so no provider chooses the moment its deposit mints or its redemption
+pays; a due redemption whose owner no longer holds its shares free is cancelled
+rather than retried, so the owner cannot keep it pending by moving its shares away
+and bring them back at a moment it picks. All sequenced and journaled like any
+command: the clock sends what the owner could send."""
 
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind
 
 RETRY_S = 1.0
-"""A due deposit whose execution was refused (no NAV, an empty treasury) is sent again after this."""
+"""A due request whose execution was refused (no NAV, an empty treasury, the equity guard) is sent again after this."""
 
 
 class PoolClock:
-    """When the next NAV sample is due (none with nav_sample_s 0) and which deposit
-    requests to execute; nothing without a main pool."""
+    """When the next NAV sample is due (none with nav_sample_s 0) and which requests
+    to execute; nothing without a main pool."""
 
     def __init__(self, config: Config) -> None:
         main, terms = config.file.pools.main, config.venue.main_pool
@@ -26,26 +29,27 @@ class PoolClock:
         self.interval = main.nav_sample_s if self.configured else 0
         self.share_asset = terms.share_asset if terms is not None else 0
         self.last = None
-        self.sent: dict[int, float] = {}     # deposit request id -> when its execution was last sent
+        self.sent: dict[int, float] = {}     # request id -> when its execution was last sent
 
     def commands(self, now: float, engine, ts: int) -> np.ndarray:
         """The commands to run at monotonic time ``now`` and wall-clock ``ts`` (ns):
-        the POOL_MARK when one is due (one at the first call), then a POOL_REDEEM
-        executing each deposit request of ``engine`` due at ``ts`` (for its owner)."""
+        the POOL_MARK when one is due (one at the first call), then for each request
+        of ``engine`` due at ``ts``, by id, for its owner: a POOL_REDEEM executing it,
+        or a POOL_CANCEL of a redemption whose shares the owner no longer holds free."""
         if not self.configured:
             return np.zeros(0, dtype=COMMAND_DTYPE)
         mark = self.interval > 0 and (self.last is None or now - self.last >= self.interval)
         if mark:
             self.last = now
-        due = engine.pool_due_deposits(ts)
-        self.sent = {rid: at for rid, at in self.sent.items() if any(rid == d for d, _a in due)}
-        due = [(rid, account) for rid, account in due if now - self.sent.get(rid, now - RETRY_S) >= RETRY_S]
+        due = engine.pool_due_requests(ts)
+        self.sent = {rid: at for rid, at in self.sent.items() if any(rid == d[0] for d in due)}
+        due = [request for request in due if now - self.sent.get(request[0], now - RETRY_S) >= RETRY_S]
         commands = np.zeros(int(mark) + len(due), dtype=COMMAND_DTYPE)
         commands["asset"] = self.share_asset
         if mark:
             commands[0]["kind"] = CommandKind.POOL_MARK
-        for row, (rid, account) in enumerate(due, start=int(mark)):
-            commands[row]["kind"] = CommandKind.POOL_REDEEM
+        for row, (rid, account, held) in enumerate(due, start=int(mark)):
+            commands[row]["kind"] = CommandKind.POOL_REDEEM if held else CommandKind.POOL_CANCEL
             commands[row]["account"] = account
             commands[row]["order_id"] = rid
             self.sent[rid] = now

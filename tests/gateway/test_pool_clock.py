@@ -1,17 +1,20 @@
 """The gateway's pool clock (engine/gateway/pool_clock.py): a NAV sample every
-nav_sample_s, and the execution of each deposit request once it is due, for its
-owner; a refused execution is sent again only after RETRY_S, and nothing runs
-without a main pool."""
+nav_sample_s, and the execution of each request, deposit or redemption, once it
+is due, for its owner, in request-id order; a refused execution (a redemption the
+equity guard refuses included) is sent again only after RETRY_S and executes once
+it can, and nothing runs without a main pool."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
-from test_pool import POOL, SHARE, USDC, make_engine
+from test_pool import CALL, POOL, REFERENCE, SHARE, TRADER, USDC, deposit, kinds, make_engine, shares_of, trade
 
 from engine.core.types import CommandKind, EventKind
+from engine.core.types import Reject as Code
 from engine.gateway.pool_clock import RETRY_S, PoolClock
+from engine.units import POOL_PPS_SCALE
 
 DEPOSIT_COOLDOWN = 10 * 10**9
 
@@ -56,6 +59,70 @@ def test_a_refused_execution_is_sent_again_after_the_retry_interval_only():
     assert len(clock.commands(RETRY_S / 2, eng, 3)) == 0
     assert clock.commands(RETRY_S, eng, 4)["kind"].tolist() == [CommandKind.POOL_REDEEM]
     assert eng.balances(3)[USDC][1] == 10**9
+
+
+def test_the_clock_executes_due_redemptions_and_deposits_for_their_owners_in_request_order():
+    eng = make_engine(cooldown=DEPOSIT_COOLDOWN, deposit_cooldown=DEPOSIT_COOLDOWN)
+    deposit(eng, 1, SHARE, 10**9, ts=1)                    # a deposit cooldown: requested, not executed
+    _run(eng, _clock(nav_sample_s=0).commands(0.0, eng, 1 + DEPOSIT_COOLDOWN), 1 + DEPOSIT_COOLDOWN)
+    assert shares_of(eng, 1) == 10**9
+    [redemption] = eng.pool_redeem(1, SHARE, 4 * 10**8, ts=2 + DEPOSIT_COOLDOWN)
+    [later] = eng.pool_deposit(2, SHARE, 10**9, ts=3 + DEPOSIT_COOLDOWN)
+    clock = _clock(nav_sample_s=0)
+    assert len(clock.commands(0.0, eng, 1 + 2 * DEPOSIT_COOLDOWN)) == 0     # neither is due
+    due = clock.commands(1.0, eng, 3 + 2 * DEPOSIT_COOLDOWN)
+    assert [(int(c["kind"]), int(c["account"]), int(c["order_id"])) for c in due] == [
+        (CommandKind.POOL_REDEEM, 1, redemption.order_id), (CommandKind.POOL_REDEEM, 2, later.order_id)]
+    events = _run(eng, due, 3 + 2 * DEPOSIT_COOLDOWN)
+    assert [(int(e["kind"]), int(e["account"]), int(e["asset"]), int(e["qty"])) for e in events] == [
+        (EventKind.POOL_PAID, 1, SHARE, 4 * 10**8), (EventKind.POOL_PAID, 1, USDC, -(4 * 10**8 - 4 * 10**5)),
+        (EventKind.POOL_PAID, 2, USDC, 10**9),
+        (EventKind.POOL_PAID, 2, SHARE, -(10**9 * POOL_PPS_SCALE // int(events[3]["price"])))]  # after the fee
+    assert eng.pool_info().pending == () and eng.pool_info().deposits == ()
+    eng.check_integrity()
+
+
+def test_a_redemption_the_equity_guard_refuses_is_retried_and_executes_once_the_guard_allows():
+    eng = make_engine(cooldown=0)
+    deposit(eng, 1, SHARE, 50_000 * 10**6, ts=1)
+    deposit(eng, 2, SHARE, 10_000 * 10**6, ts=1)
+    trade(eng, POOL, TRADER, CALL, 100, REFERENCE[CALL], ts=2)     # short a call: $20,000 initial margin
+    [request] = eng.pool_redeem(1, SHARE, shares_of(eng, 1), ts=3)  # would leave about $10,000 < 2 x $20,000
+    clock = _clock(nav_sample_s=0)
+    sent = clock.commands(0.0, eng, 3)
+    assert [(int(c["account"]), int(c["order_id"])) for c in sent] == [(1, request.order_id)]
+    [refused] = _run(eng, sent, 3)
+    assert (refused["kind"], refused["reason"]) == (EventKind.REJECTED, Code.POOL_EQUITY_GUARD)
+    assert [r[0] for r in eng.pool_info().pending] == [request.order_id]     # still pending
+    assert len(clock.commands(RETRY_S / 2, eng, 4)) == 0
+    again = clock.commands(RETRY_S, eng, 5)
+    assert _run(eng, again, 5)["kind"].tolist() == [EventKind.REJECTED]      # the guard still refuses
+    deposit(eng, 3, SHARE, 50_000 * 10**6, ts=6)                   # new capital: the guard allows it
+    paid = _run(eng, clock.commands(2 * RETRY_S, eng, 7), 7)
+    assert [(int(e["kind"]), int(e["account"]), int(e["order_id"])) for e in paid] == [
+        (EventKind.POOL_PAID, 1, request.order_id)] * 2
+    assert shares_of(eng, 1) == 0 and eng.pool_info().pending == ()
+    assert len(clock.commands(3 * RETRY_S, eng, 8)) == 0
+    eng.check_integrity()
+
+
+def test_a_due_redemption_whose_shares_its_owner_moved_away_is_cancelled_not_retried():
+    """Else the owner could keep its due request pending (withdraw a share unit, or
+    reserve its shares in an order) and put the shares back at a moment it picks:
+    the clock would execute it within RETRY_S, at a NAV the owner chose."""
+    eng = make_engine(cooldown=0)
+    deposit(eng, 1, SHARE, 10_000 * 10**6, ts=1)
+    [request] = eng.pool_redeem(1, SHARE, shares_of(eng, 1), ts=2)
+    assert kinds(eng.debit(1, SHARE, 1, ts=3)) != [EventKind.REJECTED]     # one share unit withdrawn
+    clock = _clock(nav_sample_s=0)
+    sent = clock.commands(0.0, eng, 3)
+    assert [(int(c["kind"]), int(c["account"]), int(c["order_id"])) for c in sent] == [
+        (CommandKind.POOL_CANCEL, 1, request.order_id)]
+    [cancelled] = _run(eng, sent, 3)
+    assert (cancelled["kind"], cancelled["order_id"]) == (EventKind.POOL_REQUEST_CANCELLED, request.order_id)
+    eng.credit(1, SHARE, 1, ts=4)                                   # the share comes back: nothing to execute
+    assert len(clock.commands(RETRY_S, eng, 5)) == 0 and eng.pool_info().pending == ()
+    eng.check_integrity()
 
 
 def test_without_a_main_pool_the_clock_sends_nothing():
