@@ -5,7 +5,11 @@ is due, so no provider chooses the moment its deposit mints or its redemption
 pays; a due redemption whose owner no longer holds its shares free is cancelled
 rather than retried, so the owner cannot keep it pending by moving its shares away
 and bring them back at a moment it picks. All sequenced and journaled like any
-command: the clock sends what the owner could send."""
+command: the clock sends what the owner could send. A refused execution is sent
+again after RETRY_S, doubling with each refusal up to RETRY_MAX_S, and a frozen
+owner's requests, and all while the pool account is frozen, are left alone (the
+core refuses them): a request the equity
+guard holds for hours, or many of them, cannot fill the journal with refusals."""
 
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from engine.core.records import COMMAND_DTYPE
 from engine.core.types import CommandKind
 
 RETRY_S = 1.0
-"""A due request whose execution was refused (no NAV, an empty treasury, the equity guard) is sent again after this."""
+"""A due request whose execution was refused (no NAV, an empty treasury, the equity guard) is sent again after this,"""
+RETRY_MAX_S = 60.0
+"""doubled after each further refusal, up to this."""
 
 
 class PoolClock:
@@ -28,8 +34,9 @@ class PoolClock:
         self.configured = main is not None and terms is not None
         self.interval = main.nav_sample_s if self.configured else 0
         self.share_asset = terms.share_asset if terms is not None else 0
+        self.pool_account = terms.account if terms is not None else -1
         self.last = None
-        self.sent: dict[int, float] = {}     # request id -> when its execution was last sent
+        self.sent: dict[int, tuple[float, int]] = {}  # request id -> (when its execution was last sent, sends)
 
     def commands(self, now: float, engine, ts: int) -> np.ndarray:
         """The commands to run at monotonic time ``now`` and wall-clock ``ts`` (ns):
@@ -41,9 +48,12 @@ class PoolClock:
         mark = self.interval > 0 and (self.last is None or now - self.last >= self.interval)
         if mark:
             self.last = now
-        due = engine.pool_due_requests(ts)
-        self.sent = {rid: at for rid, at in self.sent.items() if any(rid == d[0] for d in due)}
-        due = [request for request in due if now - self.sent.get(request[0], now - RETRY_S) >= RETRY_S]
+        due = [] if engine.is_frozen(self.pool_account) else [
+            request for request in engine.pool_due_requests(ts) if not engine.is_frozen(request[1])]
+        due_ids = {request[0] for request in due}
+        self.sent = {rid: sent for rid, sent in self.sent.items() if rid in due_ids}
+        due = [request for request in due if request[0] not in self.sent or now - self.sent[request[0]][0] >= min(
+            RETRY_S * 2 ** (self.sent[request[0]][1] - 1), RETRY_MAX_S)]
         commands = np.zeros(int(mark) + len(due), dtype=COMMAND_DTYPE)
         commands["asset"] = self.share_asset
         if mark:
@@ -52,5 +62,5 @@ class PoolClock:
             commands[row]["kind"] = CommandKind.POOL_REDEEM if held else CommandKind.POOL_CANCEL
             commands[row]["account"] = account
             commands[row]["order_id"] = rid
-            self.sent[rid] = now
+            self.sent[rid] = (now, self.sent.get(rid, (now, 0))[1] + 1)
         return commands

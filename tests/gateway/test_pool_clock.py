@@ -1,8 +1,9 @@
 """The gateway's pool clock (engine/gateway/pool_clock.py): a NAV sample every
 nav_sample_s, and the execution of each request, deposit or redemption, once it
 is due, for its owner, in request-id order; a refused execution (a redemption the
-equity guard refuses included) is sent again only after RETRY_S and executes once
-it can, and nothing runs without a main pool."""
+equity guard refuses included) is sent again only after RETRY_S, doubling up to
+RETRY_MAX_S, and executes once it can; a frozen owner's requests (and all while the
+pool account is frozen) are left alone; nothing runs without a main pool."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from test_pool import CALL, POOL, REFERENCE, SHARE, TRADER, USDC, deposit, kinds
 
 from engine.core.types import CommandKind, EventKind
 from engine.core.types import Reject as Code
-from engine.gateway.pool_clock import RETRY_S, PoolClock
+from engine.gateway.pool_clock import RETRY_MAX_S, RETRY_S, PoolClock
 from engine.units import POOL_PPS_SCALE
 
 DEPOSIT_COOLDOWN = 10 * 10**9
@@ -21,7 +22,7 @@ DEPOSIT_COOLDOWN = 10 * 10**9
 
 def _clock(nav_sample_s=60, pool=True):
     main = SimpleNamespace(nav_sample_s=nav_sample_s) if pool else None
-    terms = SimpleNamespace(share_asset=SHARE) if pool else None
+    terms = SimpleNamespace(share_asset=SHARE, account=POOL) if pool else None
     return PoolClock(SimpleNamespace(file=SimpleNamespace(pools=SimpleNamespace(main=main)),
                                      venue=SimpleNamespace(main_pool=terms)))
 
@@ -98,12 +99,46 @@ def test_a_redemption_the_equity_guard_refuses_is_retried_and_executes_once_the_
     again = clock.commands(RETRY_S, eng, 5)
     assert _run(eng, again, 5)["kind"].tolist() == [EventKind.REJECTED]      # the guard still refuses
     deposit(eng, 3, SHARE, 50_000 * 10**6, ts=6)                   # new capital: the guard allows it
-    paid = _run(eng, clock.commands(2 * RETRY_S, eng, 7), 7)
+    assert len(clock.commands(2 * RETRY_S, eng, 7)) == 0                  # two refusals: it waits twice as long
+    paid = _run(eng, clock.commands(3 * RETRY_S, eng, 7), 7)
     assert [(int(e["kind"]), int(e["account"]), int(e["order_id"])) for e in paid] == [
         (EventKind.POOL_PAID, 1, request.order_id)] * 2
     assert shares_of(eng, 1) == 0 and eng.pool_info().pending == ()
-    assert len(clock.commands(3 * RETRY_S, eng, 8)) == 0
+    assert len(clock.commands(10 * RETRY_S, eng, 8)) == 0
     eng.check_integrity()
+
+
+def test_a_request_refused_again_and_again_is_retried_ever_less_often_up_to_the_cap():
+    """A request the core keeps refusing (here: no NAV for hours) costs a journaled
+    refusal at 1, 2, 4 ... s, then one each RETRY_MAX_S, not one a second: a day of it
+    is under 1,500 commands instead of 86,400."""
+    eng = make_engine(deposit_cooldown=0)
+    eng.credit(POOL, 2, 10**6, ts=1)                # a token without a USD price: the NAV is unset
+    eng.pool_deposit(3, SHARE, 10**9, ts=2)
+    clock = _clock(nav_sample_s=0)
+    sends = []
+    for tick in range(0, 3_600 * 4):                 # an hour, four clock runs a second
+        now = tick / 4
+        sent = clock.commands(now, eng, 2)
+        if len(sent):
+            assert _run(eng, sent, 2)["kind"].tolist() == [EventKind.REJECTED]
+            sends.append(now)
+    gaps = np.diff(sends).tolist()
+    assert gaps[:6] == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0] and set(gaps[6:]) == {RETRY_MAX_S}
+    assert len(sends) < 3_600 / RETRY_MAX_S + 8
+
+
+def test_the_clock_leaves_a_frozen_owners_request_and_a_frozen_pools_alone():
+    eng = make_engine(deposit_cooldown=0)
+    deposit(eng, 1, SHARE, 50_000 * 10**6, ts=1)
+    eng.pool_deposit(3, SHARE, 10**9, ts=2)
+    [request] = eng.pool_redeem(1, SHARE, 10**6, ts=3)
+    clock = _clock(nav_sample_s=0)
+    eng.freeze_account(1, ts=4)                      # the owner's wallet asked for a forced exit
+    sent = clock.commands(0.0, eng, 4)
+    assert [int(c["account"]) for c in sent] == [3]  # only the other owner's deposit
+    eng.freeze_account(POOL, ts=5)
+    assert len(clock.commands(100.0, eng, 5)) == 0
 
 
 def test_a_due_redemption_whose_shares_its_owner_moved_away_is_cancelled_not_retried():

@@ -108,7 +108,7 @@ def test_capture_returns_what_the_page_showed(venue, clients, tmp_path):
     gateway, web = venue
     clients(gateway, "mm").place(AMZN, Side.SELL, 100, PX + 100)
     clients(gateway, "retail").place(AMZN, Side.BUY, 20, PX + 100)
-    seen = capture(web.url, tmp_path / "report" / "web.png", timeout=30)
+    seen = capture(web.url, tmp_path / "report" / "web.png", timeout=90)  # headless Chromium starts slowly on a loaded 2-core machine
     assert seen.screenshot.stat().st_size > 10_000
     assert any(row.split()[-3:] == ["185.01", "0.02", "buy"] for row in seen.trades)
     assert "194.26 band high" in seen.band_edges  # 185.01 x 1.05, to the tick downwards
