@@ -58,9 +58,10 @@ def render(results: dict, results_path: Path, readme_dir: Path) -> str:
         f"{figures_dir}/), "
         f"at commit {m['commit']} on {m['date'][:10]}: "
         f"{m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, numpy {m['numpy']}. Other processes kept "
-        f"{m['other_cpu_load']:.2f} of the {m['cpus']} CPUs busy on average during the run (the machine is "
-        "shared), so absolute figures are low and noisy: read each one against its baseline from the same "
-        "run (the ratio column). Per suite, seconds: "
+        f"{m['other_cpu_load']:.2f} of the {m['cpus']} CPUs busy on average during the run"
+        + (" (the machine is shared), so absolute figures are low and noisy" if m["other_cpu_load"] >= 0.25 else
+           "; timings on a virtual machine still vary from run to run")
+        + ": read each one against its baseline from the same run (the ratio column). Per suite, seconds: "
         + ", ".join(f"{name} {seconds:,.0f}" for name, seconds in results["seconds"].items()) + ".",
         "",
     ]
