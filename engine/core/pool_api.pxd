@@ -22,6 +22,7 @@ cdef class PoolApi(ChainApi):
     cdef uint8_t _mint_terms(self, int64_t amount, int64_t* pps, int64_t* shares) except 255
     cdef int _pool_mark(self, const CommandRec* c) except -1
     cdef int _pool_check(self, const CommandRec* c, bint provider) except -1
+    cdef int _deposit_check(self, const CommandRec* c) except -1
     cdef int _pool_paid(self, const CommandRec* c, int32_t asset, int64_t qty, int64_t pps, int64_t fee,
                         int64_t request) except -1
     cdef int _pool_request_event(self, uint8_t kind, int64_t rid, int64_t account, int32_t asset, int64_t qty,

@@ -195,6 +195,18 @@ cdef class PoolApi(ChainApi):
         e.leaves = leaves
         return 0
 
+    cdef int _deposit_check(self, const CommandRec* c) except -1:
+        """0, or the reject code of a deposit's pool, provider and amount (the checks
+        an immediate deposit and a deposit request share, in this order)."""
+        cdef int why = self._pool_check(c, True)
+        if why:
+            return why
+        if c.qty <= 0:
+            return INVALID_AMOUNT
+        if c.qty > ORDER_AMOUNT_LIMIT:
+            return AMOUNT_OVERFLOW
+        return 0
+
     cdef uint8_t _mint_terms(self, int64_t amount, int64_t* pps, int64_t* shares) except 255:
         """0 and the deposit NAV per share and shares minted for ``amount`` now, or
         why a deposit cannot mint now."""
@@ -214,15 +226,11 @@ cdef class PoolApi(ChainApi):
         return 0
 
     cdef int _pool_deposit(self, const CommandRec* c) except -1:
-        cdef uint8_t why = self._pool_check(c, True)
+        cdef uint8_t why = self._deposit_check(c)
         cdef MainPool p = self.pool
         cdef int64_t pps, shares
         if why:
             return self._reject(c, why)
-        if c.qty <= 0:
-            return self._reject(c, INVALID_AMOUNT)
-        if c.qty > ORDER_AMOUNT_LIMIT:
-            return self._reject(c, AMOUNT_OVERFLOW)
         if self.ledger.free(c.account, p.asset) < c.qty:
             return self._reject(c, INSUFFICIENT_BALANCE)
         why = self._mint_terms(c.qty, &pps, &shares)
@@ -239,15 +247,11 @@ cdef class PoolApi(ChainApi):
         return 0
 
     cdef int _pool_deposit_request(self, const CommandRec* c) except -1:
-        cdef uint8_t why = self._pool_check(c, True)
+        cdef uint8_t why = self._deposit_check(c)
         cdef MainPool p = self.pool
         cdef int64_t rid
         if why:
             return self._reject(c, why)
-        if c.qty <= 0:
-            return self._reject(c, INVALID_AMOUNT)
-        if c.qty > ORDER_AMOUNT_LIMIT:
-            return self._reject(c, AMOUNT_OVERFLOW)
         if c.account in p.depositing:
             return self._reject(c, POOL_REQUEST_PENDING)
         if self.ledger.reserve(c.account, p.asset, c.qty):
