@@ -36,7 +36,7 @@ class PoolClock:
         self.share_asset = terms.share_asset if terms is not None else 0
         self.pool_account = terms.account if terms is not None else -1
         self.last = None
-        self.sent: dict[int, tuple[float, int]] = {}  # request id -> (when its execution was last sent, sends)
+        self.retry: dict[int, tuple[float, float]] = {}  # request id sent -> (when to send it again, the wait)
 
     def commands(self, now: float, engine, ts: int) -> np.ndarray:
         """The commands to run at monotonic time ``now`` and wall-clock ``ts`` (ns):
@@ -51,9 +51,8 @@ class PoolClock:
         due = [] if engine.is_frozen(self.pool_account) else [
             request for request in engine.pool_due_requests(ts) if not engine.is_frozen(request[1])]
         due_ids = {request[0] for request in due}
-        self.sent = {rid: sent for rid, sent in self.sent.items() if rid in due_ids}
-        due = [request for request in due if request[0] not in self.sent or now - self.sent[request[0]][0] >= min(
-            RETRY_S * 2 ** (self.sent[request[0]][1] - 1), RETRY_MAX_S)]
+        self.retry = {rid: retry for rid, retry in self.retry.items() if rid in due_ids}
+        due = [request for request in due if now >= self.retry.get(request[0], (now, 0.0))[0]]
         commands = np.zeros(int(mark) + len(due), dtype=COMMAND_DTYPE)
         commands["asset"] = self.share_asset
         if mark:
@@ -62,5 +61,6 @@ class PoolClock:
             commands[row]["kind"] = CommandKind.POOL_REDEEM if held else CommandKind.POOL_CANCEL
             commands[row]["account"] = account
             commands[row]["order_id"] = rid
-            self.sent[rid] = (now, self.sent.get(rid, (now, 0))[1] + 1)
+            wait = min(2 * self.retry[rid][1], RETRY_MAX_S) if rid in self.retry else RETRY_S
+            self.retry[rid] = (now + wait, wait)
         return commands
